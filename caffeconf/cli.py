@@ -1,0 +1,76 @@
+"""Command line: `caffeconf COMMAND ...`. Thin by design: `main(argv) -> int`.
+
+Each command lives in `caffeconf.commands.<module>` with `add_arguments(parser)`
+and `run(args) -> int`; only the chosen command's module is imported, so
+`validate` and `compile` never pay for (or import) torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import CaffeconfError, render_json, render_text
+
+# name -> (module under caffeconf.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate": ("validate", "check configs and report every problem with its location"),
+    "compile": ("compile", "compile a config to a flat Caffe NetParameter"),
+    "upgrade": ("upgrade", "upgrade a V0/V1 net or an old solver to the current format"),
+    "schema": ("schema", "print the JSON Schema for configs"),
+    "run": ("run", "run a net forward with PyTorch"),
+    "time": ("time", "time forward and backward per layer, like `caffe time`"),
+    "inspect": ("inspect", "shapes, parameters, FLOPs and memory per layer or module"),
+    "draw": ("draw", "draw a net (modules as boxes, or flat)"),
+    "diff": ("diff", "semantic differences between two nets"),
+    "import": ("import_net", "turn a prototxt into a caffeconf config"),
+    "train": ("train", "train a net with a Caffe solver"),
+    "test": ("test", "score a trained model over a test set, like `caffe test`"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    here = os.path.join(os.path.dirname(__file__), "commands")
+    return {name: entry for name, entry in COMMANDS.items()
+            if os.path.exists(os.path.join(here, entry[0] + ".py"))}
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="caffeconf", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"caffeconf {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in _available().items():
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(f"caffeconf.commands.{module}").add_arguments(sub_parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(f"caffeconf.commands.{_available()[args.command][0]}")
+    try:
+        return module.run(args)
+    except CaffeconfError as error:
+        as_json = getattr(args, "format", None) == "json"
+        renderer = render_json if as_json else render_text
+        (sys.stdout if as_json else sys.stderr).write(renderer(error.diagnostics))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

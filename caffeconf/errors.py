@@ -1,0 +1,145 @@
+"""The one user-facing error type, its diagnostics, and how they are rendered.
+
+Raising and rendering are separate: code raises `CaffeconfError` holding one or
+more `Diagnostic`s; the CLI renders them as text (compiler style) or JSON.
+`InternalError` is for broken invariants, i.e. bugs, and is never rendered as a
+user diagnostic.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+
+@dataclass(frozen=True)
+class Span:
+    """A place in a source file; `line` and `col` are 1-based."""
+
+    path: str
+    line: int
+    col: int
+    end_line: int | None = None
+    end_col: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Note:
+    message: str
+    span: Span | None = None
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    span: Span | None = None
+    severity: str = "error"  # "error" or "warning"
+    notes: tuple[Note, ...] = ()
+    hint: str | None = None
+
+
+class CaffeconfError(Exception):
+    """Bad input: carries every diagnostic found, each with its location."""
+
+    def __init__(self, diagnostics: Sequence[Diagnostic]):
+        self.diagnostics = tuple(diagnostics)
+        super().__init__("\n".join(_headline(d) for d in self.diagnostics))
+
+    @classmethod
+    def at(cls, span: Span | None, message: str, *, notes: Iterable[Note] = (),
+           hint: str | None = None) -> "CaffeconfError":
+        return cls([Diagnostic(message, span, notes=tuple(notes), hint=hint)])
+
+
+class InternalError(Exception):
+    """A broken invariant inside caffeconf: a bug, not bad input."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """A hint naming the closest candidate, or None when nothing is close."""
+    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"did you mean '{match[0]}'?" if match else None
+
+
+def _headline(diag: Diagnostic) -> str:
+    where = f"{diag.span}: " if diag.span else ""
+    return f"{where}{diag.severity}: {diag.message}"
+
+
+class SourceLines:
+    """Source text by path, read lazily; in-memory sources can be registered."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, list[str] | None] = {}
+
+    def register(self, path: str, text: str) -> None:
+        self._lines[path] = text.splitlines()
+
+    def line(self, path: str, number: int) -> str | None:
+        if path not in self._lines:
+            try:
+                text = Path(path).read_text(encoding="utf-8", errors="replace")
+                self._lines[path] = text.splitlines()
+            except OSError:
+                self._lines[path] = None
+        lines = self._lines[path]
+        if lines is None or not 1 <= number <= len(lines):
+            return None
+        return lines[number - 1]
+
+
+SOURCES = SourceLines()
+
+
+def _excerpt(span: Span, sources: SourceLines) -> list[str]:
+    text = sources.line(span.path, span.line)
+    if text is None:
+        return []
+    text = text.expandtabs(1)  # keep columns aligned with the caret
+    width = 1
+    if span.end_line == span.line and span.end_col and span.end_col > span.col:
+        width = span.end_col - span.col
+    return [f"    {text}", "    " + " " * (span.col - 1) + "^" + "~" * (width - 1)]
+
+
+def render_text(diagnostics: Iterable[Diagnostic], sources: SourceLines = SOURCES) -> str:
+    """Compiler-style text: headline, source line with caret, hint, notes."""
+    out: list[str] = []
+    for diag in diagnostics:
+        out.append(_headline(diag))
+        if diag.span:
+            out.extend(_excerpt(diag.span, sources))
+        if diag.hint:
+            out.append(f"  hint: {diag.hint}")
+        for note in diag.notes:
+            where = f"{note.span}: " if note.span else ""
+            out.append(f"{where}note: {note.message}")
+    return "\n".join(out) + ("\n" if out else "")
+
+
+def _span_json(span: Span | None) -> dict | None:
+    if span is None:
+        return None
+    return {"path": span.path, "line": span.line, "column": span.col,
+            "end_line": span.end_line, "end_column": span.end_col}
+
+
+def render_json(diagnostics: Iterable[Diagnostic]) -> str:
+    """Machine-readable diagnostics for tools and editors."""
+    items = [
+        {
+            "severity": d.severity,
+            "message": d.message,
+            "location": _span_json(d.span),
+            "hint": d.hint,
+            "notes": [{"message": n.message, "location": _span_json(n.span)} for n in d.notes],
+        }
+        for d in diagnostics
+    ]
+    return json.dumps({"diagnostics": items}, indent=2) + "\n"

@@ -1,0 +1,82 @@
+"""The flat net: the one IR every consumer reads (emit, run, draw, inspect, diff).
+
+It knows nothing of protobuf. A layer's Caffe fields other than name, type,
+bottom and top live in `fields` as plain data, keyed by caffe.proto's field
+names: sub-messages are dicts, repeated fields are lists, enums are their value
+names (e.g. ``{"pooling_param": {"pool": "MAX", "kernel_size": 3}}``), and
+`param` (ParamSpec list), `include`/`exclude` (NetStateRule lists),
+`loss_weight`, `propagate_down`, `phase` and `blobs` appear under their own
+names. `caffeconf.serde` converts to and from `NetParameter`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import Span
+
+
+@dataclass(frozen=True)
+class Use:
+    """One module use on the chain that produced a layer."""
+
+    module: str
+    instance: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a flat layer was written, and the module uses around it (outermost first)."""
+
+    span: Span
+    uses: tuple[Use, ...] = ()
+
+    def describe(self) -> str:
+        """e.g. "in module inception, used as inception_3a at net.yaml:88:3"."""
+        return "; ".join(
+            f"in module {use.module}, used as {use.instance} at {use.span}"
+            for use in reversed(self.uses)
+        )
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    type: str
+    bottoms: tuple[str, ...] = ()
+    tops: tuple[str, ...] = ()
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    origin: Origin | None = None
+
+    @property
+    def params(self) -> list[Mapping[str, Any]]:
+        """The layer's ParamSpecs (`param` entries), possibly empty."""
+        return list(self.fields.get("param", ()))
+
+    def is_in_place(self) -> bool:
+        return bool(self.tops) and self.tops == self.bottoms[: len(self.tops)]
+
+    def summary(self) -> str:
+        """A stable one-line form for debugging and tests."""
+        return f"{self.name} ({self.type}) {list(self.bottoms)} -> {list(self.tops)}"
+
+
+@dataclass(frozen=True)
+class Net:
+    name: str
+    layers: tuple[Layer, ...]
+    # Net-level NetParameter fields other than name and layer, as plain data
+    # (force_backward, state, debug_info; legacy input fields never survive upgrade).
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    def layer(self, name: str) -> Layer:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    def dump(self) -> str:
+        """One line per layer, stable across runs."""
+        return "\n".join(layer.summary() for layer in self.layers) + "\n"
