@@ -1,0 +1,62 @@
+"""caffe.proto -> caffe_pb2.py, through grpc_tools' bundled protoc.
+
+    python -m caffeconf.proto.generate          rewrite caffe_pb2.py
+    python -m caffeconf.proto.generate --check  exit 1 if caffe_pb2.py is stale
+
+The committed module is protoc's output byte for byte, so `--check` is an exact
+comparison. protoc stamps its own version into the output: regenerate with the
+grpcio-tools release the project pins, or the check reports a difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from caffeconf.files import write_atomic
+
+PROTO_DIR = Path(__file__).resolve().parent
+PROTO_FILE = PROTO_DIR / "caffe.proto"
+MODULE_FILE = PROTO_DIR / "caffe_pb2.py"
+
+
+def generate_into(out_dir: Path) -> Path:
+    """Run protoc on caffe.proto, writing caffe_pb2.py into out_dir; return its path."""
+    from grpc_tools import protoc  # a build-time tool: imported only when generating
+
+    args = ["protoc", f"--proto_path={PROTO_DIR}", f"--python_out={out_dir}", PROTO_FILE.name]
+    status = protoc.main(args)
+    if status != 0:
+        raise RuntimeError(f"protoc failed on {PROTO_FILE} (exit status {status})")
+    return out_dir / MODULE_FILE.name
+
+
+def fresh_module_bytes() -> bytes:
+    """What protoc emits for caffe.proto right now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return generate_into(Path(tmp)).read_bytes()
+
+
+def is_stale() -> bool:
+    """True when the committed caffe_pb2.py differs from a fresh generation."""
+    committed = MODULE_FILE.read_bytes() if MODULE_FILE.exists() else b""
+    return committed != fresh_module_bytes()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m caffeconf.proto.generate", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only report whether caffe_pb2.py is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        if is_stale():
+            print(f"{MODULE_FILE} is stale: run `python -m caffeconf.proto.generate`", file=sys.stderr)
+            return 1
+        return 0
+    write_atomic(MODULE_FILE, fresh_module_bytes())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
