@@ -11,6 +11,7 @@ grpcio-tools release the project pins, or the check reports a difference.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -39,10 +40,20 @@ def fresh_module_bytes() -> bytes:
         return generate_into(Path(tmp)).read_bytes()
 
 
-def is_stale() -> bool:
-    """True when the committed caffe_pb2.py differs from a fresh generation."""
+def gencode_version(module_source: bytes) -> str:
+    """The protobuf version protoc stamped into a generated module, or '?'."""
+    stamp = re.search(rb"^# Protobuf Python Version: (\S+)$", module_source, flags=re.MULTILINE)
+    return stamp[1].decode() if stamp else "?"
+
+
+def staleness() -> str | None:
+    """Why the committed caffe_pb2.py differs from a fresh generation, or None when it does not."""
     committed = MODULE_FILE.read_bytes() if MODULE_FILE.exists() else b""
-    return committed != fresh_module_bytes()
+    fresh = fresh_module_bytes()
+    if committed == fresh:
+        return None
+    return (f"{MODULE_FILE} is stale (committed gencode {gencode_version(committed)}, "
+            f"this protoc makes {gencode_version(fresh)}): run `python -m caffeconf.proto.generate`")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="only report whether caffe_pb2.py is stale")
     args = parser.parse_args(argv)
     if args.check:
-        if is_stale():
-            print(f"{MODULE_FILE} is stale: run `python -m caffeconf.proto.generate`", file=sys.stderr)
-            return 1
-        return 0
+        reason = staleness()
+        if reason:
+            print(reason, file=sys.stderr)
+        return 1 if reason else 0
     write_atomic(MODULE_FILE, fresh_module_bytes())
     return 0
 
