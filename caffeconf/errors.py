@@ -143,3 +143,37 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
         for d in diagnostics
     ]
     return json.dumps({"diagnostics": items}, indent=2) + "\n"
+
+
+class DiagnosticList:
+    """Collects diagnostics so that one run reports every problem (each once)."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+        self._seen: set[tuple] = set()
+
+    def add(self, diag: Diagnostic) -> None:
+        key = (diag.span, diag.message, diag.severity)
+        if key not in self._seen:
+            self._seen.add(key)
+            self.items.append(diag)
+
+    def error(self, span: Span | None, message: str, *, notes: Iterable[Note] = (),
+              hint: str | None = None) -> None:
+        self.add(Diagnostic(message, span, notes=tuple(notes), hint=hint))
+
+    def warning(self, span: Span | None, message: str, *, notes: Iterable[Note] = (),
+                hint: str | None = None) -> None:
+        self.add(Diagnostic(message, span, "warning", tuple(notes), hint))
+
+    def extend(self, error: CaffeconfError) -> None:
+        for diag in error.diagnostics:
+            self.add(diag)
+
+    @property
+    def has_errors(self) -> bool:
+        return any(d.severity == "error" for d in self.items)
+
+    def raise_if_errors(self) -> None:
+        if self.has_errors:
+            raise CaffeconfError(self.items)

@@ -1,0 +1,55 @@
+"""The pipeline for configs: load -> check -> resolve -> verify, giving the flat Net.
+
+`build` returns the net and every diagnostic (warnings included);
+`compile_file` is the strict form consumers use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .check import check_modules
+from .errors import CaffeconfError, Diagnostic, DiagnosticList
+from .fields import NET
+from .ir import Net
+from .limits import DEFAULT_LIMITS, Limits
+from .load import load_tree
+from .resolve import Resolver
+from .syntax import parse_document
+from .verify import verify_net
+
+NET_FIELDS = frozenset(f.name for f in NET.fields) - {"layer", "layers"}
+
+
+@dataclass(frozen=True)
+class Build:
+    net: Net | None  # None when errors stopped the pipeline
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.net is not None and not any(d.severity == "error" for d in self.diagnostics)
+
+
+def build(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Build:
+    diags = DiagnosticList()
+    try:
+        document = parse_document(load_tree(path, limits), str(path), diags, NET_FIELDS)
+        modules = dict(document.modules)
+        check_modules(modules, document.layers, diags)
+        net = Resolver(document, modules, diags, limits).run()
+        if not diags.has_errors:
+            verify_net(net, diags)
+    except CaffeconfError as error:
+        diags.extend(error)
+        return Build(None, tuple(diags.items))
+    return Build(None if diags.has_errors else net, tuple(diags.items))
+
+
+def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Net:
+    """The flat net of a config; raises CaffeconfError with every error found."""
+    result = build(path, limits)
+    if not result.ok:
+        raise CaffeconfError(result.diagnostics)
+    return result.net

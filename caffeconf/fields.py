@@ -1,0 +1,177 @@
+"""Located config values -> plain Caffe field data, checked against caffe.proto's descriptors.
+
+This is where a YAML value meets the Caffe field it lands in: unknown fields
+(with "did you mean"), wrong types, out-of-range integers and unknown enum
+names are reported at the value's location. The result is the plain data the
+flat IR holds (see `caffeconf.ir`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from .errors import CaffeconfError, DiagnosticList, did_you_mean
+from .load import Map, Node, Scalar, Seq
+from .proto import caffe_pb2
+
+LAYER = caffe_pb2.LayerParameter.DESCRIPTOR
+NET = caffe_pb2.NetParameter.DESCRIPTOR
+
+Evaluate = Callable[[Scalar], Any]
+
+_INT_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1, "int32"),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1, "int64"),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1, "uint32"),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1, "uint64"),
+}
+
+
+def type_name(field: FieldDescriptor) -> str:
+    """The field's type as caffe.proto writes it (for messages: the message name)."""
+    if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+        return field.message_type.name
+    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        return f"enum {field.enum_type.name}"
+    return {
+        FieldDescriptor.CPPTYPE_FLOAT: "float", FieldDescriptor.CPPTYPE_DOUBLE: "double",
+        FieldDescriptor.CPPTYPE_BOOL: "bool", FieldDescriptor.CPPTYPE_STRING: "string",
+    }.get(field.cpp_type) or _INT_RANGES[field.cpp_type][2]
+
+
+def describe(value: Any) -> str:
+    kind = {bool: "bool", int: "int", float: "float", str: "string", list: "list",
+            dict: "mapping", type(None): "null"}.get(type(value), type(value).__name__)
+    return f"{kind} {value!r}" if kind in ("int", "float", "string", "bool") else kind
+
+
+def check_scalar(field: FieldDescriptor, value: Any) -> tuple[Any, str | None]:
+    """(converted value, None) when `value` fits the field, else (None, problem)."""
+    cpp = field.cpp_type
+    if cpp in _INT_RANGES:
+        low, high, name = _INT_RANGES[cpp]
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return None, f"expects an integer ({name}), got float {value!r} (write {int(value)})"
+            return None, f"expects an integer ({name}), got {describe(value)}"
+        if not low <= value <= high:
+            return None, f"value {value} is out of range for {name}"
+        return value, None
+    if cpp in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f"expects a number ({type_name(field)}), got {describe(value)}"
+        return value, None
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        if not isinstance(value, bool):
+            return None, f"expects true or false, got {describe(value)}"
+        return value, None
+    if cpp == FieldDescriptor.CPPTYPE_ENUM:
+        names = field.enum_type.values_by_name
+        if not isinstance(value, str) or value not in names:
+            hint = did_you_mean(str(value), names) if isinstance(value, str) else None
+            hint = f" ({hint})" if hint else ""
+            return None, (f"expects one of {', '.join(names)} ({field.enum_type.name}), "
+                          f"got {describe(value)}{hint}")
+        return value, None
+    if not isinstance(value, str):
+        return None, f"expects a string, got {describe(value)}"
+    return (value.encode("utf-8") if field.type == FieldDescriptor.TYPE_BYTES else value), None
+
+
+class FieldChecker:
+    """Converts located values for a message descriptor, reporting into `diags`."""
+
+    def __init__(self, evaluate: Evaluate, diags: DiagnosticList):
+        self.evaluate, self.diags = evaluate, diags
+
+    def message(self, node: Node, descriptor: Descriptor, path: str,
+                skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+        if not isinstance(node, Map):
+            self.diags.error(node.span, f"{path} expects a mapping of {descriptor.name} fields, "
+                             f"got {describe(self._value(node))}")
+            return {}
+        data: dict[str, Any] = {}
+        for key, child in node.values.items():
+            if key in skip:
+                continue
+            field = descriptor.fields_by_name.get(key)
+            if field is None:
+                self._unknown(key, node, descriptor, path)
+                continue
+            value = self.field(child, field, f"{path}.{key}" if path else key)
+            if value is not _MISSING:
+                data[key] = value
+        return data
+
+    def field(self, node: Node, field: FieldDescriptor, path: str) -> Any:
+        if field.is_repeated:
+            items = self._items(node)
+            if items is None:
+                return _MISSING
+            values = [self._single(item, field, path) for item in items]
+            return [v for v in values if v is not _MISSING]
+        return self._single(node, field, path)
+
+    def _items(self, node: Node) -> list[Node] | None:
+        if isinstance(node, Seq):
+            return list(node.items)
+        if isinstance(node, Scalar):
+            value = self._value(node)
+            if value is _MISSING:
+                return None
+            if isinstance(value, list):  # a `${...}` that produced a list
+                return [Scalar(v, node.span) for v in value]
+        return [node]
+
+    def _single(self, node: Node, field: FieldDescriptor, path: str) -> Any:
+        if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            return self.message(node, field.message_type, path)
+        if not isinstance(node, Scalar):
+            self.diags.error(node.span, f"{path} expects a single {type_name(field)} value, "
+                             f"got a {'list' if isinstance(node, Seq) else 'mapping'}")
+            return _MISSING
+        value = self._value(node)
+        if value is _MISSING:
+            return _MISSING
+        converted, problem = check_scalar(field, value)
+        if problem:
+            self.diags.error(node.span, f"{path} {problem}")
+            return _MISSING
+        return converted
+
+    def _value(self, node: Node) -> Any:
+        if not isinstance(node, Scalar):
+            return None
+        try:
+            return self.evaluate(node)
+        except CaffeconfError as error:
+            self.diags.extend(error)
+            return _MISSING
+
+    def _unknown(self, key: str, node: Map, descriptor: Descriptor, path: str) -> None:
+        where = f" in {path}" if path else ""
+        hint = did_you_mean(key, descriptor.fields_by_name)
+        if hint is None and descriptor is LAYER:
+            hint = _hint_nested(key)
+        self.diags.error(node.keys[key], f"unknown field '{key}'{where} ({descriptor.name} has no such field)",
+                         hint=hint)
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+
+
+def _hint_nested(key: str) -> str | None:
+    """For a type-specific field written on the layer itself, name the *_param it belongs in."""
+    owners = [f.name for f in LAYER.fields
+              if f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and f.name.endswith("_param")
+              and key in f.message_type.fields_by_name]
+    if owners:
+        return f"'{key}' belongs inside {' or '.join(owners[:3])}"
+    return None

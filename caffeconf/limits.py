@@ -1,0 +1,22 @@
+"""Limits against hostile or runaway input, with documented defaults (`docs/format.md`).
+
+Each is overridable from the command line (`--max-...` flags of validate/compile).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 16 * 1024 * 1024  # one source file
+    max_nodes: int = 2_000_000  # YAML nodes after alias expansion (refuses "billion laughs")
+    max_tree_depth: int = 64  # nesting of YAML collections
+    max_use_depth: int = 32  # nesting of module uses
+    max_layers: int = 1_000_000  # flat layers after expansion
+    max_repeat: int = 10_000  # one `repeat` count
+    max_import_depth: int = 16  # chain of imports
+
+
+DEFAULT_LIMITS = Limits()

@@ -1,0 +1,211 @@
+"""Source files -> located tree: YAML (via `yaml.compose`) or TOML, every node with its Span.
+
+YAML is read with a safe loader and YAML 1.2 scalar rules (only true/false are
+booleans; `1e-5` is a float); tags other than the standard ones are refused,
+duplicate keys are errors, `<<` merge keys are honoured, and alias expansion is
+bounded so a "billion laughs" document fails at once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Union
+
+import yaml
+
+from .errors import SOURCES, CaffeconfError, Note, Span
+from .limits import DEFAULT_LIMITS, Limits
+
+
+@dataclass(frozen=True, eq=False)
+class Scalar:
+    value: Any  # str, int, float, bool or None
+    span: Span
+    quoted: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class Seq:
+    items: tuple["Node", ...]
+    span: Span
+
+
+@dataclass(frozen=True, eq=False)
+class Map:
+    values: dict[str, "Node"]
+    keys: dict[str, Span]  # where each key is written
+    span: Span
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+
+Node = Union[Scalar, Seq, Map]
+
+_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG = "tag:yaml.org,2002:"
+
+
+class _Loader(_BASE):  # type: ignore[misc,valid-type]
+    """Safe loader with YAML 1.2 core-schema booleans, ints and floats."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_TAG + "bool", _TAG + "int", _TAG + "float")]
+    for first, resolvers in _BASE.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+_Loader.add_implicit_resolver(_TAG + "int", re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$"),
+                              list("-+0123456789"))
+_Loader.add_implicit_resolver(
+    _TAG + "float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
+    list("-+0123456789."),
+)
+
+
+def _span(path: str, node: yaml.Node) -> Span:
+    start, end = node.start_mark, node.end_mark
+    return Span(path, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
+
+
+class _TreeBuilder:
+    """Turns composed YAML nodes into the located tree, counting nodes as aliases expand."""
+
+    def __init__(self, path: str, limits: Limits):
+        self.path, self.limits, self.count = path, limits, 0
+
+    def build(self, node: yaml.Node, depth: int = 0) -> Node:
+        self.count += 1
+        if self.count > self.limits.max_nodes:
+            raise CaffeconfError.at(_span(self.path, node),
+                                    f"document expands to more than {self.limits.max_nodes} nodes "
+                                    "(through YAML aliases?); refusing it",
+                                    hint="raise the limit with --max-nodes if this is intended")
+        if depth > self.limits.max_tree_depth:
+            raise CaffeconfError.at(_span(self.path, node),
+                                    f"nesting deeper than {self.limits.max_tree_depth} levels")
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, "seq")
+            return Seq(tuple(self.build(item, depth + 1) for item in node.value), _span(self.path, node))
+        self._check_tag(node, "map")
+        return self._mapping(node, depth)
+
+    def _check_tag(self, node: yaml.Node, kind: str) -> None:
+        if node.tag != _TAG + kind:
+            raise CaffeconfError.at(_span(self.path, node), f"tag '{node.tag}' is not allowed here")
+
+    def _scalar(self, node: yaml.ScalarNode) -> Scalar:
+        kind = node.tag[len(_TAG):] if node.tag.startswith(_TAG) else None
+        span = _span(self.path, node)
+        text = node.value
+        if kind == "str":
+            value: Any = text
+        elif kind == "null":
+            value = None
+        elif kind == "bool":
+            value = text.lower() == "true"
+        elif kind == "int":
+            value = int(text, 0) if re.match(r"^[-+]?0[xo]", text) else int(text)
+        elif kind == "float":
+            value = float(text.replace("inf", "Inf").replace("Inf", "inf").replace("NaN", "nan"))
+        else:
+            raise CaffeconfError.at(span, f"tag '{node.tag}' is not allowed (only plain YAML data is)")
+        return Scalar(value, span, quoted=node.style in ("'", '"'))
+
+    def _mapping(self, node: yaml.MappingNode, depth: int) -> Map:
+        values: dict[str, Node] = {}
+        keys: dict[str, Span] = {}
+        for key_node, value_node in self._merged_pairs(node):
+            key = self.build(key_node, depth + 1)
+            if not isinstance(key, Scalar) or isinstance(key.value, (list, dict)) or key.value is None:
+                raise CaffeconfError.at(key.span, "a mapping key must be a plain name")
+            name = str(key.value).lower() if isinstance(key.value, bool) else str(key.value)
+            if name in keys:
+                raise CaffeconfError.at(key.span, f"duplicate key '{name}'",
+                                        notes=[Note("first written here", keys[name])])
+            keys[name] = key.span
+            values[name] = self.build(value_node, depth + 1)
+        return Map(values, keys, _span(self.path, node))
+
+    def _merged_pairs(self, node: yaml.MappingNode) -> Iterator[tuple[yaml.Node, yaml.Node]]:
+        """Pairs with `<<` merges applied: explicit keys win over merged ones, as in YAML 1.1."""
+        explicit = [(k, v) for k, v in node.value if k.tag != _TAG + "merge"]
+        written = {k.value for k, _ in explicit if isinstance(k, yaml.ScalarNode)}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key, value in node.value:
+            if key.tag != _TAG + "merge":
+                continue
+            sources = value.value if isinstance(value, yaml.SequenceNode) else [value]
+            for source in sources:
+                if not isinstance(source, yaml.MappingNode):
+                    raise CaffeconfError.at(_span(self.path, source), "'<<' merges only mappings")
+                for pair in self._merged_pairs(source):
+                    if pair[0].value not in written:
+                        written.add(pair[0].value)
+                        merged.append(pair)
+        yield from explicit
+        yield from merged
+
+
+def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The text of a source file, size-checked and registered for diagnostics."""
+    name = str(path)
+    try:
+        size = Path(path).stat().st_size
+        if size > limits.max_file_bytes:
+            raise CaffeconfError.at(Span(name, 1, 1),
+                                    f"file is {size} bytes, over the limit of {limits.max_file_bytes}")
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CaffeconfError.at(None, f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise CaffeconfError.at(None, f"{name}: is a directory") from None
+    except UnicodeDecodeError as error:
+        raise CaffeconfError.at(Span(name, 1, 1), f"file is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise CaffeconfError.at(None, f"{name}: {error.strerror}") from None
+    SOURCES.register(name, text)
+    return text
+
+
+def parse_yaml(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> Node:
+    """One YAML document as a located tree."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
+        problem = error.problem or error.context or "invalid YAML"
+        raise CaffeconfError.at(span, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise CaffeconfError.at(Span(path, 1, 1), f"invalid YAML: {error}") from None
+    if root is None:
+        raise CaffeconfError.at(Span(path, 1, 1), "the document is empty")
+    return _TreeBuilder(path, limits).build(root)
+
+
+def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:
+    """Read and parse a config file (YAML, or TOML by its suffix)."""
+    text = read_source(path, limits)
+    if str(path).lower().endswith(".toml"):
+        from .toml_tree import parse_toml
+
+        return parse_toml(text, str(path))
+    return parse_yaml(text, str(path), limits)
+
+
+def plain(node: Node) -> Any:
+    """The node's value as plain Python data, spans dropped."""
+    if isinstance(node, Scalar):
+        return node.value
+    if isinstance(node, Seq):
+        return [plain(item) for item in node.items]
+    return {key: plain(value) for key, value in node.values.items()}

@@ -1,0 +1,408 @@
+"""Surface document -> flat Net: instantiate every module use with checked parameters and
+inline it, qualifying layer and blob names as `<instance><separator><inner>`.
+
+Problems go to a `DiagnosticList` so that one run reports all of them; an
+instance with errors is still expanded as far as possible so later problems
+show up too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .catalog import LAYER_TYPES, SOURCE_TYPES
+from .errors import CaffeconfError, DiagnosticList, Note, Span, did_you_mean
+from .expr import compile_template
+from .fields import LAYER, NET, FieldChecker, describe
+from .ir import Layer, Net, Origin, Use
+from .limits import Limits
+from .load import Map, Node, Scalar, Seq
+from .syntax import Document, ModuleDecl, ParamDecl, Port, check_keys
+
+LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place"})
+USE_KEYS = ("use", "name", "with", "bottom", "top", "doc")
+
+
+@dataclass
+class Scope:
+    """Names visible while expanding one module instance (or the top level)."""
+
+    values: dict[str, Any]  # parameter values for `${...}`
+    prefix: str  # qualifies layer and blob names ("" at top level)
+    separator: str
+    uses: tuple[Use, ...] = ()
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> flat blob the caller chose
+    blobs: dict[str, str] = field(default_factory=dict)  # scope name -> flat blob name
+    chain: tuple[str, ...] = ()  # module names being expanded, outermost first
+
+    def qualify(self, name: str) -> str:
+        return f"{self.prefix}{self.separator}{name}" if self.prefix else name
+
+    def blob_for_top(self, name: str) -> str:
+        """The flat blob a top named `name` writes, registering it in the scope."""
+        flat = self.blobs.get(name) or self.outputs.get(name) or self.qualify(name)
+        self.blobs[name] = flat
+        return flat
+
+
+class Resolver:
+    def __init__(self, document: Document, modules: dict[str, ModuleDecl], diags: DiagnosticList,
+                 limits: Limits):
+        self.document, self.modules, self.diags, self.limits = document, modules, diags, limits
+        self.layers: list[Layer] = []
+        self._templates: dict[int, Any] = {}
+        self._scope_values: dict[str, Any] = {}
+        self.fields = FieldChecker(self.evaluate, diags)
+
+    # -- values -------------------------------------------------------------------------------
+
+    def evaluate(self, node: Scalar) -> Any:
+        """A scalar's value in the current scope (`${...}` filled in)."""
+        if not isinstance(node.value, str) or "${" not in node.value:
+            return node.value
+        key = id(node)
+        if key not in self._templates:
+            self._templates[key] = compile_template(node.value, _text_start(node))
+        return self._templates[key].evaluate(self._scope_values)
+
+    def value(self, node: Node) -> Any:
+        """Plain data for any node, scalars evaluated; raises CaffeconfError."""
+        if isinstance(node, Scalar):
+            return self.evaluate(node)
+        if isinstance(node, Seq):
+            return [self.value(item) for item in node.items]
+        return {key: self.value(child) for key, child in node.values.items()}
+
+    def _try(self, node: Node) -> Any:
+        try:
+            return self.value(node)
+        except CaffeconfError as error:
+            self.diags.extend(error)
+            return _FAILED
+
+    def text(self, node: Node | None, what: str) -> str | None:
+        if node is None:
+            return None
+        value = self._try(node)
+        if value is _FAILED:
+            return None
+        if not isinstance(value, str) or not value:
+            self.diags.error(node.span, f"{what} must be a non-empty string, got {describe(value)}")
+            return None
+        return value
+
+    def names(self, node: Node, what: str) -> list[str] | None:
+        """A blob-name list (a single name is a one-element list)."""
+        value = self._try(node)
+        if value is _FAILED:
+            return None
+        items = value if isinstance(value, list) else [value]
+        if not all(isinstance(item, str) and item for item in items):
+            self.diags.error(node.span, f"{what} must be blob names, got {describe(value)}")
+            return None
+        return items
+
+    # -- expansion ----------------------------------------------------------------------------
+
+    def run(self) -> Net:
+        doc = self.document
+        scope = Scope(values={}, prefix="", separator=doc.separator)
+        scope.values = self.bind_params(doc.params, None, scope, doc.span, "the document") or {}
+        self._scope_values = scope.values
+        name = self.text(doc.name, "`name`") if doc.name is not None else ""
+        net_fields = self.fields.message(Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()},
+                                             doc.span), NET, "", skip=frozenset({"layer", "layers"}))
+        self.expand(doc.layers, scope, prev=None)
+        return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
+
+    def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
+        for entry in entries:
+            self._scope_values = scope.values
+            if "use" in entry:
+                prev = self.expand_use(entry, scope, prev)
+            else:
+                prev = self.expand_layer(entry, scope, prev)
+
+    def expand_layer(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        name = self.text(entry.get("name"), "a layer name")
+        if entry.get("name") is None:
+            self.diags.error(entry.span, "a layer needs a `name`")
+        layer_type = self.layer_type(entry)
+        bottoms = self.bottoms(entry, prev, layer_type in SOURCE_TYPES, what="layer")
+        tops = self.tops(entry, name, bottoms)
+        fields = self.fields.message(entry, LAYER, "", skip=LAYER_SYNTAX_KEYS)
+        if name is None or layer_type is None or bottoms is None or tops is None:
+            return None
+        self._count_layer(entry.span)
+        flat_bottoms = tuple(self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms)
+        flat_tops = tuple(scope.blob_for_top(t) for t in tops)
+        self.layers.append(Layer(scope.qualify(name), layer_type, flat_bottoms, flat_tops, fields,
+                                 Origin(entry.span, scope.uses)))
+        return tops
+
+    def layer_type(self, entry: Map) -> str | None:
+        node = entry.get("type")
+        if node is None:
+            self.diags.error(entry.span, "a layer needs a `type` (or `use:` for a module)")
+            return None
+        layer_type = self.text(node, "`type`")
+        if layer_type is not None and layer_type not in LAYER_TYPES:
+            self.diags.error(node.span, f"unknown layer type '{layer_type}'",
+                             hint=did_you_mean(layer_type, LAYER_TYPES) or _module_hint(layer_type, self.modules))
+            return None
+        return layer_type
+
+    def bottoms(self, entry: Map, prev: list[str] | None, is_source: bool, what: str) -> list[str] | None:
+        node = entry.get("bottom")
+        if node is not None:
+            return self.names(node, "`bottom`")
+        if is_source:
+            return []
+        if prev is None or len(prev) != 1:
+            detail = "nothing comes before it" if prev is None else f"the previous one has {len(prev)} tops"
+            self.diags.error(entry.span, f"this {what} names no `bottom` and {detail}",
+                             hint="write `bottom:` explicitly")
+            return None
+        return list(prev)
+
+    def tops(self, entry: Map, name: str | None, bottoms: list[str] | None) -> list[str] | None:
+        in_place = entry.get("in_place")
+        if in_place is not None:
+            flag = self._try(in_place)
+            if not isinstance(flag, bool):
+                self.diags.error(in_place.span, "`in_place` must be true or false")
+                return None
+            if flag:
+                if "top" in entry:
+                    self.diags.error(entry.keys["top"], "a layer with `in_place: true` takes its tops from "
+                                     "its bottoms; remove `top`")
+                return None if bottoms is None else list(bottoms)
+        if "top" in entry:
+            return self.names(entry.get("top"), "`top`")
+        return None if name is None else [name]
+
+    def flat_blob(self, name: str, scope: Scope, node: Node) -> str:
+        flat = scope.blobs.get(name)
+        if flat is None:
+            self.diags.error(node.span, f"unknown blob '{name}': no layer before this one produces it",
+                             hint=did_you_mean(name, scope.blobs))
+            return scope.qualify(name)
+        return flat
+
+    def _count_layer(self, span: Span) -> None:
+        if len(self.layers) >= self.limits.max_layers:
+            raise CaffeconfError.at(span, f"the net expands to more than {self.limits.max_layers} layers",
+                                    hint="raise the limit with --max-layers if this is intended")
+
+    # -- module uses --------------------------------------------------------------------------
+
+    def expand_use(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        check_keys(entry, USE_KEYS, "a module use", self.diags)
+        module = self.module_for(entry)
+        instance = self.text(entry.get("name"), "the instance `name`")
+        if entry.get("name") is None:
+            self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
+        if module is None or instance is None:
+            return None
+        if module.name in scope.chain:
+            return None  # a cycle; check.find_cycles reports it with the chain
+        if len(scope.uses) >= self.limits.max_use_depth:
+            self.diags.error(entry.span, f"module uses nest deeper than {self.limits.max_use_depth}")
+            return None
+        values = self.bind_params(module.params, entry.get("with"), scope, entry.span, f"module '{module.name}'")
+        bottoms = self.bind_ports(entry, "bottom", module.inputs, module, prev)
+        tops = self.bind_ports(entry, "top", module.outputs, module, None)
+        if values is None or bottoms is None:
+            return None
+        flat_bottoms = [self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms]
+        callee = Scope(
+            values=values, separator=scope.separator,
+            prefix=scope.qualify(instance) if module.qualify else scope.prefix,
+            uses=scope.uses + (Use(module.name, scope.qualify(instance), entry.span),),
+            outputs={port.name: scope.blob_for_top(top) for port, top in zip(module.outputs, tops or ())},
+            blobs={port.name: flat for port, flat in zip(module.inputs, flat_bottoms)},
+            chain=scope.chain + (module.name,),
+        )
+        first = [module.inputs[0].name] if len(module.inputs) == 1 else None
+        self.expand(module.layers, callee, prev=first)
+        self._scope_values = scope.values
+        return self.collect_outputs(module, callee, scope, instance, tops, entry)
+
+    def module_for(self, entry: Map) -> ModuleDecl | None:
+        node = entry.get("use")
+        name = self.text(node, "`use`")
+        if name is None:
+            return None
+        module = self.modules.get(name)
+        if module is None:
+            self.diags.error(node.span, f"unknown module '{name}'",
+                             hint=did_you_mean(name, self.modules) or _type_hint(name))
+        return module
+
+    def bind_ports(self, entry: Map, key: str, ports: tuple[Port, ...], module: ModuleDecl,
+                   prev: list[str] | None) -> list[str] | None:
+        """Caller blob names for the module's inputs (`bottom`) or outputs (`top`), in port order."""
+        node = entry.get(key)
+        what = "inputs" if key == "bottom" else "outputs"
+        if node is None:
+            if key == "top":
+                return None
+            return self.bottoms(entry, prev, not ports, what="module use")
+        if isinstance(node, Map):
+            return self._ports_by_name(node, key, ports, module)
+        names = self.names(node, f"`{key}`")
+        if names is not None and len(names) != len(ports):
+            self.diags.error(node.span, f"module '{module.name}' has {len(ports)} {what} "
+                             f"({', '.join(p.name for p in ports) or 'none'}) but {len(names)} "
+                             f"{'bottoms' if key == 'bottom' else 'tops'} are given",
+                             notes=[Note(f"{what} of '{module.name}' declared here",
+                                         ports[0].span if ports else module.span)])
+            return None
+        return names
+
+    def _ports_by_name(self, node: Map, key: str, ports: tuple[Port, ...], module: ModuleDecl) -> list[str] | None:
+        known = {port.name for port in ports}
+        ok = True
+        for name in node.values:
+            if name not in known:
+                ok = False
+                self.diags.error(node.keys[name], f"module '{module.name}' has no {'input' if key == 'bottom' else 'output'} "
+                                 f"'{name}'", hint=did_you_mean(name, known))
+        missing = [port.name for port in ports if port.name not in node.values]
+        if missing:
+            ok = False
+            self.diags.error(node.span, f"`{key}` binds no blob to {', '.join(missing)} of module '{module.name}'")
+        if not ok:
+            return None
+        names = [self.text(node.values[port.name], f"`{key}.{port.name}`") for port in ports]
+        return None if None in names else names  # type: ignore[return-value]
+
+    def collect_outputs(self, module: ModuleDecl, callee: Scope, scope: Scope, instance: str,
+                        tops: list[str] | None, entry: Map) -> list[str] | None:
+        names = []
+        for index, port in enumerate(module.outputs):
+            flat = callee.blobs.get(port.name)
+            if flat is None:
+                self.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
+                                 "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)])
+                return None
+            name = tops[index] if tops else f"{instance}{scope.separator}{port.name}"
+            scope.blobs[name] = flat
+            names.append(name)
+        return names
+
+    # -- parameters ---------------------------------------------------------------------------
+
+    def bind_params(self, decls: dict[str, ParamDecl], with_node: Node | None, scope: Scope, use_span: Span,
+                    owner: str) -> dict[str, Any] | None:
+        """Checked parameter values: given ones (evaluated in the caller's scope), then defaults."""
+        given: dict[str, Any] = {}
+        ok = True
+        if with_node is not None and not isinstance(with_node, Map):
+            self.diags.error(with_node.span, "`with` must map parameter names to values")
+            return None
+        for key, node in (with_node.values.items() if with_node is not None else ()):
+            decl = decls.get(key)
+            if decl is None:
+                ok = False
+                self.diags.error(with_node.keys[key], f"{owner} has no parameter '{key}'",
+                                 hint=did_you_mean(key, decls) or (f"its parameters: {', '.join(decls)}"
+                                                                  if decls else "it takes no parameters"))
+                continue
+            value = self._try(node)
+            if value is _FAILED or not self._check_param(decl, value, node.span, owner):
+                ok = False
+            else:
+                given[key] = value
+        return self._with_defaults(decls, given, use_span, owner) if ok else None
+
+    def _with_defaults(self, decls: dict[str, ParamDecl], given: dict[str, Any], use_span: Span,
+                       owner: str) -> dict[str, Any] | None:
+        values = dict(given)
+        previous = self._scope_values
+        self._scope_values = values  # defaults may refer to earlier parameters
+        ok = True
+        for decl in decls.values():
+            if decl.name in values:
+                continue
+            if decl.default is None:
+                ok = False
+                self.diags.error(use_span, f"missing required parameter '{decl.name}' ({decl.type_text}) of {owner}",
+                                 notes=[Note(f"'{decl.name}' declared here", decl.span)])
+                continue
+            value = self._try(decl.default)
+            if value is _FAILED or not self._check_param(decl, value, decl.default.span, owner):
+                ok = False
+            else:
+                values[decl.name] = value
+        self._scope_values = previous
+        return values if ok else None
+
+    def _check_param(self, decl: ParamDecl, value: Any, span: Span, owner: str) -> bool:
+        problem = param_problem(decl, value)
+        if problem:
+            self.diags.error(span, f"parameter '{decl.name}' of {owner} {problem}",
+                             notes=[Note(f"'{decl.name}' declared here as {decl.type_text}", decl.span)])
+        return problem is None
+
+
+def param_problem(decl: ParamDecl, value: Any) -> str | None:
+    """Why `value` does not fit the declaration, or None."""
+    if not decl.is_list:
+        return _item_problem(decl, value)
+    if not isinstance(value, list):
+        return f"expects a list of {decl.kind}, got {describe(value)}"
+    if decl.min_len is not None and len(value) < decl.min_len:
+        return f"needs at least {decl.min_len} items, got {len(value)}"
+    if decl.max_len is not None and len(value) > decl.max_len:
+        return f"takes at most {decl.max_len} items, got {len(value)}"
+    for index, item in enumerate(value):
+        problem = _item_problem(decl, item)
+        if problem:
+            return f"item {index}: {problem}"
+    return None
+
+
+def _item_problem(decl: ParamDecl, value: Any) -> str | None:
+    kind = decl.kind
+    fits = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "string": isinstance(value, str),
+        "enum": isinstance(value, str) and value in decl.values,
+    }[kind]
+    if not fits:
+        if kind == "enum":
+            hint = did_you_mean(str(value), decl.values) if isinstance(value, str) else None
+            return (f"expects one of {', '.join(decl.values)}, got {describe(value)}"
+                    + (f" ({hint})" if hint else ""))
+        return f"expects {kind}, got {describe(value)}"
+    if decl.minimum is not None and value < decl.minimum:
+        return f"must be >= {decl.minimum}, got {value}"
+    if decl.maximum is not None and value > decl.maximum:
+        return f"must be <= {decl.maximum}, got {value}"
+    return None
+
+
+def _text_start(node: Scalar) -> Span:
+    """Where the scalar's text starts: one column in for a quoted scalar."""
+    span = node.span
+    return Span(span.path, span.line, span.col + 1, span.end_line, span.end_col) if node.quoted else span
+
+
+def _module_hint(name: str, modules: dict[str, ModuleDecl]) -> str | None:
+    return f"'{name}' is a module: write `use: {name}`" if name in modules else None
+
+
+def _type_hint(name: str) -> str | None:
+    return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in LAYER_TYPES else None
+
+
+class _Failed:
+    def __repr__(self) -> str:
+        return "<failed>"
+
+
+_FAILED = _Failed()

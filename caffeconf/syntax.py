@@ -1,0 +1,239 @@
+"""Located tree -> surface declarations: the document, its modules and their typed parameters.
+
+Layer entries stay located maps (`load.Map`): the resolver reads them, since
+their values can only be checked once `${...}` is evaluated per instance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CaffeconfError, DiagnosticList, Span, did_you_mean
+from .load import Map, Node, Scalar, Seq
+
+FORMAT_VERSION = 1
+PARAM_KINDS = ("int", "float", "bool", "string", "enum")
+DOCUMENT_KEYS = ("caffeconf", "name", "separator", "params", "imports", "modules", "layers")
+MODULE_KEYS = ("doc", "params", "inputs", "outputs", "layers", "qualify")
+PARAM_KEYS = ("type", "default", "min", "max", "values", "min_len", "max_len", "doc")
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class ParamDecl:
+    """A typed module parameter; no default means it is required."""
+
+    name: str
+    kind: str  # one of PARAM_KINDS
+    is_list: bool
+    span: Span
+    default: Node | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    values: tuple[str, ...] = ()
+    min_len: int | None = None
+    max_len: int | None = None
+    doc: str = ""
+
+    @property
+    def type_text(self) -> str:
+        return f"list[{self.kind}]" if self.is_list else self.kind
+
+
+@dataclass(frozen=True)
+class Port:
+    """A module input or output: a blob name in the module's scope."""
+
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True)
+class ModuleDecl:
+    name: str
+    span: Span
+    path: str
+    params: dict[str, ParamDecl]
+    inputs: tuple[Port, ...]
+    outputs: tuple[Port, ...]
+    layers: tuple[Map, ...]
+    qualify: bool = True
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Document:
+    path: str
+    span: Span
+    name: Node | None
+    separator: str
+    params: dict[str, ParamDecl]
+    modules: dict[str, ModuleDecl]
+    imports: Node | None
+    layers: tuple[Map, ...]
+    net_fields: dict[str, Node]  # other NetParameter fields (force_backward, state, ...)
+
+
+def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> None:
+    for key in node.values:
+        if key not in allowed:
+            diags.error(node.keys[key], f"unknown key '{key}' in {what}",
+                        hint=did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}")
+
+
+def _text(node: Node | None, what: str, diags: DiagnosticList) -> str | None:
+    if node is None:
+        return None
+    if isinstance(node, Scalar) and isinstance(node.value, str):
+        return node.value
+    diags.error(node.span, f"{what} must be a string")
+    return None
+
+
+def _layers(node: Node | None, what: str, diags: DiagnosticList) -> tuple[Map, ...]:
+    if node is None:
+        return ()
+    if not isinstance(node, Seq):
+        diags.error(node.span, f"{what} must be a list of layers")
+        return ()
+    entries = []
+    for item in node.items:
+        if isinstance(item, Map):
+            entries.append(item)
+        else:
+            diags.error(item.span, "a layer must be a mapping (a Caffe layer or a `use:` of a module)")
+    return tuple(entries)
+
+
+def _ports(node: Node | None, what: str, diags: DiagnosticList) -> tuple[Port, ...]:
+    if node is None:
+        return ()
+    items = node.items if isinstance(node, Seq) else (node,)
+    ports, seen = [], set()
+    for item in items:
+        if not (isinstance(item, Scalar) and isinstance(item.value, str) and item.value):
+            diags.error(item.span, f"{what} must be blob names")
+        elif item.value in seen:
+            diags.error(item.span, f"{what} names '{item.value}' twice")
+        else:
+            seen.add(item.value)
+            ports.append(Port(item.value, item.span))
+    return tuple(ports)
+
+
+def _number(node: Node | None, what: str, diags: DiagnosticList, integer: bool = False) -> Any:
+    if node is None:
+        return None
+    value = node.value if isinstance(node, Scalar) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        diags.error(node.span, f"{what} must be {'an integer' if integer else 'a number'}")
+        return None
+    return value
+
+
+def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) -> ParamDecl | None:
+    """`n: int` or `n: {type: int, default: 3, min: 1, ...}`."""
+    if not NAME.match(name):
+        diags.error(key_span, f"parameter name '{name}' is not an identifier")
+        return None
+    if isinstance(node, Scalar):
+        node = Map({"type": node}, {"type": node.span}, node.span)
+    if not isinstance(node, Map):
+        diags.error(node.span, f"parameter '{name}' must be a type name or a mapping with `type:`")
+        return None
+    check_keys(node, PARAM_KEYS, f"parameter '{name}'", diags)
+    type_node = node.get("type")
+    type_text = _text(type_node, "`type`", diags) if type_node else None
+    if type_text is None:
+        diags.error(node.span if type_node is None else type_node.span, f"parameter '{name}' needs a `type`",
+                    hint=f"one of {', '.join(PARAM_KINDS)}, or list[...] of them")
+        return None
+    match = re.fullmatch(r"\s*list\s*\[\s*(\w+)\s*\]\s*|\s*(\w+)\s*", type_text)
+    kind = match and (match.group(1) or match.group(2))
+    if kind not in PARAM_KINDS:
+        diags.error(type_node.span, f"unknown parameter type '{type_text}'",
+                    hint=did_you_mean(type_text, PARAM_KINDS) or
+                    f"one of {', '.join(PARAM_KINDS)}, or list[...] of them")
+        return None
+    values: tuple[str, ...] = ()
+    if kind == "enum":
+        values_node = node.get("values")
+        if not isinstance(values_node, Seq) or not values_node.items or not all(
+                isinstance(v, Scalar) and isinstance(v.value, str) for v in values_node.items):
+            diags.error((values_node or node).span, f"enum parameter '{name}' needs `values:`, a list of names")
+            return None
+        values = tuple(v.value for v in values_node.items)
+    doc_node = node.get("doc")
+    return ParamDecl(
+        name=name, kind=kind, is_list=bool(match.group(1)), span=key_span, default=node.get("default"),
+        minimum=_number(node.get("min"), "`min`", diags), maximum=_number(node.get("max"), "`max`", diags),
+        values=values, min_len=_number(node.get("min_len"), "`min_len`", diags, integer=True),
+        max_len=_number(node.get("max_len"), "`max_len`", diags, integer=True),
+        doc=_text(doc_node, "`doc`", diags) or "",
+    )
+
+
+def parse_params(node: Node | None, diags: DiagnosticList) -> dict[str, ParamDecl]:
+    if node is None:
+        return {}
+    if not isinstance(node, Map):
+        diags.error(node.span, "`params` must map parameter names to their types")
+        return {}
+    decls = {}
+    for name, value in node.values.items():
+        decl = parse_param(name, node.keys[name], value, diags)
+        if decl:
+            decls[name] = decl
+    return decls
+
+
+def parse_module(name: str, key_span: Span, node: Node, path: str, diags: DiagnosticList) -> ModuleDecl | None:
+    if not isinstance(node, Map):
+        diags.error(node.span, f"module '{name}' must be a mapping (params, inputs, outputs, layers)")
+        return None
+    check_keys(node, MODULE_KEYS, f"module '{name}'", diags)
+    qualify = node.get("qualify")
+    if qualify is not None and not (isinstance(qualify, Scalar) and isinstance(qualify.value, bool)):
+        diags.error(qualify.span, "`qualify` must be true or false")
+    if node.get("layers") is None:
+        diags.error(key_span, f"module '{name}' has no `layers`")
+    return ModuleDecl(
+        name=name, span=key_span, path=path, params=parse_params(node.get("params"), diags),
+        inputs=_ports(node.get("inputs"), "`inputs`", diags),
+        outputs=_ports(node.get("outputs"), "`outputs`", diags),
+        layers=_layers(node.get("layers"), f"module '{name}' `layers`", diags),
+        qualify=not (isinstance(qualify, Scalar) and qualify.value is False),
+        doc=_text(node.get("doc"), "`doc`", diags) or "",
+    )
+
+
+def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names: frozenset[str]) -> Document:
+    """The surface document; structural problems go to `diags`."""
+    if not isinstance(root, Map):
+        raise CaffeconfError.at(root.span, "a caffeconf document must be a mapping")
+    allowed = DOCUMENT_KEYS + tuple(sorted(net_field_names))
+    check_keys(root, allowed, "the document", diags)
+    version = root.get("caffeconf")
+    if version is None:
+        diags.error(root.span, "missing format version: add `caffeconf: 1` at the top")
+    elif not (isinstance(version, Scalar) and version.value == FORMAT_VERSION):
+        diags.error(version.span, f"unsupported format version {getattr(version, 'value', '?')!r}; "
+                    f"this caffeconf reads version {FORMAT_VERSION}")
+    modules: dict[str, ModuleDecl] = {}
+    modules_node = root.get("modules")
+    if isinstance(modules_node, Map):
+        for name, node in modules_node.values.items():
+            module = parse_module(name, modules_node.keys[name], node, path, diags)
+            if module:
+                modules[name] = module
+    elif modules_node is not None:
+        diags.error(modules_node.span, "`modules` must map module names to modules")
+    separator = _text(root.get("separator"), "`separator`", diags) or "/"
+    return Document(
+        path=path, span=root.span, name=root.get("name"), separator=separator,
+        params=parse_params(root.get("params"), diags), modules=modules, imports=root.get("imports"),
+        layers=_layers(root.get("layers"), "`layers`", diags),
+        net_fields={k: v for k, v in root.values.items() if k in net_field_names and k != "name"},
+    )
