@@ -20,3 +20,25 @@ class Limits:
 
 
 DEFAULT_LIMITS = Limits()
+
+
+_FLAGS = {
+    "max_file_bytes": "largest source file, in bytes",
+    "max_nodes": "YAML nodes after alias expansion",
+    "max_use_depth": "nesting of module uses",
+    "max_layers": "flat layers after expansion",
+    "max_repeat": "count of one `repeat`",
+}
+
+
+def add_limit_arguments(parser) -> None:
+    group = parser.add_argument_group("limits")
+    for name, help_text in _FLAGS.items():
+        group.add_argument("--" + name.replace("_", "-"), type=int, metavar="N", dest=name,
+                           default=getattr(DEFAULT_LIMITS, name),
+                           help=f"{help_text} (default {getattr(DEFAULT_LIMITS, name)})")
+
+
+def limits_from(args) -> Limits:
+    return Limits(**{name: getattr(args, name) for name in _FLAGS},
+                  max_tree_depth=DEFAULT_LIMITS.max_tree_depth, max_import_depth=DEFAULT_LIMITS.max_import_depth)

@@ -1,0 +1,60 @@
+"""`caffeconf compile FILE -o net.prototxt`: the flat Caffe NetParameter, text or binary."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from ..compiler import build
+from ..errors import CaffeconfError, render_text
+from ..files import write_atomic
+from ..ir import Net
+from ..limits import add_limit_arguments, limits_from
+from ..rules import filter_net
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("file", metavar="FILE", help="a caffeconf config (.yaml or .toml)")
+    parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
+    parser.add_argument("--binary", action="store_true", help="write the binary NetParameter")
+    parser.add_argument("--source-map", metavar="MAP.json",
+                        help="write, per flat layer, its source location and chain of module uses")
+    variant = parser.add_argument_group("deploy variants (prune the net as Caffe's FilterNet would)")
+    variant.add_argument("--phase", choices=("TRAIN", "TEST"))
+    variant.add_argument("--stage", action="append", default=None, metavar="NAME")
+    variant.add_argument("--level", type=int)
+    add_limit_arguments(parser)
+
+
+def source_map(net: Net) -> dict:
+    def where(span):
+        return {"file": span.path, "line": span.line, "column": span.col}
+
+    return {"layers": [
+        {"name": layer.name, **where(layer.origin.span),
+         "uses": [{"module": use.module, "instance": use.instance, **where(use.span)} for use in layer.origin.uses]}
+        for layer in net.layers if layer.origin
+    ]}
+
+
+def run(args) -> int:
+    from .. import prototxt, serde
+
+    result = build(args.file, limits_from(args))
+    if result.diagnostics:
+        sys.stderr.write(render_text(result.diagnostics))
+    if not result.ok:
+        return 1
+    net = result.net
+    if args.phase or args.stage or args.level is not None:
+        net = filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
+    message = serde.net_to_proto(net)
+    if args.output == "-":
+        if args.binary:
+            raise CaffeconfError.at(None, "--binary needs an output file (-o)")
+        sys.stdout.write(prototxt.net_to_text(message))
+    else:
+        prototxt.write_net(message, args.output, binary=args.binary)
+    if args.source_map:
+        write_atomic(args.source_map, json.dumps(source_map(net), indent=1) + "\n")
+    return 0

@@ -1,0 +1,35 @@
+"""`caffeconf validate FILE...`: report every problem, compiler style or as JSON."""
+
+from __future__ import annotations
+
+import sys
+
+from ..compiler import build
+from ..errors import CaffeconfError, render_json, render_text
+from ..limits import add_limit_arguments, limits_from
+from ..nets import is_config, load_net
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="configs (.yaml, .toml) or Caffe prototxt")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_limit_arguments(parser)
+
+
+def _diagnostics(path: str, limits) -> tuple:
+    if is_config(path):
+        return build(path, limits).diagnostics
+    try:
+        load_net(path)
+    except CaffeconfError as error:
+        return error.diagnostics
+    return ()
+
+
+def run(args) -> int:
+    diagnostics = [d for path in args.files for d in _diagnostics(path, limits_from(args))]
+    if args.format == "json":
+        sys.stdout.write(render_json(diagnostics))
+    elif diagnostics:
+        sys.stderr.write(render_text(diagnostics))
+    return 1 if any(d.severity == "error" for d in diagnostics) else 0
