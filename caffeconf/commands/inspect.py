@@ -1,0 +1,128 @@
+"""`caffeconf inspect NET`: shapes, parameters, MACs and memory per layer or module use."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+
+from ..errors import CaffeconfError
+from ..measure import SOLVER_HISTORY, MemoryEstimate, Row, estimate_memory, layer_costs, net_totals, rows
+from ..shapes import Shape, format_shape, infer_shapes
+from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
+
+COLUMNS = ("layer", "type", "output", "params", "MACs", "activations")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("net", help="a config (.yaml/.toml) or a Caffe prototxt")
+    add_input_arguments(parser)
+    add_state_arguments(parser)
+    parser.add_argument("--depth", type=int, default=0, metavar="K",
+                        help="one row per module use at depth K (0: one row per layer)")
+    parser.add_argument("--solver", choices=sorted(SOLVER_HISTORY), default="SGD",
+                        help="solver whose history the training estimate counts (default SGD)")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.batch is not None and args.batch <= 0:
+        raise CaffeconfError.at(None, f"--batch must be positive, got {args.batch}")
+    if args.depth < 0:
+        raise CaffeconfError.at(None, f"--depth must be 0 or more, got {args.depth}")
+    net = load_for_state(args)
+    shapes = infer_shapes(net, parse_inputs(args.input), args.batch)
+    costs = layer_costs(shapes)
+    table = rows(costs, args.depth)
+    totals = net_totals(costs)
+    memory = estimate_memory(costs, args.solver)
+    render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
+    sys.stdout.write(render(table, totals, memory))
+    return 0
+
+
+def _number(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def format_bytes(value: int | None) -> str:
+    if value is None:
+        return "?"
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def _outputs(outputs: tuple[Shape | None, ...]) -> str:
+    return ", ".join(format_shape(s) for s in outputs) or "-"
+
+
+def render_table(table: list[Row], totals, memory: MemoryEstimate) -> str:
+    lines = [COLUMNS]
+    for row in table:
+        lines.append((row.name, row.type, _outputs(row.outputs), _number(row.params),
+                      _number(row.macs), format_bytes(row.activation_bytes)))
+    params, macs, activations = totals
+    lines.append(("total", "", "", _number(params), _number(macs), format_bytes(activations)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+    text = [_align(line, widths) for line in lines]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    text.insert(len(text) - 1, text[1])
+    return "\n".join(text) + "\n\n" + _memory_text(memory)
+
+
+def _align(cells: tuple[str, ...], widths: list[int]) -> str:
+    """Names left-aligned, numbers right-aligned."""
+    parts = [cell.ljust(w) if i < 3 else cell.rjust(w) for i, (cell, w) in enumerate(zip(cells, widths))]
+    return "  ".join(parts).rstrip()
+
+
+def _memory_text(memory: MemoryEstimate) -> str:
+    items = [
+        ("weights", memory.weights), ("weight gradients", memory.weight_gradients),
+        ("solver history", memory.solver_history), ("activations", memory.activations),
+        ("training peak", memory.training_peak), ("inference peak", memory.inference_peak),
+    ]
+    width = max(len(name) for name, _ in items)
+    lines = ["memory estimate (fp32; ? where shapes are unknown: give --input):"]
+    lines += [f"  {name.ljust(width)}  {format_bytes(value).rjust(10)}" for name, value in items]
+    return "\n".join(lines) + "\n"
+
+
+def _shape_json(shape: Shape | None):
+    return None if shape is None else list(shape)
+
+
+def render_json(table: list[Row], totals, memory: MemoryEstimate) -> str:
+    params, macs, activations = totals
+    document = {
+        "rows": [{"name": r.name, "type": r.type, "outputs": [_shape_json(s) for s in r.outputs],
+                  "params": r.params, "macs": r.macs, "activation_bytes": r.activation_bytes}
+                 for r in table],
+        "totals": {"params": params, "macs": macs, "activation_bytes": activations},
+        "memory_bytes": {
+            "weights": memory.weights, "weight_gradients": memory.weight_gradients,
+            "solver_history": memory.solver_history, "activations": memory.activations,
+            "training_peak": memory.training_peak, "inference_peak": memory.inference_peak,
+        },
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def render_csv(table: list[Row], totals, memory: MemoryEstimate) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(("name", "type", "outputs", "params", "macs", "activation_bytes"))
+    for r in table:
+        writer.writerow((r.name, r.type, ";".join(format_shape(s) for s in r.outputs),
+                         _blank(r.params), _blank(r.macs), _blank(r.activation_bytes)))
+    return buffer.getvalue()
+
+
+def _blank(value: int | None) -> str:
+    return "" if value is None else str(value)

@@ -1,0 +1,47 @@
+"""Command-line options shared by the commands that read one net: which state
+(phase, stages, level) to build it for, and shapes for its inputs."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import CaffeconfError
+from ..ir import Net
+
+
+def add_state_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--phase", choices=("TRAIN", "TEST"),
+                        help="build the net for this phase (default: the net's state, else TEST)")
+    parser.add_argument("--stage", action="append", default=None, metavar="STAGE",
+                        help="a NetState stage (repeatable)")
+    parser.add_argument("--level", type=int, default=None, help="the NetState level")
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", action="append", default=[], metavar="BLOB=D1,D2,...",
+                        help="the shape of an input blob, e.g. data=10,3,227,227 (repeatable)")
+    parser.add_argument("--batch", type=int, default=None, metavar="N",
+                        help="replace the first dim of every input blob")
+
+
+def load_for_state(args: argparse.Namespace) -> Net:
+    """The net at args.net, filtered as Caffe would build it for the chosen state."""
+    from ..nets import load_net
+    from ..rules import filter_net
+
+    return filter_net(load_net(args.net), phase=args.phase, stages=args.stage, level=args.level)
+
+
+def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for spec in specs:
+        name, _, dims = spec.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not name or not shape or any(d < 0 for d in shape):
+            raise CaffeconfError.at(None, f"bad --input '{spec}': expected BLOB=D1,D2,... "
+                                          "with non-negative integer dims")
+        shapes[name] = shape
+    return shapes

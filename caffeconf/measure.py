@@ -1,0 +1,315 @@
+"""Costs of a net: flat Net + its shapes -> parameters, multiply-accumulates and memory.
+
+Per layer: learnable values, multiply-accumulates (MACs) of the layer's
+matrix products (convolution, deconvolution, inner product, recurrent
+layers; element-wise layers count none), and the bytes of the blobs it
+creates. Layers can be summed per module use at depth K.
+
+The memory estimate models the PyTorch runner, not Caffe: values are fp32;
+in inference each blob is freed after its last reader and in-place layers,
+Split, Reshape and Flatten create no new memory (views); in training every
+blob a layer creates lives until that layer's backward, activation gradients
+live from the first reader's backward to the producer's, and the solver keeps
+its history per trainable weight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .ir import Layer
+from .shapes import LayerShapes, NetShapes, Shape, conv_geometry, count, layer_param
+
+BYTES_PER_VALUE = 4  # fp32
+
+# Types whose tops are views of their bottom in the runner: no new memory.
+VIEW_TYPES = frozenset({"Split", "Reshape", "Flatten"})
+# Types whose blobs are parameters rather than learned by gradient.
+UNTRAINED_TYPES = frozenset({"BatchNorm"})
+# What PyTorch keeps beside a layer's outputs for its backward, as a multiple
+# of the output bytes: max pooling's int64 argmax indices (twice fp32), and
+# dropout's one-byte mask.
+SAVED_EXTRA = {"Pooling:MAX": 2.0, "Dropout": 0.25}
+# Solver history buffers per trainable value (Caffe's SGDSolver subclasses).
+SOLVER_HISTORY = {"SGD": 1, "Nesterov": 1, "AdaGrad": 1, "RMSProp": 1, "AdaDelta": 2, "Adam": 2}
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    layer: Layer
+    tops: tuple[Shape | None, ...]
+    params: int | None  # values this layer owns (a shared weight counts at its first owner)
+    trainable: int | None  # of which are learned by gradient
+    macs: int | None
+    activation_bytes: int | None  # new memory its tops take (0 for in-place and views)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the inspect table: a layer, or a module use summed."""
+
+    name: str
+    type: str
+    outputs: tuple[Shape | None, ...]
+    params: int | None
+    macs: int | None
+    activation_bytes: int | None
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights: int | None
+    weight_gradients: int | None
+    solver_history: int | None
+    activations: int | None  # all forward blobs plus what backward keeps beside them
+    training_peak: int | None
+    inference_peak: int | None
+
+
+# ---------------------------------------------------------------- per layer
+
+def layer_costs(shapes: NetShapes) -> list[LayerCost]:
+    shared_seen: set[str] = set()
+    return [_layer_cost(entry, shared_seen) for entry in shapes.layers]
+
+
+def _layer_cost(entry: LayerShapes, shared_seen: set[str]) -> LayerCost:
+    params = trainable = None
+    if entry.params is not None:
+        owned = _owned_params(entry.layer, entry.params, shared_seen)
+        params = sum(count(shape) for _, shape in owned)
+        trainable = 0 if entry.layer.type in UNTRAINED_TYPES else sum(
+            count(shape) for spec, shape in owned if spec.get("lr_mult", 1.0) != 0)
+    return LayerCost(entry.layer, entry.tops, params, trainable, _macs(entry), _new_bytes(entry))
+
+
+def _owned_params(layer: Layer, shapes: Sequence[Shape], shared_seen: set[str]):
+    """(ParamSpec, shape) for the blobs this layer owns; a named blob is owned by its first user."""
+    specs = layer.params
+    owned = []
+    for i, shape in enumerate(shapes):
+        spec = specs[i] if i < len(specs) else {}
+        name = spec.get("name", "")
+        if name and name in shared_seen:
+            continue
+        if name:
+            shared_seen.add(name)
+        owned.append((spec, shape))
+    return owned
+
+
+def _new_bytes(entry: LayerShapes) -> int | None:
+    layer = entry.layer
+    total = 0
+    for top, shape in zip(layer.tops, entry.tops):
+        if top in layer.bottoms or layer.type in VIEW_TYPES:
+            continue
+        values = None if shape is None else count(shape)
+        if values is None:
+            return None
+        total += values * BYTES_PER_VALUE
+    return total
+
+
+def _macs(entry: LayerShapes) -> int | None:
+    rule = MAC_RULES.get(entry.layer.type)
+    if rule is None:
+        return 0
+    if any(shape is None for shape in entry.bottoms + entry.tops):
+        return None
+    return rule(entry)
+
+
+def _conv_macs(entry: LayerShapes) -> int | None:
+    """Each output value of a group takes C/group x kernel MACs."""
+    layer, bottom = entry.layer, entry.bottoms[0]
+    geo = conv_geometry(layer, bottom)
+    group = layer_param(layer, "convolution_param", "group")
+    channels = bottom[geo.axis]
+    spatial = [count(b[geo.axis + 1:]) if layer.type == "Deconvolution" else count(t[geo.axis + 1:])
+               for b, t in zip(entry.bottoms, entry.tops)]
+    if channels is None or None in spatial:
+        return None
+    num_output = layer_param(layer, "convolution_param", "num_output")
+    outer = count(bottom[:geo.axis])
+    per_position = (channels // group) * num_output * count(geo.kernel)
+    return sum(outer * s * per_position for s in spatial)
+
+
+def _inner_product_macs(entry: LayerShapes) -> int | None:
+    weight = entry.params[0] if entry.params else None
+    outer = count(entry.tops[0][:-1])
+    return None if weight is None or outer is None else outer * count(weight)
+
+
+def _recurrent_macs(entry: LayerShapes) -> int | None:
+    """Every weight matrix is applied once per time step and item."""
+    if entry.params is None:
+        return None
+    steps_items = count(entry.bottoms[0][:2])
+    matrices = sum(count(shape) for shape in entry.params if len(shape) == 2)
+    return None if steps_items is None else steps_items * matrices
+
+
+MAC_RULES = {
+    "Convolution": _conv_macs, "Deconvolution": _conv_macs,
+    "InnerProduct": _inner_product_macs, "LSTM": _recurrent_macs, "RNN": _recurrent_macs,
+}
+
+
+# ---------------------------------------------------------------- grouping by module use
+
+def rows(costs: Sequence[LayerCost], depth: int | None) -> list[Row]:
+    """One row per layer (depth None or 0), or per module use at `depth`."""
+    if not depth:
+        return [Row(c.layer.name, c.layer.type, c.tops, c.params, c.macs, c.activation_bytes)
+                for c in costs]
+    groups: dict[tuple, list[LayerCost]] = {}
+    for cost in costs:
+        groups.setdefault(group_key(cost.layer, depth), []).append(cost)
+    readers = _readers(c.layer for c in costs)
+    return [_group_row(key, members, readers) for key, members in groups.items()]
+
+
+def group_key(layer: Layer, depth: int) -> tuple:
+    """The first `depth` module uses that produced the layer; the layer itself when outside any."""
+    uses = layer.origin.uses[:depth] if layer.origin else ()
+    return tuple(use.instance for use in uses) if uses else ("", layer.name)
+
+
+def _group_row(key: tuple, members: list[LayerCost], readers: dict[str, set[str]]) -> Row:
+    if key[0] == "":
+        single = members[0]
+        return Row(single.layer.name, single.layer.type, single.tops, single.params,
+                   single.macs, single.activation_bytes)
+    inside = {c.layer.name for c in members}
+    outputs = {}
+    for cost in members:
+        for top, shape in zip(cost.layer.tops, cost.tops):
+            if not readers.get(top, set()) <= inside or not readers.get(top):
+                outputs[top] = shape  # read outside the group, or a net output
+    uses = members[0].layer.origin.uses[:len(key)]
+    return Row("/".join(key), uses[-1].module, tuple(outputs.values()),
+               _total(c.params for c in members), _total(c.macs for c in members),
+               _total(c.activation_bytes for c in members))
+
+
+def _readers(layers: Iterable[Layer]) -> dict[str, set[str]]:
+    readers: dict[str, set[str]] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            readers.setdefault(bottom, set()).add(layer.name)
+    return readers
+
+
+def _total(values: Iterable[int | None]) -> int | None:
+    values = list(values)
+    return None if None in values else sum(values)
+
+
+# ---------------------------------------------------------------- memory
+
+def estimate_memory(costs: Sequence[LayerCost], solver: str = "SGD") -> MemoryEstimate:
+    weights = _total(c.params for c in costs)
+    trainable = _total(c.trainable for c in costs)
+    if weights is None or trainable is None or any(c.activation_bytes is None for c in costs):
+        return MemoryEstimate(None if weights is None else weights * BYTES_PER_VALUE,
+                              None, None, None, None, None)
+    weight_bytes, grad_bytes = weights * BYTES_PER_VALUE, trainable * BYTES_PER_VALUE
+    history = grad_bytes * SOLVER_HISTORY[solver]
+    storages = _storages(costs)
+    saved = [c.activation_bytes + _saved_extra(c) for c in costs]
+    return MemoryEstimate(
+        weights=weight_bytes, weight_gradients=grad_bytes, solver_history=history,
+        activations=sum(saved),
+        training_peak=weight_bytes + grad_bytes + history + _backward_peak(costs, storages, saved),
+        inference_peak=weight_bytes + _inference_peak(costs, storages),
+    )
+
+
+def _saved_extra(cost: LayerCost) -> int:
+    kind = cost.layer.type
+    if kind == "Pooling":
+        kind += ":" + layer_param(cost.layer, "pooling_param", "pool")
+    return int(SAVED_EXTRA.get(kind, 0.0) * cost.activation_bytes)
+
+
+@dataclass
+class _Storage:
+    """Memory behind one or more blob names (in-place layers and views share it)."""
+
+    producer: int
+    bytes: int
+    last_reader: int
+    consumed: bool = False  # read by a layer that does not merely update it in place
+
+
+def _storages(costs: Sequence[LayerCost]) -> dict[str, _Storage]:
+    """Blob name -> its storage, as the blob is when each layer reads it."""
+    by_blob: dict[str, _Storage] = {}
+    for index, cost in enumerate(costs):
+        layer = cost.layer
+        for bottom in layer.bottoms:
+            if bottom in by_blob:
+                by_blob[bottom].last_reader = index
+                by_blob[bottom].consumed |= bottom not in layer.tops
+        for top, shape in zip(layer.tops, cost.tops):
+            if top in layer.bottoms:
+                by_blob[top].last_reader = index  # written in place
+            elif layer.type in VIEW_TYPES and layer.bottoms:
+                by_blob[top] = by_blob[layer.bottoms[0]]
+            else:
+                by_blob[top] = _Storage(index, count(shape) * BYTES_PER_VALUE, index)
+    return by_blob
+
+
+def _distinct(storages: Iterable[_Storage]) -> list[_Storage]:
+    seen: dict[int, _Storage] = {}
+    for storage in storages:
+        seen.setdefault(id(storage), storage)
+    return list(seen.values())
+
+
+def _inference_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage]) -> int:
+    """Walk forward: a storage lives from its producer to its last reader (net outputs to the end)."""
+    every = _distinct(storages.values())
+    peak = 0
+    for index in range(len(costs)):
+        live = sum(s.bytes for s in every
+                   if s.producer <= index and (s.last_reader >= index or not s.consumed))
+        peak = max(peak, live)
+    return peak
+
+
+def _backward_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage], saved: list[int]) -> int:
+    """Walk backward: forward memory of layers not yet back-propagated, plus live activation gradients."""
+    gradients: dict[int, _Storage] = {}
+    peak = 0
+    for index in reversed(range(len(costs))):
+        layer = costs[index].layer
+        for bottom in layer.bottoms:
+            storage = storages.get(bottom)
+            if storage is not None and not _is_source(costs[storage.producer].layer):
+                gradients.setdefault(id(storage), storage)
+        forward = sum(saved[: index + 1])
+        peak = max(peak, forward + sum(g.bytes for g in gradients.values()))
+        for key in [k for k, g in gradients.items() if g.producer == index]:
+            del gradients[key]
+    return peak
+
+
+def _is_source(layer: Layer) -> bool:
+    return not layer.bottoms
+
+
+def net_totals(costs: Sequence[LayerCost]) -> tuple[int | None, int | None, int | None]:
+    """Parameters, MACs and activation bytes of the whole net."""
+    return (_total(c.params for c in costs), _total(c.macs for c in costs),
+            _total(c.activation_bytes for c in costs))
+
+
+def measure(shapes: NetShapes, solver: str = "SGD"):
+    """(per-layer costs, memory estimate) for a net whose shapes are known."""
+    costs = layer_costs(shapes)
+    return costs, estimate_memory(costs, solver)

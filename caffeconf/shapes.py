@@ -1,0 +1,749 @@
+"""Static shape inference: flat Net (+ known input shapes) -> every blob's and weight's shape.
+
+Each Caffe layer type has a rule in `SHAPE_RULES` that computes what the
+layer's `Reshape` would: Caffe's own output-size formulas (pooling's ceil and
+clipping of the last window, dilated convolution, Reshape's 0 and -1, Crop,
+Concat/Slice axes, ...). A shape is a tuple of dims; a dim is None when it is
+not known statically (a Data layer's channels come from the database), and a
+whole shape is None when even its rank is unknown (HDF5Data, Python layers).
+Unknowns propagate; nothing is guessed.
+
+Mismatches (Concat inputs that disagree, a kernel larger than its padded
+input, a negative size...) are reported at the layer's location with its
+module chain; every layer is checked, not just the first bad one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Mapping, Sequence
+
+from .errors import CaffeconfError, Diagnostic, Note, did_you_mean
+from .ir import Layer, Net
+
+Dim = int | None
+Shape = tuple[Dim, ...]
+
+
+class ShapeMismatch(Exception):
+    """Raised by a rule; the driver turns it into a located diagnostic."""
+
+
+@dataclass(frozen=True)
+class Inferred:
+    """What one rule computes: a shape per top (None: unknown) and the layer's
+    learnable blob shapes (None: unknown, e.g. the input channels are unknown)."""
+
+    tops: tuple[Shape | None, ...]
+    params: tuple[Shape, ...] | None = ()
+
+
+@dataclass(frozen=True)
+class LayerShapes:
+    layer: Layer
+    bottoms: tuple[Shape | None, ...]
+    tops: tuple[Shape | None, ...]
+    params: tuple[Shape, ...] | None
+
+
+@dataclass(frozen=True)
+class NetShapes:
+    layers: tuple[LayerShapes, ...]
+
+    def blob(self, name: str) -> Shape | None:
+        """The blob's shape as its last writer leaves it."""
+        for entry in reversed(self.layers):
+            for top, shape in zip(entry.layer.tops, entry.tops):
+                if top == name:
+                    return shape
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------- fields and defaults
+
+@functools.cache
+def _field_descriptor(message: str, name: str):
+    from .proto import caffe_pb2
+
+    return caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name[message].message_type.fields_by_name[name]
+
+
+def proto_default(message: str, name: str):
+    """caffe.proto's default for `LayerParameter.<message>.<name>` (enums by name, repeated: [])."""
+    field = _field_descriptor(message, name)
+    if field.is_repeated:
+        return []
+    if field.enum_type is not None:
+        return field.enum_type.values_by_number[field.default_value].name
+    return field.default_value
+
+
+def layer_param(layer: Layer, message: str, name: str):
+    """The layer's `<message>.<name>` as written, else caffe.proto's default."""
+    written = layer.fields.get(message) or {}
+    return written[name] if name in written else proto_default(message, name)
+
+
+def has_param(layer: Layer, message: str, name: str) -> bool:
+    return name in (layer.fields.get(message) or {})
+
+
+# ---------------------------------------------------------------- dim arithmetic
+
+def count(dims: Sequence[Dim]) -> int | None:
+    """Product of the dims; None if any is unknown."""
+    if any(d is None for d in dims):
+        return None
+    return math.prod(dims)
+
+
+def _sum(dims: Sequence[Dim]) -> Dim:
+    return None if any(d is None for d in dims) else sum(dims)
+
+
+def _canonical_axis(axis: int, rank: int) -> int:
+    """Caffe's Blob::CanonicalAxisIndex: negative axes count from the end."""
+    if not -rank <= axis < rank:
+        raise ShapeMismatch(f"axis {axis} is out of range for a blob with {rank} axes")
+    return axis + rank if axis < 0 else axis
+
+
+def _same(a: Dim, b: Dim) -> bool:
+    return a is None or b is None or a == b
+
+
+def format_shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "?"
+    return "x".join("?" if d is None else str(d) for d in shape) if shape else "scalar"
+
+
+# ---------------------------------------------------------------- geometry shared by conv / pool
+
+def _per_axis(param: Mapping, name: str, num_axes: int, default: int | None) -> list[int]:
+    """kernel/pad/stride per spatial axis from `<name>` (scalar or repeated) or `<name>_h/_w`."""
+    field = "kernel" if name == "kernel_size" else name
+    if f"{field}_h" in param or f"{field}_w" in param:
+        if num_axes != 2:
+            raise ShapeMismatch(f"{field}_h and {field}_w are for 2D blobs only")
+        if f"{field}_h" not in param or f"{field}_w" not in param:
+            raise ShapeMismatch(f"{field}_h and {field}_w must be given together")
+        return [param[f"{field}_h"], param[f"{field}_w"]]
+    value = param.get(name, [])
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        if default is None:
+            raise ShapeMismatch(f"{name} (or {field}_h and {field}_w) must be given")
+        return [default] * num_axes
+    if len(values) == 1:
+        return values * num_axes
+    if len(values) != num_axes:
+        raise ShapeMismatch(f"{name} has {len(values)} values for {num_axes} spatial axes")
+    return values
+
+
+def _conv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> Dim:
+    if size is None:
+        return None
+    extent = dilation * (kernel - 1) + 1
+    if size + 2 * pad < extent:
+        raise ShapeMismatch(f"kernel extent {extent} is larger than the padded input {size + 2 * pad}")
+    return (size + 2 * pad - extent) // stride + 1
+
+
+def _deconv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> Dim:
+    if size is None:
+        return None
+    out = stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
+    if out <= 0:
+        raise ShapeMismatch(f"output size {out} is not positive")
+    return out
+
+
+def _pool_out(size: Dim, kernel: int, pad: int, stride: int) -> Dim:
+    if size is None:
+        return None
+    if size + 2 * pad < kernel:
+        raise ShapeMismatch(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
+    pooled = -(-(size + 2 * pad - kernel) // stride) + 1  # Caffe rounds up
+    # ...but the last window must start inside the image or the left padding.
+    if pad > 0 and (pooled - 1) * stride >= size + pad:
+        pooled -= 1
+    return pooled
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    axis: int
+    kernel: list[int]
+    pad: list[int]
+    stride: list[int]
+    dilation: list[int]
+
+
+def conv_geometry(layer: Layer, bottom: Shape) -> ConvGeometry:
+    param = layer.fields.get("convolution_param") or {}
+    axis = _canonical_axis(layer_param(layer, "convolution_param", "axis"), len(bottom))
+    spatial = len(bottom) - axis - 1
+    return ConvGeometry(
+        axis=axis,
+        kernel=_per_axis(param, "kernel_size", spatial, None),
+        pad=_per_axis(param, "pad", spatial, 0),  # Caffe's kDefaultPad
+        stride=_per_axis(param, "stride", spatial, 1),  # kDefaultStride
+        dilation=_per_axis(param, "dilation", spatial, 1),  # kDefaultDilation
+    )
+
+
+def _grouped_channels(layer: Layer, channels: Dim) -> tuple[int, Dim]:
+    num_output = layer_param(layer, "convolution_param", "num_output")
+    group = layer_param(layer, "convolution_param", "group")
+    if num_output <= 0:
+        raise ShapeMismatch("convolution_param.num_output must be positive")
+    if num_output % group or (channels is not None and channels % group):
+        raise ShapeMismatch(f"input channels {_dim(channels)} and num_output {num_output} "
+                            f"must be multiples of group {group}")
+    return num_output, None if channels is None else channels // group
+
+
+def _dim(d: Dim) -> str:
+    return "?" if d is None else str(d)
+
+
+def _with_bias(layer: Layer, message: str, weight: Shape, bias: Shape) -> tuple[Shape, ...]:
+    return (weight, bias) if layer_param(layer, message, "bias_term") else (weight,)
+
+
+def _conv_params(layer: Layer, weight: Shape, num_output: int) -> tuple[Shape, ...] | None:
+    if None in weight:
+        return None
+    return _with_bias(layer, "convolution_param", weight, (num_output,))
+
+
+def _convolution(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    geo = conv_geometry(layer, bottoms[0])
+    num_output, group_in = _grouped_channels(layer, bottoms[0][geo.axis])
+    tops = tuple(_conv_top(geo, b, num_output, _conv_out) for b in bottoms)
+    weight = (num_output, group_in, *geo.kernel)
+    return Inferred(tops, _conv_params(layer, weight, num_output))
+
+
+def _deconvolution(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    geo = conv_geometry(layer, bottoms[0])
+    num_output, _ = _grouped_channels(layer, bottoms[0][geo.axis])
+    group = layer_param(layer, "convolution_param", "group")
+    tops = tuple(_conv_top(geo, b, num_output, _deconv_out) for b in bottoms)
+    weight = (bottoms[0][geo.axis], num_output // group, *geo.kernel)
+    return Inferred(tops, _conv_params(layer, weight, num_output))
+
+
+def _conv_top(geo: ConvGeometry, bottom: Shape, channels: int, size_rule) -> Shape:
+    spatial = bottom[geo.axis + 1:]
+    sizes = tuple(size_rule(s, k, p, st, d) for s, k, p, st, d in
+                  zip(spatial, geo.kernel, geo.pad, geo.stride, geo.dilation))
+    return (*bottom[:geo.axis], channels, *sizes)
+
+
+def _im2col(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    geo = conv_geometry(layer, bottoms[0])
+    channels = bottoms[0][geo.axis]
+    columns = None if channels is None else channels * math.prod(geo.kernel)
+    top = _conv_top(geo, bottoms[0], 0, _conv_out)
+    return Inferred(((*top[:geo.axis], columns, *top[geo.axis + 1:]),))
+
+
+def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = _require_rank(bottoms[0], 4, "Pooling")
+    param = layer.fields.get("pooling_param") or {}
+    if layer_param(layer, "pooling_param", "global_pooling"):
+        if "kernel_size" in param or "kernel_h" in param:
+            raise ShapeMismatch("with global_pooling the kernel size is the input size; give no kernel")
+        kernel = list(bottom[2:])
+    else:
+        kernel = _per_axis(param, "kernel_size", 2, None)
+    pad = _per_axis(param, "pad", 2, layer_param(layer, "pooling_param", "pad"))
+    stride = _per_axis(param, "stride", 2, layer_param(layer, "pooling_param", "stride"))
+    if None in kernel:
+        return Inferred((bottom[:2] + (1, 1),) * len(layer.tops))
+    if any(p >= k for p, k in zip(pad, kernel)):
+        raise ShapeMismatch(f"pad {pad} must be smaller than kernel {kernel}")
+    top = bottom[:2] + tuple(_pool_out(s, k, p, st) for s, k, p, st in zip(bottom[2:], kernel, pad, stride))
+    return Inferred((top,) * len(layer.tops))  # a MAX pooling's second top is its argmax mask
+
+
+def _spp(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    n, c, *_ = _require_rank(bottoms[0], 4, "SPP")
+    height = layer_param(layer, "spp_param", "pyramid_height")
+    if height == 1:  # Caffe then uses the pooling output directly, unflattened
+        return Inferred(((n, c, 1, 1),))
+    bins = sum(4 ** level for level in range(height))
+    return Inferred(((n, None if c is None else c * bins),))
+
+
+def _require_rank(shape: Shape, rank: int, what: str) -> Shape:
+    if len(shape) != rank:
+        raise ShapeMismatch(f"{what} needs a {rank}-axis input, got {format_shape(shape)}")
+    return shape
+
+
+# ---------------------------------------------------------------- dense, normalization, scale
+
+def _inner_product(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    axis = _canonical_axis(layer_param(layer, "inner_product_param", "axis"), len(bottom))
+    num_output = layer_param(layer, "inner_product_param", "num_output")
+    inputs = count(bottom[axis:])
+    weight = (inputs, num_output) if layer_param(layer, "inner_product_param", "transpose") \
+        else (num_output, inputs)
+    params = None if inputs is None else _with_bias(layer, "inner_product_param", weight, (num_output,))
+    return Inferred(((*bottom[:axis], num_output),), params)
+
+
+def _embed(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    num_output = layer_param(layer, "embed_param", "num_output")
+    weight = (layer_param(layer, "embed_param", "input_dim"), num_output)
+    return Inferred(((*bottoms[0], num_output),), _with_bias(layer, "embed_param", weight, (num_output,)))
+
+
+def _channels(shape: Shape) -> Dim:
+    return shape[1] if len(shape) > 1 else 1
+
+
+def _prelu(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    if len(bottoms[0]) < 2:
+        raise ShapeMismatch("PReLU needs an input with at least 2 axes")
+    channels = 1 if layer_param(layer, "prelu_param", "channel_shared") else bottoms[0][1]
+    return Inferred((bottoms[0],), None if channels is None else ((channels,),))
+
+
+def _batch_norm(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    channels = _channels(bottoms[0])
+    params = None if channels is None else ((channels,), (channels,), (1,))
+    return Inferred((bottoms[0],), params)
+
+
+def _scale_shape(layer: Layer, message: str, bottom: Shape) -> Shape:
+    axis = _canonical_axis(layer_param(layer, message, "axis"), len(bottom))
+    num_axes = layer_param(layer, message, "num_axes")
+    if num_axes < -1:
+        raise ShapeMismatch(f"{message}.num_axes must be -1 or non-negative")
+    end = len(bottom) if num_axes == -1 else axis + num_axes
+    if end > len(bottom):
+        raise ShapeMismatch(f"axis {axis} + num_axes {num_axes} exceeds the input's {len(bottom)} axes")
+    return bottom[axis:end]
+
+
+def _check_broadcast(layer: Layer, message: str, bottom: Shape, factor: Shape) -> None:
+    """Caffe lines the second bottom up with the first starting at `axis`."""
+    if not factor:
+        return
+    axis = _canonical_axis(layer_param(layer, message, "axis"), len(bottom))
+    window = bottom[axis:axis + len(factor)]
+    if len(window) != len(factor) or not all(_same(a, b) for a, b in zip(window, factor)):
+        raise ShapeMismatch(f"second bottom {format_shape(factor)} does not match input "
+                            f"{format_shape(bottom)} from axis {axis}")
+
+
+def _scale(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    if len(bottoms) > 1:
+        _check_broadcast(layer, "scale_param", bottoms[0], bottoms[1])
+        bias = (bottoms[1],) if layer_param(layer, "scale_param", "bias_term") else ()
+        return Inferred((bottoms[0],), None if None in bottoms[1] else bias)
+    shape = _scale_shape(layer, "scale_param", bottoms[0])
+    params = (shape, shape) if layer_param(layer, "scale_param", "bias_term") else (shape,)
+    return Inferred((bottoms[0],), None if None in shape else params)
+
+
+def _bias(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    if len(bottoms) > 1:
+        _check_broadcast(layer, "bias_param", bottoms[0], bottoms[1])
+        return Inferred((bottoms[0],))
+    shape = _scale_shape(layer, "bias_param", bottoms[0])
+    return Inferred((bottoms[0],), None if None in shape else (shape,))
+
+
+def _lrn(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    size = layer_param(layer, "lrn_param", "local_size")
+    if size % 2 == 0:
+        raise ShapeMismatch(f"LRN needs an odd local_size, got {size}")
+    return Inferred((_require_rank(bottoms[0], 4, "LRN"),))
+
+
+# ---------------------------------------------------------------- blob plumbing
+
+def _same_as_bottom(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    return Inferred((bottoms[0],) * len(layer.tops))
+
+
+def _eltwise(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    for other in bottoms[1:]:
+        if len(other) != len(bottoms[0]) or not all(map(_same, other, bottoms[0])):
+            raise ShapeMismatch("Eltwise inputs differ in shape: "
+                                + ", ".join(format_shape(b) for b in bottoms))
+    coeffs = layer_param(layer, "eltwise_param", "coeff")
+    if coeffs and len(coeffs) != len(bottoms):
+        raise ShapeMismatch(f"Eltwise has {len(coeffs)} coefficients for {len(bottoms)} bottoms")
+    return Inferred((bottoms[0],))
+
+
+def _legacy_axis(layer: Layer, message: str, legacy: str) -> int:
+    """Concat's concat_dim and Slice's slice_dim win over `axis` when written."""
+    if has_param(layer, message, legacy):
+        return layer_param(layer, message, legacy)
+    return layer_param(layer, message, "axis")
+
+
+def _concat(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    first = bottoms[0]
+    axis = _canonical_axis(_legacy_axis(layer, "concat_param", "concat_dim"), len(first))
+    for other in bottoms[1:]:
+        disagree = len(other) != len(first) or not all(
+            _same(a, b) for i, (a, b) in enumerate(zip(first, other)) if i != axis)
+        if disagree:
+            raise ShapeMismatch(f"Concat inputs must agree on every axis but {axis}: "
+                                + ", ".join(format_shape(b) for b in bottoms))
+    merged = _sum([b[axis] for b in bottoms])
+    return Inferred(((*first[:axis], merged, *first[axis + 1:]),))
+
+
+def _slice(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    axis = _canonical_axis(_legacy_axis(layer, "slice_param", "slice_dim"), len(bottom))
+    size, tops = bottom[axis], len(layer.tops)
+    points = list(layer_param(layer, "slice_param", "slice_point"))
+    if points:
+        if len(points) != tops - 1:
+            raise ShapeMismatch(f"Slice has {len(points)} slice points for {tops} tops")
+        edges = [0, *points, size]
+        if size is not None and any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ShapeMismatch(f"slice points {points} must increase inside 0..{size}")
+        sizes = [None if b is None else b - a for a, b in zip(edges, edges[1:])]
+    else:
+        if size is not None and size % tops:
+            raise ShapeMismatch(f"axis {axis} of size {size} does not split evenly into {tops} tops")
+        sizes = [None if size is None else size // tops] * tops
+    return Inferred(tuple((*bottom[:axis], s, *bottom[axis + 1:]) for s in sizes))
+
+
+def _flatten(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    start = _canonical_axis(layer_param(layer, "flatten_param", "axis"), len(bottom))
+    end = _canonical_axis(layer_param(layer, "flatten_param", "end_axis"), len(bottom))
+    return Inferred(((*bottom[:start], count(bottom[start:end + 1]), *bottom[end + 1:]),))
+
+
+def _reshape(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    dims = list((layer_param(layer, "reshape_param", "shape") or {}).get("dim", []))
+    axis = layer_param(layer, "reshape_param", "axis")
+    num_axes = layer_param(layer, "reshape_param", "num_axes")
+    # Caffe counts a negative axis from the end *inclusive*: -1 means "after the last axis".
+    start = axis if axis >= 0 else len(bottom) + axis + 1
+    end = len(bottom) if num_axes == -1 else start + num_axes
+    if not 0 <= start <= end <= len(bottom):
+        raise ShapeMismatch(f"reshape axis {axis} with num_axes {num_axes} is out of range "
+                            f"for input {format_shape(bottom)}")
+    if dims.count(-1) > 1:
+        raise ShapeMismatch("reshape_param.shape may infer (-1) at most one dim")
+    if any(d < -1 for d in dims):
+        raise ShapeMismatch(f"negative size in reshape_param.shape {dims}")
+    middle = [bottom[start + i] if d == 0 else d for i, d in enumerate(dims)]
+    if -1 in middle:
+        middle[middle.index(-1)] = _inferred_dim(bottom[start:end], middle)
+    elif None not in middle and count(bottom[start:end]) not in (None, count(middle)):
+        raise ShapeMismatch(f"cannot reshape {format_shape(bottom)} to {dims}: counts differ")
+    return Inferred(((*bottom[:start], *middle, *bottom[end:]),))
+
+
+def _inferred_dim(replaced: Shape, middle: list) -> Dim:
+    total, known = count(replaced), count([d for d in middle if d != -1])
+    if total is None or known is None:
+        return None
+    if known == 0 or total % known:
+        raise ShapeMismatch(f"cannot infer the -1 dim: {total} elements do not divide by {known}")
+    return total // known
+
+
+def _crop(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    data, reference = bottoms
+    if len(data) != len(reference):
+        raise ShapeMismatch(f"Crop bottoms differ in rank: {format_shape(data)} and {format_shape(reference)}")
+    axis = _canonical_axis(layer_param(layer, "crop_param", "axis"), len(data))
+    offsets = list(layer_param(layer, "crop_param", "offset"))
+    if len(offsets) > 1 and axis + len(offsets) != len(data):
+        raise ShapeMismatch(f"Crop has {len(offsets)} offsets for {len(data) - axis} cropped axes")
+    for i in range(axis, len(data)):
+        offset = offsets[0] if len(offsets) == 1 else offsets[i - axis] if offsets else 0
+        if data[i] is not None and reference[i] is not None and data[i] - offset < reference[i]:
+            raise ShapeMismatch(f"crop of axis {i} is out of bounds: size {reference[i]} at offset "
+                                f"{offset} in {data[i]}")
+    return Inferred(((*data[:axis], *reference[axis:]),))
+
+
+def _tile(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    axis = _canonical_axis(layer_param(layer, "tile_param", "axis"), len(bottom))
+    tiles = layer_param(layer, "tile_param", "tiles")
+    size = None if bottom[axis] is None else bottom[axis] * tiles
+    return Inferred(((*bottom[:axis], size, *bottom[axis + 1:]),))
+
+
+def _reduction(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    axis = _canonical_axis(layer_param(layer, "reduction_param", "axis"), len(bottoms[0]))
+    return Inferred((bottoms[0][:axis],))
+
+
+def _argmax(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    top_k = layer_param(layer, "argmax_param", "top_k")
+    if has_param(layer, "argmax_param", "axis"):
+        axis = _canonical_axis(layer_param(layer, "argmax_param", "axis"), len(bottom))
+        return Inferred(((*bottom[:axis], top_k, *bottom[axis + 1:]),))
+    values = 2 if layer_param(layer, "argmax_param", "out_max_val") else 1
+    return Inferred(((bottom[0], values, top_k) + (1,) * (len(bottom) - 3),))
+
+
+def _filter(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    # How many items pass depends on the selector's values: unknown statically.
+    return Inferred(tuple((None, *b[1:]) for b in bottoms[:-1]))
+
+
+def _batch_reindex(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    return Inferred(((bottoms[1][0], *bottoms[0][1:]),))
+
+
+# ---------------------------------------------------------------- losses and metrics
+
+def _scalar_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """Loss top is a scalar; some losses also output their probabilities."""
+    return Inferred(((),) + (bottoms[0],) * (len(layer.tops) - 1))
+
+
+def _check_labels(layer: Layer, scores: Shape, labels: Shape, message: str) -> int:
+    axis = _canonical_axis(layer_param(layer, message, "axis"), len(scores))
+    predictions = count(scores[:axis] + scores[axis + 1:])
+    if predictions is not None and count(labels) not in (None, predictions):
+        raise ShapeMismatch(f"{count(labels)} labels for {predictions} predictions "
+                            f"(scores {format_shape(scores)}, labels {format_shape(labels)})")
+    return axis
+
+
+def _softmax_with_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    _check_labels(layer, bottoms[0], bottoms[1], "softmax_param")
+    return _scalar_loss(layer, bottoms)
+
+
+def _accuracy(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    axis = _check_labels(layer, bottoms[0], bottoms[1], "accuracy_param")
+    return Inferred(((), (bottoms[0][axis],))[:len(layer.tops)])
+
+
+# ---------------------------------------------------------------- recurrent
+
+def _recurrent(gates: int, extra: Callable[[int], tuple[Shape, ...]]):
+    """LSTM (4 gates) and RNN: x is T x N x ...; the output is T x N x num_output."""
+
+    def rule(layer: Layer, bottoms: list[Shape]) -> Inferred:
+        x = bottoms[0]
+        hidden = layer_param(layer, "recurrent_param", "num_output")
+        inputs = count(x[2:])
+        static = count(bottoms[2][1:]) if len(bottoms) > 2 else None
+        params = None if inputs is None or (len(bottoms) > 2 and static is None) else (
+            (gates * hidden, inputs), (gates * hidden,),
+            *(((gates * hidden, static),) if len(bottoms) > 2 else ()),
+            *extra(hidden))
+        return Inferred(((*x[:2], hidden),) + tuple(bottoms[3:]), params)
+
+    return rule
+
+
+def _lstm_unit(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    return Inferred((bottoms[0], bottoms[0]))
+
+
+# ---------------------------------------------------------------- sources (no bottoms)
+
+def _blob_shape(message: Mapping) -> Shape:
+    dims = tuple(message.get("dim", []))
+    if any(d < 0 for d in dims):
+        raise ShapeMismatch(f"negative size in shape {list(dims)}")
+    return dims
+
+
+def _per_top(layer: Layer, shapes: list[Shape], what: str) -> tuple[Shape, ...]:
+    """One shape for every top, or one shape per top (Input, DummyData)."""
+    if len(shapes) == 1:
+        return tuple(shapes) * len(layer.tops)
+    if len(shapes) != len(layer.tops):
+        raise ShapeMismatch(f"{what} has {len(shapes)} shapes for {len(layer.tops)} tops")
+    return tuple(shapes)
+
+
+def _input(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    shapes = [_blob_shape(s) for s in layer_param(layer, "input_param", "shape")]
+    if not shapes:
+        raise ShapeMismatch("input_param.shape is missing")
+    return Inferred(_per_top(layer, shapes, "input_param"))
+
+
+def _dummy_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    shapes = [_blob_shape(s) for s in layer_param(layer, "dummy_data_param", "shape")]
+    if not shapes:  # the legacy 4-D form: num/channels/height/width, each 1 value or 1 per top
+        legacy = [list(layer_param(layer, "dummy_data_param", f))
+                  for f in ("num", "channels", "height", "width")]
+        tops = max(map(len, legacy))
+        if any(len(values) not in (1, tops) for values in legacy):
+            raise ShapeMismatch("num, channels, height and width need 1 value or 1 per top")
+        shapes = [tuple(v[i] if len(v) > 1 else v[0] for v in legacy) for i in range(tops)]
+    return Inferred(_per_top(layer, shapes, "dummy_data_param"))
+
+
+def _labelled_batch(layer: Layer, data: Shape, batch: int) -> Inferred:
+    """Data layers: the data top, and a label top of shape (batch,) when there are two."""
+    return Inferred((data, (batch,))[:len(layer.tops)])
+
+
+def _crop_size(layer: Layer) -> int:
+    return layer_param(layer, "transform_param", "crop_size")
+
+
+def _data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    # The image size and channels are those of the database's records: unknown here.
+    batch, crop = layer_param(layer, "data_param", "batch_size"), _crop_size(layer)
+    return _labelled_batch(layer, (batch, None, crop or None, crop or None), batch)
+
+
+def _image_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    batch = layer_param(layer, "image_data_param", "batch_size")
+    channels = 3 if layer_param(layer, "image_data_param", "is_color") else 1
+    crop = _crop_size(layer)
+    height = crop or layer_param(layer, "image_data_param", "new_height") or None
+    width = crop or layer_param(layer, "image_data_param", "new_width") or None
+    return _labelled_batch(layer, (batch, channels, height, width), batch)
+
+
+def _window_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    batch = layer_param(layer, "window_data_param", "batch_size")
+    crop = _crop_size(layer) or layer_param(layer, "window_data_param", "crop_size")
+    return _labelled_batch(layer, (batch, 3, crop or None, crop or None), batch)
+
+
+def _memory_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    sizes = [layer_param(layer, "memory_data_param", f) for f in ("batch_size", "channels", "height", "width")]
+    return _labelled_batch(layer, tuple(sizes), sizes[0])
+
+
+def _parameter(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    shape = _blob_shape(layer_param(layer, "parameter_param", "shape") or {})
+    return Inferred((shape,), (shape,))
+
+
+def _unknown_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """HDF5Data and Python layers: shapes come from files or code."""
+    return Inferred((None,) * len(layer.tops), None)
+
+
+def _no_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    return Inferred(())
+
+
+SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
+    "Input": _input, "DummyData": _dummy_data, "Data": _data, "ImageData": _image_data,
+    "WindowData": _window_data, "MemoryData": _memory_data, "HDF5Data": _unknown_tops,
+    "Python": _unknown_tops, "Parameter": _parameter,
+    "Convolution": _convolution, "Deconvolution": _deconvolution, "Im2col": _im2col,
+    "Pooling": _pooling, "SPP": _spp, "InnerProduct": _inner_product, "Embed": _embed,
+    "LRN": _lrn, "BatchNorm": _batch_norm, "Scale": _scale, "Bias": _bias, "PReLU": _prelu,
+    "Eltwise": _eltwise, "Concat": _concat, "Slice": _slice, "Flatten": _flatten,
+    "Reshape": _reshape, "Crop": _crop, "Tile": _tile, "Reduction": _reduction,
+    "ArgMax": _argmax, "Filter": _filter, "BatchReindex": _batch_reindex,
+    "SoftmaxWithLoss": _softmax_with_loss, "Accuracy": _accuracy,
+    "LSTM": _recurrent(4, lambda h: ((4 * h, h),)),
+    "RNN": _recurrent(1, lambda h: ((h, h), (h, h), (h,))),
+    "LSTMUnit": _lstm_unit, "Silence": _no_tops, "HDF5Output": _no_tops,
+    **{t: _same_as_bottom for t in (
+        "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",
+        "Clip", "Swish", "Dropout", "Split", "Softmax", "MVN")},
+    **{t: _scalar_loss for t in (
+        "EuclideanLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss", "HingeLoss",
+        "InfogainLoss", "MultinomialLogisticLoss")},
+}
+
+SOURCE_TYPES = frozenset({"Input", "DummyData", "Data", "ImageData", "WindowData", "MemoryData", "HDF5Data"})
+
+# ---------------------------------------------------------------- the driver
+
+def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
+                 batch: int | None = None) -> NetShapes:
+    """Every layer's bottom, top and parameter shapes, in net order.
+
+    `inputs` gives shapes for blobs that source layers (Input, Data, ...)
+    produce, replacing what the layer declares; `batch` replaces the first dim
+    of every source top. Raises CaffeconfError with one diagnostic per bad layer.
+    """
+    overrides = _check_overrides(net, inputs or {})
+    blobs: dict[str, Shape | None] = {}
+    entries, problems = [], []
+    for layer in net.layers:
+        bottoms = tuple(_bottom_shape(layer, name, blobs) for name in layer.bottoms)
+        try:
+            inferred = _infer_layer(layer, bottoms)
+        except ShapeMismatch as mismatch:
+            problems.append(_diagnostic(layer, str(mismatch)))
+            inferred = Inferred((None,) * len(layer.tops), None)
+        inferred = _apply_overrides(layer, inferred, overrides, batch)
+        blobs.update(zip(layer.tops, inferred.tops))
+        entries.append(LayerShapes(layer, bottoms, inferred.tops, inferred.params))
+    if problems:
+        raise CaffeconfError(problems)
+    return NetShapes(tuple(entries))
+
+
+def _infer_layer(layer: Layer, bottoms: tuple[Shape | None, ...]) -> Inferred:
+    rule = SHAPE_RULES.get(layer.type)
+    if rule is None:
+        return _unknown_tops(layer, list(bottoms))
+    if any(b is None for b in bottoms):
+        return Inferred((None,) * len(layer.tops), None)
+    inferred = rule(layer, list(bottoms))
+    if len(inferred.tops) != len(layer.tops):
+        raise ShapeMismatch(f"{layer.type} makes {len(inferred.tops)} top(s) here, "
+                            f"but {len(layer.tops)} are named")
+    for shape in inferred.tops:
+        if shape is not None and any(d is not None and d < 0 for d in shape):
+            raise ShapeMismatch(f"negative size in output shape {format_shape(shape)}")
+    return inferred
+
+
+def _bottom_shape(layer: Layer, name: str, blobs: Mapping[str, Shape | None]) -> Shape | None:
+    if name not in blobs:
+        raise CaffeconfError([_diagnostic(layer, f"bottom '{name}' is not produced by any earlier layer",
+                                          hint=did_you_mean(name, blobs))])
+    return blobs[name]
+
+
+def _check_overrides(net: Net, inputs: Mapping[str, Sequence[int]]) -> dict[str, Shape]:
+    sources = {top for layer in net.layers if layer.type in SOURCE_TYPES for top in layer.tops}
+    for name in inputs:
+        if name not in sources:
+            raise CaffeconfError.at(None, f"no input blob named '{name}' (inputs: {', '.join(sorted(sources))})",
+                                    hint=did_you_mean(name, sources))
+    return {name: tuple(shape) for name, shape in inputs.items()}
+
+
+def _apply_overrides(layer: Layer, inferred: Inferred, overrides: Mapping[str, Shape],
+                     batch: int | None) -> Inferred:
+    if layer.type not in SOURCE_TYPES:
+        return inferred
+    tops = tuple(overrides.get(name, shape) for name, shape in zip(layer.tops, inferred.tops))
+    if batch is not None:
+        tops = tuple(shape if not shape else (batch, *shape[1:]) for shape in tops)
+    return replace(inferred, tops=tops)
+
+
+def _diagnostic(layer: Layer, message: str, hint: str | None = None) -> Diagnostic:
+    origin = layer.origin
+    notes = (Note(origin.describe()),) if origin and origin.uses else ()
+    return Diagnostic(f"layer '{layer.name}' ({layer.type}): {message}",
+                      origin.span if origin else None, notes=notes, hint=hint)
