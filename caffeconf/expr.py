@@ -345,6 +345,8 @@ def _check_operator(op: ast.AST, allowed: Mapping) -> str | None:
 
 
 def _check_call(node: ast.Call) -> str | None:
+    if isinstance(node.func, ast.Attribute):
+        return None  # the walk visits it and refuses the attribute access
     if not isinstance(node.func, ast.Name):
         return "only the allowed functions can be called, by name"
     name = node.func.id
@@ -357,7 +359,7 @@ def _check_call(node: ast.Call) -> str | None:
     if given < fewest or (most is not None and given > most):
         wanted = (f"at least {fewest}" if most is None else
                   f"{fewest}" if fewest == most else f"{fewest} to {most}")
-        plural = "" if wanted == "1" else "s"
+        plural = "" if wanted.endswith("1") else "s"
         return f"{name}() takes {wanted} argument{plural} ({given} given)"
     return None
 
@@ -396,7 +398,9 @@ def _walk(tree: ast.expr, expression: "_Expression") -> frozenset[str]:
             raise expression.error(node, problem)
         if isinstance(node, ast.Name) and node.id not in NAME_ALIASES:
             names.add(node.id)
-        children = node.args if isinstance(node, ast.Call) else ast.iter_child_nodes(node)
+        children = ast.iter_child_nodes(node)
+        if isinstance(node, ast.Call):  # a function name is not a parameter name
+            children = node.args if isinstance(node.func, ast.Name) else [node.func]
         pending.extend((child, depth + 1) for child in children if isinstance(child, ast.expr))
     return frozenset(names)
 
@@ -555,8 +559,9 @@ def _format_piece(expression: _Expression, scope: Mapping[str, object]) -> str:
         raise CaffeconfError.at(expression.span, refused.message, hint=refused.hint) from None
 
 
-def _closing_brace(text: str, start: int) -> int | None:
-    """Index of the `}` that closes a `${` whose expression starts at `start`."""
+def _closing_brace(text: str, start: int) -> tuple[int | None, str | None]:
+    """Index of the `}` closing a `${` whose expression starts at `start`, or None and
+    the quote of a string left open (braces inside string literals do not count)."""
     depth, quote, index = 0, None, start
     while index < len(text):
         char = text[index]
@@ -571,18 +576,19 @@ def _closing_brace(text: str, start: int) -> int | None:
             depth += 1
         elif char == "}":
             if depth == 0:
-                return index
+                return index, None
             depth -= 1
         index += 1
-    return None
+    return None, quote
 
 
 def _locate_dollar(text: str, offset: int, length: int, span: Span) -> Span:
     if "\n" in text[:offset]:
         return span  # past the first line, the scalar's source columns are unknown
     start = span.col + offset
-    end = start + length if "\n" not in text[offset:offset + length] else None
-    return Span(span.path, span.line, start, span.line, end)
+    if "\n" in text[offset:offset + length]:
+        return Span(span.path, span.line, start)
+    return Span(span.path, span.line, start, span.line, start + length)
 
 
 def _compile_expression(text: str, offset: int, end: int, span: Span) -> tuple[_Expression, frozenset[str]]:
@@ -630,10 +636,11 @@ def compile_template(text: str, span: Span) -> Template | None:
             literal.append("${")
             index = dollar + 3
         elif text.startswith("${", dollar):
-            end = _closing_brace(text, dollar + 2)
+            end, open_quote = _closing_brace(text, dollar + 2)
             if end is None:
+                why = f" (a string opened with {open_quote} is not closed)" if open_quote else ""
                 raise CaffeconfError.at(_locate_dollar(text, dollar, 2, span),
-                                        "unterminated '${': no matching '}'")
+                                        f"unterminated '${{': no matching '}}'{why}")
             pieces.append("".join(literal))
             literal = []
             expression, expression_names = _compile_expression(text, dollar, end, span)
