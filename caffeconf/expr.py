@@ -30,7 +30,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from caffeconf.errors import CaffeconfError, Span, did_you_mean
@@ -56,7 +56,7 @@ class _Refused(Exception):
 # Value checks shared by operators and functions
 
 
-def type_name(value: object) -> str:
+def _type_name(value: object) -> str:
     return "None" if value is None else type(value).__name__
 
 
@@ -91,8 +91,7 @@ def _sequence_size(value: object, budget: int = MAX_SEQUENCE_SIZE + 1) -> int:
 
 def _check_size(size: int) -> None:
     if size > MAX_SEQUENCE_SIZE:
-        raise _Refused(f"result is too large ({size} elements or characters; "
-                       f"the limit is {MAX_SEQUENCE_SIZE})")
+        raise _Refused(f"result is too large (more than {MAX_SEQUENCE_SIZE} characters or list elements)")
 
 
 def format_value(value: object) -> str:
@@ -105,7 +104,7 @@ def format_value(value: object) -> str:
         return str(_check_int(value))
     if isinstance(value, float):
         return repr(value)
-    raise _Refused(f"cannot format a value of type '{type_name(value)}' as text",
+    raise _Refused(f"cannot format a value of type '{_type_name(value)}' as text",
                    hint="only int, float, bool and str values become text; "
                         "a string that is exactly '${...}' keeps the value as it is")
 
@@ -120,7 +119,7 @@ def _add(a: object, b: object) -> object:
     if type(a) is type(b) and isinstance(a, (str, list)):
         _check_size(_sequence_size(a) + _sequence_size(b))
         return a + b
-    raise _Refused(f"cannot add '{type_name(a)}' and '{type_name(b)}'")
+    raise _Refused(f"cannot add '{_type_name(a)}' and '{_type_name(b)}'")
 
 
 def _multiply(a: object, b: object) -> object:
@@ -130,13 +129,13 @@ def _multiply(a: object, b: object) -> object:
     if isinstance(sequence, (str, list)) and _is_int(count):
         _check_size(max(count, 0) * _sequence_size(sequence))
         return sequence * count
-    raise _Refused(f"cannot multiply '{type_name(a)}' and '{type_name(b)}'")
+    raise _Refused(f"cannot multiply '{_type_name(a)}' and '{_type_name(b)}'")
 
 
 def _numeric(verb: str, function: Callable, zero_message: str | None = None) -> Callable:
     def apply(a: object, b: object) -> object:
         if not (_is_number(a) and _is_number(b)):
-            raise _Refused(f"cannot {verb} '{type_name(a)}' and '{type_name(b)}'")
+            raise _Refused(f"cannot {verb} '{_type_name(a)}' and '{_type_name(b)}'")
         if zero_message and b == 0:
             raise _Refused(zero_message)
         return function(a, b)
@@ -145,7 +144,7 @@ def _numeric(verb: str, function: Callable, zero_message: str | None = None) -> 
 
 def _power(a: object, b: object) -> object:
     if not (_is_number(a) and _is_number(b)):
-        raise _Refused(f"cannot exponentiate '{type_name(a)}' and '{type_name(b)}'")
+        raise _Refused(f"cannot exponentiate '{_type_name(a)}' and '{_type_name(b)}'")
     if _is_int(a) and _is_int(b) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > MAX_INT_BITS:
         raise _Refused(f"integer result is too large (more than {MAX_INT_BITS} bits)")
     try:
@@ -170,13 +169,13 @@ BINARY_OPERATORS: dict[type, tuple[str, Callable]] = {
 
 def _negate(value: object) -> object:
     if not _is_number(value):
-        raise _Refused(f"cannot negate '{type_name(value)}'")
+        raise _Refused(f"cannot negate '{_type_name(value)}'")
     return -value
 
 
 def _plus(value: object) -> object:
     if not _is_number(value):
-        raise _Refused(f"cannot apply unary '+' to '{type_name(value)}'")
+        raise _Refused(f"cannot apply unary '+' to '{_type_name(value)}'")
     return value
 
 
@@ -189,7 +188,7 @@ def _ordering(symbol: str, function: Callable) -> Callable:
     def compare(a: object, b: object) -> bool:
         if (_is_number(a) and _is_number(b)) or (isinstance(a, str) and isinstance(b, str)):
             return function(a, b)
-        raise _Refused(f"cannot compare '{type_name(a)}' and '{type_name(b)}' with '{symbol}'")
+        raise _Refused(f"cannot compare '{_type_name(a)}' and '{_type_name(b)}' with '{symbol}'")
     return compare
 
 
@@ -199,8 +198,8 @@ def _contains(item: object, container: object) -> bool:
     if isinstance(container, str) and isinstance(item, str):
         return item in container
     if isinstance(container, str):
-        raise _Refused(f"'in' a str needs a str on the left, not '{type_name(item)}'")
-    raise _Refused(f"cannot test membership in '{type_name(container)}'")
+        raise _Refused(f"'in' a str needs a str on the left, not '{_type_name(item)}'")
+    raise _Refused(f"cannot test membership in '{_type_name(container)}'")
 
 
 COMPARISONS: dict[type, Callable] = {
@@ -217,7 +216,7 @@ COMPARISONS: dict[type, Callable] = {
 
 def _one_type(name: str, value: object, accepts: Callable[[object], bool], wanted: str) -> None:
     if not accepts(value):
-        raise _Refused(f"{name}() needs {wanted}, not '{type_name(value)}'")
+        raise _Refused(f"{name}() needs {wanted}, not '{_type_name(value)}'")
 
 
 def _extreme(name: str, pick: Callable) -> Callable:
@@ -227,7 +226,7 @@ def _extreme(name: str, pick: Callable) -> Callable:
         if not items:
             raise _Refused(f"{name}() of an empty list")
         if not (all(map(_is_number, items)) or all(isinstance(v, str) for v in items)):
-            kinds = ", ".join(sorted({type_name(v) for v in items}))
+            kinds = ", ".join(sorted({_type_name(v) for v in items}))
             raise _Refused(f"{name}() needs all numbers or all strs, got {kinds}")
         return pick(items)
     return apply
@@ -401,7 +400,8 @@ def _walk(tree: ast.expr, expression: "_Expression") -> frozenset[str]:
         children = ast.iter_child_nodes(node)
         if isinstance(node, ast.Call):  # a function name is not a parameter name
             children = node.args if isinstance(node.func, ast.Name) else [node.func]
-        pending.extend((child, depth + 1) for child in children if isinstance(child, ast.expr))
+        # reversed: the stack then reports the leftmost problem first
+        pending.extend((child, depth + 1) for child in reversed(list(children)) if isinstance(child, ast.expr))
     return frozenset(names)
 
 
@@ -458,14 +458,14 @@ def _eval_if(scope, evaluate, node: ast.IfExp) -> object:
 def _slice_bound(evaluate: Callable, node: ast.expr | None) -> int | None:
     value = None if node is None else evaluate(node)
     if value is not None and not _is_int(value):
-        raise _Refused(f"slice bounds must be ints, not '{type_name(value)}'")
+        raise _Refused(f"slice bounds must be ints, not '{_type_name(value)}'")
     return value
 
 
 def _eval_subscript(scope, evaluate, node: ast.Subscript) -> object:
     container = evaluate(node.value)
     if not isinstance(container, (str, list)):
-        raise _Refused(f"cannot index '{type_name(container)}'")
+        raise _Refused(f"cannot index '{_type_name(container)}'")
     if isinstance(node.slice, ast.Slice):
         bounds = [_slice_bound(evaluate, part) for part in (node.slice.lower, node.slice.upper, node.slice.step)]
         if bounds[2] == 0:
@@ -473,9 +473,9 @@ def _eval_subscript(scope, evaluate, node: ast.Subscript) -> object:
         return container[slice(*bounds)]
     index = evaluate(node.slice)
     if not _is_int(index):
-        raise _Refused(f"indices must be ints, not '{type_name(index)}'")
+        raise _Refused(f"indices must be ints, not '{_type_name(index)}'")
     if not -len(container) <= index < len(container):
-        raise _Refused(f"index {index} is out of range for a {type_name(container)} of length {len(container)}")
+        raise _Refused(f"index {index} is out of range for a {_type_name(container)} of length {len(container)}")
     return container[index]
 
 
@@ -510,6 +510,7 @@ class _Expression:
     column: int | None  # source column of the expression's first character, when known
     first_line: str  # the expression's first line (ast offsets are in UTF-8 bytes)
     tree: ast.expr | None = None
+    names: frozenset[str] = frozenset()
 
     def locate(self, node: ast.AST) -> Span:
         if self.column is None or getattr(node, "lineno", None) != 1:
@@ -536,10 +537,11 @@ class _Expression:
 class Template:
     """A string with `${...}` parts; `evaluate` fills them in from a scope."""
 
-    def __init__(self, source: str, pieces: tuple[str | _Expression, ...], names: frozenset[str]):
+    def __init__(self, source: str, pieces: tuple[str | _Expression, ...]):
         self.source = source
-        self.names = names  # every name the expressions read (statically, all branches)
         self._pieces = pieces
+        # every name the expressions read, in all branches: for unused/undefined parameter checks
+        self.names = frozenset().union(*(piece.names for piece in pieces if isinstance(piece, _Expression)))
 
     def evaluate(self, scope: Mapping[str, object]) -> object:
         """The value itself for exactly `${expr}`; otherwise the text with each value formatted."""
@@ -582,30 +584,37 @@ def _closing_brace(text: str, start: int) -> tuple[int | None, str | None]:
     return None, quote
 
 
-def _locate_dollar(text: str, offset: int, length: int, span: Span) -> Span:
+def _locate_dollar(text: str, offset: int, length: int, span: Span) -> Span | None:
+    """Where `text[offset:offset+length]` sits in the source; None past the first line,
+    whose source columns are unknown (YAML may fold, indent or unescape them)."""
     if "\n" in text[:offset]:
-        return span  # past the first line, the scalar's source columns are unknown
+        return None
     start = span.col + offset
     if "\n" in text[offset:offset + length]:
         return Span(span.path, span.line, start)
     return Span(span.path, span.line, start, span.line, start + length)
 
 
-def _compile_expression(text: str, offset: int, end: int, span: Span) -> tuple[_Expression, frozenset[str]]:
-    where = _locate_dollar(text, offset, end + 1 - offset, span)
-    raw = text[offset + 2:end]
+def _compile_expression(text: str, dollar: int, span: Span) -> tuple[_Expression, int]:
+    """The `${...}` starting at `text[dollar]`, and the index just past its `}`."""
+    end, open_quote = _closing_brace(text, dollar + 2)
+    if end is None:
+        why = f" (a string opened with {open_quote} is not closed)" if open_quote else ""
+        raise CaffeconfError.at(_locate_dollar(text, dollar, 2, span) or span,
+                                f"unterminated '${{': no matching '}}'{why}")
+    located = _locate_dollar(text, dollar, end + 1 - dollar, span)
+    raw = text[dollar + 2:end]
     source = raw.lstrip()
     leading = raw[:len(raw) - len(source)]
-    column = where.col + 2 + len(leading) if where is not span and "\n" not in leading else None
-    placed = _Expression(where, column, source.split("\n", 1)[0])
+    column = located.col + 2 + len(leading) if located and "\n" not in leading else None
+    placed = _Expression(located or span, column, source.split("\n", 1)[0])
     if not source.strip():
-        raise CaffeconfError.at(where, "empty expression in '${}'")
+        raise CaffeconfError.at(placed.span, "empty expression in '${}'")
     if len(source) > MAX_EXPRESSION_CHARS:
-        raise CaffeconfError.at(where, f"expression is too long ({len(source)} characters; "
-                                       f"the limit is {MAX_EXPRESSION_CHARS})")
+        raise CaffeconfError.at(placed.span, f"expression is too long ({len(source)} characters; "
+                                             f"the limit is {MAX_EXPRESSION_CHARS})")
     tree = _parse(source, placed)
-    names = _walk(tree, placed)
-    return _Expression(where, column, placed.first_line, tree), names
+    return replace(placed, tree=tree, names=_walk(tree, placed)), end + 1
 
 
 def _parse(source: str, placed: _Expression) -> ast.expr:
@@ -628,7 +637,6 @@ def compile_template(text: str, span: Span) -> Template | None:
     if "${" not in text:
         return None
     pieces: list[str | _Expression] = []
-    names: set[str] = set()
     literal, index = [], 0
     while (dollar := text.find("$", index)) >= 0:
         literal.append(text[index:dollar])
@@ -636,22 +644,14 @@ def compile_template(text: str, span: Span) -> Template | None:
             literal.append("${")
             index = dollar + 3
         elif text.startswith("${", dollar):
-            end, open_quote = _closing_brace(text, dollar + 2)
-            if end is None:
-                why = f" (a string opened with {open_quote} is not closed)" if open_quote else ""
-                raise CaffeconfError.at(_locate_dollar(text, dollar, 2, span),
-                                        f"unterminated '${{': no matching '}}'{why}")
-            pieces.append("".join(literal))
+            expression, index = _compile_expression(text, dollar, span)
+            pieces += ["".join(literal), expression]
             literal = []
-            expression, expression_names = _compile_expression(text, dollar, end, span)
-            pieces.append(expression)
-            names |= expression_names
-            index = end + 1
         else:
             literal.append("$")
             index = dollar + 1
     pieces.append("".join(literal) + text[index:])
-    return Template(text, tuple(piece for piece in pieces if piece != ""), frozenset(names))
+    return Template(text, tuple(piece for piece in pieces if piece != ""))
 
 
 def evaluate_text(text: str, scope: Mapping[str, object], span: Span) -> object:

@@ -221,6 +221,7 @@ ALLOWED = "abs, float, int, len, letter, lower, max, min, round, str, upper"
 @pytest.mark.parametrize("text, message, col, end_col", [
     ("${a.b}", "attribute access is not allowed", 11, 14),
     ("${prefix.upper()}", "attribute access is not allowed", 11, 23),
+    ("${a.b + open(1)}", "attribute access is not allowed", 11, 14),  # the leftmost problem first
     ("${open('x')}", f"calling 'open' is not allowed; allowed functions: {ALLOWED}", 11, 20),
     ("${__import__('os')}", f"calling '__import__' is not allowed; allowed functions: {ALLOWED}", 11, 27),
     ("${xs[0](1)}", "only the allowed functions can be called, by name", 11, 19),
@@ -285,11 +286,11 @@ def test_past_the_first_line_errors_point_at_the_scalar():
 # --- limits: refused quickly, never a hang or a memory blow-up -----------------
 
 @pytest.mark.parametrize("text, message", [
-    ("${'a' * 10 ** 9}", "result is too large (1000000000 elements or characters; the limit is 100000)"),
-    ("${10 ** 9 * [0]}", "result is too large (1000000000 elements or characters; the limit is 100000)"),
-    ("${['a' * 1000] * 1000}", "result is too large (1001000 elements or characters; the limit is 100000)"),
-    ("${[[0] * 1000] * 1000}", "result is too large (1001000 elements or characters; the limit is 100000)"),
-    ("${'a' * 99999 + 'bc'}", "result is too large (100001 elements or characters; the limit is 100000)"),
+    ("${'a' * 10 ** 9}", "result is too large (more than 100000 characters or list elements)"),
+    ("${10 ** 9 * [0]}", "result is too large (more than 100000 characters or list elements)"),
+    ("${['a' * 1000] * 1000}", "result is too large (more than 100000 characters or list elements)"),
+    ("${[[0] * 1000] * 1000}", "result is too large (more than 100000 characters or list elements)"),
+    ("${'a' * 99999 + 'bc'}", "result is too large (more than 100000 characters or list elements)"),
     ("${2 ** 100000}", "integer result is too large (more than 4096 bits)"),
     ("${10 ** 10 ** 9}", "integer result is too large (more than 4096 bits)"),
     ("${(-3) ** 3000}", "integer result is too large (more than 4096 bits)"),
@@ -316,8 +317,8 @@ def test_huge_ints_from_the_scope_are_not_formatted():
 
 @pytest.mark.parametrize("text, message, col", [
     ("${" + "x" * 1001 + "}", "expression is too long (1001 characters; the limit is 1000)", 9),
-    ("${" + "-" * 200 + "1}", "expression is nested too deeply (more than 100 levels)", 111),
-    ("${" + "+".join(["1"] * 150) + "}", "expression is nested too deeply (more than 100 levels)", 111),
+    ("${" + "-" * 200 + "1}", "expression is nested too deeply (more than 100 levels)", 11),
+    ("${" + "+".join(["1"] * 150) + "}", "expression is nested too deeply (more than 100 levels)", 11),
     ("${[" + ",".join(["-0"] * 251) + "]}", "expression is too complex (more than 500 parts)", 11),
 ])
 def test_expression_limits(text, message, col):
