@@ -317,7 +317,7 @@ def test_huge_ints_from_the_scope_are_not_formatted():
 
 @pytest.mark.parametrize("text, message, col", [
     ("${" + "x" * 1001 + "}", "expression is too long (1001 characters; the limit is 1000)", 9),
-    ("${" + "-" * 200 + "1}", "expression is nested too deeply (more than 100 levels)", 11),
+    ("${" + "-" * 200 + "1}", "expression is nested too deeply (more than 100 levels)", 111),
     ("${" + "+".join(["1"] * 150) + "}", "expression is nested too deeply (more than 100 levels)", 11),
     ("${[" + ",".join(["-0"] * 251) + "]}", "expression is too complex (more than 500 parts)", 11),
 ])
