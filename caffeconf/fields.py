@@ -123,6 +123,8 @@ class FieldChecker:
                 return None
             if isinstance(value, list):  # a `${...}` that produced a list
                 return [Scalar(v, node.span) for v in value]
+            if value is None:
+                return None
         return [node]
 
     def _single(self, node: Node, field: FieldDescriptor, path: str) -> Any:
@@ -133,8 +135,8 @@ class FieldChecker:
                              f"got a {'list' if isinstance(node, Seq) else 'mapping'}")
             return _MISSING
         value = self._value(node)
-        if value is _MISSING:
-            return _MISSING
+        if value is _MISSING or value is None:
+            return _MISSING  # null: the field is left unset
         converted, problem = check_scalar(field, value)
         if problem:
             self.diags.error(node.span, f"{path} {problem}")

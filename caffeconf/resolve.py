@@ -18,7 +18,7 @@ from .fields import LAYER, NET, FieldChecker, describe
 from .ir import Layer, Net, Origin, Use
 from .limits import Limits
 from .load import Map, Node, Scalar, Seq
-from .syntax import Document, ModuleDecl, ParamDecl, Port, check_keys
+from .syntax import INSTANCE, Document, ModuleDecl, ParamDecl, Port, check_keys
 
 LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place"})
 USE_KEYS = ("use", "name", "with", "bottom", "top", "doc")
@@ -210,24 +210,42 @@ class Resolver:
         if len(scope.uses) >= self.limits.max_use_depth:
             self.diags.error(entry.span, f"module uses nest deeper than {self.limits.max_use_depth}")
             return None
-        values = self.bind_params(module.params, entry.get("with"), scope, entry.span, f"module '{module.name}'")
-        bottoms = self.bind_ports(entry, "bottom", module.inputs, module, prev)
-        tops = self.bind_ports(entry, "top", module.outputs, module, None)
-        if values is None or bottoms is None:
+        values = self.bind_params(module.params, entry.get("with"), scope, entry.span, f"module '{module.name}'",
+                                  builtins={INSTANCE: instance})
+        if values is None:
+            return None
+        inputs, outputs = self.ports(module.inputs, values), self.ports(module.outputs, values)
+        self._scope_values = scope.values
+        if inputs is None or outputs is None:
+            return None
+        bottoms = self.bind_ports(entry, "bottom", inputs, module, prev)
+        tops = self.bind_ports(entry, "top", outputs, module, None)
+        if bottoms is None:
             return None
         flat_bottoms = [self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms]
         callee = Scope(
             values=values, separator=scope.separator,
             prefix=scope.qualify(instance) if module.qualify else scope.prefix,
             uses=scope.uses + (Use(module.name, scope.qualify(instance), entry.span),),
-            outputs={port.name: scope.blob_for_top(top) for port, top in zip(module.outputs, tops or ())},
-            blobs={port.name: flat for port, flat in zip(module.inputs, flat_bottoms)},
+            outputs={port.name: scope.blob_for_top(top) for port, top in zip(outputs, tops or ())},
+            blobs={port.name: flat for port, flat in zip(inputs, flat_bottoms)},
             chain=scope.chain + (module.name,),
         )
-        first = [module.inputs[0].name] if len(module.inputs) == 1 else None
+        first = [inputs[0].name] if len(inputs) == 1 else None
         self.expand(module.layers, callee, prev=first)
         self._scope_values = scope.values
-        return self.collect_outputs(module, callee, scope, instance, tops, entry)
+        return self.collect_outputs(module, outputs, callee, scope, instance, tops, entry)
+
+    def ports(self, ports: tuple[Port, ...], values: dict[str, Any]) -> tuple[Port, ...] | None:
+        """The module's ports with `${...}` names evaluated for this instance."""
+        self._scope_values = values
+        evaluated = []
+        for port in ports:
+            name = self.text(port.node, "a port name")
+            if name is None:
+                return None
+            evaluated.append(Port(name, port.span, port.node))
+        return tuple(evaluated)
 
     def module_for(self, entry: Map) -> ModuleDecl | None:
         node = entry.get("use")
@@ -278,16 +296,21 @@ class Resolver:
         names = [self.text(node.values[port.name], f"`{key}.{port.name}`") for port in ports]
         return None if None in names else names  # type: ignore[return-value]
 
-    def collect_outputs(self, module: ModuleDecl, callee: Scope, scope: Scope, instance: str,
-                        tops: list[str] | None, entry: Map) -> list[str] | None:
+    def collect_outputs(self, module: ModuleDecl, outputs: tuple[Port, ...], callee: Scope, scope: Scope,
+                        instance: str, tops: list[str] | None, entry: Map) -> list[str] | None:
+        """Caller names for the outputs: its tops, else `<instance>/<output>` (the bare output name
+        for a module with `qualify: false`, whose names are the caller's)."""
         names = []
-        for index, port in enumerate(module.outputs):
+        for index, port in enumerate(outputs):
             flat = callee.blobs.get(port.name)
             if flat is None:
                 self.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
                                  "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)])
                 return None
-            name = tops[index] if tops else f"{instance}{scope.separator}{port.name}"
+            if tops:
+                name = tops[index]
+            else:
+                name = f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
             scope.blobs[name] = flat
             names.append(name)
         return names
@@ -295,9 +318,9 @@ class Resolver:
     # -- parameters ---------------------------------------------------------------------------
 
     def bind_params(self, decls: dict[str, ParamDecl], with_node: Node | None, scope: Scope, use_span: Span,
-                    owner: str) -> dict[str, Any] | None:
+                    owner: str, builtins: dict[str, Any] | None = None) -> dict[str, Any] | None:
         """Checked parameter values: given ones (evaluated in the caller's scope), then defaults."""
-        given: dict[str, Any] = {}
+        given: dict[str, Any] = dict(builtins or {})
         ok = True
         if with_node is not None and not isinstance(with_node, Map):
             self.diags.error(with_node.span, "`with` must map parameter names to values")
@@ -365,6 +388,8 @@ def param_problem(decl: ParamDecl, value: Any) -> str | None:
 
 
 def _item_problem(decl: ParamDecl, value: Any) -> str | None:
+    if value is None:
+        return None  # null leaves the Caffe fields that use the parameter unset
     kind = decl.kind
     fits = {
         "int": isinstance(value, int) and not isinstance(value, bool),

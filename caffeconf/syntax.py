@@ -19,6 +19,7 @@ DOCUMENT_KEYS = ("caffeconf", "name", "separator", "params", "imports", "modules
 MODULE_KEYS = ("doc", "params", "inputs", "outputs", "layers", "qualify")
 PARAM_KEYS = ("type", "default", "min", "max", "values", "min_len", "max_len", "doc")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+INSTANCE = "instance"  # the builtin parameter holding a use's instance name
 
 
 @dataclass(frozen=True)
@@ -44,10 +45,11 @@ class ParamDecl:
 
 @dataclass(frozen=True)
 class Port:
-    """A module input or output: a blob name in the module's scope."""
+    """A module input or output: a blob name in the module's scope (it may use `${...}`)."""
 
     name: str
     span: Span
+    node: Scalar
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def _ports(node: Node | None, what: str, diags: DiagnosticList) -> tuple[Port, .
             diags.error(item.span, f"{what} names '{item.value}' twice")
         else:
             seen.add(item.value)
-            ports.append(Port(item.value, item.span))
+            ports.append(Port(item.value, item.span, item))
     return tuple(ports)
 
 
@@ -137,6 +139,9 @@ def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) ->
     """`n: int` or `n: {type: int, default: 3, min: 1, ...}`."""
     if not NAME.match(name):
         diags.error(key_span, f"parameter name '{name}' is not an identifier")
+        return None
+    if name == INSTANCE:
+        diags.error(key_span, f"'{INSTANCE}' is reserved: it is always the instance name of the module use")
         return None
     if isinstance(node, Scalar):
         node = Map({"type": node}, {"type": node.span}, node.span)
