@@ -516,8 +516,9 @@ def _batch_reindex(layer: Layer, bottoms: list[Shape]) -> Inferred:
 # ---------------------------------------------------------------- losses and metrics
 
 def _scalar_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    """Loss top is a scalar; some losses also output their probabilities."""
-    return Inferred(((),) + (bottoms[0],) * (len(layer.tops) - 1))
+    """Loss top is a scalar; some losses also output their probabilities.
+    Caffe makes an unnamed loss top when none is named (AutoTopBlobs)."""
+    return Inferred(((), bottoms[0])[:len(layer.tops)])
 
 
 def _check_labels(layer: Layer, scores: Shape, labels: Shape, message: str) -> int:

@@ -1,0 +1,330 @@
+"""Static shape inference against hand-computed numbers, Caffe's errors, and the shared models."""
+
+from __future__ import annotations
+
+import pytest
+
+from caffeconf.errors import CaffeconfError, Span, render_text
+from caffeconf.ir import Layer, Net, Origin, Use
+from caffeconf.shapes import SHAPE_RULES, format_shape, infer_shapes
+
+from conftest import model_files
+
+
+def source(shape, name="data"):
+    return Layer(name, "Input", (), (name,), {"input_param": {"shape": [{"dim": list(shape)}]}})
+
+
+def top_shapes(layers, inputs=None, batch=None):
+    shapes = infer_shapes(Net("t", tuple(layers)), inputs, batch)
+    return {top: shape for entry in shapes.layers for top, shape in zip(entry.layer.tops, entry.tops)}
+
+
+def single(layer, *inputs):
+    """The top shapes of `layer` fed by Input layers of the given shapes (bottoms b0, b1, ...)."""
+    names = [f"b{i}" for i in range(len(inputs))]
+    layer = Layer(layer.name, layer.type, tuple(names), layer.tops, layer.fields)
+    shapes = infer_shapes(Net("t", (*(source(s, n) for s, n in zip(inputs, names)), layer)))
+    return shapes.layers[-1].tops
+
+
+def conv(**param):
+    return Layer("c", "Convolution", (), ("c",), {"convolution_param": param})
+
+
+def pool(**param):
+    return Layer("p", "Pooling", (), ("p",), {"pooling_param": param})
+
+
+def error_text(layer, *inputs):
+    with pytest.raises(CaffeconfError) as caught:
+        single(layer, *inputs)
+    return render_text(caught.value.diagnostics)
+
+
+# ---------------------------------------------------------------- convolution family
+
+def test_convolution_pad_stride():
+    # (224 + 2*3 - 7) // 2 + 1 = 112
+    assert single(conv(num_output=64, kernel_size=[7], stride=[2], pad=[3]), (2, 3, 224, 224)) \
+        == ((2, 64, 112, 112),)
+
+
+def test_convolution_dilation_and_per_axis_fields():
+    # extent 2*(3-1)+1 = 5: 10 - 5 + 1 = 6; width: kernel_w 1, stride_w 2: (9 - 1) // 2 + 1 = 5
+    layer = conv(num_output=4, kernel_h=3, kernel_w=1, stride_h=1, stride_w=2, dilation=[2, 1])
+    assert single(layer, (1, 2, 10, 9)) == ((1, 4, 6, 5),)
+
+
+def test_convolution_groups_shape_the_weights():
+    shapes = infer_shapes(Net("t", (source((1, 4, 5, 5)), Layer(
+        "c", "Convolution", ("data",), ("c",),
+        {"convolution_param": {"num_output": 6, "kernel_size": [3], "group": 2}}))))
+    assert shapes.layers[-1].params == ((6, 2, 3, 3), (6,))
+
+
+def test_convolution_n_d():
+    assert single(conv(num_output=2, kernel_size=[3, 1, 2]), (1, 1, 5, 5, 5)) == ((1, 2, 3, 5, 4),)
+
+
+def test_deconvolution():
+    # 2 * (4 - 1) + 4 - 2 * 1 = 8; weights are C_in x num_output/group x kernel
+    layer = Layer("d", "Deconvolution", (), ("d",),
+                  {"convolution_param": {"num_output": 3, "kernel_size": [4], "stride": [2], "pad": [1],
+                                         "bias_term": False}})
+    shapes = infer_shapes(Net("t", (source((1, 5, 4, 4)), Layer(
+        layer.name, layer.type, ("data",), layer.tops, layer.fields))))
+    assert shapes.layers[-1].tops == ((1, 3, 8, 8),)
+    assert shapes.layers[-1].params == ((5, 3, 4, 4),)
+
+
+def test_im2col():
+    layer = Layer("i", "Im2col", (), ("i",), {"convolution_param": {"kernel_size": [3], "stride": [2]}})
+    assert single(layer, (1, 2, 7, 7)) == ((1, 18, 3, 3),)
+
+
+def test_kernel_larger_than_padded_input():
+    text = error_text(conv(num_output=1, kernel_size=[5], pad=[1]), (1, 1, 2, 2))
+    assert text == ("error: layer 'c' (Convolution): kernel extent 5 is larger than the padded input 4\n")
+
+
+# ---------------------------------------------------------------- pooling
+
+def test_pooling_rounds_up():
+    # ceil((112 - 3) / 2) + 1 = 56 (GoogLeNet's pool1); floor would give 55
+    assert single(pool(pool="MAX", kernel_size=3, stride=2), (1, 64, 112, 112)) == ((1, 64, 56, 56),)
+
+
+def test_pooling_clips_a_window_starting_in_the_padding():
+    # ceil((5 + 2 - 2) / 2) + 1 = 4, but window 4 would start at 6 >= 5 + 1: clipped to 3
+    assert single(pool(pool="AVE", kernel_size=2, stride=2, pad=1), (1, 1, 5, 5)) == ((1, 1, 3, 3),)
+    # without the clip condition: ceil((6 + 2 - 3) / 2) + 1 = 4, window 3 starts at 6 < 6 + 1: kept
+    assert single(pool(pool="AVE", kernel_size=3, stride=2, pad=1), (1, 1, 6, 6)) == ((1, 1, 4, 4),)
+
+
+def test_global_pooling():
+    assert single(pool(pool="AVE", global_pooling=True), (2, 8, 7, 5)) == ((2, 8, 1, 1),)
+
+
+def test_pooling_pad_must_be_smaller_than_kernel():
+    text = error_text(pool(pool="MAX", kernel_size=2, pad=2), (1, 1, 8, 8))
+    assert "pad [2, 2] must be smaller than kernel [2, 2]" in text
+
+
+def test_spp():
+    layer = Layer("s", "SPP", (), ("s",), {"spp_param": {"pyramid_height": 3}})
+    assert single(layer, (2, 8, 13, 13)) == ((2, 8 * (1 + 4 + 16)),)
+    flat = Layer("s", "SPP", (), ("s",), {"spp_param": {"pyramid_height": 1}})
+    assert single(flat, (2, 8, 13, 13)) == ((2, 8, 1, 1),)
+
+
+# ---------------------------------------------------------------- dense and plumbing
+
+def test_inner_product_axis():
+    layer = Layer("f", "InnerProduct", (), ("f",), {"inner_product_param": {"num_output": 7, "axis": 2}})
+    shapes = infer_shapes(Net("t", (source((2, 3, 4, 5)), Layer(
+        "f", "InnerProduct", ("data",), ("f",), layer.fields))))
+    assert shapes.layers[-1].tops == ((2, 3, 7),)
+    assert shapes.layers[-1].params == ((7, 20), (7,))
+
+
+def test_concat_axis_and_mismatch():
+    layer = Layer("cat", "Concat", (), ("cat",), {})
+    assert single(layer, (1, 2, 4, 4), (1, 5, 4, 4)) == ((1, 7, 4, 4),)
+    on_h = Layer("cat", "Concat", (), ("cat",), {"concat_param": {"axis": -2}})
+    assert single(on_h, (1, 2, 4, 4), (1, 2, 3, 4)) == ((1, 2, 7, 4),)
+    assert error_text(layer, (1, 2, 4, 4), (1, 5, 3, 4)) == (
+        "error: layer 'cat' (Concat): Concat inputs must agree on every axis but 1: "
+        "1x2x4x4, 1x5x3x4\n")
+
+
+def test_slice_points_and_even_split():
+    points = Layer("s", "Slice", (), ("a", "b", "c"), {"slice_param": {"slice_point": [1, 3]}})
+    assert single(points, (2, 6, 3)) == ((2, 1, 3), (2, 2, 3), (2, 3, 3))
+    even = Layer("s", "Slice", (), ("a", "b"), {"slice_param": {"slice_dim": 2}})
+    assert single(even, (2, 6, 4)) == ((2, 6, 2), (2, 6, 2))
+
+
+def test_flatten():
+    assert single(Layer("f", "Flatten", (), ("f",), {}), (2, 3, 4, 5)) == ((2, 60),)
+    partial = Layer("f", "Flatten", (), ("f",), {"flatten_param": {"axis": 1, "end_axis": 2}})
+    assert single(partial, (2, 3, 4, 5)) == ((2, 12, 5),)
+
+
+def test_reshape_copies_zero_and_infers_minus_one():
+    layer = Layer("r", "Reshape", (), ("r",), {"reshape_param": {"shape": {"dim": [0, -1]}}})
+    assert single(layer, (2, 3, 4, 5)) == ((2, 60),)
+    middle = Layer("r", "Reshape", (), ("r",),
+                   {"reshape_param": {"shape": {"dim": [3, -1]}, "axis": 1, "num_axes": 1}})
+    assert single(middle, (2, 12, 4)) == ((2, 3, 4, 4),)
+    # axis -1 means after the last axis: appends a dim
+    append = Layer("r", "Reshape", (), ("r",), {"reshape_param": {"shape": {"dim": [1]}, "axis": -1,
+                                                                  "num_axes": 0}})
+    assert single(append, (2, 3)) == ((2, 3, 1),)
+    bad = Layer("r", "Reshape", (), ("r",), {"reshape_param": {"shape": {"dim": [7, -1]}}})
+    assert "do not divide by 7" in error_text(bad, (2, 3, 4))
+
+
+def test_crop():
+    layer = Layer("crop", "Crop", (), ("crop",), {"crop_param": {"axis": 2, "offset": [2]}})
+    assert single(layer, (1, 3, 10, 12), (1, 5, 6, 6)) == ((1, 3, 6, 6),)
+    too_far = Layer("crop", "Crop", (), ("crop",), {"crop_param": {"axis": 2, "offset": [5, 0]}})
+    assert "crop of axis 2 is out of bounds: size 6 at offset 5 in 10" in \
+        error_text(too_far, (1, 3, 10, 12), (1, 5, 6, 6))
+
+
+def test_eltwise_mismatch():
+    layer = Layer("sum", "Eltwise", (), ("sum",), {})
+    assert error_text(layer, (1, 2, 3), (1, 2, 4)) == (
+        "error: layer 'sum' (Eltwise): Eltwise inputs differ in shape: 1x2x3, 1x2x4\n")
+
+
+def test_scale_one_and_two_bottoms():
+    shapes = infer_shapes(Net("t", (source((2, 3, 4)), Layer(
+        "s", "Scale", ("data",), ("data",), {"scale_param": {"bias_term": True}}))))
+    assert shapes.layers[-1].params == ((3,), (3,))
+    two = Layer("s", "Scale", (), ("s",), {"scale_param": {"axis": 0}})
+    assert single(two, (2, 3, 4), (2, 3)) == ((2, 3, 4),)
+    assert "second bottom 3 does not match input 2x4x4 from axis 1" in error_text(
+        Layer("s", "Scale", (), ("s",), {}), (2, 4, 4), (3,))
+
+
+def test_losses_accuracy_argmax_reduction():
+    assert single(Layer("l", "SoftmaxWithLoss", (), ("l", "prob"), {}), (4, 10), (4,)) == ((), (4, 10))
+    assert single(Layer("a", "Accuracy", (), ("a", "per_class"), {}), (4, 10), (4,)) == ((), (10,))
+    assert "3 labels for 4 predictions" in error_text(
+        Layer("l", "SoftmaxWithLoss", (), ("l",), {}), (4, 10), (3,))
+    assert single(Layer("m", "ArgMax", (), ("m",), {"argmax_param": {"out_max_val": True, "top_k": 3}}),
+                  (4, 10)) == ((4, 2, 3),)
+    assert single(Layer("m", "ArgMax", (), ("m",), {"argmax_param": {"axis": 1}}),
+                  (4, 10, 5)) == ((4, 1, 5),)
+    assert single(Layer("r", "Reduction", (), ("r",), {"reduction_param": {"axis": 1}}),
+                  (4, 10, 5)) == ((4,),)
+
+
+def test_batch_norm_prelu_embed_params():
+    net = Net("t", (
+        source((2, 3, 4, 4)),
+        Layer("bn", "BatchNorm", ("data",), ("data",), {}),
+        Layer("pr", "PReLU", ("data",), ("data",), {}),
+        Layer("e", "Embed", ("data",), ("e",), {"embed_param": {"num_output": 5, "input_dim": 9}}),
+    ))
+    params = [entry.params for entry in infer_shapes(net).layers[1:]]
+    assert params == [((3,), (3,), (1,)), ((3,),), ((9, 5), (5,))]
+    assert infer_shapes(net).blob("e") == (2, 3, 4, 4, 5)
+
+
+def test_lstm_shapes_and_weights():
+    layer = Layer("lstm", "LSTM", (), ("h",), {"recurrent_param": {"num_output": 8}})
+    shapes = infer_shapes(Net("t", (source((5, 2, 3), "x"), source((5, 2), "cont"), Layer(
+        "lstm", "LSTM", ("x", "cont"), ("h",), layer.fields))))
+    assert shapes.layers[-1].tops == ((5, 2, 8),)
+    assert shapes.layers[-1].params == ((32, 3), (32,), (32, 8))
+
+
+# ---------------------------------------------------------------- sources, unknowns and overrides
+
+def test_dummy_data_legacy_dims():
+    layer = Layer("d", "DummyData", (), ("a", "b"),
+                  {"dummy_data_param": {"num": [2], "channels": [3, 1], "height": [4], "width": [5]}})
+    assert infer_shapes(Net("t", (layer,))).layers[0].tops == ((2, 3, 4, 5), (2, 1, 4, 5))
+
+
+def test_data_layer_channels_unknown_and_propagated():
+    data = Layer("d", "Data", (), ("data", "label"),
+                 {"data_param": {"batch_size": 8}, "transform_param": {"crop_size": 5}})
+    net = Net("t", (data, Layer("c", "Convolution", ("data",), ("c",),
+                                {"convolution_param": {"num_output": 4, "kernel_size": [3]}})))
+    shapes = infer_shapes(net)
+    assert shapes.layers[0].tops == ((8, None, 5, 5), (8,))
+    assert shapes.layers[1].tops == ((8, 4, 3, 3),)
+    assert shapes.layers[1].params is None  # weights need the channels
+    given = infer_shapes(net, {"data": (8, 3, 5, 5)}, batch=2)
+    assert given.layers[1].tops == ((2, 4, 3, 3),)
+    assert given.layers[1].params == ((4, 3, 3, 3), (4,))
+
+
+def test_unknown_input_name_is_an_error():
+    with pytest.raises(CaffeconfError) as caught:
+        infer_shapes(Net("t", (source((1, 2)),)), {"date": (1, 2)})
+    assert render_text(caught.value.diagnostics) == (
+        "error: no input blob named 'date' (inputs: data)\n  hint: did you mean 'data'?\n")
+
+
+def test_format_shape():
+    assert [format_shape(s) for s in [(1, None, 3), (), None]] == ["1x?x3", "scalar", "?"]
+
+
+def test_error_points_at_the_layer_with_its_module_chain(tmp_path):
+    config = tmp_path / "net.yaml"
+    config.write_text("layers:\n  - name: cat\n")
+    span = Span(str(config), 2, 5)
+    origin = Origin(span, (Use("tower", "t1", Span(str(config), 9, 3)),
+                           Use("branch", "b2", Span(str(config), 20, 7))))
+    net = Net("t", (source((1, 2, 4, 4), "a"), source((1, 2, 5, 4), "b"),
+                    Layer("cat", "Concat", ("a", "b"), ("cat",), {}, origin)))
+    with pytest.raises(CaffeconfError) as caught:
+        infer_shapes(net)
+    assert render_text(caught.value.diagnostics) == (
+        f"{config}:2:5: error: layer 'cat' (Concat): Concat inputs must agree on every axis but 1: "
+        "1x2x4x4, 1x2x5x4\n"
+        "      - name: cat\n"
+        "        ^\n"
+        f"note: in module branch, used as b2 at {config}:20:7; in module tower, used as t1 at {config}:9:3\n")
+
+
+def test_every_bad_layer_is_reported():
+    net = Net("t", (source((1, 1, 2, 2)),
+                    Layer("c1", "Convolution", ("data",), ("c1",),
+                          {"convolution_param": {"num_output": 1, "kernel_size": [3]}}),
+                    Layer("c2", "Convolution", ("data",), ("c2",),
+                          {"convolution_param": {"num_output": 1, "kernel_size": [4]}})))
+    with pytest.raises(CaffeconfError) as caught:
+        infer_shapes(net)
+    assert [d.message.split(":")[0] for d in caught.value.diagnostics] == \
+        ["layer 'c1' (Convolution)", "layer 'c2' (Convolution)"]
+
+
+def test_rule_table_covers_the_runner_layer_set():
+    runner = {
+        "Input", "DummyData", "Convolution", "Deconvolution", "Pooling", "InnerProduct", "ReLU", "PReLU",
+        "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold", "Clip", "Swish",
+        "LRN", "BatchNorm", "Scale", "Bias", "Eltwise", "Concat", "Slice", "Split", "Flatten", "Reshape",
+        "Crop", "Softmax", "Dropout", "MVN", "Reduction", "ArgMax", "Tile", "Embed", "Silence",
+        "Accuracy", "SoftmaxWithLoss", "EuclideanLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss",
+        "HingeLoss", "InfogainLoss", "MultinomialLogisticLoss", "SPP", "Im2col", "Filter",
+        "BatchReindex", "Parameter", "RNN", "LSTM", "Data",
+    }
+    assert runner <= set(SHAPE_RULES)
+
+
+# ---------------------------------------------------------------- the shared models
+
+NETS = [p for p in model_files() if "solver" not in p.name]
+
+
+def _load(path):
+    pytest.importorskip("caffeconf.serde", reason="the prototxt loader has not landed")
+    from caffeconf.nets import load_net
+    from caffeconf.rules import filter_net
+
+    return filter_net(load_net(path), phase="TRAIN")
+
+
+@pytest.mark.parametrize("path", NETS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shared_model_shapes(path):
+    shapes = infer_shapes(_load(path))
+    assert shapes.layers
+
+
+@pytest.mark.parametrize("name, output, params", [
+    ("bvlc_googlenet/deploy.prototxt", (10, 1000), 6_998_552),
+    ("bvlc_reference_caffenet/deploy.prototxt", (10, 1000), 60_965_224),
+    ("lenet/lenet.prototxt", (64, 10), 431_080),
+])
+def test_known_deploy_nets(models, name, output, params):
+    from caffeconf.measure import layer_costs, net_totals
+
+    shapes = infer_shapes(_load(models / name))
+    assert shapes.layers[-1].tops[0] == output
+    assert net_totals(layer_costs(shapes))[0] == params
