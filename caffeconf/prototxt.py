@@ -66,6 +66,41 @@ def decode(data: bytes, source: str, message: Message) -> Message:
     raise _not_text_error(data, source, message)
 
 
+def read_net_or_solver(path: str | Path) -> caffe_pb2.NetParameter | caffe_pb2.SolverParameter:
+    """A NetParameter or a SolverParameter, whichever `path` holds (not upgraded)."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read {source}: {error.strerror or error}") from None
+    if looks_like_text(data):
+        names = {f.name for f in outline_text(data.decode("utf-8")).fields}
+        return decode(data, source, _closest_message(names))
+    return decode(data, source, _binary_kind(data))
+
+
+def _closest_message(names: set[str]) -> Message:
+    """The message type that knows more of the top-level `names`; a net on a tie."""
+    net, solver = caffe_pb2.NetParameter(), caffe_pb2.SolverParameter()
+    return solver if _fit(names, solver) > _fit(names, net) else net
+
+
+def _fit(names: set[str], message: Message) -> int:
+    known = set(message.DESCRIPTOR.fields_by_name)
+    return len(names & known) - len(names - known)
+
+
+def _binary_kind(data: bytes) -> Message:
+    """Wire format does not name its type: a clean net with layers is a net, else a clean
+    solver is a solver; anything else is reported as a bad net."""
+    net = caffe_pb2.NetParameter()
+    if parse_binary(data, net) and (net.layer or net.layers):
+        return caffe_pb2.NetParameter()
+    if parse_binary(data, caffe_pb2.SolverParameter()):
+        return caffe_pb2.SolverParameter()
+    return caffe_pb2.NetParameter()
+
+
 def looks_like_text(data: bytes) -> bool:
     """UTF-8 with no control characters other than whitespace: binary protobuf always has some."""
     try:
@@ -188,6 +223,10 @@ def _repeated_scalar(match: re.Match, pool, at: Span) -> CaffeconfError:
     return CaffeconfError.at(at, f"'{name}' is set twice, but {type_name}.{name} is not repeated")
 
 
+def _unmatched_close(match: re.Match, pool, at: Span) -> CaffeconfError:
+    return CaffeconfError.at(at, f"'{match.group(1)}' closes a block that was never opened")
+
+
 def _widen(at: Span, word: str) -> Span:
     return Span(at.path, at.line, at.col, at.line, at.col + len(word))
 
@@ -198,6 +237,7 @@ _EXPLAINERS = (
     (re.compile(r'Enum type "([\w.]+)" has no value named (\S+?)\.$'), _unknown_enum_value),
     (re.compile(r'Message type "([\w.]+)" should not have multiple "(\w+)" fields\.'),
      _repeated_scalar),
+    (re.compile(r"^Expected identifier or number, got ([}>])\.$"), _unmatched_close),
 )
 
 
