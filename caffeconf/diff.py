@@ -1,0 +1,219 @@
+"""Semantic differences between two flat nets: (Net, Net) -> [Difference].
+
+Fields are compared as Caffe reads them: a field written with its default
+equals an absent one, an empty sub-message equals none, and floats compare
+at float32 precision (what a prototxt holds). Layers pair up by name (the
+k-th layer of a name with the k-th), then unpaired layers of the same type
+and fields pair up as renamed. Blob names do not matter, wiring does: when
+a paired layer's top is renamed, its readers that follow the new name are
+not reported as rewired.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Iterator, Mapping
+
+from google.protobuf.descriptor import FieldDescriptor
+
+from .ir import Layer, Net
+
+# Fields whose mere presence changes what Caffe does, even at their default value.
+PRESENCE_MATTERS = frozenset({
+    ("ArgMaxParameter", "axis"), ("ConcatParameter", "concat_dim"), ("SliceParameter", "slice_dim"),
+    ("NetStateRule", "phase"), ("BatchNormParameter", "use_global_stats"), ("LossParameter", "normalize"),
+    *((message, f"{field}_{axis}") for message in ("ConvolutionParameter", "PoolingParameter")
+      for field in ("kernel", "pad", "stride") for axis in "hw"),
+})
+
+# Repeated fields whose one-value form equals leaving them out (Caffe's kDefaultStride etc.).
+REPEATED_DEFAULTS = {
+    ("ConvolutionParameter", "stride"): [1], ("ConvolutionParameter", "dilation"): [1],
+    ("ConvolutionParameter", "pad"): [0],
+}
+
+
+@dataclass(frozen=True)
+class Difference:
+    kind: str  # added, removed, renamed, changed, rewired, blob-renamed, net
+    layer: str  # the layer as named in A (B for added), or "" for net fields
+    path: str = ""  # the field path for "changed", "bottom"/"top" for "rewired"
+    a: Any = None
+    b: Any = None
+
+    def describe(self) -> str:
+        if self.kind in ("added", "removed"):
+            return f"{self.kind}: layer {self.layer} ({self.a})"
+        if self.kind == "renamed":
+            return f"renamed: layer {self.layer} -> {self.b}"
+        if self.kind == "blob-renamed":
+            return f"renamed: blob {self.a} -> {self.b}"
+        where = "net" if self.kind == "net" else f"layer {self.layer}"
+        return f"{self.kind}: {where}: {self.path}: {_show(self.a)} -> {_show(self.b)}"
+
+    def as_json(self) -> dict:
+        return {"kind": self.kind, "layer": self.layer, "path": self.path, "a": self.a, "b": self.b}
+
+
+def _show(value: Any) -> str:
+    return "(absent)" if value is None else json.dumps(value)
+
+
+# ---------------------------------------------------------------- normalization
+
+def _descriptor(name: str):
+    from .proto import caffe_pb2
+
+    return getattr(caffe_pb2, name).DESCRIPTOR
+
+
+def normalize(fields: Mapping[str, Any], message) -> dict[str, Any]:
+    """`fields` as Caffe reads them: defaults and empty sub-messages dropped, floats at float32."""
+    out = {}
+    for key, value in fields.items():
+        field = message.fields_by_name.get(key)
+        value = value if field is None else _normal_value(value, field)
+        if field is not None and _is_default(value, field, message):
+            continue
+        out[key] = value
+    return out
+
+
+def _normal_value(value: Any, field: FieldDescriptor) -> Any:
+    if field.is_repeated and isinstance(value, (list, tuple)):
+        return [_normal_scalar(item, field) for item in value]
+    return _normal_scalar(value, field)
+
+
+def _normal_scalar(value: Any, field: FieldDescriptor) -> Any:
+    if field.message_type is not None and isinstance(value, Mapping):
+        return normalize(value, field.message_type)
+    if field.type == FieldDescriptor.TYPE_FLOAT and isinstance(value, (int, float)):
+        return float32(value)
+    return value
+
+
+def float32(value: float) -> float:
+    """The shortest decimal that reads back as the same float32: 0.1, not 0.10000000149011612."""
+    single = struct.unpack("f", struct.pack("f", value))[0]
+    for digits in range(1, 10):
+        short = float(f"{single:.{digits}g}")
+        if struct.unpack("f", struct.pack("f", short))[0] == single:
+            return short
+    return single
+
+
+def _is_default(value: Any, field: FieldDescriptor, message) -> bool:
+    if field.is_repeated:
+        return value == [] or value == REPEATED_DEFAULTS.get((message.name, field.name))
+    if field.message_type is not None:
+        return value == {}
+    if (message.name, field.name) in PRESENCE_MATTERS:
+        return False
+    default = field.default_value
+    if field.enum_type is not None:
+        default = field.enum_type.values_by_number[default].name
+    return value == default
+
+
+def normal_layer_fields(layer: Layer) -> dict[str, Any]:
+    return normalize(layer.fields, _descriptor("LayerParameter"))
+
+
+# ---------------------------------------------------------------- pairing layers
+
+def _keyed(net: Net) -> dict[tuple[str, int], Layer]:
+    """Layers keyed by (name, occurrence): train and test layers often share a name."""
+    seen: dict[str, int] = {}
+    keyed = {}
+    for layer in net.layers:
+        seen[layer.name] = seen.get(layer.name, 0) + 1
+        keyed[(layer.name, seen[layer.name])] = layer
+    return keyed
+
+
+def _label(key: tuple[str, int], keyed: Mapping[tuple[str, int], Layer]) -> str:
+    name, occurrence = key
+    return name if (name, 2) not in keyed else f"{name}#{occurrence}"
+
+
+def _pair(a: Net, b: Net):
+    """(pairs of (key_a, key_b)), unpaired keys of A, unpaired keys of B."""
+    keyed_a, keyed_b = _keyed(a), _keyed(b)
+    pairs = [(k, k) for k in keyed_a if k in keyed_b]
+    removed = [k for k in keyed_a if k not in keyed_b]
+    added = [k for k in keyed_b if k not in keyed_a]
+    for key_a in list(removed):
+        signature = _signature(keyed_a[key_a])
+        match = next((k for k in added if _signature(keyed_b[k]) == signature), None)
+        if match is not None:
+            pairs.append((key_a, match))
+            removed.remove(key_a)
+            added.remove(match)
+    return keyed_a, keyed_b, pairs, removed, added
+
+
+def _signature(layer: Layer) -> str:
+    return json.dumps([layer.type, normal_layer_fields(layer)], sort_keys=True)
+
+
+# ---------------------------------------------------------------- comparing
+
+def diff_nets(a: Net, b: Net) -> list[Difference]:
+    keyed_a, keyed_b, pairs, removed, added = _pair(a, b)
+    blob_names = _blob_renames(keyed_a, keyed_b, pairs)
+    found = list(_net_fields(a, b))
+    found += [Difference("blob-renamed", "", "", old, new) for old, new in blob_names.items()]
+    for key_a, key_b in pairs:
+        found += _layer_differences(keyed_a[key_a], keyed_b[key_b], _label(key_a, keyed_a), blob_names)
+    found += [Difference("removed", _label(k, keyed_a), "", keyed_a[k].type) for k in removed]
+    found += [Difference("added", _label(k, keyed_b), "", keyed_b[k].type) for k in added]
+    return found
+
+
+def _net_fields(a: Net, b: Net) -> Iterator[Difference]:
+    message = _descriptor("NetParameter")
+    fields_a, fields_b = normalize(a.fields, message), normalize(b.fields, message)
+    if a.name != b.name:
+        yield Difference("net", "", "name", a.name, b.name)
+    for path, old, new in field_changes(fields_a, fields_b):
+        yield Difference("net", "", path, old, new)
+
+
+def _blob_renames(keyed_a, keyed_b, pairs) -> dict[str, str]:
+    """Old blob name -> new, from the tops of paired layers (the first pairing wins)."""
+    renames: dict[str, str] = {}
+    for key_a, key_b in pairs:
+        for old, new in zip(keyed_a[key_a].tops, keyed_b[key_b].tops):
+            if old != new:
+                renames.setdefault(old, new)
+    return renames
+
+
+def _layer_differences(a: Layer, b: Layer, label: str, blob_names: Mapping[str, str]) -> list[Difference]:
+    found = []
+    if a.name != b.name:
+        found.append(Difference("renamed", label, "", None, b.name))
+    if a.type != b.type:
+        found.append(Difference("changed", label, "type", a.type, b.type))
+    for role, old, new in (("bottom", a.bottoms, b.bottoms), ("top", a.tops, b.tops)):
+        followed = [blob_names.get(name, name) for name in old]
+        if followed != list(new):
+            found.append(Difference("rewired", label, role, list(old), list(new)))
+    for path, old, new in field_changes(normal_layer_fields(a), normal_layer_fields(b)):
+        found.append(Difference("changed", label, path, old, new))
+    return found
+
+
+def field_changes(a: Any, b: Any, path: str = "") -> Iterator[tuple[str, Any, Any]]:
+    """(path, value in A, value in B) for every leaf that differs; None means absent."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in list(a) + [k for k in b if k not in a]:
+            yield from field_changes(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b)):
+            yield from field_changes(x, y, f"{path}[{index}]")
+    elif a != b:
+        yield path, a, b

@@ -1,0 +1,143 @@
+"""Semantic diff: defaults, renames, rewiring, field paths, exit codes, real nets."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from caffeconf.cli import main
+from caffeconf.diff import diff_nets, float32
+from caffeconf.ir import Layer, Net
+
+from conftest import ROOT, require_models
+
+
+def conv(name, bottom, top, **param):
+    return Layer(name, "Convolution", (bottom,), (top,), {"convolution_param": param})
+
+
+def describe(a, b):
+    return [d.describe() for d in diff_nets(Net("n", tuple(a)), Net("n", tuple(b)))]
+
+
+def test_defaults_and_float32_precision_are_equal():
+    a = [conv("c", "x", "c", num_output=3, kernel_size=[3], bias_term=True, stride=[]),
+         Layer("s", "Power", ("c",), ("c",), {"power_param": {"scale": 0.1}})]
+    b = [conv("c", "x", "c", num_output=3, kernel_size=[3]),
+         Layer("s", "Power", ("c",), ("c",), {"power_param": {"scale": 0.10000000149011612}})]
+    assert describe(a, b) == []
+
+
+def test_presence_of_an_include_phase_matters():
+    a = [Layer("d", "Data", (), ("d",), {"include": [{"phase": "TRAIN"}]})]
+    b = [Layer("d", "Data", (), ("d",), {"include": [{}]})]
+    assert describe(a, b) == ['changed: layer d: include[0].phase: "TRAIN" -> (absent)']
+
+
+def test_changed_fields_with_paths():
+    a = [conv("c", "x", "c", num_output=3, kernel_size=[3], weight_filler={"type": "xavier"})]
+    b = [conv("c", "x", "c", num_output=4, kernel_size=[5], weight_filler={"type": "gaussian", "std": 0.5})]
+    assert describe(a, b) == [
+        "changed: layer c: convolution_param.num_output: 3 -> 4",
+        "changed: layer c: convolution_param.kernel_size[0]: 3 -> 5",
+        'changed: layer c: convolution_param.weight_filler.type: "xavier" -> "gaussian"',
+        "changed: layer c: convolution_param.weight_filler.std: (absent) -> 0.5",
+    ]
+
+
+def test_renamed_layer_and_blob_do_not_rewire_readers():
+    a = [conv("c1", "x", "c1", num_output=3, kernel_size=[1]), Layer("r", "ReLU", ("c1",), ("c1",))]
+    b = [conv("conv_1", "x", "conv_1", num_output=3, kernel_size=[1]),
+         Layer("r", "ReLU", ("conv_1",), ("conv_1",))]
+    assert describe(a, b) == ["renamed: blob c1 -> conv_1", "renamed: layer c1 -> conv_1"]
+
+
+def test_rewired_added_removed():
+    a = [conv("c1", "x", "c1", num_output=3, kernel_size=[1]), conv("c2", "x", "c2", num_output=3, kernel_size=[1]),
+         Layer("drop", "Dropout", ("c2",), ("c2",))]
+    b = [conv("c1", "x", "c1", num_output=3, kernel_size=[1]), conv("c2", "c1", "c2", num_output=3, kernel_size=[1]),
+         Layer("bn", "BatchNorm", ("c2",), ("c2",))]
+    assert describe(a, b) == [
+        'rewired: layer c2: bottom: ["x"] -> ["c1"]',
+        "removed: layer drop (Dropout)",
+        "added: layer bn (BatchNorm)",
+    ]
+
+
+def test_layers_sharing_a_name_pair_in_order():
+    a = [Layer("d", "Data", (), ("d",), {"include": [{"phase": "TRAIN"}]}),
+         Layer("d", "Data", (), ("d",), {"include": [{"phase": "TEST"}]})]
+    b = [a[0], Layer("d", "Data", (), ("d",), {"include": [{"phase": "TEST"}], "data_param": {"batch_size": 5}})]
+    assert describe(a, b) == ["changed: layer d#2: data_param: (absent) -> {\"batch_size\": 5}"]
+
+
+def test_float32_shortest_form():
+    assert [float32(v) for v in (0.1, 0.10000000149011612, 1e-4, 0.0039215684)] == \
+        [0.1, 0.1, 1e-4, 0.0039215684]
+
+
+# ---------------------------------------------------------------- the command
+
+PROTOTXT = """name: "tiny"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 5 dim: 5 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 4 kernel_size: 3 } }
+layer { name: "relu" type: "ReLU" bottom: "conv" top: "conv" }
+"""
+
+YAML = """caffeconf: 1
+name: tiny
+layers:
+  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 2, 5, 5]}}}
+  - {name: conv, type: Convolution, convolution_param: {num_output: 4, kernel_size: 3, stride: 1}}
+  - {name: relu, type: ReLU, in_place: true}
+"""
+
+
+def test_command_equal_and_different(tmp_path, capsys):
+    (tmp_path / "a.prototxt").write_text(PROTOTXT)
+    (tmp_path / "b.yaml").write_text(YAML)
+    (tmp_path / "c.prototxt").write_text(PROTOTXT.replace("num_output: 4", "num_output: 8"))
+    assert main(["diff", str(tmp_path / "a.prototxt"), str(tmp_path / "b.yaml")]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["diff", str(tmp_path / "b.yaml"), str(tmp_path / "c.prototxt")]) == 1
+    assert capsys.readouterr().out == "changed: layer conv: convolution_param.num_output: 4 -> 8\n"
+    assert main(["diff", "--format", "json", str(tmp_path / "a.prototxt"), str(tmp_path / "c.prototxt")]) == 1
+    assert json.loads(capsys.readouterr().out) == {"equal": False, "differences": [
+        {"kind": "changed", "layer": "conv", "path": "convolution_param.num_output", "a": 4, "b": 8}]}
+
+
+def test_bad_input_is_a_located_error(tmp_path, capsys):
+    (tmp_path / "a.prototxt").write_text(PROTOTXT)
+    (tmp_path / "bad.prototxt").write_text("layer { name: \n")
+    assert main(["diff", str(tmp_path / "a.prototxt"), str(tmp_path / "bad.prototxt")]) == 1
+    assert f"{tmp_path / 'bad.prototxt'}:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("config, prototxt", [
+    ("lenet.yaml", "lenet/lenet_train_test.prototxt"),
+    ("googlenet.yaml", "bvlc_googlenet/train_val.prototxt"),
+    ("caffenet.yaml", "bvlc_reference_caffenet/train_val.prototxt"),
+])
+def test_configs_equal_the_prototxt_they_replace(config, prototxt, capsys):
+    models = require_models()
+    if not (ROOT / "configs" / config).exists():
+        pytest.skip(f"configs/{config} is not written yet")
+    assert main(["diff", str(ROOT / "configs" / config), str(models / prototxt)]) == 0, capsys.readouterr().out
+
+
+@pytest.mark.parametrize("v2, older", [
+    ("lenet/lenet_train_test.prototxt", "lenet-v1/lenet_train_test.prototxt"),
+    ("bvlc_reference_caffenet/train_val.prototxt", "bvlc_reference_caffenet-v1/train_val.prototxt"),
+    ("siamese/mnist_siamese_train_test.prototxt", "siamese-v1/mnist_siamese_train_test.prototxt"),
+])
+def test_upgraded_nets_equal_their_v2_form(v2, older, capsys):
+    models = require_models()
+    assert main(["diff", str(models / v2), str(models / older)]) == 0, capsys.readouterr().out
+
+
+def test_upgraded_v0_deploy_net_names_its_input_layer_input(capsys):
+    models = require_models()
+    assert main(["diff", str(models / "lenet/lenet.prototxt"), str(models / "lenet-v0/lenet.prototxt")]) == 1
+    assert capsys.readouterr().out == "renamed: layer data -> input\n"
