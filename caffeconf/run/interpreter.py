@@ -1,0 +1,264 @@
+"""flat Net (already filtered for one phase) -> a torch.nn.Module that runs it as Caffe would.
+
+One loop over the layers with an environment of named blobs. Learnable blobs are
+created on first use, when the bottom shapes are known (as in Caffe's SetUp):
+from loaded .caffemodel blobs when given, else from the layer's fillers. In
+inference (no autograd) each blob is dropped after its last consumer and
+in-place layers overwrite their bottom when nothing else still holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from ..errors import CaffeconfError, Diagnostic, did_you_mean
+from ..ir import Layer, Net
+from . import layers as registry
+from .fillers import fill
+from .layers import LayerContext, Op
+from .layers.data import FED_TYPES
+from .weights import StoredBlob, describe_shape, shape_matches
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class Step:
+    index: int
+    layer: Layer
+    ctx: LayerContext
+    op: Op
+    ready: bool = False
+    in_place: bool = False
+    # blob names to drop from the environment after this step (inference only)
+    dead_after: tuple[str, ...] = field(default=())
+
+
+def check_supported(net: Net) -> None:
+    """Reject every layer whose type caffeconf cannot run, before anything runs."""
+    diagnostics = [
+        Diagnostic(f"layer '{layer.name}': unsupported layer type '{layer.type}' "
+                   f"(caffeconf run has no implementation for it)",
+                   layer.origin.span if layer.origin else None,
+                   hint=did_you_mean(layer.type, registry.LAYERS))
+        for layer in net.layers if layer.type not in registry.LAYERS
+    ]
+    if diagnostics:
+        raise CaffeconfError(diagnostics)
+
+
+def output_names(layers: Iterable[Layer]) -> list[str]:
+    """Caffe's net outputs: tops that no later layer consumes, in order of production."""
+    available: dict[str, None] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            available.pop(bottom, None)
+        for top in layer.tops:
+            available[top] = None
+    return list(available)
+
+
+def fed_names(layers: Iterable[Layer]) -> list[str]:
+    """Blobs the caller feeds: tops of Input and database layers."""
+    return [top for layer in layers if layer.type in FED_TYPES for top in layer.tops]
+
+
+class CaffeNet(nn.Module):
+    """A flat Caffe net as a module: `forward({blob: tensor}) -> {output blob: tensor}`."""
+
+    def __init__(self, net: Net, *, phase: str = "TEST", seed: int = 0,
+                 weights: Mapping[str, list[StoredBlob]] | None = None,
+                 device: torch.device | str = "cpu"):
+        super().__init__()
+        check_supported(net)
+        self.net, self.phase, self.device = net, phase, torch.device(device)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.weights = dict(weights or {})
+        self.steps = self._build_steps(net.layers)
+        self.layer_blobs = nn.ModuleList(nn.ParameterList() for _ in self.steps)
+        self.shared: dict[str, nn.Parameter] = {}
+        self.inputs = fed_names(net.layers)
+        self.outputs = output_names(net.layers)
+        self._check_bottoms()
+        self._plan_lifetimes()
+
+    # ------------------------------------------------------------ building
+
+    def _build_steps(self, layers: tuple[Layer, ...]) -> list[Step]:
+        steps, diagnostics = [], []
+        for index, layer in enumerate(layers):
+            ctx = LayerContext(layer, self.phase, self.generator)
+            try:
+                op = registry.LAYERS[layer.type](ctx)
+            except CaffeconfError as error:
+                diagnostics.extend(error.diagnostics)
+                continue
+            in_place = layer.is_in_place() and op.forward_in_place is not None
+            steps.append(Step(index, layer, ctx, op, in_place=in_place))
+        if diagnostics:
+            raise CaffeconfError(diagnostics)
+        return steps
+
+    def _check_bottoms(self) -> None:
+        produced: set[str] = set()
+        for step in self.steps:
+            for position, bottom in enumerate(step.layer.bottoms):
+                if bottom not in produced:
+                    raise step.ctx.error(f"unknown bottom blob '{bottom}' (bottom {position}): "
+                                         "no earlier layer produces it",
+                                         hint=did_you_mean(bottom, produced))
+            produced.update(step.layer.tops)
+
+    def _plan_lifetimes(self) -> None:
+        last_read: dict[str, int] = {}
+        for position, step in enumerate(self.steps):
+            for bottom in step.layer.bottoms:
+                last_read[bottom] = position
+        dead: dict[int, list[str]] = {}
+        for name, position in last_read.items():
+            if name not in self.steps[position].layer.tops and name not in self.outputs:
+                dead.setdefault(position, []).append(name)
+        for position, step in enumerate(self.steps):
+            step.dead_after = tuple(dead.get(position, ()))
+
+    # ------------------------------------------------------------- running
+
+    def forward(self, inputs: Mapping[str, Tensor], keep_all: bool = False) -> dict[str, Tensor]:
+        """Run every layer; return the output blobs (or every blob, with `keep_all`)."""
+        env = self._feed(inputs)
+        protected = {x.untyped_storage().data_ptr() for x in env.values()}
+        protected.update(p.untyped_storage().data_ptr() for p in self.parameters())
+        free = not keep_all and not torch.is_grad_enabled()
+        for step in self.steps:
+            if step.layer.type in FED_TYPES:
+                continue
+            bottoms = [env[name] for name in step.layer.bottoms]
+            overwrite = step.in_place and free and self._exclusive(env, step.layer.bottoms[0], protected)
+            tops = self.run_layer(step, bottoms, in_place=overwrite)
+            env.update(zip(step.layer.tops, tops))
+            if free:
+                for name in step.dead_after:
+                    env.pop(name, None)
+        return env if keep_all else {name: env[name] for name in self.outputs}
+
+    def run_layer(self, step: Step, bottoms: list[Tensor], in_place: bool = False) -> list[Tensor]:
+        """One layer's forward, creating its blobs first if needed; errors name the layer."""
+        if not step.ready:
+            self._materialize(step, bottoms)
+        blobs = list(self.layer_blobs[step.index])
+        run = step.op.forward_in_place if in_place else step.op.forward
+        try:
+            tops = run(bottoms, blobs)
+        except CaffeconfError:
+            raise
+        except (RuntimeError, ValueError, IndexError) as error:
+            shapes = ", ".join(str(tuple(b.shape)) for b in bottoms)
+            raise step.ctx.error(f"{error} (bottom shapes: {shapes})") from error
+        if len(tops) != len(step.layer.tops):
+            raise step.ctx.error(f"it makes {len(tops)} tops but {len(step.layer.tops)} are named")
+        return tops
+
+    def _feed(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        env = {}
+        for step in self.steps:
+            if step.layer.type not in FED_TYPES:
+                continue
+            for top in step.layer.tops:
+                if top not in inputs:
+                    raise step.ctx.error(f"no input given for its top '{top}'",
+                                         hint=f"feed it, e.g. --input {top}=file.npy")
+                env[top] = inputs[top]
+        unknown = sorted(set(inputs) - set(env))
+        if unknown:
+            raise CaffeconfError.at(None, f"inputs {unknown} name no Input or data layer top",
+                                    hint=did_you_mean(unknown[0], env))
+        return env
+
+    @staticmethod
+    def _exclusive(env: Mapping[str, Tensor], name: str, protected: set[int]) -> bool:
+        """True when no other live blob, input or parameter shares `name`'s memory."""
+        storage = env[name].untyped_storage().data_ptr()
+        if storage in protected:
+            return False
+        return not any(other != name and x.untyped_storage().data_ptr() == storage
+                       for other, x in env.items())
+
+    # ------------------------------------------------------------- weights
+
+    def _materialize(self, step: Step, bottoms: list[Tensor]) -> None:
+        specs = step.op.blob_specs([tuple(b.shape) for b in bottoms]) if step.op.blob_specs else []
+        stored = self.weights.get(step.layer.name)
+        if stored is not None and len(stored) != len(specs):
+            raise step.ctx.error(f"the weights file has {len(stored)} blobs for it, "
+                                 f"but it has {len(specs)}")
+        device = bottoms[0].device if bottoms else self.device
+        names = [p.get("name", "") for p in step.layer.params]
+        blobs = self.layer_blobs[step.index]
+        for position, spec in enumerate(specs):
+            name = names[position] if position < len(names) else ""
+            initial = self._initial_value(step, position, spec, stored)
+            blobs.append(self._share_or_create(step, position, name, spec, initial, device))
+        step.ready = True
+
+    def _initial_value(self, step: Step, position: int, spec, stored) -> Tensor:
+        if stored is None:
+            try:
+                return fill(spec.shape, spec.filler, self.generator)
+            except ValueError as error:
+                raise step.ctx.error(str(error)) from None
+        blob = stored[position]
+        if not shape_matches(blob, spec.shape):
+            raise step.ctx.error(
+                f"blob {position} in the weights file has shape {describe_shape(blob)}, "
+                f"but the layer needs {spec.shape}",
+                hint="rename the layer to learn it from scratch instead of loading it")
+        return torch.from_numpy(blob.data.reshape(spec.shape).copy())
+
+    def _share_or_create(self, step: Step, position: int, name: str, spec, initial: Tensor,
+                         device) -> nn.Parameter:
+        if name and name in self.shared:
+            owner = self.shared[name]
+            mode = step.layer.params[position].get("share_mode", "STRICT")
+            same = (tuple(owner.shape) == spec.shape if mode == "STRICT"
+                    else owner.numel() == initial.numel())
+            if not same:
+                raise step.ctx.error(f"shared param '{name}' has shape {tuple(owner.shape)} here "
+                                     f"but {spec.shape} in this layer ({mode} sharing)")
+            if step.layer.name in self.weights:
+                with torch.no_grad():  # like Caffe, a later copy into shared memory wins
+                    owner.copy_(initial.reshape(owner.shape))
+            return owner
+        parameter = nn.Parameter(initial.to(device))
+        if name:
+            self.shared[name] = parameter
+        return parameter
+
+    def blobs_by_layer(self) -> dict[str, list[Tensor]]:
+        """Every materialized layer's blobs, by layer name, for writing a .caffemodel."""
+        return {step.layer.name: list(self.layer_blobs[step.index])
+                for step in self.steps if len(self.layer_blobs[step.index])}
+
+    # ---------------------------------------------------------------- loss
+
+    def loss(self, blobs: Mapping[str, Tensor]) -> Tensor | None:
+        """Caffe's total loss: the sum of loss_weight x top over weighted tops."""
+        total = None
+        for step in self.steps:
+            for top, weight in zip(step.layer.tops, loss_weights(step.layer)):
+                if weight and top in blobs:
+                    term = blobs[top].sum() * weight
+                    total = term if total is None else total + term
+        return total
+
+
+def loss_weights(layer: Layer) -> list[float]:
+    """A layer's per-top loss weights: as written, else 1 for a *Loss layer's first top."""
+    written = list(layer.fields.get("loss_weight", ()))
+    if written:
+        return written + [0.0] * (len(layer.tops) - len(written))
+    default = 1.0 if layer.type.endswith("Loss") else 0.0
+    return [default] + [0.0] * (len(layer.tops) - 1) if layer.tops else []

@@ -1,0 +1,280 @@
+"""Spatial layers: Convolution, Deconvolution, Im2col, Pooling, SPP, LRN."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..params import Params
+from . import BlobSpec, LayerContext, Op, register
+
+NEG_INF = float("-inf")
+
+
+# ---------------------------------------------------------------- convolution
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pad: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+
+def _per_axis(ctx: LayerContext, p: Params, name: str, spatial: int, default: int) -> tuple[int, ...]:
+    """A repeated conv field: empty -> default, one value -> every axis, else one per axis."""
+    values = p[name]
+    if not values:
+        return (default,) * spatial
+    if len(values) == 1:
+        return (values[0],) * spatial
+    if len(values) != spatial:
+        raise ctx.error(f"convolution_param.{name} has {len(values)} values; "
+                        f"give 1 or {spatial} (one per spatial axis)")
+    return tuple(values)
+
+
+def _hw_or(ctx: LayerContext, p: Params, name: str, spatial: int, default: int) -> tuple[int, ...]:
+    """`name_h`/`name_w` when written (2-D only), else the repeated `name` field."""
+    if p.has(f"{name}_h") or p.has(f"{name}_w"):
+        if spatial != 2:
+            raise ctx.error(f"{name}_h/{name}_w need 2 spatial axes, the bottom has {spatial}")
+        if p.has(name if name != "kernel" else "kernel_size"):
+            raise ctx.error(f"give either {name}_h/{name}_w or the repeated field, not both")
+        return (p[f"{name}_h"], p[f"{name}_w"])
+    return _per_axis(ctx, p, "kernel_size" if name == "kernel" else name, spatial, default)
+
+
+def conv_geometry(ctx: LayerContext, p: Params, spatial: int) -> ConvGeometry:
+    kernel = _hw_or(ctx, p, "kernel", spatial, 0)
+    if any(k <= 0 for k in kernel):
+        raise ctx.error("convolution_param needs kernel_size (or kernel_h and kernel_w)")
+    return ConvGeometry(kernel, _hw_or(ctx, p, "stride", spatial, 1), _hw_or(ctx, p, "pad", spatial, 0),
+                        _per_axis(ctx, p, "dilation", spatial, 1))
+
+
+def _conv_setup(ctx: LayerContext, shapes, transposed: bool):
+    p = ctx.param("convolution_param")
+    shape = shapes[0]
+    if p["axis"] % len(shape) != 1:
+        raise ctx.error("only channel axis 1 is supported (convolution_param.axis)")
+    spatial = len(shape) - 2
+    if spatial not in (1, 2, 3):
+        raise ctx.error(f"convolution over {spatial} spatial axes is not supported (1 to 3 are)")
+    channels, groups, outputs = shape[1], p["group"], p["num_output"]
+    if channels % groups or outputs % groups:
+        raise ctx.error(f"group {groups} must divide the {channels} input channels and "
+                        f"num_output {outputs}")
+    return p, spatial, channels, groups, outputs
+
+
+def _convolution(ctx: LayerContext, transposed: bool) -> Op:
+    p = ctx.param("convolution_param")
+    if not p.has("num_output"):
+        raise ctx.error("convolution_param.num_output is required")
+    bias = p["bias_term"]
+    geometry: dict[int, ConvGeometry] = {}
+
+    def specs(shapes):
+        p, spatial, channels, groups, outputs = _conv_setup(ctx, shapes, transposed)
+        geo = geometry.setdefault(spatial, conv_geometry(ctx, p, spatial))
+        # Caffe's layouts: conv (out, in/group, k...), deconv (in, out/group, k...).
+        weight = ((channels, outputs // groups) if transposed else (outputs, channels // groups))
+        blobs = [BlobSpec(weight + geo.kernel, p["weight_filler"])]
+        return blobs + ([BlobSpec((outputs,), p["bias_filler"])] if bias else [])
+
+    group = p["group"]
+
+    def forward(bottoms, blobs):
+        x = bottoms[0]
+        spatial = x.dim() - 2
+        geo = geometry.get(spatial) or geometry.setdefault(spatial, conv_geometry(ctx, p, spatial))
+        b = blobs[1] if bias else None
+        if transposed:
+            run = getattr(F, f"conv_transpose{spatial}d")
+            return [run(x, blobs[0], b, geo.stride, geo.pad, 0, group, geo.dilation)]
+        run = getattr(F, f"conv{spatial}d")
+        return [run(x, blobs[0], b, geo.stride, geo.pad, geo.dilation, group)]
+
+    return Op(forward=forward, blob_specs=specs)
+
+
+@register("Convolution")
+def convolution(ctx: LayerContext) -> Op:
+    return _convolution(ctx, transposed=False)
+
+
+@register("Deconvolution")
+def deconvolution(ctx: LayerContext) -> Op:
+    return _convolution(ctx, transposed=True)
+
+
+@register("Im2col")
+def im2col(ctx: LayerContext) -> Op:
+    p = ctx.param("convolution_param")
+    geo = conv_geometry(ctx, p, 2)
+
+    def forward(bottoms, blobs):
+        x = bottoms[0]
+        if x.dim() != 4:
+            raise ctx.error("Im2col supports 4-axis bottoms only")
+        columns = F.unfold(x, geo.kernel, geo.dilation, geo.pad, geo.stride)
+        height, width = (_conv_out(x.shape[2 + i], geo, i) for i in range(2))
+        return [columns.reshape(x.shape[0], -1, height, width)]
+
+    return Op(forward=forward)
+
+
+def _conv_out(size: int, geo: ConvGeometry, axis: int) -> int:
+    extent = geo.dilation[axis] * (geo.kernel[axis] - 1) + 1
+    return (size + 2 * geo.pad[axis] - extent) // geo.stride[axis] + 1
+
+
+# -------------------------------------------------------------------- pooling
+
+@dataclass(frozen=True)
+class PoolGeometry:
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    ceil: bool
+
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int:
+    """Caffe's pooled extent: ceil (or floor) division, then drop a last window
+    that would start in the padding past the input."""
+    span = size + 2 * pad - kernel
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def pool(x: torch.Tensor, method: str, geo: PoolGeometry) -> torch.Tensor:
+    """Caffe's MAX or AVE pooling of a 4-axis tensor."""
+    fits_torch = all(p <= k // 2 for p, k in zip(geo.pad, geo.kernel))
+    if fits_torch:
+        # PyTorch's ceil_mode rule and AVE divisor (window clipped to input+pad) equal Caffe's.
+        if method == "MAX":
+            return F.max_pool2d(x, geo.kernel, geo.stride, geo.pad, ceil_mode=geo.ceil)
+        return F.avg_pool2d(x, geo.kernel, geo.stride, geo.pad, ceil_mode=geo.ceil,
+                            count_include_pad=True)
+    return _pool_padded(x, method, geo)
+
+
+def _pool_padded(x: torch.Tensor, method: str, geo: PoolGeometry) -> torch.Tensor:
+    """Pooling when the pad exceeds half the kernel (Caffe allows pad < kernel; PyTorch does not)."""
+    sizes = [pooled_size(x.shape[2 + i], geo.kernel[i], geo.stride[i], geo.pad[i], geo.ceil)
+             for i in range(2)]
+    after = [max(0, (sizes[i] - 1) * geo.stride[i] + geo.kernel[i] - x.shape[2 + i] - geo.pad[i])
+             for i in range(2)]
+    fill = NEG_INF if method == "MAX" else 0.0
+    padded = F.pad(x, (geo.pad[1], after[1], geo.pad[0], after[0]), value=fill)
+    if method == "MAX":
+        return F.max_pool2d(padded, geo.kernel, geo.stride)[:, :, :sizes[0], :sizes[1]]
+    sums = F.avg_pool2d(padded, geo.kernel, geo.stride, divisor_override=1)[:, :, :sizes[0], :sizes[1]]
+    return sums / _ave_divisor(x.shape[2:], sizes, geo).to(device=x.device, dtype=x.dtype)
+
+
+def _ave_divisor(input_size, sizes, geo: PoolGeometry) -> torch.Tensor:
+    """Caffe divides each window's sum by its extent clipped to the padded input."""
+    extents = []
+    for axis in range(2):
+        start = torch.arange(sizes[axis]) * geo.stride[axis] - geo.pad[axis]
+        end = torch.clamp(start + geo.kernel[axis], max=input_size[axis] + geo.pad[axis])
+        extents.append((end - start).to(torch.float32))
+    return extents[0][:, None] * extents[1][None, :]
+
+
+def pool_geometry(ctx: LayerContext, p: Params, height: int, width: int) -> PoolGeometry:
+    if p["global_pooling"]:
+        if p.has("kernel_size") or p.has("kernel_h"):
+            raise ctx.error("with global_pooling the kernel size cannot be given")
+        if p["pad"] or p["pad_h"] or p["pad_w"] or p["stride"] != 1 or p.has("stride_h"):
+            raise ctx.error("with global_pooling only pad 0 and stride 1 are allowed")
+        return PoolGeometry((height, width), (1, 1), (0, 0), True)
+    if p.has("kernel_size") == (p.has("kernel_h") or p.has("kernel_w")):
+        raise ctx.error("pooling needs kernel_size or kernel_h and kernel_w (exactly one form)")
+    kernel = (p["kernel_size"],) * 2 if p.has("kernel_size") else (p["kernel_h"], p["kernel_w"])
+    pad = (p["pad_h"], p["pad_w"]) if p.has("pad_h") or p.has("pad_w") else (p["pad"],) * 2
+    stride = ((p["stride_h"], p["stride_w"]) if p.has("stride_h") or p.has("stride_w")
+              else (p["stride"],) * 2)
+    if any(k <= 0 for k in kernel) or any(s <= 0 for s in stride):
+        raise ctx.error("pooling kernel and stride must be positive")
+    if any(pd >= k for pd, k in zip(pad, kernel)):
+        raise ctx.error(f"pooling pad {pad} must be smaller than the kernel {kernel}")
+    return PoolGeometry(kernel, stride, pad, p["round_mode"] == "CEIL")
+
+
+@register("Pooling")
+def pooling(ctx: LayerContext) -> Op:
+    p = ctx.param("pooling_param")
+    method = p["pool"]
+    if method == "STOCHASTIC":
+        raise ctx.error("STOCHASTIC pooling is not supported (Caffe runs it on the GPU only)")
+    if len(ctx.layer.tops) > 1:
+        raise ctx.error("the second (mask) top of MAX pooling is not supported")
+    geometries: dict[tuple[int, int], PoolGeometry] = {}
+
+    def forward(bottoms, blobs):
+        x = bottoms[0]
+        if x.dim() != 4:
+            raise ctx.error(f"Pooling needs a 4-axis bottom, got shape {tuple(x.shape)}")
+        size = (x.shape[2], x.shape[3])
+        geo = geometries.get(size) or geometries.setdefault(size, pool_geometry(ctx, p, *size))
+        return [pool(x, method, geo)]
+
+    return Op(forward=forward)
+
+
+@register("SPP")
+def spp(ctx: LayerContext) -> Op:
+    p = ctx.param("spp_param")
+    method, height_levels = p["pool"], p["pyramid_height"]
+    if method == "STOCHASTIC":
+        raise ctx.error("STOCHASTIC pooling is not supported (Caffe runs it on the GPU only)")
+    if height_levels < 1:
+        raise ctx.error("spp_param.pyramid_height must be at least 1")
+
+    def forward(bottoms, blobs):
+        x = bottoms[0]
+        if height_levels == 1:  # Caffe then runs one global pooling and keeps its 4-axis shape
+            return [pool(x, method, _spp_geometry(x.shape[2], x.shape[3], 1))]
+        levels = [pool(x, method, _spp_geometry(x.shape[2], x.shape[3], 2 ** level)).flatten(1)
+                  for level in range(height_levels)]
+        return [torch.cat(levels, dim=1)]
+
+    return Op(forward=forward)
+
+
+def _spp_geometry(height: int, width: int, bins: int) -> PoolGeometry:
+    """Caffe's SPP level: kernel = ceil(size / bins), padding the remainder on both sides."""
+    kernel = (math.ceil(height / bins), math.ceil(width / bins))
+    pad = tuple((k * bins - size + 1) // 2 for k, size in zip(kernel, (height, width)))
+    return PoolGeometry(kernel, kernel, pad, True)
+
+
+# ------------------------------------------------------------------------ LRN
+
+@register("LRN")
+def lrn(ctx: LayerContext) -> Op:
+    p = ctx.param("lrn_param")
+    size, alpha, beta, k = p["local_size"], p["alpha"], p["beta"], p["k"]
+    if size % 2 == 0:
+        raise ctx.error(f"LRN supports odd local_size only, got {size}")
+    if p["norm_region"] == "ACROSS_CHANNELS":
+        # scale = k + alpha / size * (sum of squares over `size` channels centred on c)
+        return Op(forward=lambda bottoms, blobs: [F.local_response_norm(bottoms[0], size, alpha, beta, k)])
+    pad = (size - 1) // 2
+
+    def within_channel(bottoms, blobs):
+        # Caffe composes square -> AVE pool (size x size, pad (size-1)/2) -> power with
+        # shift 1 (k is unused here) -> product; every window divides by size * size.
+        x = bottoms[0]
+        mean_square = F.avg_pool2d(x * x, size, 1, pad, count_include_pad=True)
+        return [x * torch.pow(1.0 + alpha * mean_square, -beta)]
+
+    return Op(forward=within_channel)

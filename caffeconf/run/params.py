@@ -1,0 +1,69 @@
+"""A layer's `*_param` message as plain data, with caffe.proto's defaults for absent fields.
+
+The flat IR keeps only the fields that were written. Layers read through
+`Params`, which answers absent fields from the protobuf descriptors of
+`caffeconf.proto.caffe_pb2`, so every default has one source: caffe.proto.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..proto import caffe_pb2
+
+
+class Params:
+    """Read-only view of one message: `p["field"]` gives the value or its default."""
+
+    def __init__(self, descriptor: Any, values: Mapping[str, Any] | None):
+        self._descriptor = descriptor
+        self._values = values or {}
+
+    @classmethod
+    def of(cls, message_name: str, values: Mapping[str, Any] | None) -> "Params":
+        """A view of `values` as the caffe.proto message called `message_name`."""
+        return cls(getattr(caffe_pb2, message_name).DESCRIPTOR, values)
+
+    def has(self, name: str) -> bool:
+        """True when the field was written (proto2 `has_` semantics; lists: non-empty)."""
+        self._field(name)
+        value = self._values.get(name)
+        return value not in (None, [], ())
+
+    def __getitem__(self, name: str) -> Any:
+        field = self._field(name)
+        if name in self._values:
+            return self._wrap(field, self._values[name])
+        if field.is_repeated:
+            return []
+        if field.message_type is not None:
+            return Params(field.message_type, None)
+        if field.enum_type is not None:
+            return field.enum_type.values_by_number[field.default_value].name
+        return field.default_value
+
+    def _field(self, name: str) -> Any:
+        try:
+            return self._descriptor.fields_by_name[name]
+        except KeyError:
+            raise KeyError(f"{self._descriptor.name} has no field '{name}'") from None
+
+    @staticmethod
+    def _wrap(field: Any, value: Any) -> Any:
+        if field.message_type is None:
+            return list(value) if field.is_repeated and not isinstance(value, list) else value
+        if field.is_repeated:
+            return [Params(field.message_type, item) for item in value]
+        return Params(field.message_type, value)
+
+    def __repr__(self) -> str:
+        return f"Params({self._descriptor.name}, {dict(self._values)!r})"
+
+
+LAYER_DESCRIPTOR = caffe_pb2.LayerParameter.DESCRIPTOR
+
+
+def layer_params(fields: Mapping[str, Any], name: str) -> Params:
+    """The layer's `name` sub-message (e.g. "convolution_param") with defaults."""
+    field = LAYER_DESCRIPTOR.fields_by_name[name]
+    return Params(field.message_type, fields.get(name))

@@ -1,0 +1,103 @@
+""".caffemodel files (binary NetParameter) <-> blobs by layer name.
+
+Reading keeps each blob's data with the shape it was stored with: `shape`, or
+the legacy num/channels/height/width, which Caffe accepts for any blob of up
+to 4 axes whose shape, padded with leading 1s, equals them. V1 (`layers`) and
+V0 (`layers { layer { } }`) files are read by layer name in the same way Caffe
+reads them after upgrading. Writing goes through `files.write_atomic`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ..errors import CaffeconfError, Span
+from ..files import write_atomic
+from ..ir import Net
+from ..proto import caffe_pb2
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    data: np.ndarray  # float32, flat
+    shape: tuple[int, ...]
+    legacy: bool  # shape came from num/channels/height/width
+
+
+def shape_matches(blob: StoredBlob, expected: Sequence[int]) -> bool:
+    """Caffe's Blob::ShapeEquals against a stored blob."""
+    expected = tuple(expected)
+    if blob.legacy:
+        return len(expected) <= 4 and (1,) * (4 - len(expected)) + expected == blob.shape
+    return blob.shape == expected
+
+
+def describe_shape(blob: StoredBlob) -> str:
+    legacy = " (legacy num/channels/height/width)" if blob.legacy else ""
+    return f"{blob.shape}{legacy}"
+
+
+def blob_from_proto(proto) -> StoredBlob:
+    if proto.HasField("shape"):
+        shape, legacy = tuple(proto.shape.dim), False
+    else:
+        shape, legacy = (proto.num, proto.channels, proto.height, proto.width), True
+    values = proto.double_data if len(proto.double_data) else proto.data
+    data = np.asarray(values, dtype=np.float32)
+    if data.size != int(np.prod(shape)):
+        raise ValueError(f"a blob of shape {shape} holds {data.size} values")
+    return StoredBlob(data, shape, legacy)
+
+
+def read_caffemodel(path: str | Path) -> dict[str, list[StoredBlob]]:
+    """Blobs by layer name; layers without blobs are left out."""
+    message = caffe_pb2.NetParameter()
+    try:
+        message.ParseFromString(Path(path).read_bytes())
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read weights '{path}': {error.strerror}") from None
+    except DecodeError:
+        raise CaffeconfError.at(Span(str(path), 1, 1), "not a binary NetParameter (.caffemodel) file") from None
+    named = [(layer.name, layer.blobs) for layer in message.layer]
+    named += [(layer.name, layer.blobs) for layer in message.layers if not layer.HasField("layer")]
+    named += [(layer.layer.name, layer.layer.blobs) for layer in message.layers if layer.HasField("layer")]
+    try:
+        return {name: [blob_from_proto(blob) for blob in blobs] for name, blobs in named if len(blobs)}
+    except ValueError as error:
+        raise CaffeconfError.at(Span(str(path), 1, 1), f"corrupt blob: {error}") from None
+
+
+def read_blob_file(path: str | Path) -> np.ndarray:
+    """A single binary BlobProto (e.g. a mean file or an infogain matrix), shaped."""
+    message = caffe_pb2.BlobProto()
+    try:
+        message.ParseFromString(Path(path).read_bytes())
+        blob = blob_from_proto(message)
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read blob file '{path}': {error.strerror}") from None
+    except (DecodeError, ValueError) as error:
+        raise CaffeconfError.at(Span(str(path), 1, 1), f"not a binary BlobProto file ({error})") from None
+    return blob.data.reshape(blob.shape)
+
+
+def caffemodel_bytes(net: Net, blobs: Mapping[str, Sequence[np.ndarray]]) -> bytes:
+    """A binary NetParameter with the net's layers (name, type, bottoms, tops) and their blobs."""
+    message = caffe_pb2.NetParameter(name=net.name)
+    for layer in net.layers:
+        entry = message.layer.add(name=layer.name, type=layer.type)
+        entry.bottom.extend(layer.bottoms)
+        entry.top.extend(layer.tops)
+        for array in blobs.get(layer.name, ()):
+            blob = entry.blobs.add()
+            blob.shape.dim.extend(int(d) for d in array.shape)
+            blob.data.extend(np.ascontiguousarray(array, dtype=np.float32).reshape(-1))
+    return message.SerializeToString()
+
+
+def write_caffemodel(path: str | Path, net: Net, blobs: Mapping[str, Sequence[np.ndarray]]) -> None:
+    write_atomic(path, caffemodel_bytes(net, blobs))
