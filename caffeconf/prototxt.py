@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
@@ -390,10 +390,14 @@ def _scalar_text(descriptor: FieldDescriptor, value) -> str:
         raw = value.encode("utf-8") if isinstance(value, str) else value
         return f'"{text_encoding.CEscape(raw, as_utf8=False)}"'
     if kind == FieldDescriptor.TYPE_FLOAT:
-        return shortest_float(value, 6, 9, np.float32)
+        return shortest_float(value, 6, 9, _as_float32)
     if kind == FieldDescriptor.TYPE_DOUBLE:
-        return shortest_float(value, 15, 17, np.float64)
+        return shortest_float(value, 15, 17, float)
     return str(value)
+
+
+def _as_float32(value: float) -> float:
+    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def shortest_float(value: float, digits: int, max_digits: int, width) -> str:
