@@ -1,0 +1,46 @@
+"""`caffeconf draw NET -o out.svg|png|dot|html`: modules as nested boxes, collapsed, or flat."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..draw import RANKDIRS, render_with_dot, to_dot, to_html
+from ..errors import CaffeconfError
+from ..files import write_atomic
+from ..shapes import infer_shapes
+from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
+
+FORMATS = (".svg", ".png", ".dot", ".html")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("net", help="a config (.yaml/.toml) or a Caffe prototxt")
+    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+                        help="where to write: .svg, .png (need Graphviz's dot), .dot, or .html")
+    grouping = parser.add_mutually_exclusive_group()
+    grouping.add_argument("--depth", type=int, metavar="K",
+                          help="one box per module use at depth K (default: nested clusters)")
+    grouping.add_argument("--flat", action="store_true", help="layers only, no module boxes")
+    parser.add_argument("--rankdir", choices=RANKDIRS, default="TB", help="direction of flow (default TB)")
+    add_state_arguments(parser)
+    add_input_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    suffix = Path(args.output).suffix.lower()
+    if suffix not in FORMATS:
+        raise CaffeconfError.at(None, f"cannot draw to '{args.output}': the name must end in "
+                                      + ", ".join(FORMATS))
+    if args.depth is not None and args.depth < 1:
+        raise CaffeconfError.at(None, f"--depth must be 1 or more, got {args.depth}")
+    if suffix == ".html" and (args.depth is not None or args.flat):
+        raise CaffeconfError.at(None, "the .html page collapses modules itself: drop --depth/--flat")
+    net = load_for_state(args)
+    shapes = infer_shapes(net, parse_inputs(args.input), args.batch)
+    if suffix == ".html":
+        write_atomic(args.output, to_html(net, shapes, args.rankdir))
+        return 0
+    dot_text = to_dot(net, shapes, depth=args.depth, flat=args.flat, rankdir=args.rankdir)
+    write_atomic(args.output, dot_text if suffix == ".dot" else render_with_dot(dot_text, suffix[1:]))
+    return 0

@@ -1,0 +1,249 @@
+"""Drawings of a net: flat Net + shapes -> Graphviz DOT text -> SVG/PNG (via `dot`) or an HTML page.
+
+Module uses become nested clusters (each layer's `origin.uses` chain), or,
+at depth K, one node per module use on that level inside the clusters of the
+levels above it; `flat` draws layers only. Edges run from the layer that last
+wrote a blob to each reader and carry the blob's shape; layers that share a
+named weight are joined by a dashed line.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+
+from .draw_page import PAGE
+from .errors import CaffeconfError
+from .ir import Layer, Net
+from .shapes import NetShapes, Shape, format_shape, layer_param
+
+FILL = {"Convolution": "#ff9f9f", "Deconvolution": "#ff9f9f", "Pooling": "#ffc870",
+        "InnerProduct": "#dba0f0"}
+IN_PLACE_FILL = "#b5eeb5"
+OTHER_FILL = "#a8c4f0"
+GROUP_FILL = "#f4f4dc"
+RANKDIRS = ("TB", "LR", "BT", "RL")
+
+
+@dataclass
+class Cluster:
+    key: tuple[str, ...]  # instance names from the outermost use
+    label: str
+    ident: str
+    children: list["Cluster"] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one layer is drawn: its node id, and the clusters around it (outermost first)."""
+
+    node: str
+    clusters: tuple[tuple[str, ...], ...]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _attrs(**values: str) -> str:
+    return "[" + ", ".join(f"{k}={_quote(str(v))}" for k, v in values.items()) + "]"
+
+
+class _Drawing:
+    def __init__(self, net: Net, shapes: NetShapes | None, depth: int | None, flat: bool):
+        self.net, self.depth, self.flat = net, depth, flat
+        self.tops = {id(e.layer): e.tops for e in shapes.layers} if shapes else {}
+        self.root = Cluster((), "", "root")
+        self.clusters: dict[tuple[str, ...], Cluster] = {(): self.root}
+        self.node_lines: dict[str, str] = {}
+        self.placements = [self._place(index, layer) for index, layer in enumerate(net.layers)]
+
+    # -- nodes and clusters
+    def _place(self, index: int, layer: Layer) -> Placement:
+        uses = () if self.flat or not layer.origin else layer.origin.uses
+        chain = tuple(use.instance for use in uses)
+        if self.depth is not None and len(chain) >= self.depth > 0:
+            group = chain[:self.depth]
+            node = "g_" + "/".join(group)
+            self._add_cluster_chain(uses[:self.depth - 1])
+            self._add_node(node, group[:-1], _attrs(
+                label=f"{group[-1]}\n({uses[self.depth - 1].module})", shape="box3d",
+                style="filled", fillcolor=GROUP_FILL, id=node, tooltip=layer.origin.uses[self.depth - 1].span))
+            return Placement(node, self._prefixes(group[:-1]))
+        self._add_cluster_chain(uses)
+        node = f"l{index}"
+        self._add_node(node, chain, _attrs(
+            label=_layer_label(layer), shape="box", style="filled,rounded", id=node,
+            fillcolor=IN_PLACE_FILL if layer.is_in_place() else FILL.get(layer.type, OTHER_FILL),
+            tooltip=str(layer.origin.span) if layer.origin else layer.name))
+        return Placement(node, self._prefixes(chain))
+
+    @staticmethod
+    def _prefixes(chain: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+        return tuple(chain[:i] for i in range(1, len(chain) + 1))
+
+    def _add_cluster_chain(self, uses) -> None:
+        for i, use in enumerate(uses):
+            key = tuple(u.instance for u in uses[:i + 1])
+            if key not in self.clusters:
+                cluster = Cluster(key, f"{use.instance} ({use.module})", f"c{len(self.clusters)}")
+                self.clusters[key] = cluster
+                self.clusters[key[:-1]].children.append(cluster)
+
+    def _add_node(self, node: str, chain: tuple[str, ...], attrs: str) -> None:
+        if node not in self.node_lines:
+            self.node_lines[node] = f"{_quote(node)} {attrs};"
+            self.clusters[chain].nodes.append(node)
+
+    # -- edges
+    def edges(self) -> list[str]:
+        writers: dict[str, int] = {}
+        lines, seen = [], set()
+        for index, layer in enumerate(self.net.layers):
+            for bottom in layer.bottoms:
+                if bottom in writers:
+                    self._edge(writers[bottom], index, bottom, lines, seen)
+            for top in layer.tops:
+                writers[top] = index
+        return lines + self._outputs(writers) + self._shared_weights()
+
+    def _shape(self, index: int, blob: str) -> Shape | None:
+        layer = self.net.layers[index]
+        tops = self.tops.get(id(layer))
+        return tops[layer.tops.index(blob)] if tops else None
+
+    def _edge(self, source: int, target: int, blob: str, lines: list[str], seen: set) -> None:
+        tail, head = self.placements[source].node, self.placements[target].node
+        if tail == head or (tail, head, blob) in seen:
+            return
+        seen.add((tail, head, blob))
+        label = format_shape(self._shape(source, blob)) if self.tops else ""
+        lines.append(f"{_quote(tail)} -> {_quote(head)} "
+                     f"{_attrs(label=label, tooltip=blob, id=f'e{len(seen)}')};")
+
+    def _outputs(self, writers: dict[str, int]) -> list[str]:
+        """Blobs nobody reads after their last write: drawn as ovals at the end."""
+        read_after = {b for i, layer in enumerate(self.net.layers) for b in layer.bottoms
+                      if writers.get(b, -1) <= i and b not in layer.tops}
+        lines = []
+        for blob, index in writers.items():
+            if blob in read_after or not self.net.layers[index].tops:
+                continue
+            node = f"out_{blob}"
+            lines.append(f"{_quote(node)} {_attrs(label=blob, shape='oval', id=node)};")
+            label = format_shape(self._shape(index, blob)) if self.tops else ""
+            lines.append(f"{_quote(self.placements[index].node)} -> {_quote(node)} {_attrs(label=label)};")
+        return lines
+
+    def _shared_weights(self) -> list[str]:
+        owners: dict[str, int] = {}
+        lines = []
+        for index, layer in enumerate(self.net.layers):
+            for spec in layer.params:
+                name = spec.get("name", "")
+                if not name:
+                    continue
+                if name not in owners:
+                    owners[name] = index
+                    continue
+                tail, head = self.placements[owners[name]].node, self.placements[index].node
+                if tail != head:
+                    lines.append(f"{_quote(tail)} -> {_quote(head)} " + _attrs(
+                        label=f"shares {name}", style="dashed", dir="none", color="#8a2be2",
+                        fontcolor="#8a2be2", constraint="false") + ";")
+        return lines
+
+    # -- output
+    def dot(self, rankdir: str) -> str:
+        lines = [f"digraph {_quote(self.net.name or 'Net')} {{",
+                 f"  graph [rankdir={rankdir}, fontname=\"Helvetica\", compound=true];",
+                 "  node [fontname=\"Helvetica\", fontsize=10];",
+                 "  edge [fontname=\"Helvetica\", fontsize=9];"]
+        edges = self.edges()
+        lines += self._cluster_body(self.root, "  ")
+        lines += ["  " + line for line in edges]
+        return "\n".join(lines) + "\n}\n"
+
+    def _cluster_body(self, cluster: Cluster, indent: str) -> list[str]:
+        lines = [indent + self.node_lines[node] for node in cluster.nodes]
+        for child in cluster.children:
+            lines.append(f"{indent}subgraph {_quote('cluster_' + child.ident)} {{")
+            lines.append(f"{indent}  graph {_attrs(label=child.label, id=child.ident, style='rounded', color='#777777')};")
+            lines += self._cluster_body(child, indent + "  ")
+            lines.append(f"{indent}}}")
+        return lines
+
+
+def _layer_label(layer: Layer) -> str:
+    lines = [layer.name, f"({layer.type})"]
+    detail = _detail(layer)
+    if detail:
+        lines.append(detail)
+    shared = [spec["name"] for spec in layer.params if spec.get("name")]
+    if shared:
+        lines.append("shares " + ", ".join(shared))
+    return "\n".join(lines)
+
+
+def _detail(layer: Layer) -> str:
+    """One short line of the fields that matter most for the type."""
+    if layer.type in ("Convolution", "Deconvolution"):
+        param = layer.fields.get("convolution_param") or {}
+        kernel = param.get("kernel_size") or [param.get("kernel_h"), param.get("kernel_w")]
+        stride = (param.get("stride") or [param.get("stride_h", 1)])[0]
+        return f"{param.get('num_output', '?')}, {'x'.join(map(str, kernel))} /{stride}"
+    if layer.type == "Pooling":
+        param = layer.fields.get("pooling_param") or {}
+        if layer_param(layer, "pooling_param", "global_pooling"):
+            return f"{layer_param(layer, 'pooling_param', 'pool')} global"
+        kernel = param.get("kernel_size", f"{param.get('kernel_h')}x{param.get('kernel_w')}")
+        return f"{layer_param(layer, 'pooling_param', 'pool')} {kernel} /{param.get('stride', 1)}"
+    if layer.type == "InnerProduct":
+        return str(layer_param(layer, "inner_product_param", "num_output"))
+    return ""
+
+
+def to_dot(net: Net, shapes: NetShapes | None = None, *, depth: int | None = None, flat: bool = False,
+           rankdir: str = "TB") -> str:
+    """The DOT text of the drawing (needs no Graphviz)."""
+    return _Drawing(net, shapes, depth, flat).dot(rankdir)
+
+
+def cluster_tree(net: Net) -> dict[str, dict]:
+    """For the HTML page: cluster id -> its label, parent, and the ids of the nodes directly in it."""
+    drawing = _Drawing(net, None, None, False)
+    tree = {}
+    for key, cluster in drawing.clusters.items():
+        if key:
+            parent = drawing.clusters[key[:-1]].ident if len(key) > 1 else None
+            tree[cluster.ident] = {"label": cluster.label, "parent": parent, "nodes": cluster.nodes}
+    return tree
+
+
+# ---------------------------------------------------------------- rendering
+
+def render_with_dot(dot_text: str, fmt: str) -> bytes:
+    """SVG or PNG bytes from Graphviz's `dot` program."""
+    program = shutil.which("dot")
+    if program is None:
+        raise CaffeconfError.at(None, f"drawing .{fmt} needs Graphviz's 'dot' program, which is not installed",
+                                hint="install Graphviz (Debian/Ubuntu: apt-get install graphviz), "
+                                     "or write .dot and render it elsewhere")
+    done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        raise CaffeconfError.at(None, f"Graphviz 'dot' failed: {done.stderr.decode(errors='replace').strip()}")
+    return done.stdout
+
+
+def to_html(net: Net, shapes: NetShapes | None, rankdir: str = "TB") -> str:
+    """One self-contained page: the clustered SVG inline, and a script that collapses clusters."""
+    svg = render_with_dot(to_dot(net, shapes, rankdir=rankdir), "svg").decode("utf-8")
+    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
+    return (PAGE.replace("{{title}}", html.escape(net.name or "net"))
+            .replace("{{svg}}", svg)
+            .replace("{{clusters}}", json.dumps(cluster_tree(net)).replace("</", "<\\/")))
