@@ -32,13 +32,14 @@ class Build:
         return self.net is not None and not any(d.severity == "error" for d in self.diagnostics)
 
 
-def build(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Build:
+def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Build:
+    """Compile a config; `variants` are the compile-time stages selected (see `variants:`)."""
     diags = DiagnosticList()
     try:
         document = parse_document(load_tree(path, limits), str(path), diags, NET_FIELDS)
         modules = dict(document.modules)
         check_modules(modules, document.layers, diags)
-        net = Resolver(document, modules, diags, limits).run()
+        net = Resolver(document, modules, diags, limits, variants).run()
         if not diags.has_errors:
             verify_net(net, diags)
     except CaffeconfError as error:
@@ -47,9 +48,9 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Build:
     return Build(None if diags.has_errors else net, tuple(diags.items))
 
 
-def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Net:
+def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Net:
     """The flat net of a config; raises CaffeconfError with every error found."""
-    result = build(path, limits)
+    result = build(path, limits, variants)
     if not result.ok:
         raise CaffeconfError(result.diagnostics)
     return result.net

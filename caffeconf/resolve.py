@@ -8,6 +8,8 @@ show up too.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,10 +20,17 @@ from .fields import LAYER, NET, FieldChecker, describe
 from .ir import Layer, Net, Origin, Use
 from .limits import Limits
 from .load import Map, Node, Scalar, Seq
+from .rules import RuleSet, combine, settle_variants
 from .syntax import INSTANCE, Document, ModuleDecl, ParamDecl, Port, check_keys
 
-LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place"})
-USE_KEYS = ("use", "name", "with", "bottom", "top", "doc")
+LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
+USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc")
+REPEAT_KEYS = ("count", "var")
+SHARE_KEYS = ("key", "name")
+RULE_FIELDS = {kind: LAYER.fields_by_name[kind] for kind in ("include", "exclude")}
+# Learnable blobs with conventional names; other types' blobs are named by index.
+BLOB_NAMES = {"Convolution": ("w", "b"), "Deconvolution": ("w", "b"), "InnerProduct": ("w", "b"),
+              "Embed": ("w", "b")}
 
 
 @dataclass
@@ -35,6 +44,8 @@ class Scope:
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> flat blob the caller chose
     blobs: dict[str, str] = field(default_factory=dict)  # scope name -> flat blob name
     chain: tuple[str, ...] = ()  # module names being expanded, outermost first
+    rules: tuple[RuleSet, ...] = ()  # include/exclude of the enclosing uses, outermost first
+    share: "Share | None" = None  # the innermost `share:` around this scope
 
     def qualify(self, name: str) -> str:
         return f"{self.prefix}{self.separator}{name}" if self.prefix else name
@@ -46,10 +57,21 @@ class Scope:
         return flat
 
 
+@dataclass(frozen=True)
+class Share:
+    """Weights shared by every use with the same key: param names derive from key and inner layer."""
+
+    key: str
+    prefix: str  # flat-name prefix of the sharing use, stripped to get the inner layer path
+    template: Scalar | None  # custom `${key}`/`${layer}`/`${blob}` name, else "<key>/<layer>_<blob>"
+
+
 class Resolver:
     def __init__(self, document: Document, modules: dict[str, ModuleDecl], diags: DiagnosticList,
-                 limits: Limits):
+                 limits: Limits, variants: frozenset[str] = frozenset()):
         self.document, self.modules, self.diags, self.limits = document, modules, diags, limits
+        self.selected = variants
+        self.variants = frozenset(document.variants)
         self.layers: list[Layer] = []
         self._templates: dict[int, Any] = {}
         self._scope_values: dict[str, Any] = {}
@@ -118,11 +140,60 @@ class Resolver:
 
     def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:
-            self._scope_values = scope.values
-            if "use" in entry:
-                prev = self.expand_use(entry, scope, prev)
-            else:
-                prev = self.expand_layer(entry, scope, prev)
+            for each in self.iterations(entry, scope):
+                self._scope_values = each.values
+                if not self.wanted(entry):
+                    continue
+                if "use" in entry:
+                    prev = self.expand_use(entry, each, prev)
+                else:
+                    prev = self.expand_layer(entry, each, prev)
+
+    def iterations(self, entry: Map, scope: Scope) -> list[Scope]:
+        """One scope per `repeat` index (the index bound to `var`, default `i`), or just `scope`."""
+        node = entry.get("repeat")
+        if node is None:
+            return [scope]
+        self._scope_values = scope.values
+        count_node, var = node, "i"
+        if isinstance(node, Map):
+            check_keys(node, REPEAT_KEYS, "`repeat`", self.diags)
+            count_node = node.get("count")
+            if count_node is None:
+                self.diags.error(node.span, "`repeat` needs a `count`")
+                return []
+            var = self.text(node.get("var"), "`repeat.var`") or var if node.get("var") else var
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                self.diags.error(node.get("var").span, f"`repeat.var` must be an identifier, got '{var}'")
+                return []
+        count = self._try(count_node)
+        if count is _FAILED:
+            return []
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.diags.error(count_node.span, f"`repeat` count must be a non-negative integer, got {describe(count)}")
+            return []
+        if count > self.limits.max_repeat:
+            self.diags.error(count_node.span, f"`repeat` count {count} is over the limit of {self.limits.max_repeat}",
+                             hint="raise it with --max-repeat if this is intended")
+            return []
+        if var in scope.values:
+            self.diags.error(count_node.span, f"the repeat index '{var}' would hide a parameter of that name",
+                             hint="choose another name with `repeat: {count: ..., var: NAME}`")
+            return []
+        return [dataclasses.replace(scope, values={**scope.values, var: index}) for index in range(count)]
+
+    def wanted(self, entry: Map) -> bool:
+        """`when:` decides whether this entry is emitted at all."""
+        node = entry.get("when")
+        if node is None:
+            return True
+        value = self._try(node)
+        if value is _FAILED:
+            return False
+        if not isinstance(value, bool):
+            self.diags.error(node.span, f"`when` must be true or false, got {describe(value)}")
+            return False
+        return value
 
     def expand_layer(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
         name = self.text(entry.get("name"), "a layer name")
@@ -137,9 +208,61 @@ class Resolver:
         self._count_layer(entry.span)
         flat_bottoms = tuple(self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms)
         flat_tops = tuple(scope.blob_for_top(t) for t in tops)
-        self.layers.append(Layer(scope.qualify(name), layer_type, flat_bottoms, flat_tops, fields,
+        flat_name = scope.qualify(name)
+        fields = self.settle_rules(fields, scope, entry)
+        if fields is None:
+            return tops  # never kept in the chosen variant
+        fields = self.named_params(fields, layer_type, flat_name, len(bottoms), scope, entry)
+        self.layers.append(Layer(flat_name, layer_type, flat_bottoms, flat_tops, fields,
                                  Origin(entry.span, scope.uses)))
         return tops
+
+    def settle_rules(self, fields: dict[str, Any], scope: Scope, entry: Map) -> dict[str, Any] | None:
+        """The layer's own rules folded with its uses' rules and the compile-time variants."""
+        own = tuple(RuleSet(kind, tuple(fields.pop(kind))) for kind in ("include", "exclude") if kind in fields)
+        try:
+            combined = combine(scope.rules + own)
+        except ValueError as error:
+            self.diags.error(entry.span, f"cannot express this layer's rules for Caffe: {error}")
+            return fields
+        settled = settle_variants(combined, self.variants, self.selected)
+        if settled is False:
+            return None
+        if settled is not None:
+            fields[settled.kind] = list(settled.rules)
+        return fields
+
+    def named_params(self, fields: dict[str, Any], layer_type: str, flat_name: str, bottom_count: int,
+                     scope: Scope, entry: Map) -> dict[str, Any]:
+        """Explicit param names qualified per instance; under `share:`, every learnable blob named."""
+        params = [dict(spec) for spec in fields.get("param", ())]
+        for spec in params:
+            if "name" in spec and scope.prefix and spec["name"] not in self.global_params(scope):
+                spec["name"] = scope.qualify(spec["name"])
+        if scope.share is not None:
+            count = learnable_blob_count(layer_type, fields, bottom_count)
+            params += [{} for _ in range(count - len(params))]
+            for index, spec in enumerate(params[:count]):
+                spec.setdefault("name", self.shared_name(scope.share, layer_type, flat_name, index, entry))
+        if params:
+            fields["param"] = params
+        return fields
+
+    def global_params(self, scope: Scope) -> frozenset[str]:
+        module = self.modules.get(scope.chain[-1]) if scope.chain else None
+        return module.global_params if module else frozenset()
+
+    def shared_name(self, share: Share, layer_type: str, flat_name: str, index: int, entry: Map) -> str:
+        layer = flat_name[len(share.prefix):] if flat_name.startswith(share.prefix) else flat_name
+        names = BLOB_NAMES.get(layer_type, ())
+        blob = names[index] if index < len(names) else str(index)
+        if share.template is None:
+            return f"{share.key}{self.document.separator}{layer}_{blob}"
+        previous = self._scope_values
+        self._scope_values = {"key": share.key, "layer": layer, "blob": blob}
+        name = self.text(share.template, "`share.name`") or f"{share.key}/{layer}_{blob}"
+        self._scope_values = previous
+        return name
 
     def layer_type(self, entry: Map) -> str | None:
         node = entry.get("type")
@@ -223,18 +346,50 @@ class Resolver:
         if bottoms is None:
             return None
         flat_bottoms = [self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms]
+        prefix = scope.qualify(instance) if module.qualify else scope.prefix
         callee = Scope(
-            values=values, separator=scope.separator,
-            prefix=scope.qualify(instance) if module.qualify else scope.prefix,
+            values=values, separator=scope.separator, prefix=prefix,
             uses=scope.uses + (Use(module.name, scope.qualify(instance), entry.span),),
             outputs={port.name: scope.blob_for_top(top) for port, top in zip(outputs, tops or ())},
             blobs={port.name: flat for port, flat in zip(inputs, flat_bottoms)},
             chain=scope.chain + (module.name,),
+            rules=scope.rules + self.use_rules(entry),
+            share=self.use_share(entry, prefix, scope) or scope.share,
         )
         first = [inputs[0].name] if len(inputs) == 1 else None
         self.expand(module.layers, callee, prev=first)
         self._scope_values = scope.values
         return self.collect_outputs(module, outputs, callee, scope, instance, tops, entry)
+
+    def use_rules(self, entry: Map) -> tuple[RuleSet, ...]:
+        found = []
+        for kind, field_descriptor in RULE_FIELDS.items():
+            node = entry.get(kind)
+            if node is not None:
+                rules = self.fields.field(node, field_descriptor, kind)
+                if rules:
+                    found.append(RuleSet(kind, tuple(rules)))
+        return tuple(found)
+
+    def use_share(self, entry: Map, prefix: str, scope: Scope) -> Share | None:
+        node = entry.get("share")
+        if node is None:
+            return None
+        template = None
+        key_node: Node | None = node
+        if isinstance(node, Map):
+            check_keys(node, SHARE_KEYS, "`share`", self.diags)
+            key_node, template = node.get("key"), node.get("name")
+            if key_node is None:
+                self.diags.error(node.span, "`share` needs a `key`")
+                return None
+        key = self.text(key_node, "the `share` key")
+        if key is None:
+            return None
+        if template is not None and not isinstance(template, Scalar):
+            self.diags.error(template.span, "`share.name` must be a string such as \"${layer}_${blob}\"")
+            template = None
+        return Share(key, f"{prefix}{scope.separator}" if prefix else "", template)
 
     def ports(self, ports: tuple[Port, ...], values: dict[str, Any]) -> tuple[Port, ...] | None:
         """The module's ports with `${...}` names evaluated for this instance."""
@@ -368,6 +523,24 @@ class Resolver:
             self.diags.error(span, f"parameter '{decl.name}' of {owner} {problem}",
                              notes=[Note(f"'{decl.name}' declared here as {decl.type_text}", decl.span)])
         return problem is None
+
+
+def learnable_blob_count(layer_type: str, fields: dict[str, Any], bottom_count: int) -> int:
+    """How many learnable blobs Caffe gives a layer of this type (what `param` entries refer to)."""
+    def bias(param_key: str, default: bool) -> int:
+        return int(fields.get(param_key, {}).get("bias_term", default))
+
+    if layer_type in ("Convolution", "Deconvolution"):
+        return 1 + bias("convolution_param", True)
+    if layer_type == "InnerProduct":
+        return 1 + bias("inner_product_param", True)
+    if layer_type == "Embed":
+        return 1 + bias("embed_param", True)
+    if layer_type == "Scale":
+        return (1 if bottom_count == 1 else 0) + bias("scale_param", False)
+    if layer_type == "Bias":
+        return 1 if bottom_count == 1 else 0
+    return {"PReLU": 1, "Parameter": 1, "BatchNorm": 3, "LSTM": 3, "RNN": 5}.get(layer_type, 0)
 
 
 def param_problem(decl: ParamDecl, value: Any) -> str | None:

@@ -68,3 +68,134 @@ def filter_net(net: Net, phase: str | None = None, stages: Iterable[str] | None 
 def _without_rules(layer: Layer) -> Layer:
     fields = {k: v for k, v in layer.fields.items() if k not in ("include", "exclude")}
     return dataclasses.replace(layer, fields=fields)
+
+
+# -- combining rules ------------------------------------------------------------------------------
+#
+# A module use may carry include/exclude rules that apply to every layer inside it. Caffe reads
+# only one layer's own rules and refuses include and exclude together, so the chain of rules
+# (outermost use ... the layer itself) is folded into one equivalent set. Include sets conjoin
+# pairwise; an exclude rule is negated atom by atom, which NetStateRule can always express
+# (phase is binary, levels are integers, stage and not_stage are each other's negation).
+
+Rule = Mapping[str, Any]
+NEVER: Rule = {"min_level": 1, "max_level": 0}  # a valid NetStateRule that no state meets
+MAX_COMBINED_RULES = 256
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    kind: str  # "include" or "exclude"
+    rules: tuple[Rule, ...]
+
+
+def conjoin(a: Rule, b: Rule) -> Rule | None:
+    """One rule met exactly when both are, or None when no state meets both."""
+    if "phase" in a and "phase" in b and a["phase"] != b["phase"]:
+        return None
+    merged: dict[str, Any] = {}
+    phase = a.get("phase", b.get("phase"))
+    if phase is not None:
+        merged["phase"] = phase
+    lows = [r["min_level"] for r in (a, b) if "min_level" in r]
+    highs = [r["max_level"] for r in (a, b) if "max_level" in r]
+    if lows:
+        merged["min_level"] = max(lows)
+    if highs:
+        merged["max_level"] = min(highs)
+    if lows and highs and merged["min_level"] > merged["max_level"]:
+        return None
+    stages = list(dict.fromkeys([*a.get("stage", ()), *b.get("stage", ())]))
+    not_stages = list(dict.fromkeys([*a.get("not_stage", ()), *b.get("not_stage", ())]))
+    if set(stages) & set(not_stages):
+        return None
+    if stages:
+        merged["stage"] = stages
+    if not_stages:
+        merged["not_stage"] = not_stages
+    return merged
+
+
+def negate(rule: Rule) -> list[Rule]:
+    """Rules whose union is met exactly when `rule` is not (empty: `rule` is always met)."""
+    negations: list[Rule] = []
+    if "phase" in rule:
+        negations.append({"phase": "TEST" if rule["phase"] == "TRAIN" else "TRAIN"})
+    if "min_level" in rule:
+        negations.append({"max_level": rule["min_level"] - 1})
+    if "max_level" in rule:
+        negations.append({"min_level": rule["max_level"] + 1})
+    negations += [{"not_stage": [stage]} for stage in rule.get("stage", ())]
+    negations += [{"stage": [stage]} for stage in rule.get("not_stage", ())]
+    return negations
+
+
+def combine(levels: Iterable[RuleSet]) -> RuleSet | None:
+    """One rule set that keeps a layer exactly when every level keeps it (None: always kept).
+
+    Raises ValueError when the equivalent include set would exceed MAX_COMBINED_RULES rules.
+    """
+    levels = [level for level in levels if level.rules]
+    if not levels:
+        return None
+    if all(level.kind == "exclude" for level in levels):
+        return RuleSet("exclude", _unique([rule for level in levels for rule in level.rules]))
+    terms: list[Rule] = [{}]
+    for level in levels:
+        alternatives = level.rules if level.kind == "include" else None
+        if alternatives is not None:
+            terms = [c for t in terms for r in alternatives if (c := conjoin(t, r)) is not None]
+        else:
+            for rule in level.rules:
+                terms = [c for t in terms for n in negate(rule) if (c := conjoin(t, n)) is not None]
+        terms = list(_unique(terms))
+        if len(terms) > MAX_COMBINED_RULES:
+            raise ValueError(f"the combined include/exclude rules need more than {MAX_COMBINED_RULES} "
+                             "include rules to express")
+    if not terms:
+        return RuleSet("include", (NEVER,))
+    if any(not term for term in terms):
+        return None
+    return RuleSet("include", tuple(terms))
+
+
+def _unique(rules: Iterable[Rule]) -> tuple[Rule, ...]:
+    seen, unique = set(), []
+    for rule in rules:
+        key = repr(sorted(rule.items()))
+        if key not in seen:
+            seen.add(key)
+            unique.append(rule)
+    return tuple(unique)
+
+
+def settle_variants(rule_set: RuleSet | None, variants: frozenset[str],
+                    selected: frozenset[str]) -> RuleSet | None | bool:
+    """Decide, at compile time, the stages declared as variants.
+
+    Returns the remaining rules (None: always kept), or False when the layer is never kept.
+    """
+    if rule_set is None:
+        return None
+    remaining = []
+    for rule in rule_set.rules:
+        stages = [s for s in rule.get("stage", ()) if s in variants]
+        not_stages = [s for s in rule.get("not_stage", ()) if s in variants]
+        if any(s not in selected for s in stages) or any(s in selected for s in not_stages):
+            continue  # this rule can never be met in the chosen variant
+        settled = dict(rule)
+        for key in ("stage", "not_stage"):
+            kept = [s for s in rule.get(key, ()) if s not in variants]
+            if kept:
+                settled[key] = kept
+            else:
+                settled.pop(key, None)
+        remaining.append(settled)
+    always = any(not rule for rule in remaining)
+    if rule_set.kind == "include":
+        if not remaining:
+            return False
+        return None if always else RuleSet("include", tuple(remaining))
+    if always:
+        return False
+    return RuleSet("exclude", tuple(remaining)) if remaining else None

@@ -15,8 +15,8 @@ from .load import Map, Node, Scalar, Seq
 
 FORMAT_VERSION = 1
 PARAM_KINDS = ("int", "float", "bool", "string", "enum")
-DOCUMENT_KEYS = ("caffeconf", "name", "separator", "params", "imports", "modules", "layers")
-MODULE_KEYS = ("doc", "params", "inputs", "outputs", "layers", "qualify")
+DOCUMENT_KEYS = ("caffeconf", "name", "separator", "variants", "params", "imports", "modules", "layers")
+MODULE_KEYS = ("doc", "params", "inputs", "outputs", "layers", "qualify", "global_params")
 PARAM_KEYS = ("type", "default", "min", "max", "values", "min_len", "max_len", "doc")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 INSTANCE = "instance"  # the builtin parameter holding a use's instance name
@@ -63,6 +63,7 @@ class ModuleDecl:
     layers: tuple[Map, ...]
     qualify: bool = True
     doc: str = ""
+    global_params: frozenset[str] = frozenset()  # `param` names left unqualified inside the module
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Document:
     imports: Node | None
     layers: tuple[Map, ...]
     net_fields: dict[str, Node]  # other NetParameter fields (force_backward, state, ...)
+    variants: tuple[str, ...] = ()  # stages decided at compile time (`compile --stage NAME`)
 
 
 def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> None:
@@ -211,6 +213,7 @@ def parse_module(name: str, key_span: Span, node: Node, path: str, diags: Diagno
         layers=_layers(node.get("layers"), f"module '{name}' `layers`", diags),
         qualify=not (isinstance(qualify, Scalar) and qualify.value is False),
         doc=_text(node.get("doc"), "`doc`", diags) or "",
+        global_params=frozenset(p.name for p in _ports(node.get("global_params"), "`global_params`", diags)),
     )
 
 
@@ -241,4 +244,5 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
         params=parse_params(root.get("params"), diags), modules=modules, imports=root.get("imports"),
         layers=_layers(root.get("layers"), "`layers`", diags),
         net_fields={k: v for k, v in root.values.items() if k in net_field_names and k != "name"},
+        variants=tuple(p.name for p in _ports(root.get("variants"), "`variants`", diags)),
     )

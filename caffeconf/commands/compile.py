@@ -19,7 +19,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--binary", action="store_true", help="write the binary NetParameter")
     parser.add_argument("--source-map", metavar="MAP.json",
                         help="write, per flat layer, its source location and chain of module uses")
-    variant = parser.add_argument_group("deploy variants (prune the net as Caffe's FilterNet would)")
+    variant = parser.add_argument_group(
+        "variants", "--stage NAME selects a variant the config declares (`variants:`); with --phase or "
+        "--level the net is also pruned as Caffe's FilterNet would for that state, and its rules dropped")
     variant.add_argument("--phase", choices=("TRAIN", "TEST"))
     variant.add_argument("--stage", action="append", default=None, metavar="NAME")
     variant.add_argument("--level", type=int)
@@ -40,13 +42,13 @@ def source_map(net: Net) -> dict:
 def run(args) -> int:
     from .. import prototxt, serde
 
-    result = build(args.file, limits_from(args))
+    result = build(args.file, limits_from(args), variants=frozenset(args.stage or ()))
     if result.diagnostics:
         sys.stderr.write(render_text(result.diagnostics))
     if not result.ok:
         return 1
     net = result.net
-    if args.phase or args.stage or args.level is not None:
+    if args.phase or args.level is not None:
         net = filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
     message = serde.net_to_proto(net)
     if args.output == "-":
