@@ -140,22 +140,19 @@ class _Drawing:
         return lines
 
     def _shared_weights(self) -> list[str]:
+        """A dashed line from a named weight's first user to each other user (one per pair of nodes)."""
         owners: dict[str, int] = {}
-        lines = []
+        pairs: dict[tuple[str, str], list[str]] = {}
         for index, layer in enumerate(self.net.layers):
-            for spec in layer.params:
-                name = spec.get("name", "")
-                if not name:
-                    continue
-                if name not in owners:
-                    owners[name] = index
-                    continue
+            for name in (spec["name"] for spec in layer.params if spec.get("name")):
+                owners.setdefault(name, index)
                 tail, head = self.placements[owners[name]].node, self.placements[index].node
                 if tail != head:
-                    lines.append(f"{_quote(tail)} -> {_quote(head)} " + _attrs(
-                        label=f"shares {name}", style="dashed", dir="none", color="#8a2be2",
-                        fontcolor="#8a2be2", constraint="false") + ";")
-        return lines
+                    pairs.setdefault((tail, head), []).append(name)
+        return [f"{_quote(tail)} -> {_quote(head)} " + _attrs(
+                    label="shares " + ", ".join(names), style="dashed", dir="none", color="#8a2be2",
+                    fontcolor="#8a2be2", constraint="false") + ";"
+                for (tail, head), names in pairs.items()]
 
     # -- output
     def dot(self, rankdir: str) -> str:
