@@ -103,6 +103,8 @@ class FieldChecker:
             value = self.field(child, field, f"{path}.{key}" if path else key)
             if value is not _MISSING:
                 data[key] = value
+        if node.values and not data and path and all(_is_null(child) for child in node.values.values()):
+            return _MISSING  # every entry was null: leave the whole message unset
         return data
 
     def field(self, node: Node, field: FieldDescriptor, path: str) -> Any:
@@ -129,6 +131,8 @@ class FieldChecker:
 
     def _single(self, node: Node, field: FieldDescriptor, path: str) -> Any:
         if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE:
+            if isinstance(node, Scalar) and self._value(node) is None:
+                return _MISSING  # null: the message is left unset
             return self.message(node, field.message_type, path)
         if not isinstance(node, Scalar):
             self.diags.error(node.span, f"{path} expects a single {type_name(field)} value, "
@@ -146,6 +150,8 @@ class FieldChecker:
     def _value(self, node: Node) -> Any:
         if not isinstance(node, Scalar):
             return None
+        if node.value is None:
+            return None
         try:
             return self.evaluate(node)
         except CaffeconfError as error:
@@ -159,6 +165,11 @@ class FieldChecker:
             hint = _hint_nested(key)
         self.diags.error(node.keys[key], f"unknown field '{key}'{where} ({descriptor.name} has no such field)",
                          hint=hint)
+
+
+def _is_null(node: Node) -> bool:
+    """True for a scalar that is null or a `${...}` (whose value, when it was left out, was null)."""
+    return isinstance(node, Scalar) and (node.value is None or (isinstance(node.value, str) and "${" in node.value))
 
 
 class _Missing:

@@ -72,6 +72,8 @@ class Resolver:
         self.document, self.modules, self.diags, self.limits = document, modules, diags, limits
         self.selected = variants
         self.variants = frozenset(document.variants)
+        # Each declared variant is a bool visible in every scope: `when: ${deploy}`.
+        self.globals = {name: name in variants for name in document.variants}
         self.layers: list[Layer] = []
         self._templates: dict[int, Any] = {}
         self._scope_values: dict[str, Any] = {}
@@ -130,7 +132,8 @@ class Resolver:
     def run(self) -> Net:
         doc = self.document
         scope = Scope(values={}, prefix="", separator=doc.separator)
-        scope.values = self.bind_params(doc.params, None, scope, doc.span, "the document") or {}
+        scope.values = self.bind_params(doc.params, None, scope, doc.span, "the document",
+                                        builtins=self.globals) or {}
         self._scope_values = scope.values
         name = self.text(doc.name, "`name`") if doc.name is not None else ""
         net_fields = self.fields.message(Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()},
@@ -334,7 +337,7 @@ class Resolver:
             self.diags.error(entry.span, f"module uses nest deeper than {self.limits.max_use_depth}")
             return None
         values = self.bind_params(module.params, entry.get("with"), scope, entry.span, f"module '{module.name}'",
-                                  builtins={INSTANCE: instance})
+                                  builtins={**self.globals, INSTANCE: instance})
         if values is None:
             return None
         inputs, outputs = self.ports(module.inputs, values), self.ports(module.outputs, values)

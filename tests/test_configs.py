@@ -8,15 +8,16 @@ from google.protobuf import text_format
 from caffeconf import serde
 from caffeconf.compiler import compile_file
 from caffeconf.proto import caffe_pb2
-from caffeconf.rules import filter_net
 
 from conftest import ROOT, require_models
 
-# (config, reference under ../shared/models, FilterNet state or None for the full net)
+# (config, reference under ../shared/models, compile-time variants selected)
 CASES = [
-    ("lenet.yaml", "lenet/lenet_train_test.prototxt", None),
-    ("caffenet.yaml", "bvlc_reference_caffenet/train_val.prototxt", None),
-    ("googlenet.yaml", "bvlc_googlenet/train_val.prototxt", None),
+    ("lenet.yaml", "lenet/lenet_train_test.prototxt", ()),
+    ("caffenet.yaml", "bvlc_reference_caffenet/train_val.prototxt", ()),
+    ("googlenet.yaml", "bvlc_googlenet/train_val.prototxt", ()),
+    ("squeezenet.yaml", "squeezenet-v1.1/train_val.prototxt", ()),
+    ("squeezenet.yaml", "squeezenet-v1.1/deploy.prototxt", ("deploy",)),
 ]
 
 
@@ -33,12 +34,10 @@ def first_difference(ours: caffe_pb2.NetParameter, theirs: caffe_pb2.NetParamete
     return f"{len(ours.layer)} layers vs {len(theirs.layer)}; net fields differ"
 
 
-@pytest.mark.parametrize("config,ref,state", CASES, ids=[c[0] + (f"-{c[2]}" if c[2] else "") for c in CASES])
-def test_config_equals_reference(config, ref, state):
+@pytest.mark.parametrize("config,ref,variants", CASES, ids=["-".join((c[0], *c[2])) for c in CASES])
+def test_config_equals_reference(config, ref, variants):
     models = require_models()
-    net = compile_file(ROOT / "configs" / config)
-    if state:
-        net = filter_net(net, **state)
+    net = compile_file(ROOT / "configs" / config, variants=frozenset(variants))
     ours, theirs = serde.net_to_proto(net), reference(models / ref)
     assert ours == theirs, first_difference(ours, theirs)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -237,9 +238,9 @@ class CaffeNet(nn.Module):
             self.shared[name] = parameter
         return parameter
 
-    def blobs_by_layer(self) -> dict[str, list[Tensor]]:
-        """Every materialized layer's blobs, by layer name, for writing a .caffemodel."""
-        return {step.layer.name: list(self.layer_blobs[step.index])
+    def blob_arrays(self) -> dict[str, list[np.ndarray]]:
+        """Every materialized layer's blobs as float32 arrays, by layer name (for a .caffemodel)."""
+        return {step.layer.name: [b.detach().float().cpu().numpy() for b in self.layer_blobs[step.index]]
                 for step in self.steps if len(self.layer_blobs[step.index])}
 
     # ---------------------------------------------------------------- loss
