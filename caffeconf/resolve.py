@@ -138,6 +138,8 @@ class Resolver:
         name = self.text(doc.name, "`name`") if doc.name is not None else ""
         net_fields = self.fields.message(Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()},
                                              doc.span), NET, "", skip=frozenset({"layer", "layers"}))
+        for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
+            scope.blobs[legacy_input] = legacy_input
         self.expand(doc.layers, scope, prev=None)
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
 

@@ -37,7 +37,7 @@ def candidate_states(net: Net) -> Iterator[NetState]:
 def verify_net(net: Net, diags: DiagnosticList) -> None:
     for state in candidate_states(net):
         kept = [layer for layer in net.layers if not _both_rules(layer, diags) and layer_is_kept(layer, state)]
-        _verify_state(kept, _describe(state, net), diags)
+        _verify_state(kept, tuple(net.fields.get("input", ())), _describe(state, net), diags)
 
 
 def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
@@ -63,9 +63,9 @@ def _span(layer: Layer):
     return layer.origin.span if layer.origin else None
 
 
-def _verify_state(layers: list[Layer], where: str, diags: DiagnosticList) -> None:
+def _verify_state(layers: list[Layer], net_inputs: tuple[str, ...], where: str, diags: DiagnosticList) -> None:
     names: dict[str, Layer] = {}
-    producers: dict[str, Layer] = {}
+    producers: dict[str, Layer | None] = dict.fromkeys(net_inputs)  # legacy net-level inputs
     for layer in layers:
         first = names.setdefault(layer.name, layer)
         if first is not layer:
@@ -78,8 +78,9 @@ def _verify_state(layers: list[Layer], where: str, diags: DiagnosticList) -> Non
         for index, top in enumerate(layer.tops):
             in_place = index < len(layer.bottoms) and layer.bottoms[index] == top
             if top in producers and not in_place:
-                diags.error(_span(layer), f"layer '{layer.name}' writes blob '{top}' that layer "
-                            f"'{producers[top].name}' already produced{where}",
-                            notes=[Note(f"'{producers[top].name}' is here", _span(producers[top]))],
+                first = producers[top]
+                by = f"layer '{first.name}'" if first else "the net's `input`"
+                diags.error(_span(layer), f"layer '{layer.name}' writes blob '{top}' that {by} already produced{where}",
+                            notes=[Note(f"'{first.name}' is here", _span(first))] if first else [],
                             hint="write in place (top equal to the bottom at the same index) or rename the top")
             producers.setdefault(top, layer)

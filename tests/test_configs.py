@@ -18,6 +18,7 @@ CASES = [
     ("googlenet.yaml", "bvlc_googlenet/train_val.prototxt", ()),
     ("squeezenet.yaml", "squeezenet-v1.1/train_val.prototxt", ()),
     ("squeezenet.yaml", "squeezenet-v1.1/deploy.prototxt", ("deploy",)),
+    ("resnet50.yaml", "resnet/ResNet-50-deploy.prototxt", ()),
 ]
 
 
