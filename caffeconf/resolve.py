@@ -59,11 +59,17 @@ class Scope:
 
 @dataclass(frozen=True)
 class Share:
-    """Weights shared by every use with the same key: param names derive from key and inner layer."""
+    """Weights shared by every use with the same key.
+
+    The k-th learnable layer of each such use shares the k-th layer's blobs of the first use;
+    param names derive from the key and that first layer's path inside its use.
+    """
 
     key: str
     prefix: str  # flat-name prefix of the sharing use, stripped to get the inner layer path
     template: Scalar | None  # custom `${key}`/`${layer}`/`${blob}` name, else "<key>/<layer>_<blob>"
+    span: Span
+    seen: list[int] = field(default_factory=lambda: [0])  # learnable layers met so far in this use
 
 
 class Resolver:
@@ -78,6 +84,7 @@ class Resolver:
         self._templates: dict[int, Any] = {}
         self._scope_values: dict[str, Any] = {}
         self.fields = FieldChecker(self.evaluate, diags)
+        self.share_layouts: dict[str, list[tuple[str, str, Span]]] = {}
 
     # -- values -------------------------------------------------------------------------------
 
@@ -244,11 +251,12 @@ class Resolver:
         for spec in params:
             if "name" in spec and scope.prefix and spec["name"] not in self.global_params(scope):
                 spec["name"] = scope.qualify(spec["name"])
-        if scope.share is not None:
-            count = learnable_blob_count(layer_type, fields, bottom_count)
+        count = learnable_blob_count(layer_type, fields, bottom_count)
+        if scope.share is not None and count:
+            layer = self.shared_layer(scope.share, layer_type, flat_name, entry)
             params += [{} for _ in range(count - len(params))]
             for index, spec in enumerate(params[:count]):
-                spec.setdefault("name", self.shared_name(scope.share, layer_type, flat_name, index, entry))
+                spec.setdefault("name", self.shared_name(scope.share, layer_type, layer, index))
         if params:
             fields["param"] = params
         return fields
@@ -257,8 +265,24 @@ class Resolver:
         module = self.modules.get(scope.chain[-1]) if scope.chain else None
         return module.global_params if module else frozenset()
 
-    def shared_name(self, share: Share, layer_type: str, flat_name: str, index: int, entry: Map) -> str:
-        layer = flat_name[len(share.prefix):] if flat_name.startswith(share.prefix) else flat_name
+    def shared_layer(self, share: Share, layer_type: str, flat_name: str, entry: Map) -> str:
+        """The inner path of the first use's layer in this position (checking the types agree)."""
+        layout = self.share_layouts.setdefault(share.key, [])
+        position = share.seen[0]
+        share.seen[0] += 1
+        if position == len(layout):
+            inner = flat_name[len(share.prefix):] if flat_name.startswith(share.prefix) else flat_name
+            layout.append((inner, layer_type, entry.span))
+            return inner
+        if position > len(layout) or layout[position][1] != layer_type:
+            first = layout[position] if position < len(layout) else None
+            self.diags.error(entry.span, f"uses sharing '{share.key}' differ: this is learnable layer {position + 1} "
+                             f"({layer_type}) but the first use has "
+                             + (f"a {first[1]} there" if first else f"only {len(layout)}"),
+                             notes=[Note(f"first use sharing '{share.key}'", first[2] if first else share.span)])
+        return layout[min(position, len(layout) - 1)][0]
+
+    def shared_name(self, share: Share, layer_type: str, layer: str, index: int) -> str:
         names = BLOB_NAMES.get(layer_type, ())
         blob = names[index] if index < len(names) else str(index)
         if share.template is None:
@@ -394,7 +418,7 @@ class Resolver:
         if template is not None and not isinstance(template, Scalar):
             self.diags.error(template.span, "`share.name` must be a string such as \"${layer}_${blob}\"")
             template = None
-        return Share(key, f"{prefix}{scope.separator}" if prefix else "", template)
+        return Share(key, f"{prefix}{scope.separator}" if prefix else "", template, entry.span)
 
     def ports(self, ports: tuple[Port, ...], values: dict[str, Any]) -> tuple[Port, ...] | None:
         """The module's ports with `${...}` names evaluated for this instance."""

@@ -19,6 +19,7 @@ CASES = [
     ("squeezenet.yaml", "squeezenet-v1.1/train_val.prototxt", ()),
     ("squeezenet.yaml", "squeezenet-v1.1/deploy.prototxt", ("deploy",)),
     ("resnet50.yaml", "resnet/ResNet-50-deploy.prototxt", ()),
+    ("siamese.yaml", "siamese/mnist_siamese_train_test.prototxt", ()),
 ]
 
 
