@@ -45,12 +45,14 @@ def parse_net_text(text: str, path: str) -> caffe_pb2.NetParameter:
 
 def read_message(path: str | Path, message: Message) -> Message:
     """Fill `message` from the text or binary file at `path` and return it."""
-    source = str(path)
+    return decode(_read_bytes(path), str(path), message)
+
+
+def _read_bytes(path: str | Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return Path(path).read_bytes()
     except OSError as error:
-        raise CaffeconfError.at(None, f"cannot read {source}: {error.strerror or error}") from None
-    return decode(data, source, message)
+        raise CaffeconfError.at(None, f"cannot read {path}: {error.strerror or error}") from None
 
 
 def decode(data: bytes, source: str, message: Message) -> Message:
@@ -68,11 +70,7 @@ def decode(data: bytes, source: str, message: Message) -> Message:
 
 def read_net_or_solver(path: str | Path) -> caffe_pb2.NetParameter | caffe_pb2.SolverParameter:
     """A NetParameter or a SolverParameter, whichever `path` holds (not upgraded)."""
-    source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as error:
-        raise CaffeconfError.at(None, f"cannot read {source}: {error.strerror or error}") from None
+    source, data = str(path), _read_bytes(path)
     if looks_like_text(data):
         names = {f.name for f in outline_text(data.decode("utf-8")).fields}
         return decode(data, source, _closest_message(names))
@@ -107,7 +105,7 @@ def looks_like_text(data: bytes) -> bool:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return _first_control_char(text) is None
+    return _CONTROL.search(text) is None
 
 
 def parse_binary(data: bytes, message: Message) -> bool:
@@ -126,11 +124,6 @@ def parse_binary(data: bytes, message: Message) -> bool:
 
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-
-
-def _first_control_char(text: str) -> int | None:
-    match = _CONTROL.search(text)
-    return match.start() if match else None
 
 
 def _not_text_error(data: bytes, source: str, message: Message) -> CaffeconfError:
