@@ -684,7 +684,9 @@ def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
     of every source top. Raises CaffeconfError with one diagnostic per bad layer.
     """
     overrides = _check_overrides(net, inputs or {})
-    blobs: dict[str, Shape | None] = {}
+    blobs = {name: overrides.get(name, shape) for name, shape in net_inputs(net).items()}
+    if batch is not None:
+        blobs = {name: shape if not shape else (batch, *shape[1:]) for name, shape in blobs.items()}
     entries, problems = [], []
     for layer in net.layers:
         bottoms = tuple(_bottom_shape(layer, name, blobs) for name in layer.bottoms)
@@ -724,8 +726,18 @@ def _bottom_shape(layer: Layer, name: str, blobs: Mapping[str, Shape | None]) ->
     return blobs[name]
 
 
+def net_inputs(net: Net) -> dict[str, Shape | None]:
+    """Net-level `input` blobs (the legacy form a deploy config may keep) with their declared shapes."""
+    names = list(net.fields.get("input", ()))
+    shapes = [tuple(s.get("dim", ())) for s in net.fields.get("input_shape", ())]
+    dims = list(net.fields.get("input_dim", ()))
+    shapes = shapes or [tuple(dims[i:i + 4]) for i in range(0, len(dims), 4)]
+    return {name: shapes[i] if i < len(shapes) else None for i, name in enumerate(names)}
+
+
 def _check_overrides(net: Net, inputs: Mapping[str, Sequence[int]]) -> dict[str, Shape]:
     sources = {top for layer in net.layers if layer.type in SOURCE_TYPES for top in layer.tops}
+    sources |= set(net_inputs(net))
     for name in inputs:
         if name not in sources:
             raise CaffeconfError.at(None, f"no input blob named '{name}' (inputs: {', '.join(sorted(sources))})",

@@ -328,3 +328,11 @@ def test_known_deploy_nets(models, name, output, params):
     shapes = infer_shapes(_load(models / name))
     assert shapes.layers[-1].tops[0] == output
     assert net_totals(layer_costs(shapes))[0] == params
+
+
+def test_net_level_inputs_take_their_declared_shape():
+    net = Net("t", (Layer("f", "Flatten", ("data",), ("f",)),), {"input": ["data"], "input_dim": [2, 3, 4, 5]})
+    assert infer_shapes(net).layers[0].tops == ((2, 60),)
+    assert infer_shapes(net, {"data": (1, 2, 2, 2)}, batch=3).layers[0].tops == ((3, 8),)
+    undeclared = Net("t", net.layers, {"input": ["data"]})
+    assert infer_shapes(undeclared).layers[0].tops == (None,)
