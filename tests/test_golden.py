@@ -1,0 +1,41 @@
+"""Golden compile outputs: each tests/cases/NAME/ holds config.yaml and the exact
+expected.prototxt it compiles to (canonical Caffe text). Set CAFFECONF_UPDATE_GOLDEN=1 to
+rewrite the expected files (then read every change).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from caffeconf import compiler, prototxt, serde
+from caffeconf.errors import render_text
+from conftest import ROOT
+
+CASES_DIR = ROOT / "tests" / "cases"
+UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
+
+
+def _case_names() -> list[str]:
+    return sorted(path.parent.name for path in CASES_DIR.glob("*/config.yaml"))
+
+
+@pytest.mark.parametrize("name", _case_names())
+def test_compile_golden(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = compiler.build(f"tests/cases/{name}/config.yaml")
+    assert result.ok, render_text(result.diagnostics)
+    assert not result.diagnostics, render_text(result.diagnostics)
+    actual = prototxt.net_to_text(serde.net_to_proto(result.net))
+    expected_file = CASES_DIR / name / "expected.prototxt"
+    if UPDATE:
+        expected_file.write_text(actual, encoding="utf-8")
+    assert actual == expected_file.read_text(encoding="utf-8")
+
+
+def test_every_case_is_complete():
+    names = _case_names()
+    assert len(names) >= 8
+    incomplete = [name for name in names if not (CASES_DIR / name / "expected.prototxt").is_file()]
+    assert not incomplete
