@@ -93,10 +93,33 @@ def caffemodel_bytes(net: Net, blobs: Mapping[str, Sequence[np.ndarray]]) -> byt
         entry.bottom.extend(layer.bottoms)
         entry.top.extend(layer.tops)
         for array in blobs.get(layer.name, ()):
-            blob = entry.blobs.add()
-            blob.shape.dim.extend(int(d) for d in array.shape)
-            blob.data.extend(np.ascontiguousarray(array, dtype=np.float32).reshape(-1))
+            entry.blobs.add().MergeFromString(_blob_bytes(np.asarray(array, dtype=np.float32)))
     return message.SerializeToString()
+
+
+def _blob_bytes(array: np.ndarray) -> bytes:
+    """A serialized BlobProto: its shape, then `data` as one packed little-endian float field.
+
+    Encoding the packed field directly is ~50x faster than filling the repeated
+    field value by value, which matters for nets with 10^7+ weights.
+    """
+    shape = caffe_pb2.BlobProto(shape=caffe_pb2.BlobShape(dim=[int(d) for d in array.shape]))
+    payload = array.astype("<f4").tobytes()
+    data_tag = bytes([(DATA_FIELD << 3) | LENGTH_DELIMITED])
+    return shape.SerializeToString() + data_tag + _varint(len(payload)) + payload
+
+
+DATA_FIELD = caffe_pb2.BlobProto.DESCRIPTOR.fields_by_name["data"].number
+LENGTH_DELIMITED = 2  # protobuf wire type of packed repeated fields
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def write_caffemodel(path: str | Path, net: Net, blobs: Mapping[str, Sequence[np.ndarray]]) -> None:

@@ -1,0 +1,250 @@
+"""The runner against OpenCV's Caffe importer (cv2.dnn.readNetFromCaffe), our oracle.
+
+Every case: seeded random weights written to a .caffemodel by us, the same
+prototxt and .caffemodel run by OpenCV and by caffeconf, outputs equal within
+1e-4 relative to the output's largest magnitude.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+cv2 = pytest.importorskip("cv2")
+
+from caffeconf.nets import load_net  # noqa: E402
+from caffeconf.rules import filter_net  # noqa: E402
+from caffeconf.run.interpreter import CaffeNet  # noqa: E402
+from caffeconf.run.layers.data import declared_shapes  # noqa: E402
+from caffeconf.run.weights import write_caffemodel  # noqa: E402
+
+from conftest import model_files  # noqa: E402
+
+TOLERANCE = 1e-4
+
+
+def randomize_blobs(model: CaffeNet, seed: int) -> None:
+    """Weights that keep activations in a sane range, and BatchNorm statistics that are valid."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for step in model.steps:
+            for position, blob in enumerate(model.layer_blobs[step.index]):
+                blob.copy_(_random_blob(step.layer.type, position, tuple(blob.shape), generator))
+
+
+def _random_blob(layer_type, position, shape, generator):
+    if layer_type == "BatchNorm":
+        # running sums with a scale factor of 2: mean, positive variance, factor
+        if position == 2:
+            return torch.full(shape, 2.0)
+        return torch.randn(shape, generator=generator) * 0.2 if position == 0 else \
+            torch.rand(shape, generator=generator) + 0.5
+    if layer_type in ("Scale", "PReLU") and position == 0:
+        return torch.rand(shape, generator=generator) + 0.5
+    fan_in = int(np.prod(shape[1:])) if len(shape) >= 2 else 100
+    return torch.randn(shape, generator=generator) / np.sqrt(fan_in)
+
+
+def run_both(prototxt: Path, inputs: dict[str, np.ndarray], tmp_path: Path, seed: int = 0,
+             extra_outputs=()):
+    """(ours, opencv): dicts of output blob -> array for the same net and weights."""
+    net = filter_net(load_net(prototxt), phase="TEST")
+    model = CaffeNet(net, seed=seed)
+    feed = {name: torch.from_numpy(value) for name, value in inputs.items()}
+    with torch.no_grad():
+        model(feed)
+        randomize_blobs(model, seed)
+        blobs = model(feed, keep_all=True)
+    weights = tmp_path / "weights.caffemodel"
+    write_caffemodel(weights, net, model.blob_arrays())
+    reference = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
+    for name, value in inputs.items():
+        reference.setInput(value, name)
+    producers = {top: (layer.name, index) for layer in net.layers for index, top in enumerate(layer.tops)}
+    wanted = list(model.outputs) + [name for name in extra_outputs if name not in model.outputs]
+    layer_names = sorted({producers[name][0] for name in wanted})
+    retrieved = dict(zip(layer_names, reference.forwardAndRetrieve(layer_names)))
+    theirs = {name: np.asarray(retrieved[producers[name][0]][producers[name][1]]) for name in wanted}
+    return {name: blobs[name].numpy() for name in wanted}, theirs
+
+
+def assert_close(ours: dict, theirs: dict) -> None:
+    for name, expected in theirs.items():
+        actual = ours[name]
+        assert actual.size == expected.size, (name, actual.shape, expected.shape)
+        actual = actual.reshape(expected.shape)
+        scale = max(float(np.abs(expected).max()), 1e-12)
+        error = float(np.abs(actual - expected).max()) / scale
+        assert error <= TOLERANCE, f"blob '{name}': relative error {error:.3g}"
+
+
+# ------------------------------------------------------------- shared models
+
+def _deploy_nets() -> list[Path]:
+    """V2 deploy nets: an Input layer (or legacy net input), no database layers, no V1 `layers`."""
+    chosen = []
+    for path in model_files():
+        text = path.read_text(errors="replace")
+        is_v2 = re.search(r"^\s*layer\s*\{", text, re.M) and not re.search(r"^\s*layers\s*[{:]", text, re.M)
+        has_input = re.search(r'type:\s*"Input"', text) or re.search(r"^input:", text, re.M)
+        if is_v2 and has_input and not re.search(r'type:\s*"(Data|ImageData|HDF5Data)"', text):
+            chosen.append(path)
+    return chosen
+
+
+def _logits(net) -> list[str]:
+    """The bottom of a final Softmax: compared too, since softmax can hide differences."""
+    last = net.layers[-1]
+    return list(last.bottoms) if last.type == "Softmax" else []
+
+
+@pytest.mark.parametrize("path", _deploy_nets(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shared_deploy_net_matches_opencv(path, tmp_path):
+    net = filter_net(load_net(path), phase="TEST")
+    inputs = {}
+    generator = np.random.default_rng(1)
+    for layer in net.layers:
+        if layer.type == "Input":
+            for top, shape in zip(layer.tops, declared_shapes(layer.fields, layer.tops)):
+                inputs[top] = generator.standard_normal((1,) + tuple(shape[1:])).astype(np.float32)
+    ours, theirs = run_both(path, inputs, tmp_path, extra_outputs=_logits(net))
+    assert_close(ours, theirs)
+
+
+def test_deploy_nets_are_found():
+    names = {f"{p.parent.name}/{p.name}" for p in _deploy_nets()}
+    if model_files():
+        assert {"bvlc_googlenet/deploy.prototxt", "resnet/ResNet-50-deploy.prototxt",
+                "lenet/lenet.prototxt"} <= names
+
+
+# ------------------------------------------------------ per-layer edge cases
+
+def one_layer_net(tmp_path: Path, layer: str, shapes: dict[str, tuple[int, ...]], extra="") -> Path:
+    """A prototxt with one Input layer per bottom and `layer` (text) after them."""
+    inputs = "".join(
+        f'layer {{ name: "{name}" type: "Input" top: "{name}" '
+        f'input_param {{ shape {{ {" ".join(f"dim: {d}" for d in shape)} }} }} }}\n'
+        for name, shape in shapes.items())
+    path = tmp_path / "net.prototxt"
+    path.write_text(f'name: "t"\n{inputs}{layer}\n{extra}')
+    return path
+
+
+def check_layer(tmp_path, layer, shapes, seed=0):
+    generator = np.random.default_rng(seed)
+    inputs = {name: generator.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+    ours, theirs = run_both(one_layer_net(tmp_path, layer, shapes), inputs, tmp_path, seed)
+    assert_close(ours, theirs)
+    return ours
+
+
+POOLING = [
+    # (input H, W, pooling_param): ceil rounding, overhanging last windows, clipped windows
+    ((6, 6), "kernel_size: 3 stride: 2"),
+    ((7, 7), "kernel_size: 3 stride: 2 pad: 1"),
+    ((5, 8), "kernel_size: 2 stride: 2 pad: 1"),
+    ((13, 13), "kernel_size: 3 stride: 2"),
+    ((10, 11), "kernel_h: 3 kernel_w: 2 stride_h: 2 stride_w: 3 pad_h: 1 pad_w: 0"),
+    ((6, 6), "kernel_size: 3 stride: 3 pad: 2"),  # pad > kernel / 2: past PyTorch's own limit
+    ((9, 7), "global_pooling: true"),
+    ((7, 7), "kernel_size: 3 stride: 2 round_mode: FLOOR"),
+]
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("size,param", POOLING, ids=[p for _, p in POOLING])
+def test_pooling_matches_opencv(tmp_path, method, size, param):
+    if "round_mode" in param:
+        pytest.skip("OpenCV's Caffe importer ignores round_mode")
+    layer = f'layer {{ name: "p" type: "Pooling" bottom: "x" top: "p" pooling_param {{ pool: {method} {param} }} }}'
+    check_layer(tmp_path, layer, {"x": (2, 3) + size})
+
+
+@pytest.mark.parametrize("size", [1, 3, 5, 7])
+@pytest.mark.parametrize("region", ["ACROSS_CHANNELS", "WITHIN_CHANNEL"])
+def test_lrn_matches_opencv(tmp_path, size, region):
+    # k stays at its default 1: OpenCV's importer ignores Caffe's `k` (see the numpy test below).
+    layer = (f'layer {{ name: "n" type: "LRN" bottom: "x" top: "n" lrn_param {{ local_size: {size} '
+             f'alpha: 0.3 beta: 0.75 norm_region: {region} }} }}')
+    check_layer(tmp_path, layer, {"x": (2, 9, 6, 5)})
+
+
+CONVOLUTIONS = [
+    "num_output: 6 kernel_size: 3",
+    "num_output: 6 kernel_size: 3 group: 3 pad: 1",
+    "num_output: 4 kernel_size: 3 dilation: 2 pad: 2",
+    "num_output: 4 kernel_h: 3 kernel_w: 1 stride_h: 2 stride_w: 1 pad_h: 1 pad_w: 0",
+    "num_output: 4 kernel_size: 3 kernel_size: 2 stride: 2 stride: 1",
+    "num_output: 4 kernel_size: 3 bias_term: false",
+    "num_output: 6 kernel_size: 1 group: 6",
+]
+
+
+@pytest.mark.parametrize("param", CONVOLUTIONS)
+def test_convolution_matches_opencv(tmp_path, param):
+    layer = f'layer {{ name: "c" type: "Convolution" bottom: "x" top: "c" convolution_param {{ {param} }} }}'
+    check_layer(tmp_path, layer, {"x": (2, 6, 9, 8)})
+
+
+@pytest.mark.parametrize("param", [
+    "num_output: 4 kernel_size: 4 stride: 2 pad: 1",
+    "num_output: 6 kernel_size: 3 stride: 2 group: 3",
+    "num_output: 3 kernel_size: 2 stride: 1 bias_term: false",
+])
+def test_deconvolution_matches_opencv(tmp_path, param):
+    layer = f'layer {{ name: "d" type: "Deconvolution" bottom: "x" top: "d" convolution_param {{ {param} }} }}'
+    check_layer(tmp_path, layer, {"x": (1, 6, 5, 4)})
+
+
+@pytest.mark.parametrize("param", [
+    "", "operation: SUM coeff: 1 coeff: -2 coeff: 0.5", "operation: PROD", "operation: MAX"])
+def test_eltwise_matches_opencv(tmp_path, param):
+    layer = f'layer {{ name: "e" type: "Eltwise" bottom: "a" bottom: "b" bottom: "c" top: "e" eltwise_param {{ {param} }} }}'
+    check_layer(tmp_path, layer, {name: (2, 3, 4, 5) for name in "abc"})
+
+
+@pytest.mark.parametrize("param", ["axis: 2 offset: 1 offset: 2", "axis: 1 offset: 1", "axis: 3 offset: 3", "axis: 2"])
+def test_crop_matches_opencv(tmp_path, param):
+    layer = f'layer {{ name: "c" type: "Crop" bottom: "a" bottom: "b" top: "c" crop_param {{ {param} }} }}'
+    check_layer(tmp_path, layer, {"a": (2, 5, 8, 9), "b": (2, 4, 5, 6)})
+
+
+def test_batch_norm_scale_factor_matches_opencv(tmp_path):
+    layer = 'layer { name: "bn" type: "BatchNorm" bottom: "x" top: "x" batch_norm_param { eps: 0.001 } }'
+    check_layer(tmp_path, layer, {"x": (2, 4, 3, 3)})
+
+
+@pytest.mark.parametrize("param", ["", "bias_term: true", "axis: 1 num_axes: 2 bias_term: true"])
+def test_scale_matches_opencv(tmp_path, param):
+    layer = f'layer {{ name: "s" type: "Scale" bottom: "x" top: "s" scale_param {{ {param} }} }}'
+    check_layer(tmp_path, layer, {"x": (2, 4, 3, 5)})
+
+
+@pytest.mark.parametrize("layer", [
+    'layer { name: "r" type: "ReLU" bottom: "x" top: "x" relu_param { negative_slope: 0.1 } }',
+    'layer { name: "r" type: "PReLU" bottom: "x" top: "r" }',
+    'layer { name: "r" type: "ELU" bottom: "x" top: "r" elu_param { alpha: 0.7 } }',
+    'layer { name: "r" type: "Sigmoid" bottom: "x" top: "r" }',
+    'layer { name: "r" type: "TanH" bottom: "x" top: "r" }',
+    'layer { name: "r" type: "AbsVal" bottom: "x" top: "r" }',
+    'layer { name: "r" type: "BNLL" bottom: "x" top: "r" }',
+    'layer { name: "r" type: "Power" bottom: "x" top: "r" power_param { power: 2 scale: 0.5 shift: 1 } }',
+    'layer { name: "r" type: "Exp" bottom: "x" top: "r" exp_param { base: 2 scale: 0.5 shift: 1 } }',
+    'layer { name: "r" type: "Softmax" bottom: "x" top: "r" softmax_param { axis: 2 } }',
+    'layer { name: "r" type: "InnerProduct" bottom: "x" top: "r" inner_product_param { num_output: 5 } }',
+    'layer { name: "r" type: "InnerProduct" bottom: "x" top: "r" inner_product_param { num_output: 5 axis: 2 } }',
+    'layer { name: "r" type: "Flatten" bottom: "x" top: "r" flatten_param { axis: 2 } }',
+    'layer { name: "r" type: "Reshape" bottom: "x" top: "r" reshape_param { shape { dim: 0 dim: -1 dim: 2 } } }',
+    'layer { name: "r" type: "MVN" bottom: "x" top: "r" }',
+    'layer { name: "r" type: "MVN" bottom: "x" top: "r" mvn_param { across_channels: true } }',
+    'layer { name: "r" type: "Slice" bottom: "x" top: "a" top: "b" slice_param { axis: 1 slice_point: 1 } }',
+    'layer { name: "r" type: "Concat" bottom: "x" bottom: "x" top: "r" concat_param { axis: 2 } }',
+    'layer { name: "r" type: "Dropout" bottom: "x" top: "r" }',
+])
+def test_simple_layers_match_opencv(tmp_path, layer):
+    check_layer(tmp_path, layer, {"x": (2, 4, 3, 6)})
