@@ -68,7 +68,7 @@ class Net:
     name: str
     layers: tuple[Layer, ...]
     # Net-level NetParameter fields other than name and layer, as plain data
-    # (force_backward, state, debug_info; legacy input fields never survive upgrade).
+    # (force_backward, state, debug_info; a config may also keep legacy `input`/`input_dim`).
     fields: Mapping[str, Any] = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:

@@ -25,4 +25,4 @@ def load_net(path: str | Path) -> Net:
         return compile_file(path)
     from . import prototxt, serde, upgrade
 
-    return serde.net_from_proto(upgrade.upgrade_net(prototxt.read_net(path)), source=str(path))
+    return serde.net_from_proto(upgrade.upgrade_net(prototxt.read_net(path), source=str(path)), source=str(path))

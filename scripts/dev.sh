@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # One entry point that sets itself up on a fresh machine (Python 3.10+ only):
-#   bash scripts/dev.sh demo   compile the bundled GoogLeNet config and run it
+#   bash scripts/dev.sh demo   compile the bundled GoogLeNet config, validate it, inspect it
 #   bash scripts/dev.sh test   run the whole test suite
-# It creates (or reuses) .venv and installs caffeconf with what each job needs.
+# It creates (or reuses) .venv and installs caffeconf with what each job needs; for the tests it
+# also installs Graphviz and Chromium (Debian packages, when run as root) and the YAML language
+# server (npm, from tests/lsp/package-lock.json) when they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${CAFFECONF_VENV:-.venv}
@@ -12,13 +14,29 @@ ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
-  # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
   local stamp="$VENV/.caffeconf-$1-$(sha1sum pyproject.toml | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
+    # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
     "$VENV/bin/python" -m pip install -q -e ".[$1]"
     touch "$stamp"
+  fi
+}
+
+ensure_system_tools() {
+  local missing=()
+  command -v dot >/dev/null || missing+=(graphviz)
+  command -v chromium >/dev/null || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+      echo "note: ${missing[*]} missing; the tests that need them will be skipped" >&2
+    fi
+  fi
+  if command -v npm >/dev/null && [ ! -x tests/lsp/node_modules/.bin/yaml-language-server ]; then
+    (cd tests/lsp && npm ci --silent --no-audit --no-fund)
   fi
 }
 
@@ -27,21 +45,22 @@ case "${1:-}" in
     ensure_venv run
     out=${2:-build}
     mkdir -p "$out"
-    "$VENV/bin/caffeconf" upgrade ../shared/models/lenet-v0/lenet.prototxt -o "$out/lenet.prototxt" 2>/dev/null \
-      || "$VENV/bin/caffeconf" --version
+    "$VENV/bin/caffeconf" validate configs/googlenet.yaml
+    "$VENV/bin/caffeconf" compile configs/googlenet.yaml -o "$out/googlenet_train_val.prototxt" \
+      --source-map "$out/googlenet.map.json"
+    "$VENV/bin/caffeconf" compile configs/squeezenet.yaml --stage deploy -o "$out/squeezenet_deploy.prototxt"
+    "$VENV/bin/caffeconf" inspect "$out/squeezenet_deploy.prototxt"
+    echo "wrote $out/googlenet_train_val.prototxt, $out/googlenet.map.json, $out/squeezenet_deploy.prototxt"
     ;;
   test)
     ensure_venv "run,test"
+    ensure_system_tools
     shift
-    set +e
-    "$VENV/bin/python" -m pytest -q "$@"
-    status=$?
-    set -e
-    # pytest exits 5 when it collected nothing: that is a failure for us too.
-    exit $status
+    # pytest's own exit code stands: 5 (no tests collected) fails CI too.
+    exec "$VENV/bin/python" -m pytest -q "$@"
     ;;
   *)
-    echo "usage: bash scripts/dev.sh demo|test [pytest args]" >&2
+    echo "usage: bash scripts/dev.sh demo [OUTDIR] | test [pytest args]" >&2
     exit 2
     ;;
 esac

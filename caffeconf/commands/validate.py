@@ -16,9 +16,24 @@ def add_arguments(parser) -> None:
     add_limit_arguments(parser)
 
 
+def _shape_diagnostics(net) -> tuple:
+    """Shape mismatches in each phase, wherever the input shapes are known."""
+    from ..rules import filter_net
+    from ..shapes import infer_shapes
+
+    found: dict = {}
+    for phase in ("TRAIN", "TEST"):
+        try:
+            infer_shapes(filter_net(net, phase=phase))
+        except CaffeconfError as error:
+            found.update(dict.fromkeys(error.diagnostics))
+    return tuple(found)
+
+
 def _diagnostics(path: str, limits) -> tuple:
     if is_config(path):
-        return build(path, limits).diagnostics
+        result = build(path, limits)
+        return result.diagnostics + (_shape_diagnostics(result.net) if result.ok else ())
     try:
         load_net(path)
     except CaffeconfError as error:
