@@ -6,6 +6,8 @@ rewrite the expected files (then read every change).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +41,23 @@ def test_every_case_is_complete():
     assert len(names) >= 8
     incomplete = [name for name in names if not (CASES_DIR / name / "expected.prototxt").is_file()]
     assert not incomplete
+
+
+_COMMANDS_THEN_LIST_TORCH = """
+import sys
+from caffeconf import cli
+out = sys.argv[1]
+codes = [cli.main(["validate", "configs/googlenet.yaml"]),
+         cli.main(["compile", "configs/googlenet.yaml", "-o", out + "/net.prototxt", "--source-map", out + "/map.json"]),
+         cli.main(["compile", "configs/lenet.yaml", "--binary", "-o", out + "/net.binaryproto"])]
+print(codes, sorted(name for name in sys.modules if name == "torch" or name.startswith("torch.")))
+"""
+
+
+def test_validate_and_compile_never_import_torch(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", _COMMANDS_THEN_LIST_TORCH, str(tmp_path)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[0, 0, 0] []"
+    assert (tmp_path / "net.prototxt").stat().st_size and (tmp_path / "net.binaryproto").stat().st_size
