@@ -242,18 +242,22 @@ def spp(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         x = bottoms[0]
         if height_levels == 1:  # Caffe then runs one global pooling and keeps its 4-axis shape
-            return [pool(x, method, _spp_geometry(x.shape[2], x.shape[3], 1))]
-        levels = [pool(x, method, _spp_geometry(x.shape[2], x.shape[3], 2 ** level)).flatten(1)
+            return [pool(x, method, _spp_geometry(ctx, x.shape[2], x.shape[3], 1))]
+        levels = [pool(x, method, _spp_geometry(ctx, x.shape[2], x.shape[3], 2 ** level)).flatten(1)
                   for level in range(height_levels)]
         return [torch.cat(levels, dim=1)]
 
     return Op(forward=forward)
 
 
-def _spp_geometry(height: int, width: int, bins: int) -> PoolGeometry:
+def _spp_geometry(ctx: LayerContext, height: int, width: int, bins: int) -> PoolGeometry:
     """Caffe's SPP level: kernel = ceil(size / bins), padding the remainder on both sides."""
     kernel = (math.ceil(height / bins), math.ceil(width / bins))
     pad = tuple((k * bins - size + 1) // 2 for k, size in zip(kernel, (height, width)))
+    if any(p >= k for p, k in zip(pad, kernel)):
+        # Caffe's pooling layer refuses pad >= kernel, so such a pyramid cannot run there either.
+        raise ctx.error(f"a {height}x{width} bottom is too small for {bins}x{bins} SPP bins "
+                        f"(pad {pad} would reach the kernel {kernel})")
     return PoolGeometry(kernel, kernel, pad, True)
 
 
