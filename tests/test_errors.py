@@ -107,6 +107,14 @@ def test_validate_json_gives_line_column_and_message(monkeypatch, capsys):
     }]}
 
 
+def test_validate_text_is_the_expected_file(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert cli.main(["validate", _relative("several_errors")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (ERRORS_DIR / "several_errors.expected").read_text(encoding="utf-8")
+
+
 def _validate(*paths: str) -> subprocess.CompletedProcess:
     return _run_python("import sys; from caffeconf import cli; sys.exit(cli.main())",
                        ["validate", *paths], timeout=60)
