@@ -44,8 +44,8 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
             verify_net(net, diags)
     except CaffeconfError as error:
         diags.extend(error)
-        return Build(None, tuple(diags.items))
-    return Build(None if diags.has_errors else net, tuple(diags.items))
+        return Build(None, tuple(diags.sorted()))
+    return Build(None if diags.has_errors else net, tuple(diags.sorted()))
 
 
 def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Net:

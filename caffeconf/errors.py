@@ -166,6 +166,12 @@ class DiagnosticList:
                 hint: str | None = None) -> None:
         self.add(Diagnostic(message, span, "warning", tuple(notes), hint))
 
+    def annotate_since(self, start: int, note: Note) -> None:
+        """Add `note` (e.g. which module use was being expanded) to the diagnostics found since `start`."""
+        for index in range(start, len(self.items)):
+            diag = self.items[index]
+            self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint)
+
     def extend(self, error: CaffeconfError) -> None:
         for diag in error.diagnostics:
             self.add(diag)
@@ -173,6 +179,11 @@ class DiagnosticList:
     @property
     def has_errors(self) -> bool:
         return any(d.severity == "error" for d in self.items)
+
+    def sorted(self) -> list[Diagnostic]:
+        """In source order (diagnostics without a place last), as a reader goes through the file."""
+        return sorted(self.items, key=lambda d: (d.span is None, d.span.path if d.span else "",
+                                                 d.span.line if d.span else 0, d.span.col if d.span else 0))
 
     def raise_if_errors(self) -> None:
         if self.has_errors:

@@ -44,7 +44,9 @@ def type_name(field: FieldDescriptor) -> str:
 def describe(value: Any) -> str:
     kind = {bool: "bool", int: "int", float: "float", str: "string", list: "list",
             dict: "mapping", type(None): "null"}.get(type(value), type(value).__name__)
-    return f"{kind} {value!r}" if kind in ("int", "float", "string", "bool") else kind
+    if kind == "bool":
+        return f"bool {str(value).lower()}"
+    return f"{kind} {value!r}" if kind in ("int", "float", "string") else kind
 
 
 def check_scalar(field: FieldDescriptor, value: Any) -> tuple[Any, str | None]:

@@ -80,6 +80,33 @@ class _TreeBuilder:
     def __init__(self, path: str, limits: Limits):
         self.path, self.limits, self.count = path, limits, 0
 
+    def check_size(self, root: yaml.Node) -> None:
+        """Refuse a document whose aliases would expand past the limit, before building anything."""
+        sizes: dict[int, int] = {}
+        active: set[int] = set()
+
+        def size(node: yaml.Node, depth: int) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in active or depth > self.limits.max_tree_depth:
+                raise CaffeconfError.at(_span(self.path, node), f"nesting deeper than {self.limits.max_tree_depth} "
+                                        "levels (a recursive alias?)")
+            active.add(key)
+            children = node.value if isinstance(node, yaml.SequenceNode) else (
+                [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else [])
+            total = 1 + sum(size(child, depth + 1) for child in children)
+            active.discard(key)
+            if total > self.limits.max_nodes:
+                raise CaffeconfError.at(_span(self.path, node),
+                                        f"document expands to more than {self.limits.max_nodes} nodes "
+                                        "(through YAML aliases?); refusing it",
+                                        hint="raise the limit with --max-nodes if this is intended")
+            sizes[key] = total
+            return total
+
+        size(root, 0)
+
     def build(self, node: yaml.Node, depth: int = 0) -> Node:
         self.count += 1
         if self.count > self.limits.max_nodes:
@@ -189,7 +216,9 @@ def parse_yaml(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> Node:
         raise CaffeconfError.at(Span(path, 1, 1), f"invalid YAML: {error}") from None
     if root is None:
         raise CaffeconfError.at(Span(path, 1, 1), "the document is empty")
-    return _TreeBuilder(path, limits).build(root)
+    builder = _TreeBuilder(path, limits)
+    builder.check_size(root)
+    return builder.build(root)
 
 
 def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:

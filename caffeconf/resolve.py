@@ -386,7 +386,10 @@ class Resolver:
             share=self.use_share(entry, prefix, scope) or scope.share,
         )
         first = [inputs[0].name] if len(inputs) == 1 else None
+        before = len(self.diags.items)
         self.expand(module.layers, callee, prev=first)
+        self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
+                                               entry.span))
         self._scope_values = scope.values
         return self.collect_outputs(module, outputs, callee, scope, instance, tops, entry)
 
@@ -455,9 +458,9 @@ class Resolver:
             return self._ports_by_name(node, key, ports, module)
         names = self.names(node, f"`{key}`")
         if names is not None and len(names) != len(ports):
-            self.diags.error(node.span, f"module '{module.name}' has {len(ports)} {what} "
-                             f"({', '.join(p.name for p in ports) or 'none'}) but {len(names)} "
-                             f"{'bottoms' if key == 'bottom' else 'tops'} are given",
+            given = f"{len(names)} {key}{'' if len(names) == 1 else 's'} {'is' if len(names) == 1 else 'are'}"
+            self.diags.error(node.span, f"module '{module.name}' has {len(ports)} {what[:-1] if len(ports) == 1 else what} "
+                             f"({', '.join(p.name for p in ports) or 'none'}) but {given} given",
                              notes=[Note(f"{what} of '{module.name}' declared here",
                                          ports[0].span if ports else module.span)])
             return None
