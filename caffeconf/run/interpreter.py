@@ -9,6 +9,7 @@ in-place layers overwrite their bottom when nothing else still holds it.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -45,11 +46,18 @@ def check_supported(net: Net) -> None:
         Diagnostic(f"layer '{layer.name}': unsupported layer type '{layer.type}' "
                    f"(caffeconf run has no implementation for it)",
                    layer.origin.span if layer.origin else None,
-                   hint=did_you_mean(layer.type, registry.LAYERS))
+                   hint=_closest_type(layer.type))
         for layer in net.layers if layer.type not in registry.LAYERS
     ]
     if diagnostics:
         raise CaffeconfError(diagnostics)
+
+
+def _closest_type(name: str) -> str | None:
+    """A hint naming the nearest supported type, ignoring case (Caffe's types are case-sensitive)."""
+    by_lower = {type_name.lower(): type_name for type_name in registry.LAYERS}
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"did you mean '{by_lower[match[0]]}'?" if match else None
 
 
 def output_names(layers: Iterable[Layer]) -> list[str]:
