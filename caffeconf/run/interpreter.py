@@ -56,7 +56,7 @@ def check_supported(net: Net) -> None:
 def _closest_type(name: str) -> str | None:
     """A hint naming the nearest supported type, ignoring case (Caffe's types are case-sensitive)."""
     by_lower = {type_name.lower(): type_name for type_name in registry.LAYERS}
-    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
     return f"did you mean '{by_lower[match[0]]}'?" if match else None
 
 
