@@ -4,9 +4,8 @@ and rejecting the mistakes a schema can see (checked with the `jsonschema` packa
 from __future__ import annotations
 
 import json
+import re
 import textwrap
-from pathlib import Path
-
 import jsonschema
 import pytest
 import yaml
@@ -256,3 +255,17 @@ def test_validate_json_locates_each_diagnostic(tmp_path, capsys):
 def test_validate_json_is_empty_for_a_clean_config(capsys):
     assert main(["validate", "--format", "json", str(ROOT / "configs" / "lenet.yaml")]) == 0
     assert json.loads(capsys.readouterr().out) == {"diagnostics": []}
+
+
+# -- the pre-commit hook ---------------------------------------------------------------------------
+
+def test_pre_commit_hook_validates_configs_only():
+    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hook["id"] == "caffeconf-validate"
+    assert hook["entry"] == "caffeconf validate"
+    files = re.compile(hook["files"])
+    assert all(files.search(str(path.relative_to(ROOT))) for path in CONFIGS)
+    assert not files.search(".github/workflows/ci.yml")
+    assert not files.search(".pre-commit-hooks.yaml")
+    # pre-commit runs the entry with the staged files as arguments
+    assert main([*hook["entry"].split()[1:], *map(str, CONFIGS)]) == 0
