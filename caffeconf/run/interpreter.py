@@ -138,7 +138,7 @@ class CaffeNet(nn.Module):
 
     def forward(self, inputs: Mapping[str, Tensor], keep_all: bool = False) -> dict[str, Tensor]:
         """Run every layer; return the output blobs (or every blob, with `keep_all`)."""
-        env = self._feed(inputs)
+        env = self.feed(inputs)
         protected = {x.untyped_storage().data_ptr() for x in env.values()}
         protected.update(p.untyped_storage().data_ptr() for p in self.parameters())
         free = not keep_all and not torch.is_grad_enabled()
@@ -171,7 +171,7 @@ class CaffeNet(nn.Module):
             raise step.ctx.error(f"it makes {len(tops)} tops but {len(step.layer.tops)} are named")
         return tops
 
-    def _feed(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def feed(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         env = {}
         for step in self.steps:
             if step.layer.type not in FED_TYPES:

@@ -1,0 +1,66 @@
+"""`caffeconf run NET`: one forward pass with PyTorch, and a summary of every output blob."""
+
+from __future__ import annotations
+
+import sys
+
+from .net_options import add_state_arguments, load_for_state
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("net", metavar="NET", help="a config (.yaml, .toml) or a Caffe prototxt")
+    parser.add_argument("images", nargs="*", metavar="IMAGE",
+                        help="images for the first input blob, preprocessed like transform_param")
+    parser.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
+    parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
+                        help="an input blob from a .npy file (repeatable); other inputs are random")
+    add_state_arguments(parser)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for fillers and random inputs")
+    parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
+    parser.add_argument("--mean-value", type=float, action="append", default=None,
+                        help="per-channel mean to subtract from images (repeatable)")
+    parser.add_argument("--mean-file", help="a binaryproto mean image to subtract")
+    parser.add_argument("--scale", type=float, help="factor applied after mean subtraction")
+    parser.add_argument("--crop-size", type=int, help="centre crop of the images")
+    parser.add_argument("-o", "--output", metavar="OUT.npz", help="save the output blobs")
+    parser.add_argument("--write-weights", metavar="W.caffemodel",
+                        help="save the net's weights (e.g. freshly filled) as a .caffemodel")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..run.device import autocast, describe, select_device
+    from ..run.session import build_model, gather_inputs, save_outputs, summarize
+    from ..run.weights import write_caffemodel
+
+    net = load_for_state(args)
+    device = select_device(args.device)
+    phase = args.phase or net.fields.get("state", {}).get("phase", "TEST")
+    model = build_model(net, args.weights, phase, args.seed, device)
+    overrides = {"mean_values": tuple(args.mean_value or ()), "mean_file": args.mean_file,
+                 "scale": args.scale, "crop_size": args.crop_size}
+    inputs = gather_inputs(net, model, args.input, args.images, overrides, args.seed, args.batch)
+    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
+    if args.channels_last:
+        model = model.to(memory_format=memory_format)
+    inputs = {name: _to_device(value, device, memory_format) for name, value in inputs.items()}
+    with torch.no_grad(), autocast(device, args.precision):
+        outputs = model(inputs)
+    print(f"device: {describe(device)}; precision {args.precision}; phase {phase}")
+    for name, value in outputs.items():
+        print("\n".join(summarize(name, value)))
+    if args.output:
+        save_outputs(args.output, outputs)
+    if args.write_weights:
+        write_caffemodel(args.write_weights, net, model.blob_arrays())
+    sys.stdout.flush()
+    return 0
+
+
+def _to_device(value, device, memory_format):
+    value = value.to(device)
+    return value.contiguous(memory_format=memory_format) if value.dim() == 4 else value

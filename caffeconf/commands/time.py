@@ -1,0 +1,38 @@
+"""`caffeconf time NET`: average forward and backward time per layer and in total, like `caffe time`."""
+
+from __future__ import annotations
+
+import sys
+
+from .net_options import add_state_arguments, load_for_state
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("net", metavar="NET", help="a config (.yaml, .toml) or a Caffe prototxt")
+    parser.add_argument("--iterations", type=int, default=50, metavar="N", help="timed iterations (default 50)")
+    parser.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
+    parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
+                        help="an input blob from a .npy file (repeatable); other inputs are random")
+    add_state_arguments(parser)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
+
+
+def run(args) -> int:
+    from ..errors import CaffeconfError
+    from ..run.device import describe, select_device
+    from ..run.session import build_model, gather_inputs
+    from ..run.timing import format_timing, time_net
+
+    if args.iterations < 1:
+        raise CaffeconfError.at(None, "--iterations must be at least 1")
+    net = load_for_state(args)
+    device = select_device(args.device)
+    phase = args.phase or net.fields.get("state", {}).get("phase", "TRAIN")
+    model = build_model(net, args.weights, phase, args.seed, device)
+    inputs = gather_inputs(net, model, args.input, (), {}, args.seed, args.batch)
+    inputs = {name: value.to(device) for name, value in inputs.items()}
+    print(f"device: {describe(device)}; phase {phase}")
+    sys.stdout.write(format_timing(time_net(model, inputs, args.iterations, device)))
+    return 0

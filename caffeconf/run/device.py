@@ -1,0 +1,48 @@
+"""Where and in what precision a net runs: device choice, cuDNN settings, autocast."""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..errors import CaffeconfError
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def select_device(name: str) -> torch.device:
+    """`auto` picks CUDA when present; asking for CUDA without it is an error."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CaffeconfError.at(None, "--device cuda: no CUDA device is available",
+                                hint="use --device cpu (or auto)")
+    device = torch.device(name)
+    if device.type == "cuda":
+        # cuDNN does the convolutions; benchmark mode autotunes them per input shape.
+        torch.backends.cudnn.enabled = True
+        torch.backends.cudnn.benchmark = True
+    return device
+
+
+def describe(device: torch.device) -> str:
+    """One line: the device and its library versions (cuDNN on CUDA)."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return (f"cuda:{index} {torch.cuda.get_device_name(index)}, torch {torch.__version__}, "
+                f"CUDA {torch.version.cuda}, cuDNN {torch.backends.cudnn.version()}")
+    return f"cpu ({torch.get_num_threads()} threads), torch {torch.__version__}"
+
+
+def autocast(device: torch.device, precision: str):
+    """fp32 runs as is; bf16/fp16 run under autocast (weights stay fp32, like mixed precision)."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

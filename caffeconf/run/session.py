@@ -1,0 +1,105 @@
+"""What the `run` and `time` commands share: a model for a net, and its inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..errors import CaffeconfError
+from ..ir import Net
+from .interpreter import CaffeNet
+from .layers.data import declared_shapes
+from .preprocess import Transform, load_images, transform_from_fields
+from .weights import read_caffemodel
+
+
+def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device) -> CaffeNet:
+    stored = read_caffemodel(weights) if weights else None
+    return CaffeNet(net, phase=phase, seed=seed, weights=stored, device=device).to(device)
+
+
+def input_shapes(net: Net, batch: int | None) -> dict[str, tuple[int, ...]]:
+    """Declared shapes of the Input layers' tops, with the batch size replaced when asked."""
+    shapes = {}
+    for layer in net.layers:
+        if layer.type == "Input":
+            for top, shape in zip(layer.tops, declared_shapes(layer.fields, layer.tops) or ()):
+                shapes[top] = ((batch,) + tuple(shape[1:])) if batch and shape else tuple(shape)
+    return shapes
+
+
+def gather_inputs(net: Net, model: CaffeNet, arrays: Sequence[str], images: Sequence[str],
+                  transform_overrides: dict, seed: int, batch: int | None) -> dict[str, torch.Tensor]:
+    """Inputs from .npy files and images; a seeded normal sample for every other declared input."""
+    given = dict(_load_array(spec) for spec in arrays)
+    if images:
+        if not model.inputs:
+            raise CaffeconfError.at(None, "the net has no input blob to feed images to")
+        target = model.inputs[0]
+        given[target] = load_images(images, _image_shape(net, target, batch), _transform(net, target, transform_overrides))
+    generator = torch.Generator().manual_seed(seed)
+    inputs = {name: torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)) for name, value in given.items()}
+    for name, shape in input_shapes(net, batch).items():
+        if name not in inputs:
+            inputs[name] = torch.randn(shape, generator=generator)
+    return inputs
+
+
+def _load_array(spec: str) -> tuple[str, np.ndarray]:
+    name, separator, path = spec.partition("=")
+    if not separator or not name or not path:
+        raise CaffeconfError.at(None, f"bad --input '{spec}': expected BLOB=FILE.npy")
+    try:
+        return name, np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise CaffeconfError.at(None, f"cannot read --input {name}={path}: {error}") from None
+
+
+def _image_shape(net: Net, blob: str, batch: int | None) -> tuple[int, ...]:
+    shape = input_shapes(net, batch).get(blob)
+    if shape is None or len(shape) != 4:
+        raise CaffeconfError.at(None, f"images need a declared 4-axis shape for input '{blob}'",
+                                hint="declare it with an Input layer, or pass --input with a .npy file")
+    return shape
+
+
+def _transform(net: Net, blob: str, overrides: dict) -> Transform:
+    producer = next((layer for layer in net.layers if blob in layer.tops), None)
+    return transform_from_fields(producer.fields if producer else {}, overrides)
+
+
+def summarize(name: str, blob: torch.Tensor, top: int = 5) -> list[str]:
+    """Shape and statistics of a blob, and the top classes for a class-score blob."""
+    values = blob.detach().float().cpu()
+    lines = [f"{name}: shape {tuple(values.shape)}"]
+    if values.numel():
+        lines[0] += (f"  min {values.min().item():.6g}  max {values.max().item():.6g}  "
+                     f"mean {values.mean().item():.6g}  std {values.std(unbiased=False).item():.6g}")
+    scores = _class_scores(values)
+    if scores is not None:
+        k = min(top, scores.shape[1])
+        best, indices = torch.topk(scores, k, dim=1)
+        for sample in range(min(scores.shape[0], 4)):
+            ranked = ", ".join(f"{i} ({v:.4g})" for i, v in zip(indices[sample].tolist(), best[sample].tolist()))
+            lines.append(f"  top-{k} [{sample}]: {ranked}")
+    return lines
+
+
+def _class_scores(values: torch.Tensor) -> torch.Tensor | None:
+    """(N, C) or (N, C, 1, 1) with several classes: a classifier's output."""
+    if values.dim() < 2 or values.shape[1] < 2 or any(d != 1 for d in values.shape[2:]):
+        return None
+    return values.reshape(values.shape[0], values.shape[1])
+
+
+def save_outputs(path: str | Path, outputs: dict[str, torch.Tensor]) -> None:
+    import io
+
+    from ..files import write_atomic
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: value.detach().float().cpu().numpy() for name, value in outputs.items()})
+    write_atomic(path, buffer.getvalue())
