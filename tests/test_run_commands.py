@@ -115,3 +115,11 @@ def test_run_shared_googlenet_deploy(capsys):
     models = require_models()
     assert main(["run", str(models / "bvlc_googlenet/deploy.prototxt"), "--batch", "1"]) == 0
     assert "prob: shape (1, 1000)" in capsys.readouterr().out
+
+
+def test_run_config_with_deploy_variant_and_legacy_inputs(capsys):
+    configs = __import__("pathlib").Path(__file__).resolve().parent.parent / "configs"
+    assert main(["run", str(configs / "squeezenet.yaml"), "--stage", "deploy", "--batch", "1"]) == 0
+    assert "prob: shape (1, 1000, 1, 1)" in capsys.readouterr().out
+    assert main(["run", str(configs / "resnet50.yaml"), "--batch", "1"]) == 0  # net-level input + input_dim
+    assert "prob: shape (1, 1000)" in capsys.readouterr().out

@@ -248,3 +248,28 @@ def test_scale_matches_opencv(tmp_path, param):
 ])
 def test_simple_layers_match_opencv(tmp_path, layer):
     check_layer(tmp_path, layer, {"x": (2, 4, 3, 6)})
+
+
+# ------------------------------------------------------------------ configs
+
+CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
+def test_config_deploy_form_matches_opencv(config, tmp_path):
+    from caffeconf.cli import main
+
+    stage = ["--stage", "deploy"] if re.search(r"^variants:.*\bdeploy\b", config.read_text(), re.M) else []
+    prototxt = tmp_path / "net.prototxt"
+    assert main(["compile", str(config), *stage, "-o", str(prototxt)]) == 0
+    net = filter_net(load_net(prototxt), phase="TEST")
+    readers = [layer.name for layer in net.layers if layer.type in ("Data", "ImageData", "HDF5Data")]
+    if readers:
+        pytest.skip(f"no deploy form: reads data through {readers}")
+    inputs = {}
+    for layer in net.layers:
+        if layer.type == "Input":
+            for top, shape in zip(layer.tops, declared_shapes(layer.fields, layer.tops)):
+                inputs[top] = np.random.default_rng(2).standard_normal((1,) + tuple(shape[1:])).astype(np.float32)
+    ours, theirs = run_both(prototxt, inputs, tmp_path, extra_outputs=_logits(net))
+    assert_close(ours, theirs)

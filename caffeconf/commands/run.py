@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .net_options import add_state_arguments, load_for_state
+from .net_options import add_state_arguments
 
 
 def add_arguments(parser) -> None:
@@ -34,10 +34,10 @@ def run(args) -> int:
     import torch
 
     from ..run.device import autocast, describe, select_device
-    from ..run.session import build_model, gather_inputs, save_outputs, summarize
+    from ..run.session import build_model, load_for_run, gather_inputs, save_outputs, summarize
     from ..run.weights import write_caffemodel
 
-    net = load_for_state(args)
+    net = load_for_run(args.net, args.phase, args.stage, args.level)
     device = select_device(args.device)
     phase = args.phase or net.fields.get("state", {}).get("phase", "TEST")
     model = build_model(net, args.weights, phase, args.seed, device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from .net_options import add_state_arguments, load_for_state
+from .net_options import add_state_arguments
 
 
 def add_arguments(parser) -> None:
@@ -22,12 +22,12 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..errors import CaffeconfError
     from ..run.device import describe, select_device
-    from ..run.session import build_model, gather_inputs
+    from ..run.session import build_model, load_for_run, gather_inputs
     from ..run.timing import format_timing, time_net
 
     if args.iterations < 1:
         raise CaffeconfError.at(None, "--iterations must be at least 1")
-    net = load_for_state(args)
+    net = load_for_run(args.net, args.phase, args.stage, args.level)
     device = select_device(args.device)
     phase = args.phase or net.fields.get("state", {}).get("phase", "TRAIN")
     model = build_model(net, args.weights, phase, args.seed, device)
