@@ -23,6 +23,9 @@ def select_device(name: str) -> torch.device:
         # cuDNN does the convolutions; benchmark mode autotunes them per input shape.
         torch.backends.cudnn.enabled = True
         torch.backends.cudnn.benchmark = True
+        # TF32 would round fp32 convolutions and matmuls to 10-bit mantissas: not Caffe's numbers.
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
     return device
 
 
