@@ -1,10 +1,13 @@
 """Static checks over module declarations, before any instance is expanded:
-unknown modules in `use:` and modules that use themselves (`a -> b -> a`).
+unknown modules in `use:` (in every file of the library) and modules that use
+themselves, directly or through others (`a -> b -> a`).
 """
 
 from __future__ import annotations
 
+from .catalog import LAYER_TYPES
 from .errors import DiagnosticList, Note, Span, did_you_mean
+from .library import Library, unit_key
 from .load import Map, Scalar
 from .syntax import ModuleDecl
 
@@ -19,33 +22,43 @@ def _uses(layers: tuple[Map, ...]) -> list[tuple[str, Span]]:
     return found
 
 
-def check_modules(modules: dict[str, ModuleDecl], top_layers: tuple[Map, ...], diags: DiagnosticList) -> None:
-    for layers in [top_layers] + [m.layers for m in modules.values()]:
-        for name, span in _uses(layers):
-            if name not in modules:
-                diags.error(span, f"unknown module '{name}'", hint=did_you_mean(name, modules))
-    for cycle, span in find_cycles(modules):
+def type_hint(name: str) -> str | None:
+    return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in LAYER_TYPES else None
+
+
+def check_modules(library: Library, main: str, top_layers: tuple[Map, ...], diags: DiagnosticList) -> None:
+    for key, unit in library.units.items():
+        layer_lists = [m.layers for m in unit.modules.values()] + ([top_layers] if key == main else [])
+        for layers in layer_lists:
+            for name, span in _uses(layers):
+                if library.lookup(name, key) is None:
+                    diags.error(span, f"unknown module '{name}'",
+                                hint=type_hint(name) or did_you_mean(name, library.visible(key)))
+    for cycle, span, first in find_cycles(library):
         diags.error(span, f"module '{cycle[0]}' uses itself: {' -> '.join(cycle)}",
-                    notes=[Note(f"module '{cycle[0]}' declared here", modules[cycle[0]].span)])
+                    notes=[Note(f"module '{cycle[0]}' declared here", first.span)])
 
 
-def find_cycles(modules: dict[str, ModuleDecl]) -> list[tuple[list[str], Span]]:
-    """Each cycle once, as the chain of names and the span of the use that closes it."""
-    state: dict[str, str] = {}  # name -> "active" | "done"
-    cycles: list[tuple[list[str], Span]] = []
+def find_cycles(library: Library) -> list[tuple[list[str], Span, ModuleDecl]]:
+    """Each cycle once: the chain of names, the span of the use that closes it, the module it returns to."""
+    state: dict[int, str] = {}  # id(module) -> "active" | "done"
+    cycles: list[tuple[list[str], Span, ModuleDecl]] = []
 
-    def visit(name: str, path: list[str]) -> None:
-        state[name] = "active"
-        for used, span in _uses(modules[name].layers):
-            if used not in modules:
+    def visit(module: ModuleDecl, path: list[ModuleDecl]) -> None:
+        state[id(module)] = "active"
+        for name, span in _uses(module.layers):
+            used = library.lookup(name, unit_key(module.path))
+            if used is None:
                 continue
-            if state.get(used) == "active":
-                cycles.append((path[path.index(used):] + [used], span))
-            elif used not in state:
+            if state.get(id(used)) == "active":
+                loop = path[path.index(used):] + [used]
+                cycles.append(([m.name for m in loop], span, used))
+            elif id(used) not in state:
                 visit(used, path + [used])
-        state[name] = "done"
+        state[id(module)] = "done"
 
-    for name in modules:
-        if name not in state:
-            visit(name, [name])
+    for unit in library.units.values():
+        for module in unit.modules.values():
+            if id(module) not in state:
+                visit(module, [module])
     return cycles

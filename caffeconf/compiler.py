@@ -13,6 +13,7 @@ from .check import check_modules
 from .errors import CaffeconfError, Diagnostic, DiagnosticList
 from .fields import NET
 from .ir import Net
+from .library import load_library, unit_key
 from .limits import DEFAULT_LIMITS, Limits
 from .load import load_tree
 from .resolve import Resolver
@@ -36,10 +37,13 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
     """Compile a config; `variants` are the compile-time stages selected (see `variants:`)."""
     diags = DiagnosticList()
     try:
-        document = parse_document(load_tree(path, limits), str(path), diags, NET_FIELDS)
-        modules = dict(document.modules)
-        check_modules(modules, document.layers, diags)
-        net = Resolver(document, modules, diags, limits, variants).run()
+        def parse(tree, source: str):
+            return parse_document(tree, source, diags, NET_FIELDS)
+
+        document = parse(load_tree(path, limits), str(path))
+        library = load_library(document, parse, limits, diags)
+        check_modules(library, unit_key(document.path), document.layers, diags)
+        net = Resolver(document, library, diags, limits, variants).run()
         if not diags.has_errors:
             verify_net(net, diags)
     except CaffeconfError as error:

@@ -21,6 +21,8 @@ from .ir import Layer, Net, Origin, Use
 from .limits import Limits
 from .load import Map, Node, Scalar, Seq
 from .rules import RuleSet, combine, settle_variants
+from .check import type_hint
+from .library import Library, unit_key
 from .syntax import INSTANCE, Document, ModuleDecl, ParamDecl, Port, check_keys
 
 LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
@@ -43,7 +45,9 @@ class Scope:
     uses: tuple[Use, ...] = ()
     outputs: dict[str, str] = field(default_factory=dict)  # output name -> flat blob the caller chose
     blobs: dict[str, str] = field(default_factory=dict)  # scope name -> flat blob name
-    chain: tuple[str, ...] = ()  # module names being expanded, outermost first
+    chain: tuple[int, ...] = ()  # ids of the modules being expanded, outermost first
+    unit: str = ""  # the file whose names are visible here (see library.Library)
+    module: ModuleDecl | None = None
     rules: tuple[RuleSet, ...] = ()  # include/exclude of the enclosing uses, outermost first
     share: "Share | None" = None  # the innermost `share:` around this scope
 
@@ -73,9 +77,9 @@ class Share:
 
 
 class Resolver:
-    def __init__(self, document: Document, modules: dict[str, ModuleDecl], diags: DiagnosticList,
+    def __init__(self, document: Document, library: Library, diags: DiagnosticList,
                  limits: Limits, variants: frozenset[str] = frozenset()):
-        self.document, self.modules, self.diags, self.limits = document, modules, diags, limits
+        self.document, self.library, self.diags, self.limits = document, library, diags, limits
         self.selected = variants
         self.variants = frozenset(document.variants)
         # Each declared variant is a bool visible in every scope: `when: ${deploy}`.
@@ -138,7 +142,7 @@ class Resolver:
 
     def run(self) -> Net:
         doc = self.document
-        scope = Scope(values={}, prefix="", separator=doc.separator)
+        scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
         scope.values = self.bind_params(doc.params, None, scope, doc.span, "the document",
                                         builtins=self.globals) or {}
         self._scope_values = scope.values
@@ -211,7 +215,7 @@ class Resolver:
         name = self.text(entry.get("name"), "a layer name")
         if entry.get("name") is None:
             self.diags.error(entry.span, "a layer needs a `name`")
-        layer_type = self.layer_type(entry)
+        layer_type = self.layer_type(entry, scope)
         bottoms = self.bottoms(entry, prev, layer_type in SOURCE_TYPES, what="layer")
         tops = self.tops(entry, name, bottoms)
         fields = self.fields.message(entry, LAYER, "", skip=LAYER_SYNTAX_KEYS)
@@ -262,8 +266,7 @@ class Resolver:
         return fields
 
     def global_params(self, scope: Scope) -> frozenset[str]:
-        module = self.modules.get(scope.chain[-1]) if scope.chain else None
-        return module.global_params if module else frozenset()
+        return scope.module.global_params if scope.module else frozenset()
 
     def shared_layer(self, share: Share, layer_type: str, flat_name: str, entry: Map) -> str:
         """The inner path of the first use's layer in this position (checking the types agree)."""
@@ -293,7 +296,7 @@ class Resolver:
         self._scope_values = previous
         return name
 
-    def layer_type(self, entry: Map) -> str | None:
+    def layer_type(self, entry: Map, scope: Scope) -> str | None:
         node = entry.get("type")
         if node is None:
             self.diags.error(entry.span, "a layer needs a `type` (or `use:` for a module)")
@@ -301,7 +304,7 @@ class Resolver:
         layer_type = self.text(node, "`type`")
         if layer_type is not None and layer_type not in LAYER_TYPES:
             self.diags.error(node.span, f"unknown layer type '{layer_type}'",
-                             hint=did_you_mean(layer_type, LAYER_TYPES) or _module_hint(layer_type, self.modules))
+                             hint=did_you_mean(layer_type, LAYER_TYPES) or _module_hint(layer_type, self.library, scope))
             return None
         return layer_type
 
@@ -351,13 +354,13 @@ class Resolver:
 
     def expand_use(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
         check_keys(entry, USE_KEYS, "a module use", self.diags)
-        module = self.module_for(entry)
+        module = self.module_for(entry, scope)
         instance = self.text(entry.get("name"), "the instance `name`")
         if entry.get("name") is None:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
         if module is None or instance is None:
             return None
-        if module.name in scope.chain:
+        if id(module) in scope.chain:
             return None  # a cycle; check.find_cycles reports it with the chain
         if len(scope.uses) >= self.limits.max_use_depth:
             self.diags.error(entry.span, f"module uses nest deeper than {self.limits.max_use_depth}")
@@ -381,7 +384,7 @@ class Resolver:
             uses=scope.uses + (Use(module.name, scope.qualify(instance), entry.span),),
             outputs={port.name: scope.blob_for_top(top) for port, top in zip(outputs, tops or ())},
             blobs={port.name: flat for port, flat in zip(inputs, flat_bottoms)},
-            chain=scope.chain + (module.name,),
+            chain=scope.chain + (id(module),), unit=unit_key(module.path), module=module,
             rules=scope.rules + self.use_rules(entry),
             share=self.use_share(entry, prefix, scope) or scope.share,
         )
@@ -434,15 +437,15 @@ class Resolver:
             evaluated.append(Port(name, port.span, port.node))
         return tuple(evaluated)
 
-    def module_for(self, entry: Map) -> ModuleDecl | None:
+    def module_for(self, entry: Map, scope: Scope) -> ModuleDecl | None:
         node = entry.get("use")
         name = self.text(node, "`use`")
         if name is None:
             return None
-        module = self.modules.get(name)
+        module = self.library.lookup(name, scope.unit)
         if module is None:
             self.diags.error(node.span, f"unknown module '{name}'",
-                             hint=did_you_mean(name, self.modules) or _type_hint(name))
+                             hint=type_hint(name) or did_you_mean(name, self.library.visible(scope.unit)))
         return module
 
     def bind_ports(self, entry: Map, key: str, ports: tuple[Port, ...], module: ModuleDecl,
@@ -622,12 +625,8 @@ def _text_start(node: Scalar) -> Span:
     return Span(span.path, span.line, span.col + 1, span.end_line, span.end_col) if node.quoted else span
 
 
-def _module_hint(name: str, modules: dict[str, ModuleDecl]) -> str | None:
-    return f"'{name}' is a module: write `use: {name}`" if name in modules else None
-
-
-def _type_hint(name: str) -> str | None:
-    return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in LAYER_TYPES else None
+def _module_hint(name: str, library: Library, scope: Scope) -> str | None:
+    return f"'{name}' is a module: write `use: {name}`" if library.lookup(name, scope.unit) else None
 
 
 class _Failed:
