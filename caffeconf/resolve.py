@@ -48,11 +48,12 @@ class Scope:
     chain: tuple[int, ...] = ()  # ids of the modules being expanded, outermost first
     unit: str = ""  # the file whose names are visible here (see library.Library)
     module: ModuleDecl | None = None
+    unbound: frozenset[str] = frozenset()  # inputs the use bound to null
     rules: tuple[RuleSet, ...] = ()  # include/exclude of the enclosing uses, outermost first
     share: "Share | None" = None  # the innermost `share:` around this scope
 
     def qualify(self, name: str) -> str:
-        return f"{self.prefix}{self.separator}{name}" if self.prefix else name
+        return f"{self.prefix}{self.separator}{name}" if self.prefix else str(name)
 
     def blob_for_top(self, name: str) -> str:
         """The flat blob a top named `name` writes, registering it in the scope."""
@@ -74,6 +75,17 @@ class Share:
     template: Scalar | None  # custom `${key}`/`${layer}`/`${blob}` name, else "<key>/<layer>_<blob>"
     span: Span
     seen: list[int] = field(default_factory=lambda: [0])  # learnable layers met so far in this use
+
+
+class BlobName(str):
+    """A blob name that remembers where it was written, for errors about it."""
+
+    span: Span
+
+    def __new__(cls, name: str, span: Span) -> "BlobName":
+        named = super().__new__(cls, name)
+        named.span = span
+        return named
 
 
 class Resolver:
@@ -127,16 +139,26 @@ class Resolver:
             return None
         return value
 
-    def names(self, node: Node, what: str) -> list[str] | None:
-        """A blob-name list (a single name is a one-element list)."""
-        value = self._try(node)
-        if value is _FAILED:
-            return None
-        items = value if isinstance(value, list) else [value]
-        if not all(isinstance(item, str) and item for item in items):
-            self.diags.error(node.span, f"{what} must be blob names, got {describe(value)}")
-            return None
-        return items
+    def names(self, node: Node, what: str, allow_null: bool = False) -> list[str] | None:
+        """A blob-name list (a single name is a one-element list); each name remembers its span.
+
+        With `allow_null`, a null item leaves a module input unbound.
+        """
+        written = node.items if isinstance(node, Seq) else (node,)
+        names: list = []
+        for item in written:
+            value = self._try(item)
+            if value is _FAILED:
+                return None
+            for name in (value if isinstance(value, list) and not isinstance(node, Seq) else [value]):
+                if name is None and allow_null:
+                    names.append(None)
+                elif isinstance(name, str) and name:
+                    names.append(BlobName(name, item.span))
+                else:
+                    self.diags.error(item.span, f"{what} must be blob names, got {describe(name)}")
+                    return None
+        return names
 
     # -- expansion ----------------------------------------------------------------------------
 
@@ -222,7 +244,7 @@ class Resolver:
         if name is None or layer_type is None or bottoms is None or tops is None:
             return None
         self._count_layer(entry.span)
-        flat_bottoms = tuple(self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms)
+        flat_bottoms = tuple(self.flat_blob(b, scope, entry) for b in bottoms)
         flat_tops = tuple(scope.blob_for_top(t) for t in tops)
         flat_name = scope.qualify(name)
         fields = self.settle_rules(fields, scope, entry)
@@ -337,10 +359,16 @@ class Resolver:
             return self.names(entry.get("top"), "`top`")
         return None if name is None else [name]
 
-    def flat_blob(self, name: str, scope: Scope, node: Node) -> str:
+    def flat_blob(self, name: str, scope: Scope, entry: Map) -> str:
         flat = scope.blobs.get(name)
+        if flat is None and name in scope.unbound:
+            self.diags.error(getattr(name, "span", entry.span), f"input '{name}' is bound to null by this use of "
+                             f"module '{scope.module.name}', so no layer can read it",
+                             hint="leave this layer out with `when:` when the input is null")
+            return scope.qualify(name)
         if flat is None:
-            self.diags.error(node.span, f"unknown blob '{name}': no layer before this one produces it",
+            self.diags.error(getattr(name, "span", entry.span),
+                             f"unknown blob '{name}': no layer before this one produces it",
                              hint=did_you_mean(name, scope.blobs))
             return scope.qualify(name)
         return flat
@@ -377,18 +405,19 @@ class Resolver:
         tops = self.bind_ports(entry, "top", outputs, module, None)
         if bottoms is None:
             return None
-        flat_bottoms = [self.flat_blob(b, scope, entry.get("bottom") or entry) for b in bottoms]
+        flat_bottoms = [None if b is None or b in scope.unbound else self.flat_blob(b, scope, entry) for b in bottoms]
         prefix = scope.qualify(instance) if module.qualify else scope.prefix
         callee = Scope(
             values=values, separator=scope.separator, prefix=prefix,
             uses=scope.uses + (Use(module.name, scope.qualify(instance), entry.span),),
             outputs={port.name: scope.blob_for_top(top) for port, top in zip(outputs, tops or ())},
-            blobs={port.name: flat for port, flat in zip(inputs, flat_bottoms)},
+            blobs={port.name: flat for port, flat in zip(inputs, flat_bottoms) if flat is not None},
+            unbound=frozenset(port.name for port, flat in zip(inputs, flat_bottoms) if flat is None),
             chain=scope.chain + (id(module),), unit=unit_key(module.path), module=module,
             rules=scope.rules + self.use_rules(entry),
             share=self.use_share(entry, prefix, scope) or scope.share,
         )
-        first = [inputs[0].name] if len(inputs) == 1 else None
+        first = [inputs[0].name] if len(inputs) == 1 and flat_bottoms[0] is not None else None
         before = len(self.diags.items)
         self.expand(module.layers, callee, prev=first)
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
@@ -459,7 +488,7 @@ class Resolver:
             return self.bottoms(entry, prev, not ports, what="module use")
         if isinstance(node, Map):
             return self._ports_by_name(node, key, ports, module)
-        names = self.names(node, f"`{key}`")
+        names = self.names(node, f"`{key}`", allow_null=key == "bottom")
         if names is not None and len(names) != len(ports):
             given = f"{len(names)} {key}{'' if len(names) == 1 else 's'} {'is' if len(names) == 1 else 'are'}"
             self.diags.error(node.span, f"module '{module.name}' has {len(ports)} {what[:-1] if len(ports) == 1 else what} "

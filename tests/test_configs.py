@@ -16,6 +16,7 @@ CASES = [
     ("lenet.yaml", "lenet/lenet_train_test.prototxt", ()),
     ("caffenet.yaml", "bvlc_reference_caffenet/train_val.prototxt", ()),
     ("googlenet.yaml", "bvlc_googlenet/train_val.prototxt", ()),
+    ("googlenet.yaml", "bvlc_googlenet/deploy.prototxt", ("deploy",)),
     ("squeezenet.yaml", "squeezenet-v1.1/train_val.prototxt", ()),
     ("squeezenet.yaml", "squeezenet-v1.1/deploy.prototxt", ("deploy",)),
     ("resnet50.yaml", "resnet/ResNet-50-deploy.prototxt", ()),
