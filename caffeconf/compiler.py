@@ -18,7 +18,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .load import load_tree
 from .resolve import Resolver
 from .syntax import parse_document
-from .verify import verify_net
+from .verify import check_sharing, verify_net
 
 NET_FIELDS = frozenset(f.name for f in NET.fields) - {"layer", "layers"}
 
@@ -46,6 +46,7 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
         net = Resolver(document, library, diags, limits, variants).run()
         if not diags.has_errors:
             verify_net(net, diags)
+            check_sharing(net, diags)
     except CaffeconfError as error:
         diags.extend(error)
         return Build(None, tuple(diags.sorted()))

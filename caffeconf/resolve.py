@@ -303,7 +303,7 @@ class Resolver:
             first = layout[position] if position < len(layout) else None
             self.diags.error(entry.span, f"uses sharing '{share.key}' differ: this is learnable layer {position + 1} "
                              f"({layer_type}) but the first use has "
-                             + (f"a {first[1]} there" if first else f"only {len(layout)}"),
+                             + (f"a layer of type {first[1]} there" if first else f"only {len(layout)}"),
                              notes=[Note(f"first use sharing '{share.key}'", first[2] if first else share.span)])
         return layout[min(position, len(layout) - 1)][0]
 

@@ -84,3 +84,118 @@ def _verify_state(layers: list[Layer], net_inputs: tuple[str, ...], where: str, 
                             notes=[Note(f"'{first.name}' is here", _span(first))] if first else [],
                             hint="write in place (top equal to the bottom at the same index) or rename the top")
             producers.setdefault(top, layer)
+
+
+# -- shared weights ------------------------------------------------------------------------------
+#
+# Caffe lets the first layer with a given `param { name }` own the blob; later layers share it.
+# Their blob shapes must agree (Caffe aborts otherwise); differing lr/decay multipliers are legal
+# but almost always a mistake, and a filler on a layer that does not own the blob is ignored.
+
+_WEIGHT_SHAPE_FIELDS = {
+    "Convolution": ("convolution_param", ("num_output", "kernel_size", "kernel_h", "kernel_w", "group", "bias_term")),
+    "Deconvolution": ("convolution_param", ("num_output", "kernel_size", "kernel_h", "kernel_w", "group", "bias_term")),
+    "InnerProduct": ("inner_product_param", ("num_output", "bias_term", "transpose")),
+    "Embed": ("embed_param", ("num_output", "input_dim", "bias_term")),
+}
+
+
+def check_sharing(net: Net, diags: DiagnosticList) -> None:
+    owners: dict[str, tuple[Layer, dict]] = {}
+    sharers: list[tuple[str, Layer, dict, Layer, dict]] = []
+    for layer in net.layers:
+        for spec in layer.params:
+            name = spec.get("name")
+            if not name:
+                continue
+            if name in owners:
+                sharers.append((name, layer, spec, *owners[name]))
+            else:
+                owners[name] = (layer, spec)
+    if not sharers:
+        return
+    param_shapes = _param_shapes(net)
+    ignored_fillers: dict[str, tuple[Layer, Layer, list[str]]] = {}
+    for name, layer, spec, owner, owner_spec in sharers:
+        _check_sharer(name, layer, spec, owner, owner_spec, param_shapes, diags)
+        if layer.params.index(spec) < 2 and _filler(layer, layer.params.index(spec)) is not None:
+            ignored_fillers.setdefault(layer.name, (layer, owner, []))[2].append(name)
+    for layer, owner, names in ignored_fillers.values():
+        listed = ", ".join(f"'{n}'" for n in names)
+        diags.warning(_span(layer), f"layer '{layer.name}' sets fillers for {listed}, which '{owner.name}' owns: "
+                      "Caffe ignores them", notes=_sharer_notes(layer, owner))
+
+
+def _sharer_notes(layer: Layer, owner: Layer) -> list[Note]:
+    notes = [_owner_note(owner)]
+    if layer.origin and layer.origin.uses:
+        notes.append(Note(f"'{layer.name}' comes from module {layer.origin.uses[-1].module}, used as "
+                          f"{layer.origin.uses[-1].instance}", layer.origin.uses[-1].span))
+    return notes
+
+
+def _owner_note(owner: Layer) -> Note:
+    where = f" ({owner.origin.describe()})" if owner.origin and owner.origin.uses else ""
+    return Note(f"'{owner.name}' owns the shared blobs{where}", _span(owner))
+
+
+def _check_sharer(name: str, layer: Layer, spec: dict, owner: Layer, owner_spec: dict,
+                  param_shapes: dict, diags: DiagnosticList) -> None:
+    note = _sharer_notes(layer, owner)
+    index, owner_index = layer.params.index(spec), owner.params.index(owner_spec)
+    ours, theirs = _blob_shape(layer, index, param_shapes), _blob_shape(owner, owner_index, param_shapes)
+    if ours is not None and theirs is not None and ours != theirs:
+        diags.error(_span(layer), f"layer '{layer.name}' shares '{name}' with '{owner.name}' but its blob has shape "
+                    f"{_shape_text(ours)}, not {_shape_text(theirs)}", notes=note)
+    elif ours is None or theirs is None:
+        difference = _field_difference(layer, owner)
+        if difference:
+            diags.error(_span(layer), f"layer '{layer.name}' shares '{name}' with '{owner.name}' but their "
+                        f"{difference} differ, so their blobs cannot have one shape", notes=note)
+    for key in ("lr_mult", "decay_mult"):
+        if spec.get(key, 1.0) != owner_spec.get(key, 1.0):
+            diags.warning(_span(layer), f"layer '{layer.name}' shares '{name}' with {key} {spec.get(key, 1.0)} but "
+                          f"'{owner.name}' uses {owner_spec.get(key, 1.0)}", notes=note)
+
+
+def _param_shapes(net: Net) -> dict[str, tuple]:
+    """Learnable blob shapes by layer name, where inference can tell them (any phase)."""
+    from .errors import CaffeconfError
+    from .rules import filter_net
+    from .shapes import infer_shapes
+
+    found: dict[str, tuple] = {}
+    for phase in ("TRAIN", "TEST"):
+        try:
+            shapes = infer_shapes(filter_net(net, phase=phase))
+        except CaffeconfError:
+            continue
+        for entry in shapes.layers:
+            if entry.params is not None:
+                found.setdefault(entry.layer.name, entry.params)
+    return found
+
+
+def _blob_shape(layer: Layer, index: int, param_shapes: dict) -> tuple | None:
+    shapes = param_shapes.get(layer.name)
+    if shapes is None or index >= len(shapes) or shapes[index] is None or None in shapes[index]:
+        return None
+    return tuple(shapes[index])
+
+
+def _shape_text(shape: tuple) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _field_difference(layer: Layer, owner: Layer) -> str | None:
+    if layer.type != owner.type:
+        return f"types ({layer.type} and {owner.type})"
+    message, keys = _WEIGHT_SHAPE_FIELDS.get(layer.type, (None, ()))
+    ours, theirs = layer.fields.get(message, {}), owner.fields.get(message, {})
+    different = [key for key in keys if ours.get(key) != theirs.get(key)]
+    return ", ".join(f"{message}.{key}" for key in different) or None
+
+
+def _filler(layer: Layer, index: int):
+    message, _ = _WEIGHT_SHAPE_FIELDS.get(layer.type, (None, ()))
+    return layer.fields.get(message, {}).get("weight_filler" if index == 0 else "bias_filler") if message else None

@@ -1,0 +1,28 @@
+"""Configs that compile but deserve a warning: each `tests/warnings/<name>.yaml` with its exact text."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from caffeconf.compiler import build
+from caffeconf.errors import render_text
+
+from conftest import ROOT
+
+WARNINGS = ROOT / "tests" / "warnings"
+CASES = sorted(p.stem for p in WARNINGS.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_warning_golden(name, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = build(f"tests/warnings/{name}.yaml")
+    assert result.ok, "a warning case must still compile"
+    rendered = render_text(result.diagnostics)
+    assert "warning:" in rendered
+    expected = WARNINGS / f"{name}.expected"
+    if os.environ.get("CAFFECONF_UPDATE_GOLDEN"):
+        expected.write_text(rendered)
+    assert rendered == expected.read_text()
