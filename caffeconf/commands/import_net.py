@@ -1,0 +1,32 @@
+"""`caffeconf import NET.prototxt [-o net.yaml] [--modules] [--toml]`: a Caffe net as a caffeconf config
+that compiles back to exactly the upgraded net; with --modules, repeated blocks become modules."""
+
+from __future__ import annotations
+
+import sys
+
+from ..files import write_atomic
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("input", metavar="NET", help="a Caffe net (V0, V1 or V2 prototxt, or binary)")
+    parser.add_argument("-o", "--output", default="-", metavar="OUT",
+                        help="the config to write, atomically (default: stdout)")
+    parser.add_argument("--modules", action="store_true",
+                        help="recover repeated blocks as modules with parameters and repeats")
+    parser.add_argument("--toml", action="store_true", help="write TOML (the default for a .toml OUT)")
+
+
+def run(args) -> int:
+    from ..importer import import_config
+
+    as_toml = args.toml or args.output.lower().endswith(".toml")
+    result = import_config(args.input, modules=args.modules, as_toml=as_toml)
+    if args.output == "-":
+        sys.stdout.write(result.text)
+    else:
+        write_atomic(args.output, result.text)
+    for warning in result.warnings:
+        sys.stderr.write(f"{args.input}: warning: {warning}\n")
+    sys.stderr.write(f"{args.input}: {result.summary()}\n")
+    return 0

@@ -1,0 +1,201 @@
+"""`caffeconf import`: every shared net round-trips exactly (flat and with --modules); the factored
+GoogLeNet, ResNet-50 and SqueezeNet are short and modular; fork files list every unknown name.
+Set CAFFECONF_UPDATE_GOLDEN=1 to rewrite the golden import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from caffeconf import prototxt, serde, upgrade
+from caffeconf.cli import main
+from caffeconf.compiler import compile_file
+from caffeconf.errors import CaffeconfError, render_text
+from caffeconf.importer import import_config, read_net
+from caffeconf.proto import caffe_pb2
+
+from conftest import MODELS, ROOT, model_files, require_models
+
+UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
+GOLDEN = ROOT / "tests" / "import"
+
+# Nets for Caffe forks (../shared/models/README.md, "fork proto OK"): BVLC's caffe.proto lacks
+# these names, so import refuses them, listing each one.
+FORK_FILES = {
+    "mobilenet-ssd/MobileNetSSD_train.prototxt", "mobilenet-ssd/MobileNetSSD_test.prototxt",
+    "mobilenet-ssd/MobileNetSSD_deploy.prototxt", "faster-rcnn-vgg16/train.prototxt",
+    "faster-rcnn-vgg16/test.prototxt", "enet/enet_train_encoder_decoder.prototxt",
+    "enet/enet_deploy_final.prototxt", "segnet/segnet_train.prototxt", "segnet/segnet_inference.prototxt",
+    "segnet-bayesian-basic/bayesian_segnet_basic_train.prototxt",
+    "densenet-121/DenseNet_121.prototxt", "shufflenet/shufflenet_1x_g3_deploy.prototxt",
+    "shufflenet/shufflenet_v2_1x_deploy.prototxt",
+}
+# caffeconf's verifier refuses these nets themselves (not the import): see the known-issue reason.
+REFUSED = {
+    "mnist_autoencoder/mnist_autoencoder.prototxt":
+        "verify.py checks TEST with both stages test-on-train and test-on-test at once, a state this "
+        "net never runs in (Caffe would refuse it too), so compile_file refuses the net",
+}
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(MODELS).as_posix()
+
+
+def _is_solver(path: Path) -> bool:
+    return isinstance(prototxt.read_net_or_solver(path), caffe_pb2.SolverParameter)
+
+
+def _nets() -> list:
+    cases = []
+    for path in model_files():
+        name = _relative(path)
+        if name in FORK_FILES or _is_solver(path):
+            continue  # forks: test_fork_files; solvers are not nets
+        marks = [pytest.mark.xfail(strict=True, reason=REFUSED[name])] if name in REFUSED else []
+        cases.append(pytest.param(path, id=name, marks=marks))
+    return cases
+
+
+def upgraded(path: Path) -> caffe_pb2.NetParameter:
+    return upgrade.upgrade_net(prototxt.read_net(path), source=str(path))
+
+
+def compiled(text: str, tmp_path: Path, suffix: str = ".yaml") -> caffe_pb2.NetParameter:
+    out = tmp_path / f"net{suffix}"
+    out.write_text(text)
+    return serde.net_to_proto(compile_file(out))
+
+
+@pytest.mark.parametrize("path", _nets())
+def test_flat_import_round_trips(path, tmp_path):
+    result = import_config(path)
+    assert compiled(result.text, tmp_path) == upgraded(path)
+
+
+@pytest.mark.parametrize("path", _nets())
+def test_modules_import_round_trips(path, tmp_path):
+    result = import_config(path, modules=True)
+    assert compiled(result.text, tmp_path) == upgraded(path)
+
+
+def test_toml_import_round_trips(tmp_path):
+    path = require_models() / "bvlc_googlenet" / "train_val.prototxt"
+    for modules in (False, True):
+        result = import_config(path, modules=modules, as_toml=True)
+        assert compiled(result.text, tmp_path, ".toml") == upgraded(path)
+
+
+def test_golden_lenet(tmp_path):
+    path = require_models() / "lenet" / "lenet_train_test.prototxt"
+    text = import_config(path).text
+    expected = GOLDEN / "lenet_train_test.yaml"
+    if UPDATE:
+        expected.write_text(text)
+    assert text == expected.read_text()
+
+
+def test_command_writes_atomically_and_reports_lines(tmp_path, capsys):
+    path = require_models() / "squeezenet-v1.1" / "deploy.prototxt"
+    out = tmp_path / "net.yaml"
+    assert main(["import", str(path), "-o", str(out), "--modules"]) == 0
+    err = capsys.readouterr().err
+    lines = len(out.read_text().splitlines())
+    assert f"{lines} config lines for 553 prototxt lines: {553 - lines} saved" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["net.yaml"]  # no temp file left behind
+
+
+def test_command_writes_stdout_and_toml(capsys):
+    path = require_models() / "lenet" / "lenet.prototxt"
+    assert main(["import", str(path), "-o", "-", "--toml"]) == 0
+    assert 'name = "LeNet"' in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------------
+# Tricky values
+
+
+TRICKY = r'''
+name: "${x} net"
+force_backward: true
+state { phase: TEST stage: "true" stage: "1e-5" stage: "null" stage: "0x10" stage: "~" stage: "a: b" }
+layer { name: "data" type: "Input" top: "data" top: "yes" input_param { shape { dim: 1 dim: 3 } } }
+layer { name: "scale: 1" type: "Power" bottom: "data" top: "${p}"
+        power_param { power: 0.0001 scale: 1e-5 shift: -0.1 } }
+layer { name: "null" type: "ReLU" bottom: "${p}" top: "${p}" relu_param { negative_slope: 0.3 } }
+layer { name: "silence" type: "Silence" bottom: "yes" }
+layer { name: "1e3" type: "Dropout" bottom: "${p}" top: "x" dropout_param { dropout_ratio: 0.7 } }
+layer { name: "py" type: "Python" bottom: "x" top: "y" python_param { param_str: "{'a': \"b\"}\n\t" } }
+'''
+
+
+def test_tricky_strings_and_floats_round_trip(tmp_path):
+    source = tmp_path / "tricky.prototxt"
+    source.write_text(TRICKY)
+    text = import_config(source).text
+    assert "power: 0.0001" in text and "scale: 1e-05" in text and "negative_slope: 0.3" in text
+    assert '"$${x} net"' in text and '"true"' in text and '"1e-5"' in text and '"~"' in text
+    assert compiled(text, tmp_path) == upgraded(source)
+    assert compiled(import_config(source, as_toml=True).text, tmp_path, ".toml") == upgraded(source)
+
+
+def test_v1_blobs_round_trip(tmp_path):
+    source = tmp_path / "blobs.prototxt"
+    source.write_text('input: "data" input_dim: 1 input_dim: 2 input_dim: 1 input_dim: 1\n'
+                      'layers { name: "ip" type: INNER_PRODUCT bottom: "data" top: "ip"\n'
+                      '  blobs { num: 1 channels: 1 height: 1 width: 2 data: 0.1 data: -2.5 }\n'
+                      '  inner_product_param { num_output: 1 bias_term: false } }\n')
+    text = import_config(source).text
+    assert "data: [0.1, -2.5]" in text
+    assert compiled(text, tmp_path) == upgraded(source)
+
+
+# ---------------------------------------------------------------------------
+# Refusals
+
+
+FORK = '''name: "ssd-like"
+layer { name: "data" type: "AnnotatedData" top: "data"
+  transform_param { resize_param { height: 300 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 8 } }
+layer { name: "perm" type: "Permute" bottom: "conv" top: "perm" permute_param { order: 0 } }
+layer { name: "pool" type: "Pooling" bottom: "perm" top: "pool" pooling_param { pool: MAX ceil_mode: false } }
+layers { name: "up" type: UPSAMPLE bottom: "pool" top: "up" }
+'''
+
+
+def test_fork_net_lists_every_unknown_name(tmp_path):
+    source = tmp_path / "fork.prototxt"
+    source.write_text(FORK)
+    with pytest.raises(CaffeconfError) as caught:
+        read_net(source)
+    headlines = [f"{d.span.line}:{d.span.col}: {d.message}" for d in caught.value.diagnostics]
+    assert headlines == [
+        "2:28: unknown layer type 'AnnotatedData'",
+        "3:21: unknown field 'resize_param' in caffe.TransformationParameter",
+        "5:28: unknown layer type 'Permute'",
+        "5:65: unknown field 'permute_param' in caffe.LayerParameter",
+        "6:91: unknown field 'ceil_mode' in caffe.PoolingParameter",
+        "7:27: 'UPSAMPLE' is not a value of caffe.V1LayerParameter.LayerType",
+    ]
+    assert f"{source}:2:28: error: unknown layer type 'AnnotatedData'" in render_text(caught.value.diagnostics)
+
+
+@pytest.mark.parametrize("name", sorted(FORK_FILES))
+def test_fork_files_list_unknown_names(name):
+    path = require_models() / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in this copy of ../shared/models")
+    with pytest.raises(CaffeconfError) as caught:
+        read_net(path)
+    assert caught.value.diagnostics and all(d.span.path == str(path) and d.span.line > 0
+                                            for d in caught.value.diagnostics)
+
+
+def test_solver_is_refused(capsys):
+    path = require_models() / "lenet" / "lenet_solver.prototxt"
+    assert main(["import", str(path)]) == 1
+    assert "this is a solver (SolverParameter), not a net" in capsys.readouterr().err
