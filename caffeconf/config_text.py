@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-WIDTH = 110
+WIDTH = 120
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./+-]*")
 # What YAML 1.2 (caffeconf's loader) reads as something other than a string.
