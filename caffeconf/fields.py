@@ -8,6 +8,7 @@ flat IR holds (see `caffeconf.ir`).
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -89,7 +90,7 @@ class FieldChecker:
         self.evaluate, self.diags = evaluate, diags
 
     def message(self, node: Node, descriptor: Descriptor, path: str,
-                skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+                skip: frozenset[str] = frozenset(), layer_type: str | None = None) -> dict[str, Any]:
         if not isinstance(node, Map):
             self.diags.error(node.span, f"{path} expects a mapping of {descriptor.name} fields, "
                              f"got {describe(self._value(node))}")
@@ -100,7 +101,7 @@ class FieldChecker:
                 continue
             field = descriptor.fields_by_name.get(key)
             if field is None:
-                self._unknown(key, node, descriptor, path)
+                self._unknown(key, node, descriptor, path, layer_type)
                 continue
             value = self.field(child, field, f"{path}.{key}" if path else key)
             if value is not _MISSING:
@@ -160,11 +161,11 @@ class FieldChecker:
             self.diags.extend(error)
             return _MISSING
 
-    def _unknown(self, key: str, node: Map, descriptor: Descriptor, path: str) -> None:
+    def _unknown(self, key: str, node: Map, descriptor: Descriptor, path: str, layer_type: str | None) -> None:
         where = f" in {path}" if path else ""
         hint = did_you_mean(key, descriptor.fields_by_name)
         if hint is None and descriptor is LAYER:
-            hint = _hint_nested(key)
+            hint = _hint_nested(key, layer_type)
         self.diags.error(node.keys[key], f"unknown field '{key}'{where} ({descriptor.name} has no such field)",
                          hint=hint)
 
@@ -182,11 +183,25 @@ class _Missing:
 _MISSING = _Missing()
 
 
-def _hint_nested(key: str) -> str | None:
+def param_message_of(layer_type: str | None) -> str | None:
+    """The *_param field named after a layer type (InnerProduct -> inner_product_param)."""
+    if not layer_type:
+        return None
+    snake = "convolution" if layer_type == "Deconvolution" else re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", layer_type).lower()
+    for name in (f"{snake}_param", f"{layer_type.lower()}_param"):  # ReLU -> relu_param
+        if name in LAYER.fields_by_name:
+            return name
+    return None
+
+
+def _hint_nested(key: str, layer_type: str | None) -> str | None:
     """For a type-specific field written on the layer itself, name the *_param it belongs in."""
     owners = [f.name for f in LAYER.fields
               if f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and f.name.endswith("_param")
               and key in f.message_type.fields_by_name]
+    own = param_message_of(layer_type)
+    if own in owners:
+        owners = [own]
     if owners:
         return f"'{key}' belongs inside {' or '.join(owners[:3])}"
     return None

@@ -127,7 +127,7 @@ class _TreeBuilder:
 
     def _check_tag(self, node: yaml.Node, kind: str) -> None:
         if node.tag != _TAG + kind:
-            raise CaffeconfError.at(_span(self.path, node), f"tag '{node.tag}' is not allowed here")
+            raise CaffeconfError.at(_span(self.path, node), _refused_tag(node.tag))
 
     def _scalar(self, node: yaml.ScalarNode) -> Scalar:
         kind = node.tag[len(_TAG):] if node.tag.startswith(_TAG) else None
@@ -144,7 +144,7 @@ class _TreeBuilder:
         elif kind == "float":
             value = float(text.replace("inf", "Inf").replace("Inf", "inf").replace("NaN", "nan"))
         else:
-            raise CaffeconfError.at(span, f"tag '{node.tag}' is not allowed (only plain YAML data is)")
+            raise CaffeconfError.at(span, _refused_tag(node.tag))
         return Scalar(value, span, quoted=node.style in ("'", '"'))
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> Map:
@@ -180,6 +180,11 @@ class _TreeBuilder:
                         merged.append(pair)
         yield from explicit
         yield from merged
+
+
+def _refused_tag(tag: str) -> str:
+    written = "!!" + tag[len(_TAG):] if tag.startswith(_TAG) else tag
+    return f"tag '{written}' is not allowed (only plain YAML data is)"
 
 
 def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:

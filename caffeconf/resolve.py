@@ -49,6 +49,7 @@ class Scope:
     unit: str = ""  # the file whose names are visible here (see library.Library)
     module: ModuleDecl | None = None
     unbound: frozenset[str] = frozenset()  # inputs the use bound to null
+    layer_tops: dict[str, list[str]] = field(default_factory=dict)  # layer name -> its tops, for hints
     rules: tuple[RuleSet, ...] = ()  # include/exclude of the enclosing uses, outermost first
     share: "Share | None" = None  # the innermost `share:` around this scope
 
@@ -240,7 +241,7 @@ class Resolver:
         layer_type = self.layer_type(entry, scope)
         bottoms = self.bottoms(entry, prev, layer_type in SOURCE_TYPES, what="layer")
         tops = self.tops(entry, name, bottoms)
-        fields = self.fields.message(entry, LAYER, "", skip=LAYER_SYNTAX_KEYS)
+        fields = self.fields.message(entry, LAYER, "", skip=LAYER_SYNTAX_KEYS, layer_type=layer_type)
         if name is None or layer_type is None or bottoms is None or tops is None:
             return None
         self._count_layer(entry.span)
@@ -251,6 +252,7 @@ class Resolver:
         if fields is None:
             return tops  # never kept in the chosen variant
         fields = self.named_params(fields, layer_type, flat_name, len(bottoms), scope, entry)
+        scope.layer_tops[name] = tops
         self.layers.append(Layer(flat_name, layer_type, flat_bottoms, flat_tops, fields,
                                  Origin(entry.span, scope.uses)))
         return tops
@@ -261,7 +263,9 @@ class Resolver:
         try:
             combined = combine(scope.rules + own)
         except ValueError as error:
-            self.diags.error(entry.span, f"cannot express this layer's rules for Caffe: {error}")
+            where = entry.keys.get("exclude") or entry.keys.get("include") or entry.span
+            self.diags.error(where, f"cannot express this layer's rules for Caffe: {error}",
+                             hint="split the module use, or state the rules more simply (fewer excluded stages)")
             return fields
         settled = settle_variants(combined, self.variants, self.selected)
         if settled is False:
@@ -393,6 +397,8 @@ class Resolver:
         if len(scope.uses) >= self.limits.max_use_depth:
             self.diags.error(entry.span, f"module uses nest deeper than {self.limits.max_use_depth}")
             return None
+        if module.refused_params:
+            return None  # a parameter declaration is broken (already reported): its body can't be checked
         values = self.bind_params(module.params, entry.get("with"), scope, entry.span, f"module '{module.name}'",
                                   builtins={**self.globals, INSTANCE: instance})
         if values is None:
@@ -420,9 +426,12 @@ class Resolver:
         first = [inputs[0].name] if len(inputs) == 1 and flat_bottoms[0] is not None else None
         before = len(self.diags.items)
         self.expand(module.layers, callee, prev=first)
+        failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
         self._scope_values = scope.values
+        if failed_inside:
+            return None  # an output missing now is a consequence of the errors already reported
         return self.collect_outputs(module, outputs, callee, scope, instance, tops, entry)
 
     def use_rules(self, entry: Map) -> tuple[RuleSet, ...]:
@@ -523,8 +532,11 @@ class Resolver:
         for index, port in enumerate(outputs):
             flat = callee.blobs.get(port.name)
             if flat is None:
+                written = callee.layer_tops.get(port.name)
+                hint = (f"'{port.name}' is a layer that writes {', '.join(repr(t) for t in written)}: "
+                        f"name that blob as the output" if written else None)
                 self.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
-                                 "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)])
+                                 "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)], hint=hint)
                 return None
             if tops:
                 name = tops[index]
@@ -553,7 +565,7 @@ class Resolver:
                                                                   if decls else "it takes no parameters"))
                 continue
             value = self._try(node)
-            if value is _FAILED or not self._check_param(decl, value, node.span, owner):
+            if value is _FAILED or not self._check_param(decl, value, node, owner):
                 ok = False
             else:
                 given[key] = value
@@ -574,17 +586,21 @@ class Resolver:
                                  notes=[Note(f"'{decl.name}' declared here", decl.span)])
                 continue
             value = self._try(decl.default)
-            if value is _FAILED or not self._check_param(decl, value, decl.default.span, owner):
+            if value is _FAILED or not self._check_param(decl, value, decl.default, owner):
                 ok = False
             else:
                 values[decl.name] = value
         self._scope_values = previous
         return values if ok else None
 
-    def _check_param(self, decl: ParamDecl, value: Any, span: Span, owner: str) -> bool:
+    def _check_param(self, decl: ParamDecl, value: Any, node: Node, owner: str) -> bool:
         problem = param_problem(decl, value)
+        span = node.span
+        item = re.match(r"item (\d+): ", problem or "")
+        if item and isinstance(node, Seq) and int(item.group(1)) < len(node.items):
+            span = node.items[int(item.group(1))].span
         if problem:
-            self.diags.error(span, f"parameter '{decl.name}' of {owner} {problem}",
+            self.diags.error(span, f"parameter '{decl.name}' of {owner}: {problem}",
                              notes=[Note(f"'{decl.name}' declared here as {decl.type_text}", decl.span)])
         return problem is None
 

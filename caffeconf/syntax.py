@@ -64,6 +64,7 @@ class ModuleDecl:
     qualify: bool = True
     doc: str = ""
     global_params: frozenset[str] = frozenset()  # `param` names left unqualified inside the module
+    refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,10 @@ def parse_params(node: Node | None, diags: DiagnosticList) -> dict[str, ParamDec
     return decls
 
 
+def _refused(node: Node | None, accepted: dict[str, ParamDecl]) -> frozenset[str]:
+    return frozenset(node.values) - set(accepted) if isinstance(node, Map) else frozenset()
+
+
 def parse_module(name: str, key_span: Span, node: Node, path: str, diags: DiagnosticList) -> ModuleDecl | None:
     if not isinstance(node, Map):
         diags.error(node.span, f"module '{name}' must be a mapping (params, inputs, outputs, layers)")
@@ -206,8 +211,9 @@ def parse_module(name: str, key_span: Span, node: Node, path: str, diags: Diagno
         diags.error(qualify.span, "`qualify` must be true or false")
     if node.get("layers") is None:
         diags.error(key_span, f"module '{name}' has no `layers`")
+    params = parse_params(node.get("params"), diags)
     return ModuleDecl(
-        name=name, span=key_span, path=path, params=parse_params(node.get("params"), diags),
+        name=name, span=key_span, path=path, params=params, refused_params=_refused(node.get("params"), params),
         inputs=_ports(node.get("inputs"), "`inputs`", diags),
         outputs=_ports(node.get("outputs"), "`outputs`", diags),
         layers=_layers(node.get("layers"), f"module '{name}' `layers`", diags),

@@ -37,7 +37,7 @@ def candidate_states(net: Net) -> Iterator[NetState]:
 def verify_net(net: Net, diags: DiagnosticList) -> None:
     for state in candidate_states(net):
         kept = [layer for layer in net.layers if not _both_rules(layer, diags) and layer_is_kept(layer, state)]
-        _verify_state(kept, tuple(net.fields.get("input", ())), _describe(state, net), diags)
+        _verify_state(kept, net, _describe(state, net), diags)
 
 
 def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
@@ -63,25 +63,43 @@ def _span(layer: Layer):
     return layer.origin.span if layer.origin else None
 
 
-def _verify_state(layers: list[Layer], net_inputs: tuple[str, ...], where: str, diags: DiagnosticList) -> None:
+def _distinct_spans(layer: Layer, first: Layer):
+    """Where two clashing layers differ: their own lines, or (written once in a module) the uses."""
+    if layer.origin and first.origin and layer.origin.span == first.origin.span:
+        for ours, theirs in zip(layer.origin.uses, first.origin.uses):
+            if ours.span != theirs.span:
+                return ours.span, theirs.span
+    return _span(layer), _span(first)
+
+
+def _producers_elsewhere(net: Net, blob: str) -> list[Layer]:
+    return [layer for layer in net.layers if blob in layer.tops]
+
+
+def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList) -> None:
     names: dict[str, Layer] = {}
-    producers: dict[str, Layer | None] = dict.fromkeys(net_inputs)  # legacy net-level inputs
+    producers: dict[str, Layer | None] = dict.fromkeys(net.fields.get("input", ()))  # legacy net-level inputs
     for layer in layers:
         first = names.setdefault(layer.name, layer)
         if first is not layer:
-            diags.error(_span(layer), f"duplicate layer name '{layer.name}'{where}",
-                        notes=[Note("first layer with that name", _span(first))])
+            here, there = _distinct_spans(layer, first)
+            diags.error(here, f"duplicate layer name '{layer.name}'{where}",
+                        notes=[Note("first layer with that name", there)])
         for bottom in layer.bottoms:
             if bottom not in producers:
+                others = _producers_elsewhere(net, bottom)
+                notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
+                              f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
                 diags.error(_span(layer), f"layer '{layer.name}' reads blob '{bottom}' that no earlier layer "
-                            f"produces{where}")
+                            f"produces{where}", notes=notes)
         for index, top in enumerate(layer.tops):
             in_place = index < len(layer.bottoms) and layer.bottoms[index] == top
             if top in producers and not in_place:
                 first = producers[top]
                 by = f"layer '{first.name}'" if first else "the net's `input`"
-                diags.error(_span(layer), f"layer '{layer.name}' writes blob '{top}' that {by} already produced{where}",
-                            notes=[Note(f"'{first.name}' is here", _span(first))] if first else [],
+                here, there = _distinct_spans(layer, first) if first else (_span(layer), None)
+                diags.error(here, f"layer '{layer.name}' writes blob '{top}' that {by} already produced{where}",
+                            notes=[Note(f"'{first.name}' is here", there)] if first else [],
                             hint="write in place (top equal to the bottom at the same index) or rename the top")
             producers.setdefault(top, layer)
 
