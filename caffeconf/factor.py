@@ -59,8 +59,10 @@ def _merge_blocks(blocks: list[range], layers: tuple[Layer, ...]) -> list[range]
     for block in blocks:
         members = [layers[i] for i in block]
         in_place = all(layer.tops and layer.is_in_place() for layer in members)
-        if merged and (in_place or _prefix(members) is not None
-                       and _prefix([layers[i] for i in merged[-1]]) == _prefix(members)):
+        before = _prefix([layers[i] for i in merged[-1]]) if merged else None
+        # an in-place layer belongs to the block it modifies, unless that block is named P/... and it is not
+        if merged and (in_place and before in (None, _prefix(members))
+                       or before is not None and before == _prefix(members)):
             merged[-1] = range(merged[-1].start, block.stop)
         else:
             merged.append(block)
@@ -398,7 +400,9 @@ def build_module(name: str, copies: list[Instance], naming: Naming) -> Module | 
     merge = Merge()
     body = []
     for index in range(len(copies[0].layers)):
-        hint = naming.layer_names[index].replace("${id}", "")
+        hint = naming.layer_names[index]
+        if not naming.qualified:  # res${id}_branch2a -> branch2a
+            hint = hint.replace("${id}", "").rsplit("_", 1)[-1]
         body.append(merge.merge([copy.fields[index] for copy in copies], "value", hint))
     if merge.failed:
         return None
@@ -541,18 +545,14 @@ _ABSENT = object()
 
 def _sequence(texts: list[str]) -> str | None:
     """A template on the repeat index `i` for `texts` (fire2, fire3 -> fire${i + 2}; 2b, 2c -> 2${letter(i + 1)})."""
-    prefix = _common_prefix(texts)
-    while prefix and prefix[-1].isdigit():  # keep whole numbers in the varying part
-        prefix = prefix[:-1]
-    middles = [text[len(prefix):] for text in texts]
-    suffix = _common_prefix([m[::-1] for m in middles])[::-1]
-    while suffix and suffix[0].isdigit():
-        suffix = suffix[1:]
-    middles = [m[:len(m) - len(suffix)] for m in middles]
-    expression = _counting(middles)
-    if expression is None or "$" in prefix + suffix or "{" in prefix + suffix:
-        return None
-    return f"{prefix}${{{expression}}}{suffix}"
+    common = _common_prefix(texts)
+    for prefix in (common.rstrip("0123456789"), common):  # whole numbers in the varying part, if that works
+        middles = [text[len(prefix):] for text in texts]
+        suffix = _common_prefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
+        expression = _counting([m[:len(m) - len(suffix)] for m in middles])
+        if expression is not None and not {"$", "{", "}"} & set(prefix + suffix):
+            return f"{prefix}${{{expression}}}{suffix}"
+    return None
 
 
 def _counting(middles: list[str]) -> str | None:
@@ -579,7 +579,7 @@ def factored_document(imported: Imported, render: Callable[[dict], str],
     exactly is left flat and reported, so the result is always exact."""
     modules = find_modules(imported.layers)
     if not modules:
-        return None, ["no repeated blocks found: the config is flat"]
+        return None, []
     for chosen, repeats in ((modules, True), (modules, False)):
         text = _text(imported, chosen, repeats, render)
         if compiles_back(text):
@@ -589,7 +589,7 @@ def factored_document(imported: Imported, render: Callable[[dict], str],
     notes = [f"module {name} was left flat: it did not compile back to the same layers" for name in dropped]
     if kept and compiles_back(text := _text(imported, kept, False, render)):
         return text, notes
-    return None, notes + ["the config is flat"]
+    return None, notes
 
 
 def _text(imported: Imported, modules: list[Module], repeats: bool, render: Callable[[dict], str]) -> str:

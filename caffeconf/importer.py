@@ -301,6 +301,7 @@ class ImportResult:
     text: str
     prototxt_lines: int
     warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
     @property
     def config_lines(self) -> int:
@@ -328,15 +329,17 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
     if modules and not refused:
         from .factor import factored_document
 
-        text, notes = factored_document(imported, lambda doc: render(doc, header),
-                                        lambda candidate: compiles_to(candidate, as_toml, imported.message))
-        warnings += notes
+        text, dropped = factored_document(imported, lambda doc: render(doc, header),
+                                          lambda candidate: compiles_to(candidate, as_toml, imported.message))
+        warnings += dropped
     if text is None:
         text = render(document(imported, flat_entries(imported.layers)), header)
         if not refused and not compiles_to(text, as_toml, imported.message):
             raise InternalError(f"the flat import of {path} does not compile back to the same net")
     prototxt_lines = len(_read_bytes(path).decode("utf-8", errors="replace").splitlines())
-    return ImportResult(text, prototxt_lines, tuple(warnings))
+    notes = ("no repeated blocks found: the config is flat",) if modules and "\nmodules:" not in text \
+        and "\n[modules." not in text and not refused else ()
+    return ImportResult(text, prototxt_lines, tuple(warnings), notes)
 
 
 def compiles_to(text: str, as_toml: bool, message: caffe_pb2.NetParameter) -> bool:

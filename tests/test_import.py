@@ -199,3 +199,61 @@ def test_solver_is_refused(capsys):
     path = require_models() / "lenet" / "lenet_solver.prototxt"
     assert main(["import", str(path)]) == 1
     assert "this is a solver (SolverParameter), not a net" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------
+# Recovered modules
+
+
+def _uses(config: dict) -> dict[str, int]:
+    """How many times each module is instantiated by the top-level layers (repeats counted)."""
+    counts: dict[str, int] = {}
+    for entry in config["layers"]:
+        if "use" in entry:
+            counts[entry["use"]] = counts.get(entry["use"], 0) + entry.get("repeat", 1)
+    return counts
+
+
+def _factored(name: str) -> tuple[dict, int, int]:
+    path = require_models() / name
+    result = import_config(path, modules=True)
+    return yaml.safe_load(result.text), result.config_lines, result.prototxt_lines
+
+
+@pytest.mark.parametrize("name", ["bvlc_googlenet/deploy.prototxt", "resnet/ResNet-50-deploy.prototxt",
+                                  "squeezenet-v1.1/deploy.prototxt", "squeezenet-v1.1/train_val.prototxt"])
+def test_factored_configs_are_five_times_shorter(name):
+    _, config_lines, prototxt_lines = _factored(name)
+    assert config_lines * 5 <= prototxt_lines
+
+
+def test_googlenet_is_one_inception_module_used_nine_times():
+    config, _, _ = _factored("bvlc_googlenet/deploy.prototxt")
+    assert list(config["modules"]) == ["inception"]
+    assert _uses(config) == {"inception": 9}
+    inception = config["modules"]["inception"]
+    assert list(inception["params"]) == ["n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"]
+    assert [layer["name"] for layer in inception["layers"]][:2] == ["1x1", "relu_1x1"]
+    first = next(entry for entry in config["layers"] if entry.get("use") == "inception")
+    assert first == {"use": "inception", "name": "inception_3a",
+                     "with": {"n1x1": 64, "n3x3_reduce": 96, "n3x3": 128, "n5x5_reduce": 16, "n5x5": 32,
+                              "pool_proj": 32}}
+
+
+def test_resnet_is_bottlenecks_in_repeated_stages():
+    config, _, _ = _factored("resnet/ResNet-50-deploy.prototxt")
+    assert _uses(config) == {"res": 4, "res_2": 12}  # the projecting first block of each stage, then the rest
+    assert config["modules"]["res_2"]["qualify"] is False
+    assert config["modules"]["res_2"]["outputs"] == ["res${id}"]
+    repeats = [entry for entry in config["layers"] if "repeat" in entry]
+    assert [entry["repeat"] for entry in repeats] == [2, 3, 5, 2]
+    assert repeats[2]["name"] == "res4${letter(i + 1)}"
+    assert repeats[2]["with"] == {"id": "4${letter(i + 1)}", "branch2a": 256, "branch2c": 1024}
+
+
+def test_squeezenet_is_a_fire_module():
+    config, _, _ = _factored("squeezenet-v1.1/deploy.prototxt")
+    assert _uses(config) == {"fire": 8}
+    assert config["modules"]["fire"]["outputs"] == ["concat"]
+    assert {"use": "fire", "name": "fire${i + 2}", "repeat": 2,
+            "with": {"squeeze1x1": 16, "expand1x1": 64}} in config["layers"]

@@ -28,5 +28,7 @@ def run(args) -> int:
         write_atomic(args.output, result.text)
     for warning in result.warnings:
         sys.stderr.write(f"{args.input}: warning: {warning}\n")
+    for note in result.notes:
+        sys.stderr.write(f"{args.input}: note: {note}\n")
     sys.stderr.write(f"{args.input}: {result.summary()}\n")
     return 0
