@@ -1,10 +1,12 @@
 """TOML source -> located tree: the same `load.Scalar`/`Seq`/`Map` nodes a YAML config gives.
 
-`tomllib` decides what the document means (syntax, values, duplicate keys); it
-reports no positions, so `_Scanner` walks the already-valid text once more and
-records where each key path's key and value are written. A key path is a tuple
-of table keys and array indexes, e.g. `("layers", 2, "convolution_param")`.
-A node whose place the scan did not record takes its enclosing node's span.
+`tomllib` decides what the document means (syntax, values, duplicate keys) but
+reports no positions, so `_Scanner` walks the text too and records where each
+key path's key and value are written. A key path is a tuple of table keys and
+array indexes, e.g. `("layers", 2, "convolution_param")`. The scan runs first:
+it refuses nesting deeper than the limit before tomllib, which is slow on long
+dotted keys, reads the text. A node whose place the scan did not record takes
+its enclosing node's span (for a table, its header).
 
 TOML differs from YAML in two ways a config notices:
 - TOML has no null. Write the expression language's null, `"${null}"`, where a
@@ -62,7 +64,7 @@ def key_path_text(key_path: KeyPath) -> str:
         else:
             name = part if _BARE_KEY.fullmatch(part) else _quote(part)
             out.append(("." if out else "") + name)
-    return "".join(out) or "the document"
+    return "".join(out)
 
 
 def _quote(key: str) -> str:
@@ -80,7 +82,7 @@ def _decode(text: str, path: str) -> dict:
 
 def _syntax_error(error: Exception, text: str, path: str) -> CaffeconfError:
     """tomllib's "Message (at line L, column C)" as a located, lower-case diagnostic."""
-    message = str(getattr(error, "msg", None) or error.args[0])
+    message = str(error)
     place = _TOMLLIB_PLACE.search(message)
     message = message[:place.start()] if place else message
     if place and place.group(1):
@@ -222,7 +224,7 @@ class _Scanner:
 
     def _key_value(self, table: KeyPath) -> None:
         """`a.b.c = value`, inside `table`: the leading keys make tables implicitly."""
-        segments = self._dotted_key()
+        segments = self._dotted_key(table)
         key_path = table
         for name, key_span in segments:
             key_path += (name,)
@@ -233,13 +235,15 @@ class _Scanner:
         self._skip(newlines=False)
         self._value(key_path)
 
-    def _dotted_key(self) -> list[tuple[str, Span]]:
+    def _dotted_key(self, table: KeyPath = ()) -> list[tuple[str, Span]]:
+        """The parts of a key written in `table`, refused as soon as they nest too deeply."""
         segments = [self._simple_key()]
         self._skip(newlines=False)
-        while self._char() == "." and len(segments) <= self.limits.max_tree_depth:
-            self.at += 1  # past the limit, the caller refuses the key as nested too deeply
+        while self._char() == ".":
+            self.at += 1
             self._skip(newlines=False)
             segments.append(self._simple_key())
+            self._check_depth(table + tuple(name for name, _ in segments), segments[-1][1])
             self._skip(newlines=False)
         return segments
 
