@@ -166,10 +166,18 @@ class DiagnosticList:
                 hint: str | None = None) -> None:
         self.add(Diagnostic(message, span, "warning", tuple(notes), hint))
 
+    MAX_CONTEXT_NOTES = 4
+
     def annotate_since(self, start: int, note: Note) -> None:
-        """Add `note` (e.g. which module use was being expanded) to the diagnostics found since `start`."""
+        """Add `note` (which module use was being expanded) to the diagnostics found since `start`;
+        past a few levels, one closing note stands for the outer ones."""
         for index in range(start, len(self.items)):
             diag = self.items[index]
+            context = sum(1 for n in diag.notes if n.message.startswith("in module "))
+            if context > self.MAX_CONTEXT_NOTES:
+                continue
+            if context == self.MAX_CONTEXT_NOTES:
+                note = Note("in module uses further out (not listed)")
             self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint)
 
     def extend(self, error: CaffeconfError) -> None:
