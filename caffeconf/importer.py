@@ -336,7 +336,10 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
         text = render(document(imported, flat_entries(imported.layers)), header)
         if not refused and not compiles_to(text, as_toml, imported.message):
             raise InternalError(f"the flat import of {path} does not compile back to the same net")
-    prototxt_lines = len(_read_bytes(path).decode("utf-8", errors="replace").splitlines())
+    data = _read_bytes(path)
+    # a binary net is measured by the text Caffe would write for it
+    source_text = data.decode("utf-8") if prototxt.looks_like_text(data) else prototxt.net_to_text(imported.message)
+    prototxt_lines = len(source_text.splitlines())
     notes = ("no repeated blocks found: the config is flat",) if modules and "\nmodules:" not in text \
         and "\n[modules." not in text and not refused else ()
     return ImportResult(text, prototxt_lines, tuple(warnings), notes)
