@@ -232,7 +232,7 @@ def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:
     if str(path).lower().endswith(".toml"):
         from .toml_tree import parse_toml
 
-        return parse_toml(text, str(path))
+        return parse_toml(text, str(path), limits)
     return parse_yaml(text, str(path), limits)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from caffeconf.ir import Layer
 from caffeconf.rules import NetState, RuleSet, combine, layer_is_kept, settle_variants, state_meets_rule
@@ -47,7 +47,10 @@ def kept_by_caffe(folded: RuleSet | None, state: NetState) -> bool:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(rule_sets, min_size=1, max_size=4))
 def test_folded_rules_keep_exactly_what_the_chain_keeps(chain):
-    folded = combine(chain)
+    try:
+        folded = combine(chain)
+    except ValueError:  # too many rules to express: refused with a clear error instead
+        assume(False)
     assert folded is None or folded.kind in ("include", "exclude")
     for state in STATES:
         assert kept_by_caffe(folded, state) == all(kept_by_level(level, state) for level in chain), state
@@ -57,7 +60,10 @@ def test_folded_rules_keep_exactly_what_the_chain_keeps(chain):
 @given(st.lists(rule_sets, min_size=1, max_size=3), st.booleans())
 def test_settling_a_variant_matches_deciding_it_in_every_state(chain, selected):
     """Treat stage 'a' as a compile-time variant: settling it equals knowing whether 'a' is in the state."""
-    folded = combine(chain)
+    try:
+        folded = combine(chain)
+    except ValueError:
+        assume(False)
     settled = settle_variants(folded, frozenset({"a"}), frozenset({"a"} if selected else ()))
     for state in STATES:
         if ("a" in state.stages) != selected:
