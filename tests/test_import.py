@@ -42,8 +42,8 @@ FORK_FILES = {
 # caffeconf's verifier refuses these nets themselves (not the import): see the known-issue reason.
 REFUSED = {
     "mnist_autoencoder/mnist_autoencoder.prototxt":
-        "verify.py checks TEST with both stages test-on-train and test-on-test at once, a state this "
-        "net never runs in (Caffe would refuse it too), so compile_file refuses the net",
+        "verify.py checks phase TEST with no stage, a state this net is never run in (its data layers "
+        "need stage test-on-train or test-on-test), so compile_file refuses the net itself",
 }
 
 
