@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("import_net", "turn a prototxt into a caffeconf config"),
     "train": ("train", "train a net with a Caffe solver"),
     "test": ("test", "score a trained model over a test set, like `caffe test`"),
+    "convert-imageset": ("convert_imageset", "build an LMDB of Datum records from an image list"),
 }
 
 
