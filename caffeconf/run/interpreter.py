@@ -21,6 +21,7 @@ from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Layer, Net
 from . import layers as registry
 from .fillers import fill
+from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
 from .layers.data import FED_TYPES
 from .weights import StoredBlob, describe_shape, shape_matches
@@ -92,6 +93,7 @@ class CaffeNet(nn.Module):
         self.shared: dict[str, nn.Parameter] = {}
         self.inputs = fed_names(net.layers)
         self.outputs = output_names(net.layers)
+        self.folds: dict[int, Folded] = {}
         self._check_bottoms()
         self._plan_lifetimes()
 
@@ -142,23 +144,30 @@ class CaffeNet(nn.Module):
         protected = {x.untyped_storage().data_ptr() for x in env.values()}
         protected.update(p.untyped_storage().data_ptr() for p in self.parameters())
         free = not keep_all and not torch.is_grad_enabled()
+        folds = self.folds if not torch.is_grad_enabled() else {}
+        absorbed = {index for fold in folds.values() for index in fold.absorbed}
         for step in self.steps:
-            if step.layer.type in FED_TYPES:
+            if step.layer.type in FED_TYPES or step.index in absorbed:
                 continue
             bottoms = [env[name] for name in step.layer.bottoms]
-            overwrite = step.in_place and free and self._exclusive(env, step.layer.bottoms[0], protected)
-            tops = self.run_layer(step, bottoms, in_place=overwrite)
-            env.update(zip(step.layer.tops, tops))
+            fold = folds.get(step.index)
+            if fold:
+                env.update(zip(fold.tops, self.run_layer(step, bottoms, blobs=[fold.weight, fold.bias])))
+            else:
+                overwrite = step.in_place and free and self._exclusive(env, step.layer.bottoms[0], protected)
+                env.update(zip(step.layer.tops, self.run_layer(step, bottoms, in_place=overwrite)))
             if free:
                 for name in step.dead_after:
                     env.pop(name, None)
         return env if keep_all else {name: env[name] for name in self.outputs}
 
-    def run_layer(self, step: Step, bottoms: list[Tensor], in_place: bool = False) -> list[Tensor]:
-        """One layer's forward, creating its blobs first if needed; errors name the layer."""
+    def run_layer(self, step: Step, bottoms: list[Tensor], in_place: bool = False,
+                  blobs: list[Tensor] | None = None) -> list[Tensor]:
+        """One layer's forward, creating its blobs first if needed; errors name the layer.
+        `blobs` replaces the layer's own (folded weights)."""
         if not step.ready:
             self._materialize(step, bottoms)
-        blobs = list(self.layer_blobs[step.index])
+        blobs = list(self.layer_blobs[step.index]) if blobs is None else blobs
         run = step.op.forward_in_place if in_place else step.op.forward
         try:
             tops = run(bottoms, blobs)
@@ -250,6 +259,12 @@ class CaffeNet(nn.Module):
         """Every materialized layer's blobs as float32 arrays, by layer name (for a .caffemodel)."""
         return {step.layer.name: [b.detach().float().cpu().numpy() for b in self.layer_blobs[step.index]]
                 for step in self.steps if len(self.layer_blobs[step.index])}
+
+    def fold_for_inference(self) -> int:
+        """Fold BatchNorm/Scale/Bias chains into their convolutions for forwards without autograd
+        (a snapshot of the current blobs; call again after changing them). Returns the chain count."""
+        self.folds = fold_affine(self)
+        return len(self.folds)
 
     # ---------------------------------------------------------------- loss
 

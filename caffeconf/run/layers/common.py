@@ -87,7 +87,8 @@ def batch_norm(ctx: LayerContext) -> Op:
         return blobs[0] * factor, blobs[1] * factor
 
     def global_forward(bottoms, blobs):
-        mean, var = stored_statistics(blobs)
+        # The stored statistics are not learned (Caffe sends no gradient to them).
+        mean, var = (s.detach() for s in stored_statistics(blobs))
         return [F.batch_norm(bottoms[0], mean, var, None, None, False, 0.0, eps)]
 
     def global_in_place(bottoms, blobs):

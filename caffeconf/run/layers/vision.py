@@ -92,7 +92,7 @@ def _convolution(ctx: LayerContext, transposed: bool) -> Op:
         x = bottoms[0]
         spatial = x.dim() - 2
         geo = geometry.get(spatial) or geometry.setdefault(spatial, conv_geometry(ctx, p, spatial))
-        b = blobs[1] if bias else None
+        b = blobs[1] if len(blobs) > 1 else None  # folding may add a bias to a bias-free layer
         if transposed:
             run = getattr(F, f"conv_transpose{spatial}d")
             return [run(x, blobs[0], b, geo.stride, geo.pad, 0, group, geo.dilation)]
