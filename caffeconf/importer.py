@@ -110,7 +110,7 @@ def unknown_names(text: str, source: str) -> list[Diagnostic]:
     protobuf's parser stops at the first unknown field; a fork's net (SSD, SegNet, Faster
     R-CNN) usually has several, and the user wants the whole list at once."""
     scan = _NameScan(source)
-    for kind, value, line, col in prototxt._tokens(text):  # noqa: SLF001 - the one prototxt tokenizer
+    for kind, value, line, col in prototxt.tokens(text):
         scan.token(kind, value, line, col)
     return scan.problems
 

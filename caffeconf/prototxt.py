@@ -276,7 +276,7 @@ _TOKEN = re.compile(r"""
 """, re.VERBOSE)
 
 
-def _tokens(text: str) -> Iterator[tuple[str, str, int, int]]:
+def tokens(text: str) -> Iterator[tuple[str, str, int, int]]:
     """(kind, text, line, col) for each meaningful token."""
     line, line_start = 1, 0
     for match in _TOKEN.finditer(text):
@@ -296,7 +296,7 @@ def outline_text(text: str) -> Outline:
     stack: list[tuple[str, str, int, int]] = []  # ("block" | "list", field name, line, col)
     pending = "?"  # the field name a following `{` or `[` belongs to
     after_colon = False
-    for kind, value, line, col in _tokens(text):
+    for kind, value, line, col in tokens(text):
         in_list = bool(stack) and stack[-1][0] == "list"
         if kind == "word" and not after_colon and not in_list:
             pending = value

@@ -1,43 +1,55 @@
-"""Flat-net verifier: what Caffe's `Net::Init` would refuse, for every NetState the rules can select.
+"""Flat-net verifier: what Caffe's `Net::Init` would refuse, for the NetStates the rules name.
 
-Caffe only ever sees the filtered net, so each check runs per reachable state:
-unique layer names, every bottom produced by an earlier layer, and no top
-written twice except in place (top i equal to bottom i).
+Caffe only ever sees the filtered net, so each check runs per state: every bottom
+produced by an earlier layer, no top written twice except in place (top i equal to
+bottom i), and unique layer names (Caffe itself allows duplicates, but weights are
+copied by layer name, so duplicates that own weights are errors, others warnings).
+The states are each phase, at the levels the rules bound, with no stage, each stage
+alone, and each set of stages a single rule asks for together.
 """
 
 from __future__ import annotations
 
-import itertools
 from typing import Iterator
 
+from .catalog import SOURCE_TYPES
 from .errors import DiagnosticList, Note
 from .ir import Layer, Net
 from .rules import NetState, layer_is_kept
 
-MAX_STAGE_SETS = 64
-
-
 def candidate_states(net: Net) -> Iterator[NetState]:
-    """Enough states to tell apart every combination of the net's rules."""
+    """The states a net is plausibly run in, as its rules name them."""
     rules = [rule for layer in net.layers for key in ("include", "exclude") for rule in layer.fields.get(key, ())]
     stages = sorted({s for rule in rules for s in (*rule.get("stage", ()), *rule.get("not_stage", ()))})
     levels = {0} | {rule[key] + d for rule in rules for key in ("min_level", "max_level") if key in rule
                     for d in (-1, 0, 1)}
-    stage_sets = [()]
-    for size in range(1, len(stages) + 1):
-        stage_sets += list(itertools.combinations(stages, size))
-        if len(stage_sets) >= MAX_STAGE_SETS:
-            break
+    together = {tuple(sorted(rule["stage"])) for rule in rules if len(rule.get("stage", ())) > 1}
+    stage_sets = [(), *((stage,) for stage in stages), *sorted(together)]
     for phase in ("TRAIN", "TEST"):
         for level in sorted(levels):
-            for stage_set in stage_sets[:MAX_STAGE_SETS]:
+            for stage_set in stage_sets:
                 yield NetState(phase, level, stage_set)
 
 
-def verify_net(net: Net, diags: DiagnosticList) -> None:
+def run_states(net: Net, diags: DiagnosticList) -> Iterator[tuple[NetState, list[Layer]]]:
+    """Each candidate state with the layers Caffe keeps in it, skipping states that feed nothing."""
     for state in candidate_states(net):
         kept = [layer for layer in net.layers if not _both_rules(layer, diags) and layer_is_kept(layer, state)]
-        _verify_state(kept, net, _describe(state, net), diags)
+        if _has_source(kept, net):
+            yield state, kept
+
+
+def verify_net(net: Net, diags: DiagnosticList) -> None:
+    reported: set[tuple] = set()  # a problem that holds in several states is reported for the first
+    for state, kept in run_states(net, diags):
+        _verify_state(kept, net, _describe(state, net), diags, reported)
+
+
+def _has_source(kept: list[Layer], net: Net) -> bool:
+    """A state that keeps no data layer (and has no net input) is one the net is never run in:
+    e.g. BVLC's autoencoder selects its TEST data by stage, so plain TEST feeds nothing."""
+    return bool(net.fields.get("input")) or any(layer.type in SOURCE_TYPES for layer in kept) \
+        or not any(layer.type in SOURCE_TYPES for layer in net.layers)
 
 
 def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
@@ -63,6 +75,19 @@ def _span(layer: Layer):
     return layer.origin.span if layer.origin else None
 
 
+def _first_time(reported: set[tuple], *key) -> bool:
+    if key in reported:
+        return False
+    reported.add(key)
+    return True
+
+
+def _learnable(layer: Layer) -> bool:
+    from .resolve import learnable_blob_count
+
+    return learnable_blob_count(layer.type, dict(layer.fields), len(layer.bottoms)) > 0
+
+
 def _distinct_spans(layer: Layer, first: Layer):
     """Where two clashing layers differ: their own lines, or (written once in a module) the uses."""
     if layer.origin and first.origin and layer.origin.span == first.origin.span:
@@ -76,17 +101,22 @@ def _producers_elsewhere(net: Net, blob: str) -> list[Layer]:
     return [layer for layer in net.layers if blob in layer.tops]
 
 
-def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList) -> None:
+def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList, reported: set[tuple]) -> None:
     names: dict[str, Layer] = {}
     producers: dict[str, Layer | None] = dict.fromkeys(net.fields.get("input", ()))  # legacy net-level inputs
     for layer in layers:
         first = names.setdefault(layer.name, layer)
-        if first is not layer:
+        if first is not layer and _first_time(reported, "name", id(layer), id(first)):
             here, there = _distinct_spans(layer, first)
-            diags.error(here, f"duplicate layer name '{layer.name}'{where}",
-                        notes=[Note("first layer with that name", there)])
+            notes = [Note("first layer with that name", there)]
+            if layer.params or first.params or _learnable(layer) or _learnable(first):
+                diags.error(here, f"duplicate layer name '{layer.name}'{where}: Caffe copies weights by layer "
+                            "name, so both would get the same ones", notes=notes)
+            else:
+                diags.warning(here, f"duplicate layer name '{layer.name}'{where}: Caffe accepts it, but tools "
+                              "that address layers by name see only one", notes=notes)
         for bottom in layer.bottoms:
-            if bottom not in producers:
+            if bottom not in producers and _first_time(reported, "bottom", id(layer), bottom):
                 others = _producers_elsewhere(net, bottom)
                 notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
                               f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
@@ -94,7 +124,7 @@ def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticLi
                             f"produces{where}", notes=notes)
         for index, top in enumerate(layer.tops):
             in_place = index < len(layer.bottoms) and layer.bottoms[index] == top
-            if top in producers and not in_place:
+            if top in producers and not in_place and _first_time(reported, "top", id(layer), top):
                 first = producers[top]
                 by = f"layer '{first.name}'" if first else "the net's `input`"
                 here, there = _distinct_spans(layer, first) if first else (_span(layer), None)

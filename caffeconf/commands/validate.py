@@ -17,14 +17,16 @@ def add_arguments(parser) -> None:
 
 
 def _shape_diagnostics(net) -> tuple:
-    """Shape mismatches in each phase, wherever the input shapes are known."""
+    """Shape mismatches in each state the net runs in, wherever the input shapes are known."""
+    from ..errors import DiagnosticList
     from ..rules import filter_net
     from ..shapes import infer_shapes
+    from ..verify import run_states
 
     found: dict = {}
-    for phase in ("TRAIN", "TEST"):
+    for state, _ in run_states(net, DiagnosticList()):
         try:
-            infer_shapes(filter_net(net, phase=phase))
+            infer_shapes(filter_net(net, phase=state.phase, stages=state.stages, level=state.level))
         except CaffeconfError as error:
             found.update(dict.fromkeys(error.diagnostics))
     return tuple(found)
