@@ -141,9 +141,10 @@ class CaffeNet(nn.Module):
     def forward(self, inputs: Mapping[str, Tensor], keep_all: bool = False) -> dict[str, Tensor]:
         """Run every layer; return the output blobs (or every blob, with `keep_all`)."""
         env = self.feed(inputs)
-        protected = {x.untyped_storage().data_ptr() for x in env.values()}
-        protected.update(p.untyped_storage().data_ptr() for p in self.parameters())
         free = not keep_all and not torch.is_grad_enabled()
+        # Under torch.compile the compiler plans memory itself; storage checks would break its graph.
+        in_place = free and not torch.compiler.is_compiling()
+        protected = self._protected_storage(env) if in_place else set()
         folds = self.folds if not torch.is_grad_enabled() else {}
         absorbed = {index for fold in folds.values() for index in fold.absorbed}
         for step in self.steps:
@@ -154,7 +155,7 @@ class CaffeNet(nn.Module):
             if fold:
                 env.update(zip(fold.tops, self.run_layer(step, bottoms, blobs=[fold.weight, fold.bias])))
             else:
-                overwrite = step.in_place and free and self._exclusive(env, step.layer.bottoms[0], protected)
+                overwrite = step.in_place and in_place and self._exclusive(env, step.layer.bottoms[0], protected)
                 env.update(zip(step.layer.tops, self.run_layer(step, bottoms, in_place=overwrite)))
             if free:
                 for name in step.dead_after:
@@ -195,6 +196,12 @@ class CaffeNet(nn.Module):
             raise CaffeconfError.at(None, f"inputs {unknown} name no Input or data layer top",
                                     hint=did_you_mean(unknown[0], env))
         return env
+
+    def _protected_storage(self, env: Mapping[str, Tensor]) -> set[int]:
+        """Memory in-place layers must not overwrite: the caller's inputs and the parameters."""
+        protected = {x.untyped_storage().data_ptr() for x in env.values()}
+        protected.update(p.untyped_storage().data_ptr() for p in self.parameters())
+        return protected
 
     @staticmethod
     def _exclusive(env: Mapping[str, Tensor], name: str, protected: set[int]) -> bool:

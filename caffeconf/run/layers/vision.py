@@ -263,6 +263,19 @@ def _spp_geometry(ctx: LayerContext, height: int, width: int, bins: int) -> Pool
 
 # ------------------------------------------------------------------------ LRN
 
+def _lrn_across(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
+    """x * (k + alpha / size * sum of x^2 over `size` channels centred on c) ^ -beta."""
+    if x.dim() != 4:
+        return F.local_response_norm(x, size, alpha, beta, k)
+    n, c, h, w = x.shape
+    # Average the squares along channels as rows of a channels-last view: one cheap 1-D pool
+    # (zero padding, divisor always `size`, as Caffe's formula has).
+    squares = (x * x).contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1, 1, c)
+    mean = F.avg_pool1d(squares, size, 1, size // 2, count_include_pad=True)
+    mean = mean.reshape(n, h, w, c).permute(0, 3, 1, 2)
+    return x * torch.pow(k + alpha * mean, -beta)
+
+
 @register("LRN")
 def lrn(ctx: LayerContext) -> Op:
     p = ctx.param("lrn_param")
@@ -270,8 +283,7 @@ def lrn(ctx: LayerContext) -> Op:
     if size % 2 == 0:
         raise ctx.error(f"LRN supports odd local_size only, got {size}")
     if p["norm_region"] == "ACROSS_CHANNELS":
-        # scale = k + alpha / size * (sum of squares over `size` channels centred on c)
-        return Op(forward=lambda bottoms, blobs: [F.local_response_norm(bottoms[0], size, alpha, beta, k)])
+        return Op(forward=lambda bottoms, blobs: [_lrn_across(bottoms[0], size, alpha, beta, k)])
     pad = (size - 1) // 2
 
     def within_channel(bottoms, blobs):
