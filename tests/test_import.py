@@ -40,7 +40,6 @@ FORK_FILES = {
     "shufflenet/shufflenet_v2_1x_deploy.prototxt": "shuffle_channel_param",
 }
 # caffeconf's verifier refuses these nets themselves (not the import): see the known-issue reason.
-REFUSED: dict[str, str] = {}  # nets compile_file refuses, with the reason (none at present)
 
 
 def _relative(path: Path) -> str:
@@ -57,7 +56,7 @@ def _nets() -> list:
         name = _relative(path)
         if _is_solver(path):
             continue  # solvers are not nets
-        marks = [pytest.mark.xfail(strict=True, reason=REFUSED[name])] if name in REFUSED else []
+        marks = []
         if name in FORK_FILES:
             marks = [pytest.mark.skip(reason="a Caffe fork's net: BVLC caffe.proto lacks its names "
                                              "(test_fork_files_list_unknown_names)")]
