@@ -17,12 +17,15 @@ def is_config(path: str | Path) -> bool:
     return Path(path).suffix.lower() in CONFIG_SUFFIXES
 
 
-def load_net(path: str | Path) -> Net:
-    """The flat net at `path`, with every layer and rule still present (no filtering)."""
+def load_net(path: str | Path, variants: frozenset[str] = frozenset()) -> Net:
+    """The flat net at `path`, with every layer and rule still present (no filtering).
+
+    For a config, `variants` selects compile-time variants (stages it declares under `variants:`).
+    """
     if is_config(path):
         from .compiler import compile_file
 
-        return compile_file(path)
+        return compile_file(path, variants=variants)
     from . import prototxt, serde, upgrade
 
     return serde.net_from_proto(upgrade.upgrade_net(prototxt.read_net(path), source=str(path)), source=str(path))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point that sets itself up on a fresh machine (Python 3.10+ only):
-#   bash scripts/dev.sh demo   compile the bundled GoogLeNet config, validate it, inspect it
+#   bash scripts/dev.sh demo   validate and compile the bundled GoogLeNet config, then run its deploy variant
 #   bash scripts/dev.sh test   run the whole test suite
 # It creates (or reuses) .venv and installs caffeconf with what each job needs; for the tests it
 # also installs Graphviz and Chromium (Debian packages, when run as root) and the YAML language
@@ -48,9 +48,12 @@ case "${1:-}" in
     "$VENV/bin/caffeconf" validate configs/googlenet.yaml
     "$VENV/bin/caffeconf" compile configs/googlenet.yaml -o "$out/googlenet_train_val.prototxt" \
       --source-map "$out/googlenet.map.json"
-    "$VENV/bin/caffeconf" compile configs/squeezenet.yaml --stage deploy -o "$out/squeezenet_deploy.prototxt"
-    "$VENV/bin/caffeconf" inspect "$out/squeezenet_deploy.prototxt"
-    echo "wrote $out/googlenet_train_val.prototxt, $out/googlenet.map.json, $out/squeezenet_deploy.prototxt"
+    "$VENV/bin/caffeconf" compile configs/googlenet.yaml --stage deploy -o "$out/googlenet_deploy.prototxt"
+    "$VENV/bin/caffeconf" inspect configs/googlenet.yaml --stage deploy --depth 1
+    "$VENV/bin/caffeconf" run "$out/googlenet_deploy.prototxt" --batch 1 \
+      --write-weights "$out/googlenet_random.caffemodel"
+    echo "wrote $out/googlenet_train_val.prototxt, $out/googlenet.map.json, $out/googlenet_deploy.prototxt," \
+      "$out/googlenet_random.caffemodel"
     ;;
   test)
     ensure_venv "run,test"

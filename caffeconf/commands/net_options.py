@@ -13,7 +13,7 @@ def add_state_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--phase", choices=("TRAIN", "TEST"),
                         help="build the net for this phase (default: the net's state, else TEST)")
     parser.add_argument("--stage", action="append", default=None, metavar="STAGE",
-                        help="a NetState stage (repeatable)")
+                        help="a NetState stage (repeatable); for a config, also selects a declared variant")
     parser.add_argument("--level", type=int, default=None, help="the NetState level")
 
 
@@ -29,7 +29,8 @@ def load_for_state(args: argparse.Namespace) -> Net:
     from ..nets import load_net
     from ..rules import filter_net
 
-    return filter_net(load_net(args.net), phase=args.phase, stages=args.stage, level=args.level)
+    net = load_net(args.net, variants=frozenset(args.stage or ()))
+    return filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
 
 
 def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:

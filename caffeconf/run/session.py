@@ -20,11 +20,10 @@ from .weights import read_caffemodel
 def load_for_run(path: str, phase: str | None, stages: Sequence[str] | None, level: int | None) -> Net:
     """The net as Caffe would build it for this state. For a config the stages also select its
     compile-time variants (e.g. `--stage deploy`); net-level legacy inputs become an Input layer."""
-    from ..compiler import compile_file
-    from ..nets import is_config, load_net
+    from ..nets import load_net
     from ..rules import filter_net
 
-    net = compile_file(path, variants=frozenset(stages or ())) if is_config(path) else load_net(path)
+    net = load_net(path, variants=frozenset(stages or ()))
     return filter_net(with_input_layer(net), phase=phase, stages=stages, level=level)
 
 
