@@ -28,6 +28,7 @@ length, node count and nesting depth, int size in bits, and str/list size.
 from __future__ import annotations
 
 import ast
+import re
 import math
 import operator
 from dataclasses import dataclass, replace
@@ -617,6 +618,17 @@ def _compile_expression(text: str, dollar: int, span: Span) -> tuple[_Expression
     return replace(placed, tree=tree, names=_walk(tree, placed)), end + 1
 
 
+_TRAILING_OPERATOR = re.compile(r"(\*\*|//|==|!=|<=|>=|[-+*/%<>,]|\b(?:and|or|not|in|if|else))\s*$")
+
+
+def _explain(source: str, message: str) -> str:
+    """Python's generic 'invalid syntax', made specific where the cause is plain."""
+    trailing = _TRAILING_OPERATOR.search(source)
+    if message == "invalid syntax" and trailing:
+        return f"'{trailing.group(1)}' at the end needs something after it"
+    return message
+
+
 def _parse(source: str, placed: _Expression) -> ast.expr:
     try:
         return ast.parse(source, mode="eval").body
@@ -624,7 +636,7 @@ def _parse(source: str, placed: _Expression) -> ast.expr:
         span = placed.span
         if placed.column is not None and "\n" not in source and (error.offset or 0) >= 1:
             span = Span(span.path, span.line, placed.column + error.offset - 1)
-        raise CaffeconfError.at(span, f"invalid expression: {error.msg}") from None
+        raise CaffeconfError.at(span, f"invalid expression: {_explain(source, error.msg)}") from None
     except (ValueError, RecursionError, MemoryError):
         raise CaffeconfError.at(placed.span, "invalid expression: too deeply nested or malformed") from None
 
