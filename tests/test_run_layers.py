@@ -376,3 +376,22 @@ def test_dummy_data_fillers_and_shapes():
     assert gaussian.shape == (4,) and np.abs(gaussian).max() < 1
     (legacy,) = feed_layer("DummyData", {"dummy_data_param": {"num": [2], "channels": [3], "height": [1], "width": [2]}})
     assert legacy.shape == (2, 3, 1, 2) and not legacy.any()
+
+
+def test_layer_table_matches_the_shape_rules():
+    from caffeconf.run.layers import LAYERS
+    from caffeconf.shapes import SHAPE_RULES
+
+    assert set(LAYERS) <= set(SHAPE_RULES)
+    # Types Caffe registers that the runner cannot execute: recurrent nets, Python layers, HDF5 writing.
+    assert set(SHAPE_RULES) - set(LAYERS) == {"HDF5Output", "LSTM", "LSTMUnit", "Python", "RNN"}
+
+
+def test_command_modules_do_not_import_torch_until_run():
+    import subprocess
+    import sys
+
+    code = ("import sys, argparse, caffeconf.commands.run as r, caffeconf.commands.time as t; "
+            "r.add_arguments(argparse.ArgumentParser()); t.add_arguments(argparse.ArgumentParser()); "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
