@@ -1,0 +1,98 @@
+"""`caffeconf train [NET] --solver S`: train a net with Caffe's solvers and data layers on PyTorch."""
+
+from __future__ import annotations
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("net", nargs="?", metavar="NET",
+                        help="the net (config or prototxt); else the solver's `net`. "
+                             "A solver prototxt here stands for --solver")
+    parser.add_argument("--solver", metavar="S", help="solver prototxt (or .yaml with the same fields)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--weights", metavar="W.caffemodel", help="initial weights, copied by layer name")
+    start.add_argument("--resume", metavar="STATE.solverstate", help="continue from a snapshot")
+    parser.add_argument("--nproc", type=int, default=1, metavar="N",
+                        help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--log", metavar="LOG.csv", help="CSV log (default <snapshot_prefix>_log.csv)")
+    parser.add_argument("--plot", metavar="PLOT.png", help="loss/accuracy plot (default <snapshot_prefix>_plot.png)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+
+
+def run(args) -> int:
+    from ..errors import CaffeconfError
+
+    if args.nproc < 1:
+        raise CaffeconfError.at(None, f"--nproc must be at least 1, got {args.nproc}")
+    solver_path, net_path = _paths(args)
+    if args.nproc > 1:
+        from ..train.distributed import spawn
+
+        return spawn(args.nproc, _worker, (args, solver_path, net_path))
+    from ..train.distributed import under_launcher
+
+    if under_launcher():
+        return _train(args, solver_path, net_path, distributed=True)
+    return _train(args, solver_path, net_path)
+
+
+def _paths(args) -> tuple[str, str | None]:
+    from ..errors import CaffeconfError
+    from ..nets import is_config
+
+    if args.solver:
+        return args.solver, args.net
+    if args.net and not is_config(args.net) and _is_solver_file(args.net):
+        return args.net, None
+    raise CaffeconfError.at(None, "no solver: give --solver S (a solver prototxt)",
+                            hint="e.g. caffeconf train --solver lenet_solver.prototxt")
+
+
+def _is_solver_file(path: str) -> bool:
+    from ..prototxt import read_net_or_solver
+    from ..proto import caffe_pb2
+
+    return isinstance(read_net_or_solver(path), caffe_pb2.SolverParameter)
+
+
+def _worker(rank: int, world: int, payload) -> int:
+    args, solver_path, net_path = payload
+    return _train(args, solver_path, net_path, distributed=True, rank=rank, world=world)
+
+
+def _train(args, solver_path, net_path, distributed=False, rank=None, world=None) -> int:
+    import os
+
+    import torch
+
+    from ..run.device import select_device
+    from ..run.weights import read_caffemodel
+    from ..train import distributed as group
+    from ..train.loop import TrainOptions, Trainer
+    from ..train.report import Report
+    from ..train.settings import read_solver_file, test_nets, train_net
+    from ..train.state import read_snapshot
+
+    solver = read_solver_file(solver_path)
+    device = select_device(args.device)
+    options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
+                           resumed=read_snapshot(args.resume) if args.resume else None, device=device)
+    if distributed:
+        if device.type == "cuda":
+            device = torch.device("cuda", rank if rank is not None else int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+            options.device = device
+        options.shard = group.join(device, rank, world)
+        options.reduce_gradients = group.average_gradients
+        options.leader = options.shard.rank == 0
+    prefix = solver.snapshot_prefix
+    report = Report(args.log or f"{prefix}_log.csv", solver.max_iter, quiet=args.quiet or not options.leader)
+    try:
+        trainer = Trainer(solver, train_net(solver, net_path), test_nets(solver, net_path), options, report)
+        trainer.solve()
+    finally:
+        group.leave()
+    if options.leader:
+        note = report.plot(args.plot or f"{prefix}_plot.png")
+        report.line(note or f"log {report.csv_path}, plot {args.plot or prefix + '_plot.png'}")
+    return 0

@@ -1,0 +1,119 @@
+"""Image lists and arrays -> LMDB databases of Caffe Datum records, like Caffe's convert_imageset.
+
+Keys are `%08d_<filename>` in list order (after shuffling), so LMDB's key order is the list's
+order. A database is built in a temporary folder beside the target and renamed into place when
+complete, so a failed or interrupted build never leaves a partial database under the name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import CaffeconfError
+from ..proto import caffe_pb2
+
+COMMIT_EVERY = 1000  # records per LMDB transaction, as Caffe's tool commits
+
+
+def array_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
+    """A raw Datum from a C x H x W uint8 array (or float array, stored as float_data)."""
+    channels, height, width = image.shape
+    datum = caffe_pb2.Datum(channels=channels, height=height, width=width, label=int(label))
+    if image.dtype == np.uint8:
+        datum.data = np.ascontiguousarray(image).tobytes()
+    else:
+        datum.float_data.extend(np.asarray(image, np.float32).ravel())
+    return datum
+
+
+def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes, caffe_pb2.Datum]]) -> int:
+    """Write (key, Datum) records to a new LMDB at `path`; returns the count. Refuses an existing path."""
+    import lmdb
+
+    target = Path(path)
+    if target.exists():
+        raise CaffeconfError.at(None, f"'{target}' already exists; remove it or choose another name",
+                                hint="Caffe's convert_imageset also refuses to overwrite a database")
+    building = Path(tempfile.mkdtemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}."))
+    try:
+        count = _fill(lmdb, building, records)
+        os.rename(building, target)
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
+    return count
+
+
+def _fill(lmdb, folder: Path, records) -> int:
+    environment = lmdb.open(str(folder), map_size=1 << 40, subdir=True, map_async=False)
+    count = 0
+    try:
+        txn = environment.begin(write=True)
+        for key, datum in records:
+            txn.put(key, datum.SerializeToString())
+            count += 1
+            if count % COMMIT_EVERY == 0:
+                txn.commit()
+                txn = environment.begin(write=True)
+        txn.commit()
+        environment.sync(True)
+    finally:
+        environment.close()
+    return count
+
+
+def array_records(images: np.ndarray, labels: Iterable[int]) -> Iterator[tuple[bytes, caffe_pb2.Datum]]:
+    for index, (image, label) in enumerate(zip(images, labels)):
+        yield f"{index:08d}".encode(), array_datum(image, label)
+
+
+def read_list(path: str) -> list[tuple[str, int]]:
+    """`filename label` lines (the last space separates them)."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read list '{path}': {error.strerror}") from None
+    entries = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        name, _, label = line.rstrip().rpartition(" ")
+        if not name or not label.lstrip("-").isdigit():
+            raise CaffeconfError.at(None, f"{path}:{number}: expected 'filename label', got '{line}'")
+        entries.append((name, int(label)))
+    return entries
+
+
+def image_records(root: str, entries: list[tuple[str, int]], *, gray: bool, height: int, width: int,
+                  encoded: bool, encode_type: str, skipped: list[str]) -> Iterator[tuple[bytes, caffe_pb2.Datum]]:
+    """Caffe's ReadImageToDatum per line; unreadable images are skipped (named in `skipped`)."""
+    import cv2
+
+    for index, (name, label) in enumerate(entries):
+        datum = _image_datum(cv2, root + name, label, gray, height, width,
+                             encode_type or (Path(name).suffix.lstrip(".").lower() if encoded else ""))
+        if datum is None:
+            skipped.append(name)
+            continue
+        yield f"{index:08d}_{name}".encode(), datum
+
+
+def _image_datum(cv2, path: str, label: int, gray: bool, height: int, width: int, encoding: str):
+    image = cv2.imread(path, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    if image is None:
+        return None
+    if height and width:
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    if not encoding:
+        chw = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+        return array_datum(chw, label)
+    # The file's own bytes when nothing changed them, as Caffe does; else re-encoded.
+    unchanged = not (height and width) and not gray and Path(path).suffix.lstrip(".").lower() == encoding
+    payload = Path(path).read_bytes() if unchanged else cv2.imencode("." + encoding, image)[1].tobytes()
+    return caffe_pb2.Datum(data=payload, label=int(label), encoded=True)

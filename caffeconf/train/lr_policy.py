@@ -1,0 +1,58 @@
+"""(solver settings, iteration) -> learning rate, with Caffe's formulas (SGDSolver::GetLearningRate).
+
+`multistep` is the one stateful policy: Caffe advances `current_step` whenever the iteration
+reaches the next stepvalue, and saves it in the .solverstate.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import CaffeconfError
+
+
+def learning_rate(solver, iteration: int, current_step: int = 0) -> tuple[float, int]:
+    """The rate at `iteration` and the (possibly advanced) multistep position."""
+    policy = solver.lr_policy
+    if policy == "multistep":
+        current_step = advance_multistep(solver.stepvalue, iteration, current_step)
+        return solver.base_lr * solver.gamma ** current_step, current_step
+    if policy not in POLICIES:
+        raise CaffeconfError.at(None, f"unknown lr_policy '{policy}'",
+                                hint="use one of: " + ", ".join(sorted([*POLICIES, "multistep"])))
+    return POLICIES[policy](solver, iteration), current_step
+
+
+def advance_multistep(stepvalues, iteration: int, current_step: int) -> int:
+    while current_step < len(stepvalues) and iteration >= stepvalues[current_step]:
+        current_step += 1
+    return current_step
+
+
+def _fixed(s, it):
+    return s.base_lr
+
+
+def _step(s, it):
+    if s.stepsize <= 0:
+        raise CaffeconfError.at(None, "lr_policy 'step' needs a positive stepsize")
+    return s.base_lr * s.gamma ** (it // s.stepsize)
+
+
+def _exp(s, it):
+    return s.base_lr * s.gamma ** it
+
+
+def _inv(s, it):
+    return s.base_lr * (1 + s.gamma * it) ** (-s.power)
+
+
+def _poly(s, it):
+    return s.base_lr * (1 - it / s.max_iter) ** s.power
+
+
+def _sigmoid(s, it):
+    return s.base_lr * (1 / (1 + math.exp(-s.gamma * (it - s.stepsize))))
+
+
+POLICIES = {"fixed": _fixed, "step": _step, "exp": _exp, "inv": _inv, "poly": _poly, "sigmoid": _sigmoid}

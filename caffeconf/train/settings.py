@@ -1,0 +1,92 @@
+"""A solver file (Caffe prototxt, text or binary, or YAML with the same fields) -> a current
+SolverParameter, with snapshot_prefix defaulted as Caffe does and the nets it names.
+
+Paths in a solver (`net`, `train_net`, `test_net`, `snapshot_prefix`) are used as written, so a
+relative path is relative to the current directory: Caffe opens them with plain fopen/open.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import CaffeconfError
+from ..proto import caffe_pb2
+
+
+@dataclass(frozen=True)
+class NetChoice:
+    """One net the solver trains or tests: a file and the NetState to filter it with."""
+
+    path: str
+    phase: str
+    stages: tuple[str, ...] = ()
+    level: int = 0
+
+
+def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
+    """The solver in `path`, upgraded (old solver_type), snapshot_prefix filled in."""
+    from .. import prototxt, upgrade
+
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+        solver = _solver_from_yaml(path)
+    else:
+        solver = upgrade.upgrade_solver(prototxt.read_solver(path), source=path)
+    _default_snapshot_prefix(solver, path)
+    return solver
+
+
+def _solver_from_yaml(path: str) -> caffe_pb2.SolverParameter:
+    import yaml
+
+    from ..serde import data_to_message
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read {path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise CaffeconfError.at(None, f"{path}: not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise CaffeconfError.at(None, f"{path}: a solver file is a mapping of SolverParameter fields")
+    return data_to_message(data.get("solver", data), caffe_pb2.SolverParameter(), path)
+
+
+def _default_snapshot_prefix(solver: caffe_pb2.SolverParameter, path: str) -> None:
+    """Caffe's UpgradeSnapshotPrefixProperty: no prefix -> the solver file's path without its
+    extension; a directory -> that directory plus the solver file's stem."""
+    if not solver.HasField("snapshot_prefix"):
+        solver.snapshot_prefix = str(Path(path).with_suffix(""))
+    elif Path(solver.snapshot_prefix).is_dir():
+        solver.snapshot_prefix = str(Path(solver.snapshot_prefix) / Path(path).stem)
+
+
+def default_solver() -> caffe_pb2.SolverParameter:
+    """caffe.proto's defaults (base_lr and max_iter must still be given)."""
+    return caffe_pb2.SolverParameter()
+
+
+def train_net(solver: caffe_pb2.SolverParameter, override: str | None) -> NetChoice:
+    """The training net: the command line's NET, else `train_net` or `net`, in train_state."""
+    path = override or solver.train_net or solver.net
+    if not path:
+        raise CaffeconfError.at(None, "no net to train: give NET or set `net` in the solver",
+                                hint="inline nets (net_param) are not supported; write the net to a file")
+    state = solver.train_state
+    return NetChoice(path, "TRAIN", tuple(state.stage), state.level)
+
+
+def test_nets(solver: caffe_pb2.SolverParameter, override: str | None) -> list[NetChoice]:
+    """Caffe's test nets: each `test_net` file, else the training net's file once per `test_iter`,
+    each filtered with TEST phase and its `test_state`."""
+    paths = list(solver.test_net) or [override or solver.net or solver.train_net] * len(solver.test_iter)
+    if len(paths) != len(solver.test_iter):
+        raise CaffeconfError.at(None, f"the solver has {len(paths)} test nets but {len(solver.test_iter)} "
+                                      "test_iter values: give one test_iter per test net")
+    if solver.test_state and len(solver.test_state) != len(paths):
+        raise CaffeconfError.at(None, f"{len(solver.test_state)} test_state entries for {len(paths)} test nets")
+    choices = []
+    for index, path in enumerate(paths):
+        state = solver.test_state[index] if solver.test_state else caffe_pb2.NetState()
+        choices.append(NetChoice(path, "TEST", tuple(state.stage), state.level))
+    return choices

@@ -1,0 +1,73 @@
+"""Snapshots as Caffe writes them: `<prefix>_iter_<N>.caffemodel` (the weights) and
+`<prefix>_iter_<N>.solverstate` (a binary SolverState: iter, learned_net, history,
+current_step). Each file is written atomically, the weights first, so a process killed while
+snapshotting leaves either no new files, or a complete .caffemodel without its state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from ..errors import CaffeconfError, Span
+from ..files import write_atomic
+from ..ir import Net
+from ..proto import caffe_pb2
+from ..run.weights import StoredBlob, blob_from_proto, caffemodel_bytes, read_caffemodel
+
+
+@dataclass
+class Resumed:
+    iteration: int
+    current_step: int
+    weights: dict[str, list[StoredBlob]]
+    history: list[np.ndarray]
+
+
+def snapshot_paths(prefix: str, iteration: int) -> tuple[str, str]:
+    base = f"{prefix}_iter_{iteration}"
+    return base + ".caffemodel", base + ".solverstate"
+
+
+def write_snapshot(prefix: str, iteration: int, current_step: int, net: Net,
+                   blobs: dict[str, list[np.ndarray]], history: Sequence[np.ndarray]) -> tuple[str, str]:
+    model_path, state_path = snapshot_paths(prefix, iteration)
+    write_atomic(model_path, caffemodel_bytes(net, blobs))
+    state = caffe_pb2.SolverState(iter=iteration, learned_net=model_path, current_step=current_step)
+    for array in history:
+        state.history.append(blob_proto(array))
+    write_atomic(state_path, state.SerializeToString())
+    return model_path, state_path
+
+
+def blob_proto(array: np.ndarray) -> caffe_pb2.BlobProto:
+    proto = caffe_pb2.BlobProto(shape=caffe_pb2.BlobShape(dim=[int(d) for d in array.shape]))
+    proto.data.extend(np.asarray(array, dtype=np.float32).ravel())
+    return proto
+
+
+def read_snapshot(state_path: str) -> Resumed:
+    """The SolverState at `state_path` and the weights its learned_net names (taken as written,
+    i.e. from the current directory, else next to the state file)."""
+    state = caffe_pb2.SolverState()
+    try:
+        state.ParseFromString(Path(state_path).read_bytes())
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read solver state '{state_path}': {error.strerror}") from None
+    except DecodeError:
+        raise CaffeconfError.at(Span(state_path, 1, 1), "not a binary SolverState (.solverstate) file") from None
+    weights = read_caffemodel(_learned_net_path(state_path, state.learned_net)) if state.learned_net else {}
+    history = [blob_from_proto(blob) for blob in state.history]
+    return Resumed(state.iter, state.current_step, weights,
+                   [blob.data.reshape(blob.shape) for blob in history])
+
+
+def _learned_net_path(state_path: str, learned_net: str) -> str:
+    if Path(learned_net).exists() or Path(learned_net).is_absolute():
+        return learned_net
+    beside = Path(state_path).parent / Path(learned_net).name
+    return str(beside) if beside.exists() else learned_net
