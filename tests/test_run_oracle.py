@@ -22,7 +22,7 @@ from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.layers.data import declared_shapes  # noqa: E402
 from caffeconf.run.weights import write_caffemodel  # noqa: E402
 
-from conftest import model_files, require_models  # noqa: E402
+from conftest import model_files  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -273,19 +273,3 @@ def test_config_deploy_form_matches_opencv(config, tmp_path):
                 inputs[top] = np.random.default_rng(2).standard_normal((1,) + tuple(shape[1:])).astype(np.float32)
     ours, theirs = run_both(prototxt, inputs, tmp_path, extra_outputs=_logits(net))
     assert_close(ours, theirs)
-
-
-def test_folded_batch_norm_and_scale_keep_resnet_within_tolerance(tmp_path):
-    path = require_models() / "resnet" / "ResNet-50-deploy.prototxt"
-    net = filter_net(load_net(path), phase="TEST")
-    model = CaffeNet(net)
-    x = {"data": torch.from_numpy(np.random.default_rng(3).standard_normal((1, 3, 224, 224)).astype(np.float32))}
-    with torch.no_grad():
-        model(x)
-        randomize_blobs(model, 0)
-        expected = model(x)["prob"]
-        assert model.fold_for_inference() == 53  # every conv's bn + scale pair
-        folded = model.to(memory_format=torch.channels_last)(x)["prob"]
-    assert torch.allclose(folded, expected, rtol=0, atol=TOLERANCE * expected.abs().max().item())
-    with torch.enable_grad():
-        assert torch.equal(model(x)["prob"].detach(), expected), "folding applies without autograd only"

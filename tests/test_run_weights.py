@@ -266,3 +266,46 @@ def test_in_place_never_corrupts_a_blob_still_in_use():
     with torch.no_grad():
         relu_first({"data": inputs})
     assert torch.equal(inputs, torch.from_numpy(X)), "a caller's input was overwritten"
+
+
+# -------------------------------------------------------------- folding
+
+def conv_chain(in_place: bool, extra_reader: bool):
+    def top(name):
+        return "conv" if in_place else name
+    layers = [Layer("data", "Input", (), ("data",), {"input_param": {"shape": [{"dim": [2, 3, 6, 6]}]}}),
+              Layer("conv", "Convolution", ("data",), ("conv",),
+                    {"convolution_param": {"num_output": 4, "kernel_size": [3], "bias_term": False,
+                                           "weight_filler": {"type": "gaussian"}}}),
+              Layer("bn", "BatchNorm", ("conv",), (top("bn"),), {}),
+              Layer("scale", "Scale", (top("bn"),), (top("scale"),), {"scale_param": {"bias_term": True}}),
+              Layer("relu", "ReLU", (top("scale"),), (top("scale"),), {})]
+    if extra_reader:
+        layers.append(Layer("other", "Power", ("conv",), ("other",), {}))
+    return Net("t", tuple(layers))
+
+
+@pytest.mark.parametrize("in_place,extra_reader,folds", [(True, False, 1), (False, False, 1), (False, True, 0)])
+def test_batch_norm_and_scale_fold_into_the_convolution(in_place, extra_reader, folds):
+    model = CaffeNet(conv_chain(in_place, extra_reader), seed=4)
+    x = {"data": torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(0))}
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        model(x)
+        for position, stats in enumerate([torch.randn(4, generator=generator), torch.rand(4, generator=generator) + 0.5,
+                                          torch.tensor([3.0])]):
+            model.layer_blobs[2][position].copy_(stats)
+        model.layer_blobs[3][0].copy_(torch.rand(4, generator=generator) + 0.5)
+        model.layer_blobs[3][1].copy_(torch.randn(4, generator=generator))
+        expected = model(x)
+        assert model.fold_for_inference() == folds
+        folded = model(x)
+    assert folded.keys() == expected.keys()
+    for name in expected:
+        torch.testing.assert_close(folded[name], expected[name], rtol=1e-5, atol=1e-5)
+    with torch.enable_grad():  # folding applies without autograd only: Scale still gets its gradient
+        unfolded = model(x)
+        sum(value.sum() for value in unfolded.values()).backward()
+    assert model.layer_blobs[3][0].grad is not None
+    for name in expected:
+        torch.testing.assert_close(unfolded[name].detach(), expected[name], rtol=1e-6, atol=1e-6)
