@@ -115,6 +115,9 @@ class Trainer:
     def __init__(self, solver, train_choice: NetChoice, test_choices: list[NetChoice],
                  options: TrainOptions, report: Report):
         self.settings, self.options, self.report = solver, options, report
+        # Decaying weights and gradients reach denormal floats, which slow CPU arithmetic ~20x;
+        # flushing them to zero changes values below 1.2e-38 only.
+        torch.set_flush_denormal(True)
         self.seed = max(solver.random_seed, 0)
         self.net = load_choice(train_choice)
         resumed = options.resumed
