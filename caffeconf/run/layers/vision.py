@@ -56,7 +56,7 @@ def conv_geometry(ctx: LayerContext, p: Params, spatial: int) -> ConvGeometry:
                         _per_axis(ctx, p, "dilation", spatial, 1))
 
 
-def _conv_setup(ctx: LayerContext, shapes, transposed: bool):
+def _conv_setup(ctx: LayerContext, shapes):
     p = ctx.param("convolution_param")
     shape = shapes[0]
     if p["axis"] % len(shape) != 1:
@@ -79,7 +79,7 @@ def _convolution(ctx: LayerContext, transposed: bool) -> Op:
     geometry: dict[int, ConvGeometry] = {}
 
     def specs(shapes):
-        p, spatial, channels, groups, outputs = _conv_setup(ctx, shapes, transposed)
+        p, spatial, channels, groups, outputs = _conv_setup(ctx, shapes)
         geo = geometry.setdefault(spatial, conv_geometry(ctx, p, spatial))
         # Caffe's layouts: conv (out, in/group, k...), deconv (in, out/group, k...).
         weight = ((channels, outputs // groups) if transposed else (outputs, channels // groups))
