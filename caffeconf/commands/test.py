@@ -1,0 +1,54 @@
+"""`caffeconf test NET --weights W [--iterations N]`: score a model like `caffe test`, printing
+each output blob averaged over N batches of the net's (TEST-phase) data layers."""
+
+from __future__ import annotations
+
+from .net_options import add_state_arguments
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("net", metavar="NET", help="a config (.yaml, .toml) or a Caffe prototxt")
+    parser.add_argument("--weights", required=True, metavar="W.caffemodel", help="the trained weights")
+    parser.add_argument("--iterations", type=int, default=50, metavar="N",
+                        help="batches to average over (default 50, as caffe test)")
+    add_state_arguments(parser)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--seed", type=int, default=0, help="seed for random transforms and Dropout")
+
+
+def run(args) -> int:
+    import torch
+
+    from ..errors import CaffeconfError
+    from ..run.device import select_device
+    from ..run.interpreter import CaffeNet, loss_weights
+    from ..run.session import load_for_run
+    from ..run.weights import read_caffemodel
+    from ..train.loop import Feeder, output_lines
+    from ..train.data import Shard
+
+    if args.iterations < 1:
+        raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
+    phase = args.phase or "TEST"
+    net = load_for_run(args.net, phase, args.stage, args.level)
+    device = select_device(args.device)
+    model = CaffeNet(net, phase=phase, seed=args.seed, weights=read_caffemodel(args.weights), device=device)
+    feeder = Feeder(net, phase, args.seed, Shard(), None, device)
+    weights = {top: w for layer in net.layers for top, w in zip(layer.tops, loss_weights(layer))}
+    totals, loss = {}, 0.0
+    with torch.no_grad():
+        for batch in range(args.iterations):
+            outputs = model(feeder.batch(batch))
+            for name, value in outputs.items():
+                totals[name] = totals.get(name, 0) + value.double().cpu()
+                loss += float(value.double().sum()) * weights.get(name, 0.0)
+                print(f"Batch {batch}, {name} = {_text(value)}")
+    print(f"Loss: {loss / args.iterations:.6g}")
+    for line in output_lines(net, "Test", {n: t / args.iterations for n, t in totals.items()}):
+        print(line.replace("Test output #", "").split(": ", 1)[1])
+    return 0
+
+
+def _text(value) -> str:
+    values = value.reshape(-1).tolist()
+    return " ".join(f"{v:.6g}" for v in values[:8]) + (" ..." if len(values) > 8 else "")

@@ -1,0 +1,147 @@
+"""caffeconf train / test end to end on the digits LMDB: accuracy, OpenCV agreement of the saved
+model, exact resume, atomic snapshots, Caffe's log lines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("lmdb")
+pytest.importorskip("sklearn")
+cv2 = pytest.importorskip("cv2")
+
+from caffeconf.cli import main  # noqa: E402
+from caffeconf.train.report import csv_rows  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "configs" / "lenet_digits.yaml"
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    from caffeconf.train.digits import write_digits
+
+    root = tmp_path_factory.mktemp("digits")
+    write_digits(root / "build" / "digits")
+    return root
+
+
+@pytest.fixture
+def in_digits(digits, monkeypatch):
+    """Run in the folder holding build/digits (the config's relative sources resolve from there)."""
+    monkeypatch.chdir(digits)
+    return digits
+
+
+def write_solver(path: Path, **fields) -> Path:
+    settings = {"net": f'"{CONFIG}"', "test_iter": 3, "test_interval": 0, "base_lr": 0.01, "momentum": 0.9,
+                "weight_decay": 0.0005, "lr_policy": '"inv"', "gamma": 0.0001, "power": 0.75, "display": 0,
+                "max_iter": 10, "snapshot": 0, "snapshot_prefix": f'"{path.parent / "snap"}"', "random_seed": 7}
+    settings.update(fields)
+    path.write_text("".join(f"{key}: {value}\n" for key, value in settings.items()))
+    return path
+
+
+def losses(log: Path) -> dict[int, str]:
+    return {int(row["iteration"]): row["value"] for row in csv_rows(log)
+            if row["phase"] == "train" and row["output"] == "loss"}
+
+
+def test_short_demo_learns_digits_and_opencv_agrees(in_digits, tmp_path, capsys):
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=300, test_interval=300, display=100)
+    assert main(["train", "--solver", str(solver), "--log", str(tmp_path / "log.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "Iteration 100, loss = " in out and "Train net output #0: loss = " in out
+    assert "Snapshotting to " + str(tmp_path / "snap_iter_300.caffemodel") in out
+    tests = [row for row in csv_rows(tmp_path / "log.csv") if row["output"] == "accuracy"]
+    assert [row["iteration"] for row in tests] == ["0", "300"]  # test_initialization defaults to true
+    assert float(tests[0]["value"]) < 0.5 and float(tests[1]["value"]) >= 0.93
+
+    deploy = tmp_path / "deploy.prototxt"
+    assert main(["compile", str(CONFIG), "--stage", "deploy", "-o", str(deploy)]) == 0
+    ours, theirs = predictions(deploy, tmp_path / "snap_iter_300.caffemodel")
+    assert (ours.argmax(1) == theirs.argmax(1)).all()
+    np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def predictions(deploy: Path, weights: Path):
+    from caffeconf.run.session import build_model, load_for_run
+    from caffeconf.train.digits import digits_split
+
+    _, (images, _) = digits_split()
+    batch = images[:50].astype(np.float32) / 256
+    net = load_for_run(str(deploy), "TEST", None, None)
+    model = build_model(net, str(weights), "TEST", 0, torch.device("cpu"))
+    with torch.no_grad():
+        ours = model({"data": torch.from_numpy(batch)})["prob"].numpy()
+    opencv = cv2.dnn.readNetFromCaffe(str(deploy), str(weights))
+    opencv.setInput(batch)
+    return ours, opencv.forward("prob").reshape(ours.shape)
+
+
+def test_resume_follows_the_uninterrupted_trajectory(in_digits, tmp_path):
+    whole = write_solver(tmp_path / "whole.prototxt", max_iter=12, snapshot=6,
+                         snapshot_prefix=f'"{tmp_path / "whole"}"', type='"Adam"', base_lr=0.001)
+    assert main(["train", "--solver", str(whole), "-q", "--log", str(tmp_path / "whole.csv")]) == 0
+    resumed = write_solver(tmp_path / "resumed.prototxt", max_iter=12, snapshot=6,
+                           snapshot_prefix=f'"{tmp_path / "resumed"}"', type='"Adam"', base_lr=0.001)
+    assert main(["train", "--solver", str(resumed), "-q", "--log", str(tmp_path / "resumed.csv"),
+                 "--resume", str(tmp_path / "whole_iter_6.solverstate")]) == 0
+    first, second = losses(tmp_path / "whole.csv"), losses(tmp_path / "resumed.csv")
+    assert sorted(second) == list(range(6, 12))
+    assert {i: first[i] for i in second} == second
+    assert (tmp_path / "whole_iter_12.caffemodel").read_bytes() == (tmp_path / "resumed_iter_12.caffemodel").read_bytes()
+    assert (tmp_path / "whole_iter_12.solverstate").read_bytes() != b""
+
+
+def test_a_failed_snapshot_leaves_no_partial_file(in_digits, tmp_path, monkeypatch):
+    import caffeconf.files
+
+    real_replace = os.replace
+
+    def dying_replace(source, target):
+        if str(target).endswith(".solverstate"):
+            raise KeyboardInterrupt  # killed between writing the state and putting it in place
+        real_replace(source, target)
+
+    monkeypatch.setattr(caffeconf.files.os, "replace", dying_replace)
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=4, snapshot=2)
+    assert main(["train", "--solver", str(solver), "-q"]) == 130
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["snap_iter_2.caffemodel", "solver.prototxt"]
+    from caffeconf.run.weights import read_caffemodel
+
+    assert set(read_caffemodel(tmp_path / "snap_iter_2.caffemodel")) == {"conv1", "conv2", "ip1", "ip2"}
+
+
+def test_caffe_test_averages_each_output(in_digits, tmp_path, capsys):
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=20)
+    assert main(["train", "--solver", str(solver), "-q"]) == 0
+    capsys.readouterr()
+    assert main(["test", str(CONFIG), "--weights", str(tmp_path / "snap_iter_20.caffemodel"),
+                 "--iterations", "3"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    batches = [float(line.split(" = ")[1]) for line in lines if line.startswith("Batch") and "accuracy" in line]
+    assert len(batches) == 3
+    summary = [line for line in lines if line.startswith("accuracy = ")]
+    assert summary == [f"accuracy = {sum(batches) / 3:.6g}"]
+
+
+def test_solver_relative_paths_resolve_from_the_current_directory(in_digits, tmp_path):
+    (in_digits / "runs").mkdir(exist_ok=True)
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=2, snapshot_prefix='"runs/rel"')
+    assert main(["train", "--solver", str(solver), "-q"]) == 0
+    assert (in_digits / "runs" / "rel_iter_2.caffemodel").is_file()
+    assert (in_digits / "runs" / "rel_iter_2.solverstate").is_file()
+
+
+def test_missing_database_is_a_located_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=2)
+    assert main(["train", "--solver", str(solver), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "lenet_digits.yaml:" in err and "layer 'digits' (Data): no LMDB at 'build/digits/digits_train_lmdb'" in err
