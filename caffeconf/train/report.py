@@ -62,14 +62,15 @@ class Report:
 
         figure, losses = pyplot.subplots(figsize=(8, 4.5))
         accuracies = None
-        for (phase, output), points in sorted(self._series().items()):
+        for number, ((phase, output), points) in enumerate(sorted(self._series().items())):
             xs, ys = zip(*points)
+            color = f"C{number}"  # one colour cycle across both axes
             if "acc" in output:
                 accuracies = accuracies or losses.twinx()
-                accuracies.plot(xs, ys, "--", label=f"{phase} {output}")
+                accuracies.plot(xs, ys, "--", color=color, label=f"{phase} {output}")
                 accuracies.set_ylabel("accuracy")
             else:
-                losses.plot(xs, ys, label=f"{phase} {output}")
+                losses.plot(xs, ys, color=color, label=f"{phase} {output}")
         losses.set_xlabel("iteration")
         losses.set_ylabel("loss")
         handles = [h for axis in (losses, accuracies) if axis for h in axis.get_legend_handles_labels()[0]]

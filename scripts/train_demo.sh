@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Train LeNet on scikit-learn's bundled 8x8 digits (offline), then check that OpenCV's Caffe
+# importer predicts what caffeconf predicts from the saved deploy prototxt and .caffemodel.
+#   bash scripts/train_demo.sh          (sets up .venv like scripts/dev.sh; outputs in build/digits)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${CAFFECONF_VENV:-.venv}
+PY=${PYTHON:-python3}
+OUT=build/digits
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.caffeconf-run,train-$(sha1sum pyproject.toml | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
+  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
+  "$VENV/bin/python" -m pip install -q -e ".[run,train]"
+  touch "$stamp"
+fi
+
+mkdir -p "$OUT"
+rm -f "$OUT"/lenet_digits_iter_*
+"$VENV/bin/python" -m caffeconf.train.digits "$OUT"
+SECONDS=0
+"$VENV/bin/caffeconf" train --solver configs/lenet_digits_solver.prototxt
+echo "trained in ${SECONDS}s"
+"$VENV/bin/caffeconf" compile configs/lenet_digits.yaml --stage deploy -o "$OUT/lenet_digits_deploy.prototxt"
+"$VENV/bin/python" - "$OUT/lenet_digits_deploy.prototxt" "$OUT/lenet_digits_iter_1500.caffemodel" <<'PY'
+import sys
+
+import cv2
+import numpy as np
+import torch
+
+from caffeconf.run.session import build_model, load_for_run
+from caffeconf.train.digits import digits_split
+
+deploy, weights = sys.argv[1:]
+_, (images, labels) = digits_split()
+batch = images.astype(np.float32) / 256
+model = build_model(load_for_run(deploy, "TEST", None, None), weights, "TEST", 0, torch.device("cpu"))
+with torch.no_grad():
+    ours = model({"data": torch.from_numpy(batch)})["prob"].numpy()
+net = cv2.dnn.readNetFromCaffe(deploy, weights)
+net.setInput(batch)
+theirs = net.forward("prob").reshape(ours.shape)
+agree = (ours.argmax(1) == theirs.argmax(1)).mean()
+print(f"test accuracy {(ours.argmax(1) == labels).mean():.2%} on {len(labels)} digits; "
+      f"OpenCV agrees on {agree:.2%} of predictions (max |prob difference| {np.abs(ours - theirs).max():.2g})")
+sys.exit(0 if agree == 1 else 1)
+PY
+echo "model: $OUT/lenet_digits_iter_1500.caffemodel, deploy net: $OUT/lenet_digits_deploy.prototxt"
+echo "log: $OUT/lenet_digits_log.csv, plot: $OUT/lenet_digits_plot.png"
