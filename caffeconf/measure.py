@@ -10,7 +10,10 @@ in inference each blob is freed after its last reader and in-place layers,
 Split, Reshape and Flatten create no new memory (views); in training every
 blob a layer creates lives until that layer's backward, activation gradients
 live from the first reader's backward to the producer's, and the solver keeps
-its history per trainable weight.
+its history per trainable weight. Each layer's working memory (oneDNN's
+reordered inputs and weights, LRN's intermediates) is added while it runs.
+tests/test_memory_estimate.py holds the estimate within 15% of the peak the
+runner really allocates (`caffeconf.run.memory.measure_peak_bytes`).
 """
 
 from __future__ import annotations
@@ -29,8 +32,15 @@ VIEW_TYPES = frozenset({"Split", "Reshape", "Flatten"})
 UNTRAINED_TYPES = frozenset({"BatchNorm"})
 # What PyTorch keeps beside a layer's outputs for its backward, as a multiple
 # of the output bytes: max pooling's int64 argmax indices (twice fp32), and
-# dropout's one-byte mask.
-SAVED_EXTRA = {"Pooling:MAX": 2.0, "Dropout": 0.25}
+# dropout's one-byte mask; a Scale written in place still keeps its input (for
+# the scale's gradient), since autograd cannot overwrite a tensor it saved.
+SAVED_EXTRA = {"Pooling:MAX": 2.0, "Dropout": 0.25, "Scale:in-place": 1.0}
+# Working memory a layer's forward holds beside its output (inference), as the
+# runner's kernels need it on the CPU: oneDNN convolutions reorder their input
+# and weights into blocked layouts; the cross-channel LRN keeps three
+# intermediate squares/means; max pooling computes int64 indices.
+TRANSIENT_OF_OUTPUT = {"LRN": 3.0, "Pooling:MAX": 2.0}
+TRANSIENT_INPUT_AND_WEIGHTS = frozenset({"Convolution", "Deconvolution"})
 # Solver history buffers per trainable value (Caffe's SGDSolver subclasses).
 SOLVER_HISTORY = {"SGD": 1, "Nesterov": 1, "AdaGrad": 1, "RMSProp": 1, "AdaDelta": 2, "Adam": 2}
 
@@ -228,11 +238,30 @@ def estimate_memory(costs: Sequence[LayerCost], solver: str = "SGD") -> MemoryEs
     )
 
 
+def _kind(cost: LayerCost) -> str:
+    """The layer type, refined where memory behaviour differs (pooling method, in-place Scale)."""
+    layer = cost.layer
+    if layer.type == "Pooling":
+        return "Pooling:" + layer_param(layer, "pooling_param", "pool")
+    if layer.type == "Scale" and layer.is_in_place():
+        return "Scale:in-place"
+    return layer.type
+
+
+def _top_bytes(cost: LayerCost) -> int:
+    return sum((count(shape) or 0) * BYTES_PER_VALUE for shape in cost.tops if shape is not None)
+
+
 def _saved_extra(cost: LayerCost) -> int:
-    kind = cost.layer.type
-    if kind == "Pooling":
-        kind += ":" + layer_param(cost.layer, "pooling_param", "pool")
-    return int(SAVED_EXTRA.get(kind, 0.0) * cost.activation_bytes)
+    return int(SAVED_EXTRA.get(_kind(cost), 0.0) * _top_bytes(cost))
+
+
+def _transient(cost: LayerCost, storages: dict[str, "_Storage"]) -> int:
+    """Working memory during this layer's forward in inference (see TRANSIENT_*)."""
+    if cost.layer.type in TRANSIENT_INPUT_AND_WEIGHTS:
+        inputs = sum(storages[b].bytes for b in cost.layer.bottoms[:1] if b in storages)
+        return inputs + (cost.params or 0) * BYTES_PER_VALUE
+    return int(TRANSIENT_OF_OUTPUT.get(_kind(cost), 0.0) * _top_bytes(cost))
 
 
 @dataclass
@@ -272,13 +301,14 @@ def _distinct(storages: Iterable[_Storage]) -> list[_Storage]:
 
 
 def _inference_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage]) -> int:
-    """Walk forward: a storage lives from its producer to its last reader (net outputs to the end)."""
+    """Walk forward: a storage lives from its producer to its last reader (net outputs to the end);
+    each layer adds its working memory while it runs."""
     every = _distinct(storages.values())
     peak = 0
     for index in range(len(costs)):
         live = sum(s.bytes for s in every
                    if s.producer <= index and (s.last_reader >= index or not s.consumed))
-        peak = max(peak, live)
+        peak = max(peak, live + _transient(costs[index], storages))
     return peak
 
 
