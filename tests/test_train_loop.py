@@ -57,6 +57,7 @@ def test_short_demo_learns_digits_and_opencv_agrees(in_digits, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "Iteration 100, loss = " in out and "Train net output #0: loss = " in out
     assert "Snapshotting to " + str(tmp_path / "snap_iter_300.caffemodel") in out
+    assert (tmp_path / "snap_plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     tests = [row for row in csv_rows(tmp_path / "log.csv") if row["output"] == "accuracy"]
     assert [row["iteration"] for row in tests] == ["0", "300"]  # test_initialization defaults to true
     assert float(tests[0]["value"]) < 0.5 and float(tests[1]["value"]) >= 0.93
