@@ -44,8 +44,8 @@ def run(args) -> int:
                 loss += float(value.double().sum()) * weights.get(name, 0.0)
                 print(f"Batch {batch}, {name} = {_text(value)}")
     print(f"Loss: {loss / args.iterations:.6g}")
-    for line in output_lines(net, "Test", {n: t / args.iterations for n, t in totals.items()}):
-        print(line.replace("Test output #", "").split(": ", 1)[1])
+    for line in output_lines(net, None, {n: t / args.iterations for n, t in totals.items()}):
+        print(line)
     return 0
 
 

@@ -252,14 +252,16 @@ def tests_before(solver, iteration: int) -> int:
     return count - (0 if solver.test_initialization or iteration == 0 else 1)
 
 
-def output_lines(net, title: str, outputs: Mapping[str, torch.Tensor]) -> list[str]:
-    """Caffe's `Train net output #k: name = value (* weight = weighted loss)` lines."""
+def output_lines(net, title: str | None, outputs: Mapping[str, torch.Tensor]) -> list[str]:
+    """Caffe's `Train net output #k: name = value (* weight = weighted loss)` lines
+    (without `title`, `name = value ...` as `caffe test` ends)."""
     weights = {top: weight for layer in net.layers for top, weight in zip(layer.tops, loss_weights(layer))}
     lines, index = [], 0
     for name, value in outputs.items():
         for element in value.detach().reshape(-1).tolist():
             weight = weights.get(name, 0.0)
             suffix = f" (* {weight:g} = {element * weight:.6g} loss)" if weight else ""
-            lines.append(f"{title} output #{index}: {name} = {element:.6g}{suffix}")
+            lead = f"{title} output #{index}: " if title else ""
+            lines.append(f"{lead}{name} = {element:.6g}{suffix}")
             index += 1
     return lines
