@@ -53,6 +53,7 @@ class LayerCost:
     trainable: int | None  # of which are learned by gradient
     macs: int | None
     activation_bytes: int | None  # new memory its tops take (0 for in-place and views)
+    blob_values: int = 0  # every learnable value it reads, shared ones too
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,13 @@ def layer_costs(shapes: NetShapes) -> list[LayerCost]:
 
 def _layer_cost(entry: LayerShapes, shared_seen: set[str]) -> LayerCost:
     params = trainable = None
+    blob_values = sum(count(shape) or 0 for shape in entry.params or ())
     if entry.params is not None:
         owned = _owned_params(entry.layer, entry.params, shared_seen)
         params = sum(count(shape) for _, shape in owned)
         trainable = 0 if entry.layer.type in UNTRAINED_TYPES else sum(
             count(shape) for spec, shape in owned if spec.get("lr_mult", 1.0) != 0)
-    return LayerCost(entry.layer, entry.tops, params, trainable, _macs(entry), _new_bytes(entry))
+    return LayerCost(entry.layer, entry.tops, params, trainable, _macs(entry), _new_bytes(entry), blob_values)
 
 
 def _owned_params(layer: Layer, shapes: Sequence[Shape], shared_seen: set[str]):
@@ -260,7 +262,7 @@ def _transient(cost: LayerCost, storages: dict[str, "_Storage"]) -> int:
     """Working memory during this layer's forward in inference (see TRANSIENT_*)."""
     if cost.layer.type in TRANSIENT_INPUT_AND_WEIGHTS:
         inputs = sum(storages[b].bytes for b in cost.layer.bottoms[:1] if b in storages)
-        return inputs + (cost.params or 0) * BYTES_PER_VALUE
+        return inputs + cost.blob_values * BYTES_PER_VALUE
     return int(TRANSIENT_OF_OUTPUT.get(_kind(cost), 0.0) * _top_bytes(cost))
 
 

@@ -56,7 +56,7 @@ case "${1:-}" in
       "$out/googlenet_random.caffemodel"
     ;;
   test)
-    ensure_venv "run,test"
+    ensure_venv "run,test,train"
     ensure_system_tools
     shift
     # pytest's own exit code stands: 5 (no tests collected) fails CI too.
