@@ -2,6 +2,7 @@
 # One entry point that sets itself up on a fresh machine (Python 3.10+ only):
 #   bash scripts/dev.sh demo   validate and compile the bundled GoogLeNet config, then run its deploy variant
 #   bash scripts/dev.sh test   run the whole test suite
+#   bash scripts/dev.sh train-demo   train LeNet on scikit-learn's 8x8 digits, check it with OpenCV
 # It creates (or reuses) .venv and installs caffeconf with what each job needs; for the tests it
 # also installs Graphviz and Chromium (Debian packages, when run as root) and the YAML language
 # server (npm, from tests/lsp/package-lock.json) when they are missing.
@@ -55,6 +56,10 @@ case "${1:-}" in
     echo "wrote $out/googlenet_train_val.prototxt, $out/googlenet.map.json, $out/googlenet_deploy.prototxt," \
       "$out/googlenet_random.caffemodel"
     ;;
+  train-demo)
+    ensure_venv "run,test,train"
+    exec bash scripts/train_demo.sh
+    ;;
   test)
     ensure_venv "run,test,train"
     ensure_system_tools
@@ -63,7 +68,7 @@ case "${1:-}" in
     exec "$VENV/bin/python" -m pytest -q "$@"
     ;;
   *)
-    echo "usage: bash scripts/dev.sh demo [OUTDIR] | test [pytest args]" >&2
+    echo "usage: bash scripts/dev.sh demo [OUTDIR] | test [pytest args] | train-demo" >&2
     exit 2
     ;;
 esac

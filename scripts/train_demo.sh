@@ -1,24 +1,11 @@
 #!/usr/bin/env bash
 # Train LeNet on scikit-learn's bundled 8x8 digits (offline), then check that OpenCV's Caffe
 # importer predicts what caffeconf predicts from the saved deploy prototxt and .caffemodel.
-#   bash scripts/train_demo.sh          (sets up .venv like scripts/dev.sh; outputs in build/digits)
+# Run it as `bash scripts/dev.sh train-demo`, which sets up .venv first; outputs go to build/digits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${CAFFECONF_VENV:-.venv}
-PY=${PYTHON:-python3}
 OUT=build/digits
-
-if [ ! -x "$VENV/bin/python" ]; then
-  "$PY" -m venv "$VENV"
-fi
-stamp="$VENV/.caffeconf-run,train-$(sha1sum pyproject.toml | cut -c1-12)"
-if [ ! -f "$stamp" ]; then
-  "$VENV/bin/python" -m pip install -q --upgrade pip
-  # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
-  "$VENV/bin/python" -m pip install -q "torch==2.13.0"
-  "$VENV/bin/python" -m pip install -q -e ".[run,train]"
-  touch "$stamp"
-fi
 
 mkdir -p "$OUT"
 rm -f "$OUT"/lenet_digits_iter_*

@@ -93,11 +93,11 @@ def caffemodel_bytes(net: Net, blobs: Mapping[str, Sequence[np.ndarray]]) -> byt
         entry.bottom.extend(layer.bottoms)
         entry.top.extend(layer.tops)
         for array in blobs.get(layer.name, ()):
-            entry.blobs.add().MergeFromString(_blob_bytes(np.asarray(array, dtype=np.float32)))
+            entry.blobs.add().MergeFromString(blob_bytes(np.asarray(array, dtype=np.float32)))
     return message.SerializeToString()
 
 
-def _blob_bytes(array: np.ndarray) -> bytes:
+def blob_bytes(array: np.ndarray) -> bytes:
     """A serialized BlobProto: its shape, then `data` as one packed little-endian float field.
 
     Encoding the packed field directly is ~50x faster than filling the repeated

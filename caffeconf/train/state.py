@@ -17,6 +17,7 @@ from ..errors import CaffeconfError, Span
 from ..files import write_atomic
 from ..ir import Net
 from ..proto import caffe_pb2
+from ..run.weights import blob_bytes
 from ..run.weights import StoredBlob, blob_from_proto, caffemodel_bytes, read_caffemodel
 
 
@@ -39,15 +40,9 @@ def write_snapshot(prefix: str, iteration: int, current_step: int, net: Net,
     write_atomic(model_path, caffemodel_bytes(net, blobs))
     state = caffe_pb2.SolverState(iter=iteration, learned_net=model_path, current_step=current_step)
     for array in history:
-        state.history.append(blob_proto(array))
+        state.history.add().MergeFromString(blob_bytes(np.asarray(array, dtype=np.float32)))
     write_atomic(state_path, state.SerializeToString())
     return model_path, state_path
-
-
-def blob_proto(array: np.ndarray) -> caffe_pb2.BlobProto:
-    proto = caffe_pb2.BlobProto(shape=caffe_pb2.BlobShape(dim=[int(d) for d in array.shape]))
-    proto.data.extend(np.asarray(array, dtype=np.float32).ravel())
-    return proto
 
 
 def read_snapshot(state_path: str) -> Resumed:

@@ -1,5 +1,6 @@
 """Layers that start a net: Input (blobs fed by the caller), DummyData, and the
-database readers, whose tops the caller must feed too (caffeconf reads no LMDB)."""
+database readers, whose tops the caller feeds too: `caffeconf.train.data` reads
+their LMDB, image lists and HDF5 files when training or testing."""
 
 from __future__ import annotations
 
