@@ -11,11 +11,11 @@ from pathlib import Path
 
 from .check import check_modules
 from .errors import CaffeconfError, Diagnostic, DiagnosticList
-from .fields import NET
+from .fields import NET, SOLVER
 from .ir import Net
 from .library import load_library, unit_key
 from .limits import DEFAULT_LIMITS, Limits
-from .load import load_tree
+from .load import Map, load_tree
 from .resolve import Resolver
 from .syntax import parse_document
 from .verify import check_sharing, verify_net
@@ -23,10 +23,15 @@ from .verify import check_sharing, verify_net
 NET_FIELDS = frozenset(f.name for f in NET.fields) - {"layer", "layers"}
 
 
+# A config's `solver:` trains the config itself, so it names no other net.
+SOLVER_NET_FIELDS = frozenset({"net", "net_param", "train_net", "train_net_param", "test_net", "test_net_param"})
+
+
 @dataclass(frozen=True)
 class Build:
     net: Net | None  # None when errors stopped the pipeline
     diagnostics: tuple[Diagnostic, ...]
+    solver: dict | None = None  # the checked `solver:` section, as plain SolverParameter data
 
     @property
     def ok(self) -> bool:
@@ -43,14 +48,29 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
         document = parse(load_tree(path, limits), str(path))
         library = load_library(document, parse, limits, diags)
         check_modules(library, unit_key(document.path), document.layers, diags)
-        net = Resolver(document, library, diags, limits, variants).run()
+        resolver = Resolver(document, library, diags, limits, variants)
+        net = resolver.run()
+        solver = check_solver(document, resolver, diags)
         if not diags.has_errors:
             verify_net(net, diags)
             check_sharing(net, diags)
     except CaffeconfError as error:
         diags.extend(error)
         return Build(None, tuple(diags.sorted()))
-    return Build(None if diags.has_errors else net, tuple(diags.sorted()))
+    failed = diags.has_errors
+    return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver)
+
+
+def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | None:
+    """The `solver:` section checked against SolverParameter (values may use the document's params)."""
+    node = document.solver
+    if node is None:
+        return None
+    if isinstance(node, Map):
+        for key in SOLVER_NET_FIELDS & set(node.values):
+            diags.error(node.keys[key], f"`solver.{key}`: a config's solver trains the config's own net",
+                        hint="remove it; to train another net, give that net to `caffeconf train`")
+    return resolver.document_message(node, SOLVER, "solver", SOLVER_NET_FIELDS)
 
 
 def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Net:

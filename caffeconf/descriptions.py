@@ -238,6 +238,7 @@ FORMAT = {
     "document.imports": "Modules from other files: namespace -> relative path; use them as `namespace.module`.",
     "document.modules": "Reusable groups of layers with typed parameters: name -> module.",
     "document.layers": "The net's layers, in order: Caffe layers or `use:` of a module.",
+    "document.solver": "SolverParameter fields for `caffeconf train CONFIG`: this config is the net it trains.",
     "module": "A reusable group of layers with typed parameters, inputs and outputs.",
     "module.doc": "What the module does.",
     "module.params": "The module's typed parameters: name -> type, or a declaration with a default.",

@@ -19,6 +19,7 @@ from .proto import caffe_pb2
 
 LAYER = caffe_pb2.LayerParameter.DESCRIPTOR
 NET = caffe_pb2.NetParameter.DESCRIPTOR
+SOLVER = caffe_pb2.SolverParameter.DESCRIPTOR
 
 Evaluate = Callable[[Scalar], Any]
 

@@ -102,6 +102,7 @@ class Resolver:
         self._scope_values: dict[str, Any] = {}
         self.fields = FieldChecker(self.evaluate, diags)
         self.share_layouts: dict[str, list[tuple[str, str, Span]]] = {}
+        self.document_values: dict[str, Any] = {}
 
     # -- values -------------------------------------------------------------------------------
 
@@ -172,10 +173,16 @@ class Resolver:
         name = self.text(doc.name, "`name`") if doc.name is not None else ""
         net_fields = self.fields.message(Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()},
                                              doc.span), NET, "", skip=frozenset({"layer", "layers"}))
+        self.document_values = scope.values
         for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
             scope.blobs[legacy_input] = legacy_input
         self.expand(doc.layers, scope, prev=None)
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
+
+    def document_message(self, node: Node, descriptor, path: str, skip: frozenset[str]) -> dict[str, Any]:
+        """Fields of another message (e.g. `solver:`), checked with the document's parameters in scope."""
+        self._scope_values = self.document_values
+        return self.fields.message(node, descriptor, path, skip=skip)
 
     def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:

@@ -19,7 +19,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from . import descriptions
 from .catalog import LAYER_TYPES
-from .fields import LAYER, NET, type_name
+from .compiler import SOLVER_NET_FIELDS
+from .fields import LAYER, NET, SOLVER, type_name
 from .resolve import LAYER_SYNTAX_KEYS
 from .syntax import FORMAT_VERSION, INSTANCE, PARAM_KINDS
 
@@ -356,6 +357,7 @@ def document_schema() -> dict[str, Schema]:
             "additionalProperties": {"type": "string", "minLength": 1}}),
         "modules": format_described("document.modules", {"type": "object", "additionalProperties": ref("module")}),
         "layers": format_described("document.layers", ref("layers")),
+        "solver": format_described("document.solver", message_schema(SOLVER, skip=SOLVER_NET_FIELDS)),
     }
     return {**own, **{f.name: field_schema(f) for f in net_fields() if f.name not in own}}
 
@@ -386,7 +388,8 @@ def generate() -> Schema:
         "layer_type": layer_type_schema(),
         **layer_field_definitions(),
     }
-    for descriptor in reachable_messages(list(LAYER.fields) + net_fields()):
+    solver_fields = [f for f in SOLVER.fields if f.name not in SOLVER_NET_FIELDS]
+    for descriptor in reachable_messages(list(LAYER.fields) + net_fields() + solver_fields):
         definitions[descriptor.name] = message_schema(descriptor)
     return {
         "$schema": DRAFT,

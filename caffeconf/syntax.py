@@ -15,7 +15,7 @@ from .load import Map, Node, Scalar, Seq
 
 FORMAT_VERSION = 1
 PARAM_KINDS = ("int", "float", "bool", "string", "enum")
-DOCUMENT_KEYS = ("caffeconf", "name", "separator", "variants", "params", "imports", "modules", "layers")
+DOCUMENT_KEYS = ("caffeconf", "name", "separator", "variants", "params", "imports", "modules", "layers", "solver")
 MODULE_KEYS = ("doc", "params", "inputs", "outputs", "layers", "qualify", "global_params")
 PARAM_KEYS = ("type", "default", "min", "max", "values", "min_len", "max_len", "doc")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -79,6 +79,7 @@ class Document:
     layers: tuple[Map, ...]
     net_fields: dict[str, Node]  # other NetParameter fields (force_backward, state, ...)
     variants: tuple[str, ...] = ()  # stages decided at compile time (`compile --stage NAME`)
+    solver: Node | None = None  # SolverParameter fields for training this net (`caffeconf train`)
 
 
 def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> None:
@@ -251,4 +252,5 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
         layers=_layers(root.get("layers"), "`layers`", diags),
         net_fields={k: v for k, v in root.values.items() if k in net_field_names and k != "name"},
         variants=tuple(p.name for p in _ports(root.get("variants"), "`variants`", diags)),
+        solver=root.get("solver"),
     )

@@ -11,7 +11,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/lenet_digits_iter_*
 "$VENV/bin/python" -m caffeconf.train.digits "$OUT"
 SECONDS=0
-"$VENV/bin/caffeconf" train --solver configs/lenet_digits_solver.prototxt
+"$VENV/bin/caffeconf" train configs/lenet_digits.yaml
 echo "trained in ${SECONDS}s"
 "$VENV/bin/caffeconf" compile configs/lenet_digits.yaml --stage deploy -o "$OUT/lenet_digits_deploy.prototxt"
 "$VENV/bin/python" - "$OUT/lenet_digits_deploy.prototxt" "$OUT/lenet_digits_iter_1500.caffemodel" <<'PY'

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 def add_arguments(parser) -> None:
     parser.add_argument("net", nargs="?", metavar="NET",
-                        help="the net (config or prototxt); else the solver's `net`. "
-                             "A solver prototxt here stands for --solver")
+                        help="the net (config or prototxt); else the solver's `net`. A solver prototxt "
+                             "here stands for --solver; a config with a `solver:` section needs none")
     parser.add_argument("--solver", metavar="S", help="solver prototxt (or .yaml with the same fields)")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--weights", metavar="W.caffemodel", help="initial weights, copied by layer name")
@@ -42,10 +42,12 @@ def _paths(args) -> tuple[str, str | None]:
 
     if args.solver:
         return args.solver, args.net
-    if args.net and not is_config(args.net) and _is_solver_file(args.net):
+    if args.net and is_config(args.net):
+        return args.net, args.net  # the config's own `solver:` section
+    if args.net and _is_solver_file(args.net):
         return args.net, None
-    raise CaffeconfError.at(None, "no solver: give --solver S (a solver prototxt)",
-                            hint="e.g. caffeconf train --solver lenet_solver.prototxt")
+    raise CaffeconfError.at(None, "no solver: give --solver S (a solver prototxt or YAML), or a config "
+                            "with a `solver:` section", hint="e.g. caffeconf train --solver lenet_solver.prototxt")
 
 
 def _is_solver_file(path: str) -> bool:

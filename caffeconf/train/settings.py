@@ -1,5 +1,6 @@
-"""A solver file (Caffe prototxt, text or binary, or YAML with the same fields) -> a current
-SolverParameter, with snapshot_prefix defaulted as Caffe does and the nets it names.
+"""A solver (Caffe prototxt, text or binary; a YAML or TOML file of the same fields; or a config's
+`solver:` section) -> a current SolverParameter, with snapshot_prefix defaulted as Caffe does and
+the nets it names.
 
 Paths in a solver (`net`, `train_net`, `test_net`, `snapshot_prefix`) are used as written, so a
 relative path is relative to the current directory: Caffe opens them with plain fopen/open.
@@ -27,29 +28,48 @@ class NetChoice:
 def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
     """The solver in `path`, upgraded (old solver_type), snapshot_prefix filled in."""
     from .. import prototxt, upgrade
+    from ..nets import is_config
 
-    if Path(path).suffix.lower() in (".yaml", ".yml"):
-        solver = _solver_from_yaml(path)
-    else:
-        solver = upgrade.upgrade_solver(prototxt.read_solver(path), source=path)
+    solver = _solver_from_tree(path) if is_config(path) else upgrade.upgrade_solver(prototxt.read_solver(path),
+                                                                                  source=path)
     _default_snapshot_prefix(solver, path)
     return solver
 
 
-def _solver_from_yaml(path: str) -> caffe_pb2.SolverParameter:
-    import yaml
-
+def config_solver(path: str) -> caffe_pb2.SolverParameter | None:
+    """A config's own `solver:` section (its net is the config), or None when it has none."""
+    from ..compiler import build
     from ..serde import data_to_message
 
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise CaffeconfError.at(None, f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise CaffeconfError.at(None, f"{path}: not valid YAML: {error}") from None
-    if not isinstance(data, dict):
-        raise CaffeconfError.at(None, f"{path}: a solver file is a mapping of SolverParameter fields")
-    return data_to_message(data.get("solver", data), caffe_pb2.SolverParameter(), path)
+    result = build(path)
+    if not result.ok:
+        raise CaffeconfError(result.diagnostics)
+    if result.solver is None:
+        return None
+    solver = data_to_message(result.solver, caffe_pb2.SolverParameter(), path)
+    solver.net = path
+    _default_snapshot_prefix(solver, path)
+    return solver
+
+
+def _solver_from_tree(path: str) -> caffe_pb2.SolverParameter:
+    """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
+    SolverParameter fields, each checked where it is written."""
+    from ..errors import DiagnosticList
+    from ..fields import SOLVER, FieldChecker
+    from ..load import Map, load_tree
+    from ..serde import data_to_message
+
+    tree = load_tree(path)
+    if isinstance(tree, Map) and "caffeconf" in tree:
+        solver = config_solver(path)
+        if solver is None:
+            raise CaffeconfError.at(tree.span, "this config has no `solver:` section")
+        return solver
+    diags = DiagnosticList()
+    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, SOLVER, "")
+    diags.raise_if_errors()
+    return data_to_message(data, caffe_pb2.SolverParameter(), path)
 
 
 def _default_snapshot_prefix(solver: caffe_pb2.SolverParameter, path: str) -> None:
