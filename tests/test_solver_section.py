@@ -58,3 +58,35 @@ def test_plain_yaml_solver_file_is_checked_where_written(tmp_path):
         read_solver_file(str(path))
     assert render_text(error.value.diagnostics).startswith(
         f"{path}:3:1: error: unknown field 'momentun' (SolverParameter has no such field)")
+
+
+INLINE_SOLVER = """base_lr: 0.1
+lr_policy: "fixed"
+max_iter: 4
+test_iter: 1
+test_interval: 2
+snapshot_prefix: "{prefix}"
+net_param {{
+  name: "inline"
+  layers {{
+    name: "data" type: DUMMY_DATA top: "data" top: "label"
+    dummy_data_param {{
+      shape {{ dim: 4 dim: 3 }} shape {{ dim: 4 }}
+      data_filler {{ type: "gaussian" std: 1 }} data_filler {{ type: "constant" value: 1 }}
+    }}
+  }}
+  layers {{ name: "ip" type: INNER_PRODUCT bottom: "data" top: "ip"
+           inner_product_param {{ num_output: 2 weight_filler {{ type: "xavier" }} }} }}
+  layers {{ name: "loss" type: SOFTMAX_LOSS bottom: "ip" bottom: "label" top: "loss" }}
+}}
+"""
+
+
+def test_solver_with_an_inline_v1_net_trains(tmp_path):
+    pytest.importorskip("torch")
+    from caffeconf.cli import main
+
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(INLINE_SOLVER.format(prefix=tmp_path / "net"))
+    assert main(["train", "--solver", str(solver), "--quiet"]) == 0
+    assert (tmp_path / "net_iter_4.caffemodel").is_file() and (tmp_path / "net_iter_4.solverstate").is_file()

@@ -90,7 +90,8 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     prefix = solver.snapshot_prefix
     report = Report(args.log or f"{prefix}_log.csv", solver.max_iter, quiet=args.quiet or not options.leader)
     try:
-        trainer = Trainer(solver, train_net(solver, net_path), test_nets(solver, net_path), options, report)
+        trainer = Trainer(solver, train_net(solver, net_path, solver_path), test_nets(solver, net_path, solver_path),
+                          options, report)
         trainer.solve()
     finally:
         group.leave()

@@ -12,17 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import CaffeconfError
+from ..ir import Net
 from ..proto import caffe_pb2
 
 
 @dataclass(frozen=True)
 class NetChoice:
-    """One net the solver trains or tests: a file and the NetState to filter it with."""
+    """One net the solver trains or tests: a file (or a net written inside the solver) and the
+    NetState to filter it with."""
 
     path: str
     phase: str
     stages: tuple[str, ...] = ()
     level: int = 0
+    inline: Net | None = None  # from net_param / train_net_param / test_net_param
 
 
 def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
@@ -86,27 +89,52 @@ def default_solver() -> caffe_pb2.SolverParameter:
     return caffe_pb2.SolverParameter()
 
 
-def train_net(solver: caffe_pb2.SolverParameter, override: str | None) -> NetChoice:
-    """The training net: the command line's NET, else `train_net` or `net`, in train_state."""
-    path = override or solver.train_net or solver.net
-    if not path:
-        raise CaffeconfError.at(None, "no net to train: give NET or set `net` in the solver",
-                                hint="inline nets (net_param) are not supported; write the net to a file")
+def train_net(solver: caffe_pb2.SolverParameter, override: str | None, source: str = "") -> NetChoice:
+    """The training net: the command line's NET, else (as Caffe looks for them) train_net_param,
+    train_net, net_param or net, in train_state."""
     state = solver.train_state
-    return NetChoice(path, "TRAIN", tuple(state.stage), state.level)
+    if override:
+        return NetChoice(override, "TRAIN", tuple(state.stage), state.level)
+    for field in ("train_net_param", "train_net", "net_param", "net"):
+        if solver.HasField(field):
+            path, inline = _net_source(solver, field, getattr(solver, field), source)
+            return NetChoice(path, "TRAIN", tuple(state.stage), state.level, inline)
+    raise CaffeconfError.at(None, "no net to train: give NET or set `net` in the solver")
 
 
-def test_nets(solver: caffe_pb2.SolverParameter, override: str | None) -> list[NetChoice]:
-    """Caffe's test nets: each `test_net` file, else the training net's file once per `test_iter`,
-    each filtered with TEST phase and its `test_state`."""
-    paths = list(solver.test_net) or [override or solver.net or solver.train_net] * len(solver.test_iter)
+def _net_source(solver, field: str, value, source: str) -> tuple[str, Net | None]:
+    """(path, None) for a file name; (a label, the upgraded net) for a net written in the solver."""
+    if isinstance(value, str):
+        return value, None
+    from .. import serde, upgrade
+
+    label = f"{source or 'solver'}:{field}"
+    return label, serde.net_from_proto(upgrade.upgrade_net(value, source=label), source=label)
+
+
+def test_nets(solver: caffe_pb2.SolverParameter, override: str | None, source: str = "") -> list[NetChoice]:
+    """Caffe's test nets: each test_net_param, then each `test_net` file, else the general net
+    (NET, net_param or net) once per `test_iter`; each filtered with TEST phase and its `test_state`."""
+    sources = [_net_source(solver, "test_net_param", net, source) for net in solver.test_net_param]
+    sources += [(path, None) for path in solver.test_net]
+    if not sources:
+        general = (override, None) if override else _general_net(solver, source)
+        sources = [general] * len(solver.test_iter) if general[0] else []
+    paths = [path for path, _ in sources]
     if len(paths) != len(solver.test_iter):
         raise CaffeconfError.at(None, f"the solver has {len(paths)} test nets but {len(solver.test_iter)} "
                                       "test_iter values: give one test_iter per test net")
     if solver.test_state and len(solver.test_state) != len(paths):
         raise CaffeconfError.at(None, f"{len(solver.test_state)} test_state entries for {len(paths)} test nets")
     choices = []
-    for index, path in enumerate(paths):
+    for index, (path, inline) in enumerate(sources):
         state = solver.test_state[index] if solver.test_state else caffe_pb2.NetState()
-        choices.append(NetChoice(path, "TEST", tuple(state.stage), state.level))
+        choices.append(NetChoice(path, "TEST", tuple(state.stage), state.level, inline))
     return choices
+
+
+def _general_net(solver, source: str) -> tuple[str | None, Net | None]:
+    for field in ("net_param", "net"):
+        if solver.HasField(field):
+            return _net_source(solver, field, getattr(solver, field), source)
+    return None, None
