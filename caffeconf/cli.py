@@ -41,7 +41,9 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def build_parser(command: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="caffeconf", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="caffeconf", description="Composable Caffe nets: typed modules in YAML or TOML, compiled to "
+        "exact prototxt, and run, trained, drawn, inspected and compared.")
     parser.add_argument("--version", action="version", version=f"caffeconf {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in _available().items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -10,7 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import CaffeconfError
-from ..ir import Layer, Net
+from ..ir import Net
 from .interpreter import CaffeNet
 from .layers.data import declared_shapes
 from .preprocess import Transform, load_images, transform_from_fields
@@ -19,28 +18,12 @@ from .weights import read_caffemodel
 
 def load_for_run(path: str, phase: str | None, stages: Sequence[str] | None, level: int | None) -> Net:
     """The net as Caffe would build it for this state. For a config the stages also select its
-    compile-time variants (e.g. `--stage deploy`); net-level legacy inputs become an Input layer."""
+    compile-time variants (e.g. `--stage deploy`)."""
     from ..nets import load_net
     from ..rules import filter_net
 
     net = load_net(path, variants=frozenset(stages or ()))
-    return filter_net(with_input_layer(net), phase=phase, stages=stages, level=level)
-
-
-def with_input_layer(net: Net) -> Net:
-    """Caffe's upgrade of net-level `input` + `input_shape`/`input_dim` into one Input layer named
-    "input" at the front (without shapes the inputs are dropped, as Caffe does)."""
-    names = list(net.fields.get("input", ()))
-    if not names:
-        return net
-    fields = {k: v for k, v in net.fields.items() if k not in ("input", "input_shape", "input_dim")}
-    shapes = [list(shape.get("dim", ())) for shape in net.fields.get("input_shape", ())]
-    dims = list(net.fields.get("input_dim", ()))
-    shapes = shapes or [dims[i:i + 4] for i in range(0, len(dims), 4)]
-    if len(shapes) != len(names):
-        return dataclasses.replace(net, fields=fields)
-    layer = Layer("input", "Input", (), tuple(names), {"input_param": {"shape": [{"dim": s} for s in shapes]}})
-    return dataclasses.replace(net, layers=(layer,) + tuple(net.layers), fields=fields)
+    return filter_net(net, phase=phase, stages=stages, level=level)
 
 
 def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device) -> CaffeNet:

@@ -43,11 +43,10 @@ class TrainOptions:
 
 def load_choice(choice: NetChoice):
     from ..rules import filter_net
-    from ..run.session import load_for_run, with_input_layer
+    from ..run.session import load_for_run
 
     if choice.inline is not None:
-        return filter_net(with_input_layer(choice.inline), phase=choice.phase, stages=choice.stages,
-                          level=choice.level)
+        return filter_net(choice.inline, phase=choice.phase, stages=choice.stages, level=choice.level)
     return load_for_run(choice.path, choice.phase, list(choice.stages), choice.level)
 
 
