@@ -48,3 +48,11 @@ def test_config_equals_reference(config, ref, variants):
 def test_googlenet_config_is_short():
     lines = (ROOT / "configs" / "googlenet.yaml").read_text().splitlines()
     assert len(lines) <= 300
+
+
+@pytest.mark.parametrize("config,ref", [(c[0], c[1]) for c in CASES if not c[2]], ids=[c[0] for c in CASES if not c[2]])
+def test_diff_proves_config_equals_reference(config, ref, capsys):
+    from caffeconf.cli import main
+
+    code = main(["diff", str(ROOT / "configs" / config), str(require_models() / ref)])
+    assert code == 0, capsys.readouterr().out
