@@ -148,30 +148,38 @@ class CaffeNet(nn.Module):
         folds = self.folds if not torch.is_grad_enabled() else {}
         absorbed = {index for fold in folds.values() for index in fold.absorbed}
         for step in self.steps:
-            if step.layer.type in FED_TYPES or step.index in absorbed:
-                continue
-            bottoms = [env[name] for name in step.layer.bottoms]
-            fold = folds.get(step.index)
-            if fold:
-                env.update(zip(fold.tops, self.run_layer(step, bottoms, blobs=[fold.weight, fold.bias])))
-            else:
-                overwrite = step.in_place and in_place and self._exclusive(env, step.layer.bottoms[0], protected)
-                env.update(zip(step.layer.tops, self.run_layer(step, bottoms, in_place=overwrite)))
-            if free:
+            if step.layer.type not in FED_TYPES and step.index not in absorbed:
+                self._run_step(step, env, folds.get(step.index), in_place, protected)
+            if free:  # absorbed steps still end their bottoms' lifetimes
                 for name in step.dead_after:
                     env.pop(name, None)
         return env if keep_all else {name: env[name] for name in self.outputs}
 
+    def _run_step(self, step: Step, env: dict[str, Tensor], fold: Folded | None, in_place: bool,
+                  protected: set[int]) -> None:
+        bottoms = [env[name] for name in step.layer.bottoms]
+        if fold:
+            residual = env[fold.residual] if fold.residual else None
+            blobs = [fold.weight] if fold.bias is None else [fold.weight, fold.bias]
+            env.update(zip(fold.tops, self.run_layer(step, bottoms, blobs=blobs, fused=(residual, fold.relu))))
+        else:
+            overwrite = step.in_place and in_place and self._exclusive(env, step.layer.bottoms[0], protected)
+            env.update(zip(step.layer.tops, self.run_layer(step, bottoms, in_place=overwrite)))
+
     def run_layer(self, step: Step, bottoms: list[Tensor], in_place: bool = False,
-                  blobs: list[Tensor] | None = None) -> list[Tensor]:
+                  blobs: list[Tensor] | None = None, fused: tuple[Tensor | None, bool] | None = None
+                  ) -> list[Tensor]:
         """One layer's forward, creating its blobs first if needed; errors name the layer.
-        `blobs` replaces the layer's own (folded weights)."""
+        `blobs` replaces the layer's own (folded weights); `fused` is (residual, relu) for a
+        convolution that absorbed an Eltwise SUM and/or a ReLU."""
         if not step.ready:
             self._materialize(step, bottoms)
         blobs = list(self.layer_blobs[step.index]) if blobs is None else blobs
-        run = step.op.forward_in_place if in_place else step.op.forward
         try:
-            tops = run(bottoms, blobs)
+            if fused:
+                tops = step.op.forward_fused(bottoms, blobs, *fused)
+            else:
+                tops = (step.op.forward_in_place if in_place else step.op.forward)(bottoms, blobs)
         except CaffeconfError:
             raise
         except (RuntimeError, ValueError, IndexError) as error:

@@ -38,6 +38,9 @@ class Op:
     blob_specs: Callable[[Sequence[Shape]], list[BlobSpec]] | None = None
     # Same contract as `forward` but may overwrite bottoms[0]; used only without autograd.
     forward_in_place: Forward | None = None
+    # Convolutions, without autograd: `forward` with a blob added to the top (`residual`, an
+    # Eltwise SUM) and then Caffe's ReLU (`relu`), as one kernel where the backend has one.
+    forward_fused: Callable[[list[Tensor], list[Tensor], Tensor | None, bool], list[Tensor]] | None = None
 
 
 @dataclass

@@ -99,7 +99,53 @@ def _convolution(ctx: LayerContext, transposed: bool) -> Op:
         run = getattr(F, f"conv{spatial}d")
         return [run(x, blobs[0], b, geo.stride, geo.pad, geo.dilation, group)]
 
-    return Op(forward=forward, blob_specs=specs)
+    def fused(bottoms, blobs, residual, relu):
+        x, b = bottoms[0], (blobs[1] if len(blobs) > 1 else None)
+        if not transposed and _onednn_fusable(x, blobs[0]):
+            geo = geometry.get(2) or geometry.setdefault(2, conv_geometry(ctx, p, 2))
+            shape = (x.shape[0], blobs[0].shape[0]) + tuple(_conv_out(x.shape[2 + i], geo, i) for i in range(2))
+            _check_residual(ctx, residual, shape)
+            return [_onednn_conv(x, blobs[0], b, geo, group, residual, relu)]
+        top = forward(bottoms, blobs)[0]
+        if residual is not None:
+            _check_residual(ctx, residual, tuple(top.shape))
+            top.add_(residual)
+        return [top.relu_() if relu else top]
+
+    return Op(forward=forward, blob_specs=specs, forward_fused=fused)
+
+
+def _check_residual(ctx: LayerContext, residual, shape) -> None:
+    if residual is not None and tuple(residual.shape) != shape:
+        raise ctx.error(f"the Eltwise after it adds a bottom of shape {tuple(residual.shape)} "
+                        f"to its top of shape {shape}")
+
+
+def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    return (x.dim() == 4 and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and ONEDNN_POINTWISE is not None)
+
+
+def _onednn_pointwise():
+    """oneDNN's convolution with post-ops (what torch.compile's CPU fusions call), when this build has it."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    try:
+        return torch.ops.mkldnn._convolution_pointwise
+    except (AttributeError, RuntimeError):
+        return None
+
+
+ONEDNN_POINTWISE = _onednn_pointwise()
+
+
+def _onednn_conv(x, weight, bias, geo: ConvGeometry, group: int, residual, relu: bool) -> torch.Tensor:
+    """conv(x) (+ residual) (then ReLU) in one pass over the output: no separate add or ReLU pass."""
+    args = (list(geo.pad), list(geo.stride), list(geo.dilation), group)
+    if residual is None:
+        return ONEDNN_POINTWISE(x, weight, bias, *args, "relu" if relu else "none", [], "")
+    return ONEDNN_POINTWISE.binary(x, residual, weight, bias, *args, "add", None,
+                                   "relu" if relu else None, [], "")
 
 
 @register("Convolution")
