@@ -37,9 +37,10 @@ UNTRAINED_TYPES = frozenset({"BatchNorm"})
 SAVED_EXTRA = {"Pooling:MAX": 2.0, "Dropout": 0.25, "Scale:in-place": 1.0}
 # Working memory a layer's forward holds beside its output (inference), as the
 # runner's kernels need it on the CPU: oneDNN convolutions reorder their input
-# and weights into blocked layouts; the cross-channel LRN keeps three
-# intermediate squares/means; max pooling computes int64 indices.
-TRANSIENT_OF_OUTPUT = {"LRN": 3.0, "Pooling:MAX": 2.0}
+# and weights into blocked layouts; the cross-channel LRN holds the squares and
+# their window sums (one output's worth beside its top at any time); max
+# pooling computes int64 indices.
+TRANSIENT_OF_OUTPUT = {"LRN": 1.0, "Pooling:MAX": 2.0}
 TRANSIENT_INPUT_AND_WEIGHTS = frozenset({"Convolution", "Deconvolution"})
 # Solver history buffers per trainable value (Caffe's SGDSolver subclasses).
 SOLVER_HISTORY = {"SGD": 1, "Nesterov": 1, "AdaGrad": 1, "RMSProp": 1, "AdaDelta": 2, "Adam": 2}

@@ -311,15 +311,28 @@ def _spp_geometry(ctx: LayerContext, height: int, width: int, bins: int) -> Pool
 
 def _lrn_across(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
     """x * (k + alpha / size * sum of x^2 over `size` channels centred on c) ^ -beta."""
-    if x.dim() != 4:
-        return F.local_response_norm(x, size, alpha, beta, k)
-    n, c, h, w = x.shape
-    # Average the squares along channels as rows of a channels-last view: one cheap 1-D pool
-    # (zero padding, divisor always `size`, as Caffe's formula has).
-    squares = (x * x).contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(-1, 1, c)
-    mean = F.avg_pool1d(squares, size, 1, size // 2, count_include_pad=True)
-    mean = mean.reshape(n, h, w, c).permute(0, 3, 1, 2)
-    return x * torch.pow(k + alpha * mean, -beta)
+    squares = x * x
+    # The window sum as shifted slices along the channels (zero padding at both ends, as
+    # Caffe's formula has): a few cheap passes in any memory layout, where a pooling kernel is slow.
+    total = squares.clone()
+    channels = x.shape[1]
+    for shift in range(1, min(size // 2, channels - 1) + 1):
+        total[:, shift:] += squares[:, :-shift]
+        total[:, :-shift] += squares[:, shift:]
+    del squares
+    total.mul_(alpha / size).add_(k)
+    return x * _negative_power(total, beta)
+
+
+def _negative_power(base: torch.Tensor, beta: float) -> torch.Tensor:
+    """base ^ -beta, overwriting `base`; Caffe's default beta 0.75 as rsqrt(b) * sqrt(rsqrt(b)),
+    much cheaper than a general power."""
+    if beta != 0.75:
+        return base.pow_(-beta)
+    root = base.rsqrt_()
+    if root.requires_grad:  # autograd saved `root` for the backward: it must not change
+        return root * root.sqrt()
+    return root.mul_(root.sqrt())
 
 
 @register("LRN")
