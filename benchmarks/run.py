@@ -6,8 +6,11 @@ same random weights everywhere:
   plain       the same architecture written directly as a torch nn.Module
   opencv      cv2.dnn.readNetFromCaffe on the prototxt and the .caffemodel we wrote
 It measures forward at batch 1 and 10, forward+backward at batch 10 (not OpenCV:
-it has no backward), and peak memory of a batch-10 forward (CUDA: allocator peak;
-CPU: peak RSS growth of a fresh process), then prints the ratios.
+it has no backward), and peak memory of a batch-10 forward in a fresh process (CUDA:
+the allocator's peak; CPU: the peak of the running sum of the pass's allocations, from
+the profiler; weights and input excluded), then prints the ratios. (Peak RSS growth
+is no measure on the CPU: whether glibc hands freed blocks back decides it, and it
+ranged from 17 to 173 MiB for the same plain module.)
 
 Run: python benchmarks/run.py [--quick] [--device cpu|cuda] [--nets googlenet resnet50]
 """
@@ -25,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import ProfilerActivity, profile
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -32,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 from caffeconf.rules import filter_net  # noqa: E402
 from caffeconf.run.device import select_device, synchronize  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
+from caffeconf.run.memory import running_peak  # noqa: E402
 from caffeconf.run.session import load_for_run  # noqa: E402
 from caffeconf.run.weights import write_caffemodel  # noqa: E402
 
@@ -257,18 +262,10 @@ def measure_memory(name: str, variant: str, device_name: str, batch: int) -> Non
         forward(runner, x, device)()
         print((torch.cuda.max_memory_allocated(device) - base) / 2**20)
         return
-    forward(runner, x, device)()  # warm-up: one-time allocator and oneDNN caches do not count
-    Path("/proc/self/clear_refs").write_text("5")  # Linux: reset the peak RSS (VmHWM) to the current RSS
-    base = _status_kib("VmRSS")
-    forward(runner, x, device)()
-    print((_status_kib("VmHWM") - base) / 1024)
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
+    forward(runner, x, device)()  # warm-up: lazily created blobs and one-time caches do not count
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        forward(runner, x, device)()
+    print(running_peak(profiler) / 2**20)
 
 
 def opencv_forward(prototxt: Path, blobs, net, batch: int):

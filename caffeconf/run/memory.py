@@ -34,7 +34,7 @@ def measure_peak_bytes(model: CaffeNet, inputs: Mapping[str, torch.Tensor], trai
         return resident + torch.cuda.max_memory_allocated(device) - start
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
         run_pass(model, inputs, train)
-    return resident + _running_peak(profiler)
+    return resident + running_peak(profiler)
 
 
 def run_pass(model: CaffeNet, inputs: Mapping[str, torch.Tensor], train: bool) -> None:
@@ -49,7 +49,8 @@ def run_pass(model: CaffeNet, inputs: Mapping[str, torch.Tensor], train: bool) -
     loss.backward()
 
 
-def _running_peak(profiler) -> int:
+def running_peak(profiler) -> int:
+    """The highest running sum of the allocations and frees a memory-profiling run recorded."""
     allocations = [event for event in profiler.profiler.kineto_results.events() if event.name() == "[memory]"]
     current = peak = 0
     for event in sorted(allocations, key=lambda e: e.start_ns()):
