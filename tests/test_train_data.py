@@ -130,6 +130,27 @@ def test_hdf5_data_reads_the_listed_files_in_order(tmp_path):
     assert batch["label"].tolist() == [4, 5, 0, 1]
 
 
+def test_hdf5_shuffle_reorders_files_then_rows_within_each(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    for index in range(3):
+        with h5py.File(tmp_path / f"part{index}.h5", "w") as handle:
+            handle["data"] = np.zeros((4, 1), np.float32)
+            handle["label"] = np.arange(4, dtype=np.float32) + index * 10
+    (tmp_path / "files.txt").write_text("".join(f"{tmp_path / f'part{i}.h5'}\n" for i in range(3)))
+    layer = Layer("h5", "HDF5Data", (), ("data", "label"),
+                  {"hdf5_data_param": {"source": str(tmp_path / "files.txt"), "batch_size": 4, "shuffle": True}})
+    source = make_source(layer, "TRAIN", 0)
+    orders = []
+    for epoch in range(4):
+        labels = [int(v) for n in range(3) for v in source.batch(3 * epoch + n)["label"]]
+        files = [label // 10 for label in labels]
+        # each file's rows stay together, in a shuffled order
+        assert files == [f for f in dict.fromkeys(files) for _ in range(4)]
+        assert sorted(labels) == sorted(range(4)) + sorted(range(10, 14)) + sorted(range(20, 24))
+        orders.append(tuple(labels))
+    assert len(set(orders)) > 1
+
+
 def test_arrays_fed_from_python(tmp_path):
     layer = data_layer(tmp_path / "unused", batch=3)
     arrays = {"data": {"data": np.arange(12, dtype=np.float32).reshape(6, 2), "label": np.arange(6)}}

@@ -119,7 +119,8 @@ class Source:
 
     def __init__(self, layer: Layer, tops: Sequence[str], batch_size: int, count: int,
                  read: Callable[[int, np.random.Generator], Sequence[np.ndarray]],
-                 seed: int, phase: str, shard: Shard, shuffle: bool = False):
+                 seed: int, phase: str, shard: Shard, shuffle: bool = False,
+                 permute: Callable[[np.random.Generator], np.ndarray] | None = None):
         if batch_size < 1:
             raise _error(layer, "its batch_size must be at least 1")
         if count < 1:
@@ -127,6 +128,8 @@ class Source:
         self.layer, self.tops, self.batch_size, self.count = layer, list(tops), batch_size, count
         self.read, self.seed, self.phase, self.shard, self.shuffle = read, seed, phase, shard, shuffle
         self._order: tuple[int, np.ndarray] | None = None
+        # how a shuffled source orders its records for one epoch (default: a plain permutation)
+        self.permute = permute or (lambda rng: rng.permutation(count))
 
     def batch(self, number: int) -> dict[str, np.ndarray]:
         start = (number * self.shard.world + self.shard.rank) * self.batch_size
@@ -139,7 +142,7 @@ class Source:
         if not self.shuffle:
             return offset
         if self._order is None or self._order[0] != epoch:
-            self._order = (epoch, np.random.default_rng([self.seed, epoch]).permutation(self.count))
+            self._order = (epoch, self.permute(np.random.default_rng([self.seed, epoch])))
         return int(self._order[1][offset])
 
 
@@ -227,7 +230,8 @@ def read_image_list(layer: Layer, source: str) -> list[tuple[str, int]]:
 
 def hdf5_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:
     """`HDF5Data`: a text file listing .h5 files, each holding one dataset per top (rows = samples).
-    All files are loaded; with `shuffle` the rows are permuted each epoch."""
+    All files are loaded; with `shuffle`, as in Caffe, each epoch takes the files in a new order and
+    the rows of each file in a new order."""
     import h5py
 
     p = layer_params(layer.fields, "hdf5_data_param")
@@ -240,7 +244,14 @@ def hdf5_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:
                     raise _error(layer, f"'{name}' has no dataset '{top}'")
                 columns[top].append(np.asarray(handle[top], dtype=np.float32))
     arrays = {top: np.concatenate(parts) for top, parts in columns.items()}
-    return array_source(layer, arrays, p["batch_size"], phase, seed, shard, shuffle=p["shuffle"])
+    sizes = [len(part) for part in columns[layer.tops[0]]]
+    starts = np.cumsum([0, *sizes[:-1]])
+
+    def files_then_rows(rng: np.random.Generator) -> np.ndarray:
+        return np.concatenate([starts[f] + rng.permutation(sizes[f]) for f in rng.permutation(len(sizes))])
+
+    return array_source(layer, arrays, p["batch_size"], phase, seed, shard, shuffle=p["shuffle"],
+                        permute=files_then_rows)
 
 
 def _read_lines(layer: Layer, source: str) -> list[str]:
@@ -251,7 +262,8 @@ def _read_lines(layer: Layer, source: str) -> list[str]:
 
 
 def array_source(layer: Layer, arrays: Mapping[str, np.ndarray], batch_size: int, phase: str,
-                 seed: int, shard: Shard, shuffle: bool = False) -> Source:
+                 seed: int, shard: Shard, shuffle: bool = False,
+                 permute: Callable[[np.random.Generator], np.ndarray] | None = None) -> Source:
     """Arrays given from Python (or HDF5), one per top, sliced along the first axis."""
     missing = [top for top in layer.tops if top not in arrays]
     if missing:
@@ -264,7 +276,8 @@ def array_source(layer: Layer, arrays: Mapping[str, np.ndarray], batch_size: int
     def read(record, rng):
         return [column[record] for column in columns]
 
-    return Source(layer, layer.tops, batch_size, counts.pop(), read, seed, phase, shard, shuffle=shuffle)
+    return Source(layer, layer.tops, batch_size, counts.pop(), read, seed, phase, shard, shuffle=shuffle,
+                  permute=permute)
 
 
 READERS = {"Data": lmdb_source, "ImageData": image_data_source, "HDF5Data": hdf5_source}
