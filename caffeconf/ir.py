@@ -32,6 +32,11 @@ class Origin:
 
     span: Span
     uses: tuple[Use, ...] = ()
+    bottoms: tuple[Span | None, ...] = ()  # where each bottom name is written, when known
+
+    def bottom_span(self, index: int) -> Span:
+        found = self.bottoms[index] if index < len(self.bottoms) else None
+        return found or self.span
 
     def describe(self) -> str:
         """e.g. "in module inception, used as inception_3a at net.yaml:88:3"."""

@@ -260,8 +260,9 @@ class Resolver:
             return tops  # never kept in the chosen variant
         fields = self.named_params(fields, layer_type, flat_name, len(bottoms), scope, entry)
         scope.layer_tops[name] = tops
+        bottom_spans = tuple(getattr(b, "span", None) for b in bottoms)
         self.layers.append(Layer(flat_name, layer_type, flat_bottoms, flat_tops, fields,
-                                 Origin(entry.span, scope.uses)))
+                                 Origin(entry.span, scope.uses, bottom_spans)))
         return tops
 
     def settle_rules(self, fields: dict[str, Any], scope: Scope, entry: Map) -> dict[str, Any] | None:
@@ -352,7 +353,7 @@ class Resolver:
             self.diags.error(entry.span, f"this {what} names no `bottom` and {detail}",
                              hint="write `bottom:` explicitly")
             return None
-        return list(prev)
+        return [str(name) for name in prev]  # written nowhere here: no span of their own
 
     def tops(self, entry: Map, name: str | None, bottoms: list[str] | None) -> list[str] | None:
         in_place = entry.get("in_place")

@@ -115,12 +115,13 @@ def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticLi
             else:
                 diags.warning(here, f"duplicate layer name '{layer.name}'{where}: Caffe accepts it, but tools "
                               "that address layers by name see only one", notes=notes)
-        for bottom in layer.bottoms:
+        for index, bottom in enumerate(layer.bottoms):
             if bottom not in producers and _first_time(reported, "bottom", id(layer), bottom):
                 others = _producers_elsewhere(net, bottom)
                 notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
                               f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
-                diags.error(_span(layer), f"layer '{layer.name}' reads blob '{bottom}' that no earlier layer "
+                span = layer.origin.bottom_span(index) if layer.origin else None
+                diags.error(span, f"layer '{layer.name}' reads blob '{bottom}' that no earlier layer "
                             f"produces{where}", notes=notes)
         for index, top in enumerate(layer.tops):
             in_place = index < len(layer.bottoms) and layer.bottoms[index] == top
