@@ -311,17 +311,45 @@ def _spp_geometry(ctx: LayerContext, height: int, width: int, bins: int) -> Pool
 
 def _lrn_across(x: torch.Tensor, size: int, alpha: float, beta: float, k: float) -> torch.Tensor:
     """x * (k + alpha / size * sum of x^2 over `size` channels centred on c) ^ -beta."""
-    squares = x * x
-    # The window sum as shifted slices along the channels (zero padding at both ends, as
-    # Caffe's formula has): a few cheap passes in any memory layout, where a pooling kernel is slow.
-    total = squares.clone()
-    channels = x.shape[1]
-    for shift in range(1, min(size // 2, channels - 1) + 1):
-        total[:, shift:] += squares[:, :-shift]
-        total[:, :-shift] += squares[:, shift:]
-    del squares
-    total.mul_(alpha / size).add_(k)
-    return x * _negative_power(total, beta)
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _CrossChannelLRN.apply(x, size, alpha, beta, k)
+    return x * _negative_power(_lrn_scale(x, size, alpha, k), beta)
+
+
+def _lrn_scale(x: torch.Tensor, size: int, alpha: float, k: float) -> torch.Tensor:
+    return _channel_window_sum(x * x, size).mul_(alpha / size).add_(k)
+
+
+def _channel_window_sum(values: torch.Tensor, size: int) -> torch.Tensor:
+    """The sum over `size` channels centred on each, zero padded at both ends (Caffe's formula),
+    as shifted slices: a few cheap passes in any memory layout, where a pooling kernel is slow."""
+    total = values.clone()
+    for shift in range(1, min(size // 2, values.shape[1] - 1) + 1):
+        total[:, shift:] += values[:, :-shift]
+        total[:, :-shift] += values[:, shift:]
+    return total
+
+
+class _CrossChannelLRN(torch.autograd.Function):
+    """The LRN with Caffe's closed-form gradient (LRNLayer::CrossChannelBackward):
+    dx = dy * scale^-beta - 2 alpha beta / size * x * window sum of (dy * y / scale).
+    Autograd through the slices would copy every slice back in its backward."""
+
+    @staticmethod
+    def forward(ctx, x, size, alpha, beta, k):
+        scale = _lrn_scale(x, size, alpha, k)
+        y = x * _negative_power(scale.clone(), beta)
+        ctx.save_for_backward(x, scale, y)
+        ctx.constants = (size, alpha, beta)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, scale, y = ctx.saved_tensors
+        size, alpha, beta = ctx.constants
+        ratios = _channel_window_sum((dy * y).div_(scale), size)
+        dx = dy * _negative_power(scale.clone(), beta)
+        return dx.addcmul_(x, ratios, value=-2 * alpha * beta / size), None, None, None, None
 
 
 def _negative_power(base: torch.Tensor, beta: float) -> torch.Tensor:
@@ -330,8 +358,6 @@ def _negative_power(base: torch.Tensor, beta: float) -> torch.Tensor:
     if beta != 0.75:
         return base.pow_(-beta)
     root = base.rsqrt_()
-    if root.requires_grad:  # autograd saved `root` for the backward: it must not change
-        return root * root.sqrt()
     return root.mul_(root.sqrt())
 
 
