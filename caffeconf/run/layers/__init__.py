@@ -90,4 +90,4 @@ def filler_or(params: Params, name: str, default: Params) -> Params:
 
 
 # Importing the families fills LAYERS.
-from . import common, data, loss, neuron, vision  # noqa: E402,F401
+from . import common, data, loss, neuron, recurrent, vision  # noqa: E402,F401
