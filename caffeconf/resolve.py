@@ -628,7 +628,10 @@ def learnable_blob_count(layer_type: str, fields: dict[str, Any], bottom_count: 
         return (1 if bottom_count == 1 else 0) + bias("scale_param", False)
     if layer_type == "Bias":
         return 1 if bottom_count == 1 else 0
-    return {"PReLU": 1, "Parameter": 1, "BatchNorm": 3, "LSTM": 3, "RNN": 5}.get(layer_type, 0)
+    if layer_type in ("LSTM", "RNN"):  # one more weight when an x_static bottom is fed
+        exposed = {"LSTM": 2, "RNN": 1}[layer_type] if fields.get("recurrent_param", {}).get("expose_hidden") else 0
+        return {"LSTM": 3, "RNN": 5}[layer_type] + (bottom_count > 2 + exposed)
+    return {"PReLU": 1, "Parameter": 1, "BatchNorm": 3}.get(layer_type, 0)
 
 
 def param_problem(decl: ParamDecl, value: Any) -> str | None:

@@ -542,19 +542,28 @@ def _accuracy(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 # ---------------------------------------------------------------- recurrent
 
-def _recurrent(gates: int, extra: Callable[[int], tuple[Shape, ...]]):
-    """LSTM (4 gates) and RNN: x is T x N x ...; the output is T x N x num_output."""
+def _recurrent(gates: int, states: int, extra: Callable[[int], tuple[Shape, ...]]):
+    """LSTM (4 gates, h and c states) and RNN (h): x is T x N x ...; the output is T x N x num_output.
+
+    Bottoms are x, cont, then x_static when present, then (with expose_hidden) the initial states,
+    which come back as extra tops: as Caffe counts them, x_static is there when the bottoms number
+    more than 2 plus the exposed states.
+    """
 
     def rule(layer: Layer, bottoms: list[Shape]) -> Inferred:
         x = bottoms[0]
+        if len(x) < 3:
+            raise ShapeMismatch(f"x must be T x N x ... (3 axes at least), got {format_shape(x)}")
         hidden = layer_param(layer, "recurrent_param", "num_output")
+        exposed = states if layer_param(layer, "recurrent_param", "expose_hidden") else 0
+        has_static = len(bottoms) > 2 + exposed
         inputs = count(x[2:])
-        static = count(bottoms[2][1:]) if len(bottoms) > 2 else None
-        params = None if inputs is None or (len(bottoms) > 2 and static is None) else (
+        static = count(bottoms[2][1:]) if has_static else None
+        params = None if inputs is None or (has_static and static is None) else (
             (gates * hidden, inputs), (gates * hidden,),
-            *(((gates * hidden, static),) if len(bottoms) > 2 else ()),
+            *(((gates * hidden, static),) if has_static else ()),
             *extra(hidden))
-        return Inferred(((*x[:2], hidden),) + tuple(bottoms[3:]), params)
+        return Inferred(((*x[:2], hidden),) + tuple(bottoms[2 + has_static:]), params)
 
     return rule
 
@@ -660,8 +669,8 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "Reshape": _reshape, "Crop": _crop, "Tile": _tile, "Reduction": _reduction,
     "ArgMax": _argmax, "Filter": _filter, "BatchReindex": _batch_reindex,
     "SoftmaxWithLoss": _softmax_with_loss, "Accuracy": _accuracy,
-    "LSTM": _recurrent(4, lambda h: ((4 * h, h),)),
-    "RNN": _recurrent(1, lambda h: ((h, h), (h, h), (h,))),
+    "LSTM": _recurrent(4, 2, lambda h: ((4 * h, h),)),
+    "RNN": _recurrent(1, 1, lambda h: ((h, h), (h, h), (h,))),
     "LSTMUnit": _lstm_unit, "Silence": _no_tops, "HDF5Output": _no_tops,
     **{t: _same_as_bottom for t in (
         "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",

@@ -336,3 +336,19 @@ def test_net_level_inputs_take_their_declared_shape():
     assert infer_shapes(net, {"data": (1, 2, 2, 2)}, batch=3).layers[0].tops == ((3, 8),)
     undeclared = Net("t", net.layers, {"input": ["data"]})
     assert infer_shapes(undeclared).layers[0].tops == (None,)
+
+
+def test_recurrent_exposed_states_are_not_mistaken_for_x_static():
+    from caffeconf.ir import Layer, Net
+    from caffeconf.shapes import infer_shapes
+
+    def source(name, dims):
+        return Layer(name, "Input", (), (name,), {"input_param": {"shape": [{"dim": dims}]}})
+
+    lstm = Layer("lstm", "LSTM", ("x", "cont", "h0", "c0"), ("h", "hT", "cT"),
+                 {"recurrent_param": {"num_output": 5, "expose_hidden": True}})
+    net = Net("n", (source("x", [3, 2, 4]), source("cont", [3, 2]), source("h0", [1, 2, 5]),
+                    source("c0", [1, 2, 5]), lstm))
+    entry = infer_shapes(net).layers[-1]
+    assert entry.tops == ((3, 2, 5), (1, 2, 5), (1, 2, 5))
+    assert entry.params == ((20, 4), (20,), (20, 5))  # W_xc, b_c, W_hc: no x_static weight
