@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -173,7 +173,7 @@ class CaffeNet(nn.Module):
         `blobs` replaces the layer's own (folded weights); `fused` is (residual, relu) for a
         convolution that absorbed an Eltwise SUM and/or a ReLU."""
         if not step.ready:
-            self._materialize(step, bottoms)
+            self._materialize(step, [tuple(b.shape) for b in bottoms], bottoms[0].device if bottoms else self.device)
         blobs = list(self.layer_blobs[step.index]) if blobs is None else blobs
         try:
             if fused:
@@ -222,13 +222,24 @@ class CaffeNet(nn.Module):
 
     # ------------------------------------------------------------- weights
 
-    def _materialize(self, step: Step, bottoms: list[Tensor]) -> None:
-        specs = step.op.blob_specs([tuple(b.shape) for b in bottoms]) if step.op.blob_specs else []
+    def materialize(self, input_shapes: Mapping[str, Sequence[int]]) -> None:
+        """Create every layer's learnable blobs for inputs of these shapes, without a pass: as a
+        first pass would (and as Caffe's SetUp does), layer by layer, the fillers drawing from the
+        generator in net order. Layers whose bottom shapes cannot be inferred stay lazy."""
+        from ..shapes import infer_shapes
+
+        inferred = infer_shapes(self.net, inputs=input_shapes)
+        for step, entry in zip(self.steps, inferred.layers):
+            known = all(shape is not None and None not in shape for shape in entry.bottoms)
+            if not step.ready and step.layer.type not in FED_TYPES and known:
+                self._materialize(step, [tuple(shape) for shape in entry.bottoms], self.device)
+
+    def _materialize(self, step: Step, shapes: list[tuple[int, ...]], device) -> None:
+        specs = step.op.blob_specs(shapes) if step.op.blob_specs else []
         stored = self.weights.get(step.layer.name)
         if stored is not None and len(stored) != len(specs):
             raise step.ctx.error(f"the weights file has {len(stored)} blobs for it, "
                                  f"but it has {len(specs)}")
-        device = bottoms[0].device if bottoms else self.device
         names = [p.get("name", "") for p in step.layer.params]
         blobs = self.layer_blobs[step.index]
         for position, spec in enumerate(specs):

@@ -125,9 +125,13 @@ class Trainer:
         self.net = load_choice(train_choice)
         resumed = options.resumed
         self.feeder = Feeder(self.net, "TRAIN", self.seed, options.shard, options.arrays, options.device)
-        self.initial = self._initial_blobs(resumed.weights if resumed else options.weights)
-        self.model = CaffeNet(self.net, phase="TRAIN", seed=self.seed, weights=self.initial,
+        self.model = CaffeNet(self.net, phase="TRAIN", seed=self.seed,
+                              weights=resumed.weights if resumed else options.weights,
                               device=options.device).to(options.device)
+        # Blobs exist before any pass, so that test nets (which may run first) start from the same
+        # values and no BatchNorm statistics move.
+        self.model.materialize({name: tuple(blob.shape) for name, blob in self.feeder.batch(0).items()})
+        self.initial = stored_blobs(self.model.blob_arrays())
         self.tests = [TestNet(load_choice(choice), iters, self.seed, options, i)
                       for i, (choice, iters) in enumerate(zip(test_choices, solver.test_iter))]
         self.iteration = resumed.iteration if resumed else 0
@@ -135,15 +139,6 @@ class Trainer:
         self.solver: Solver | None = None
         self.losses: deque[float] = deque(maxlen=max(solver.average_loss, 1))
         self.snapshots: list[tuple[str, str]] = []
-
-    def _initial_blobs(self, given) -> dict[str, list[StoredBlob]]:
-        """Every blob's starting value: from `given` where named, else from its filler. A net's
-        blobs appear on its first forward pass; this pass runs in a throwaway TEST-phase copy so that
-        test nets (which may run first) start from the same values and no BatchNorm statistics move."""
-        probe = CaffeNet(self.net, phase="TEST", seed=self.seed, weights=given, device=self.options.device)
-        with torch.no_grad():
-            probe(self.feeder.batch(0))
-        return stored_blobs(probe.blob_arrays())
 
     # ------------------------------------------------------------ the loop
 
