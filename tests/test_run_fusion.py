@@ -79,9 +79,11 @@ def test_a_plain_convolution_and_relu_fuse():
     net = Net("t", (Layer("data", "Input", (), ("data",), {"input_param": {"shape": [{"dim": [1, 4, 5, 5]}]}}),
                     conv("c", "data"), Layer("r", "ReLU", ("c",), ("c",), {})))
     model = CaffeNet(net, seed=0)
-    x = {"data": torch.randn(1, 4, 5, 5)}
+    x, other_batch = {"data": torch.randn(1, 4, 5, 5)}, {"data": torch.randn(3, 4, 7, 7)}
     with torch.no_grad():
-        expected = model(x)["c"]
+        expected, expected_other = model(x)["c"], model(other_batch)["c"]
         assert model.fold_for_inference() == 1
         fused = model(x)["c"]
+        fused_other = model(other_batch)["c"]  # weights prepared for the first shape still serve
     torch.testing.assert_close(fused, expected, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(fused_other, expected_other, rtol=1e-6, atol=1e-6)

@@ -3,6 +3,8 @@
 convolution with adjusted weights and bias, as y = A * conv(x) + C per channel.
 After the chain, an Eltwise SUM adding one other blob and a ReLU (slope 0) are
 fused into the same step: the convolution's kernel applies them as it writes.
+Every convolution also keeps its weights reordered once for the backend (oneDNN
+would reorder them on every call).
 
 The folded weights are a snapshot of the blobs when `fold_affine` is called;
 the original blobs stay untouched (and are what a .caffemodel gets). A chain
@@ -11,7 +13,7 @@ folds only when the convolution's output feeds nothing but the chain.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,10 +29,13 @@ class Folded:
     absorbed: tuple[int, ...]  # steps (layer indices) the fused step replaces
     residual: str | None = None  # the blob an absorbed Eltwise SUM adds
     relu: bool = False  # an absorbed ReLU
+    # The convolution's own use: weights reordered once into the backend's layout.
+    cache: dict = field(default_factory=dict, compare=False)
 
 
 def fold_affine(model) -> dict[int, Folded]:
-    """Folds for every foldable chain, keyed by the convolution's step index."""
+    """An entry for every convolution with its blobs (those absorbing nothing still get their
+    weights prepared once), keyed by the convolution's step index."""
     folds: dict[int, Folded] = {}
     steps = model.steps
     with torch.no_grad():
@@ -44,8 +49,7 @@ def fold_affine(model) -> dict[int, Folded]:
             if residual_step:
                 end, name = end + 1, residual_step.layer.tops[0]
             relu_step = _relu(steps, end, name, model.outputs)
-            if chain or residual_step or relu_step:
-                folds[step.index] = _fold(model, step, chain, residual_step, relu_step)
+            folds[step.index] = _fold(model, step, chain, residual_step, relu_step)
     return folds
 
 
@@ -130,8 +134,8 @@ def _fold(model, conv_step, chain, residual_step, relu_step) -> Folded:
     if residual_step:
         name = (chain[-1] if chain else conv_step).layer.tops[0]
         residual = next(b for b in residual_step.layer.bottoms if b != name)
-    return Folded(weight, bias, absorbed[-1].layer.tops, tuple(s.index for s in absorbed),
-                  residual, relu_step is not None)
+    return Folded(weight, bias, (absorbed[-1] if absorbed else conv_step).layer.tops,
+                  tuple(s.index for s in absorbed), residual, relu_step is not None)
 
 
 def _affine(model, step) -> tuple[torch.Tensor, torch.Tensor]:

@@ -161,17 +161,17 @@ class CaffeNet(nn.Module):
         if fold:
             residual = env[fold.residual] if fold.residual else None
             blobs = [fold.weight] if fold.bias is None else [fold.weight, fold.bias]
-            env.update(zip(fold.tops, self.run_layer(step, bottoms, blobs=blobs, fused=(residual, fold.relu))))
+            fused = (residual, fold.relu, fold.cache)
+            env.update(zip(fold.tops, self.run_layer(step, bottoms, blobs=blobs, fused=fused)))
         else:
             overwrite = step.in_place and in_place and self._exclusive(env, step.layer.bottoms[0], protected)
             env.update(zip(step.layer.tops, self.run_layer(step, bottoms, in_place=overwrite)))
 
     def run_layer(self, step: Step, bottoms: list[Tensor], in_place: bool = False,
-                  blobs: list[Tensor] | None = None, fused: tuple[Tensor | None, bool] | None = None
-                  ) -> list[Tensor]:
+                  blobs: list[Tensor] | None = None, fused: tuple | None = None) -> list[Tensor]:
         """One layer's forward, creating its blobs first if needed; errors name the layer.
-        `blobs` replaces the layer's own (folded weights); `fused` is (residual, relu) for a
-        convolution that absorbed an Eltwise SUM and/or a ReLU."""
+        `blobs` replaces the layer's own (folded weights); `fused` is (residual, relu, cache) for
+        a convolution's inference step (see fold.py)."""
         if not step.ready:
             self._materialize(step, [tuple(b.shape) for b in bottoms], bottoms[0].device if bottoms else self.device)
         blobs = list(self.layer_blobs[step.index]) if blobs is None else blobs
@@ -287,10 +287,11 @@ class CaffeNet(nn.Module):
                 for step in self.steps if len(self.layer_blobs[step.index])}
 
     def fold_for_inference(self) -> int:
-        """Fold BatchNorm/Scale/Bias chains into their convolutions for forwards without autograd
-        (a snapshot of the current blobs; call again after changing them). Returns the chain count."""
+        """Fold BatchNorm/Scale/Bias chains, residual sums and ReLUs into their convolutions for
+        forwards without autograd (a snapshot of the current blobs; call again after changing
+        them). Returns how many convolutions absorbed layers."""
         self.folds = fold_affine(self)
-        return len(self.folds)
+        return sum(1 for fold in self.folds.values() if fold.absorbed)
 
     # ---------------------------------------------------------------- loss
 

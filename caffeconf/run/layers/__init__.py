@@ -39,8 +39,9 @@ class Op:
     # Same contract as `forward` but may overwrite bottoms[0]; used only without autograd.
     forward_in_place: Forward | None = None
     # Convolutions, without autograd: `forward` with a blob added to the top (`residual`, an
-    # Eltwise SUM) and then Caffe's ReLU (`relu`), as one kernel where the backend has one.
-    forward_fused: Callable[[list[Tensor], list[Tensor], Tensor | None, bool], list[Tensor]] | None = None
+    # Eltwise SUM) and then Caffe's ReLU (`relu`), as one kernel where the backend has one;
+    # `cache` (a dict kept with the blobs) holds the weights prepared for that kernel.
+    forward_fused: Callable[[list[Tensor], list[Tensor], Tensor | None, bool, dict], list[Tensor]] | None = None
 
 
 @dataclass

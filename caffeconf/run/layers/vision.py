@@ -99,13 +99,15 @@ def _convolution(ctx: LayerContext, transposed: bool) -> Op:
         run = getattr(F, f"conv{spatial}d")
         return [run(x, blobs[0], b, geo.stride, geo.pad, geo.dilation, group)]
 
-    def fused(bottoms, blobs, residual, relu):
+    def fused(bottoms, blobs, residual, relu, cache):
         x, b = bottoms[0], (blobs[1] if len(blobs) > 1 else None)
         if not transposed and _onednn_fusable(x, blobs[0]):
             geo = geometry.get(2) or geometry.setdefault(2, conv_geometry(ctx, p, 2))
             shape = (x.shape[0], blobs[0].shape[0]) + tuple(_conv_out(x.shape[2 + i], geo, i) for i in range(2))
             _check_residual(ctx, residual, shape)
-            return [_onednn_conv(x, blobs[0], b, geo, group, residual, relu)]
+            if "onednn_weight" not in cache:
+                cache["onednn_weight"] = _onednn_weight(blobs[0], geo, group, x.shape)
+            return [_onednn_conv(x, cache["onednn_weight"], b, geo, group, residual, relu)]
         top = forward(bottoms, blobs)[0]
         if residual is not None:
             _check_residual(ctx, residual, tuple(top.shape))
@@ -137,6 +139,16 @@ def _onednn_pointwise():
 
 
 ONEDNN_POINTWISE = _onednn_pointwise()
+
+
+def _onednn_weight(weight: torch.Tensor, geo: ConvGeometry, group: int, input_shape) -> torch.Tensor:
+    """The weights in the blocked layout oneDNN picks for this input shape (other shapes still
+    work: oneDNN then reorders them itself)."""
+    try:
+        reorder = torch.ops.mkldnn._reorder_convolution_weight
+    except (AttributeError, RuntimeError):
+        return weight
+    return reorder(weight, list(geo.pad), list(geo.stride), list(geo.dilation), group, list(input_shape))
 
 
 def _onednn_conv(x, weight, bias, geo: ConvGeometry, group: int, residual, relu: bool) -> torch.Tensor:
