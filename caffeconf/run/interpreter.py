@@ -208,7 +208,8 @@ class CaffeNet(nn.Module):
     def _protected_storage(self, env: Mapping[str, Tensor]) -> set[int]:
         """Memory in-place layers must not overwrite: the caller's inputs and the parameters."""
         protected = {x.untyped_storage().data_ptr() for x in env.values()}
-        protected.update(p.untyped_storage().data_ptr() for p in self.parameters())
+        # (the blobs directly: Module.parameters() walks the module tree, a cost on every pass)
+        protected.update(p.untyped_storage().data_ptr() for blobs in self.layer_blobs for p in blobs)
         return protected
 
     @staticmethod
