@@ -84,6 +84,6 @@ def test_a_plain_convolution_and_relu_fuse():
         expected, expected_other = model(x)["c"], model(other_batch)["c"]
         assert model.fold_for_inference() == 1
         fused = model(x)["c"]
-        fused_other = model(other_batch)["c"]  # weights prepared for the first shape still serve
+        fused_other = model(other_batch)["c"]  # the weights are prepared again for this shape
     torch.testing.assert_close(fused, expected, rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(fused_other, expected_other, rtol=1e-6, atol=1e-6)

@@ -105,9 +105,10 @@ def _convolution(ctx: LayerContext, transposed: bool) -> Op:
             geo = geometry.get(2) or geometry.setdefault(2, conv_geometry(ctx, p, 2))
             shape = (x.shape[0], blobs[0].shape[0]) + tuple(_conv_out(x.shape[2 + i], geo, i) for i in range(2))
             _check_residual(ctx, residual, shape)
-            if "onednn_weight" not in cache:
-                cache["onednn_weight"] = _onednn_weight(blobs[0], geo, group, x.shape)
-            return [_onednn_conv(x, cache["onednn_weight"], b, geo, group, residual, relu)]
+            # Weights reordered for another input shape would be reordered again on every call.
+            if cache.get("input_shape") != x.shape:
+                cache.update(input_shape=x.shape, weight=_onednn_weight(blobs[0], geo, group, x.shape))
+            return [_onednn_conv(x, cache["weight"], b, geo, group, residual, relu)]
         top = forward(bottoms, blobs)[0]
         if residual is not None:
             _check_residual(ctx, residual, tuple(top.shape))
@@ -142,8 +143,7 @@ ONEDNN_POINTWISE = _onednn_pointwise()
 
 
 def _onednn_weight(weight: torch.Tensor, geo: ConvGeometry, group: int, input_shape) -> torch.Tensor:
-    """The weights in the blocked layout oneDNN picks for this input shape (other shapes still
-    work: oneDNN then reorders them itself)."""
+    """The weights in the blocked layout oneDNN picks for this input shape."""
     try:
         reorder = torch.ops.mkldnn._reorder_convolution_weight
     except (AttributeError, RuntimeError):
