@@ -193,7 +193,7 @@ def scale(ctx: LayerContext) -> Op:
 
     def forward(bottoms, blobs):
         x, factor, shift = operands(bottoms, blobs)
-        return [x * factor + shift if bias else x * factor]
+        return [torch.addcmul(shift, x, factor) if bias else x * factor]
 
     def in_place(bottoms, blobs):
         x, factor, shift = operands(bottoms, blobs)
