@@ -177,7 +177,8 @@ PLAIN = {"googlenet": GoogLeNet, "resnet50": ResNet50}
 # --------------------------------------------------------------- set-up
 
 def optimized(model: CaffeNet, device) -> CaffeNet:
-    """The inference set-up `caffeconf run` uses: channels-last memory, BatchNorm/Scale folded."""
+    """The inference set-up: channels-last memory; each convolution fused with its BatchNorm/Scale
+    chain, residual sum and ReLU, its weights kept in oneDNN's layout (fold_for_inference)."""
     model = model.to(memory_format=torch.channels_last)
     model.fold_for_inference()
     return model
@@ -314,7 +315,7 @@ def bench(name: str, device, repeats: int, with_memory: bool) -> None:
     if with_memory:
         ours_mb = peak_memory_mb(name, "caffeconf", device.type, 10)
         plain_mb = peak_memory_mb(name, "plain", device.type, 10)
-        print(f"  peak memory, forward batch 10: caffeconf {ours_mb:.0f} MiB  plain {plain_mb:.0f} MiB "
+        print(f"  peak allocated, forward batch 10: caffeconf {ours_mb:.0f} MiB  plain {plain_mb:.0f} MiB "
               f"(caffeconf/plain {ours_mb / max(plain_mb, 1e-9):.2f})")
 
 
