@@ -48,6 +48,10 @@ def run(args) -> int:
     if args.channels_last:
         model = model.to(memory_format=memory_format)
     inputs = {name: _to_device(value, device, memory_format) for name, value in inputs.items()}
+    # Inference only: create the blobs, then fold BatchNorm/Scale/Bias, residual sums and ReLUs into
+    # the convolutions (a copy; the blobs written by --write-weights stay Caffe's own).
+    model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
+    model.fold_for_inference()
     with torch.no_grad(), autocast(device, args.precision):
         outputs = model(inputs)
     print(f"device: {describe(device)}; precision {args.precision}; phase {phase}")
