@@ -71,6 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except OSError as error:  # a file problem no command anticipated: still no traceback
+        sys.stderr.write(f"error: {error.filename or ''}{': ' if error.filename else ''}{error.strerror or error}\n")
+        return 1
     except BrokenPipeError:
         return 0
 

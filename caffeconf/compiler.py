@@ -32,6 +32,7 @@ class Build:
     net: Net | None  # None when errors stopped the pipeline
     diagnostics: tuple[Diagnostic, ...]
     solver: dict | None = None  # the checked `solver:` section, as plain SolverParameter data
+    variants: tuple[str, ...] = ()  # the variants the config declares
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,7 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
         diags.extend(error)
         return Build(None, tuple(diags.sorted()))
     failed = diags.has_errors
-    return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver)
+    return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
 
 
 def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | None:

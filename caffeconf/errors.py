@@ -176,9 +176,8 @@ class DiagnosticList:
             context = sum(1 for n in diag.notes if n.message.startswith("in module "))
             if context > self.MAX_CONTEXT_NOTES:
                 continue
-            if context == self.MAX_CONTEXT_NOTES:
-                note = Note("in module uses further out (not listed)")
-            self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint)
+            added = note if context < self.MAX_CONTEXT_NOTES else Note("in module uses further out (not listed)")
+            self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (added,), diag.hint)
 
     def extend(self, error: CaffeconfError) -> None:
         for diag in error.diagnostics:

@@ -128,7 +128,7 @@ class FieldChecker:
             if value is _MISSING:
                 return None
             if isinstance(value, list):  # a `${...}` that produced a list
-                return [Scalar(v, node.span) for v in value]
+                return [Scalar(v, node.span, evaluated=True) for v in value]
             if value is None:
                 return None
         return [node]

@@ -17,10 +17,8 @@ from .errors import CaffeconfError, DiagnosticList, Note, Span
 from .ir import Net
 from .limits import Limits
 from .load import Map, Node, Scalar, Seq, load_tree
+from .nets import is_config
 from .syntax import Document, ModuleDecl, Port
-
-CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
-
 
 @dataclass
 class Unit:
@@ -113,15 +111,17 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
     if key in library.units:
         return key
     try:
-        if path.lower().endswith(CONFIG_SUFFIXES):
+        if is_config(path):
             imported = parse(load_tree(path, limits), path)
             return _add_unit(library, imported, parse, limits, diags, chain + (key,))
         library.units[key] = Unit(path, {}, net_module=module_from_net(namespace, _load_net(path), path))
         return key
     except CaffeconfError as error:
-        diags.extend(error)
+        located = [d for d in error.diagnostics if d.span is not None]
+        for diag in located:  # problems inside the imported file, at their own places
+            diags.add(diag)
         diags.error(value.span, f"cannot import '{value.value}'",
-                    notes=[Note(d.message, d.span) for d in error.diagnostics[:1]])
+                    notes=[] if located else [Note(d.message) for d in error.diagnostics[:1]])
         return None
 
 

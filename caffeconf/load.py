@@ -9,7 +9,7 @@ bounded so a "billion laughs" document fails at once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Union
 
@@ -24,6 +24,7 @@ class Scalar:
     value: Any  # str, int, float, bool or None
     span: Span
     quoted: bool = False
+    evaluated: bool = False  # a value computed from a template: never a template itself
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,14 +60,31 @@ _Loader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in (_TAG + "bool", _TAG + "int", _TAG + "float")]
     for first, resolvers in _BASE.yaml_implicit_resolvers.items()
 }
-_Loader.add_implicit_resolver(_TAG + "bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
-_Loader.add_implicit_resolver(_TAG + "int", re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$"),
-                              list("-+0123456789"))
-_Loader.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"),
-    list("-+0123456789."),
-)
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^[-+]?(?:[0-9]+|0x[0-9a-fA-F]+|0o[0-7]+)$")
+_FLOAT = re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_Loader.add_implicit_resolver(_TAG + "bool", _BOOL, list("tTfF"))
+_Loader.add_implicit_resolver(_TAG + "int", _INT, list("-+0123456789"))
+_Loader.add_implicit_resolver(_TAG + "float", _FLOAT, list("-+0123456789."))
+
+
+def _to_int(text: str) -> int:
+    return int(text, 0) if re.match(r"^[-+]?0[xo]", text) else int(text)
+
+
+def _to_float(text: str) -> float:
+    return float(re.sub(r"\.(inf|nan)$", r"\1", text.lower()))  # YAML's .inf/.nan
+
+
+# tag -> (what its text must look like, how it becomes a value), as YAML 1.2's core schema reads it
+_SCALAR_FORMS = {
+    "str": (None, str),
+    "null": (_NULL, lambda text: None),
+    "bool": (_BOOL, lambda text: text.lower() == "true"),
+    "int": (_INT, _to_int),
+    "float": (_FLOAT, _to_float),
+}
 
 
 def _span(path: str, node: yaml.Node) -> Span:
@@ -78,7 +96,7 @@ class _TreeBuilder:
     """Turns composed YAML nodes into the located tree, counting nodes as aliases expand."""
 
     def __init__(self, path: str, limits: Limits):
-        self.path, self.limits, self.count = path, limits, 0
+        self.path, self.limits = path, limits
 
     def check_size(self, root: yaml.Node) -> None:
         """Refuse a document whose aliases would expand past the limit, before building anything."""
@@ -108,15 +126,7 @@ class _TreeBuilder:
         size(root, 0)
 
     def build(self, node: yaml.Node, depth: int = 0) -> Node:
-        self.count += 1
-        if self.count > self.limits.max_nodes:
-            raise CaffeconfError.at(_span(self.path, node),
-                                    f"document expands to more than {self.limits.max_nodes} nodes "
-                                    "(through YAML aliases?); refusing it",
-                                    hint="raise the limit with --max-nodes if this is intended")
-        if depth > self.limits.max_tree_depth:
-            raise CaffeconfError.at(_span(self.path, node),
-                                    f"nesting deeper than {self.limits.max_tree_depth} levels")
+        """The located tree (sizes and depth were already checked by `check_size`)."""
         if isinstance(node, yaml.ScalarNode):
             return self._scalar(node)
         if isinstance(node, yaml.SequenceNode):
@@ -132,19 +142,16 @@ class _TreeBuilder:
     def _scalar(self, node: yaml.ScalarNode) -> Scalar:
         kind = node.tag[len(_TAG):] if node.tag.startswith(_TAG) else None
         span = _span(self.path, node)
-        text = node.value
-        if kind == "str":
-            value: Any = text
-        elif kind == "null":
-            value = None
-        elif kind == "bool":
-            value = text.lower() == "true"
-        elif kind == "int":
-            value = int(text, 0) if re.match(r"^[-+]?0[xo]", text) else int(text)
-        elif kind == "float":
-            value = float(text.replace("inf", "Inf").replace("Inf", "inf").replace("NaN", "nan"))
-        else:
+        if kind not in _SCALAR_FORMS:
             raise CaffeconfError.at(span, _refused_tag(node.tag))
+        pattern, convert = _SCALAR_FORMS[kind]
+        text = node.value
+        if pattern is not None and not pattern.match(text):
+            raise CaffeconfError.at(span, f"'{text[:40]}' is not a valid !!{kind}")
+        try:
+            value = convert(text)
+        except ValueError as error:  # e.g. an integer past Python's digit limit
+            raise CaffeconfError.at(span, f"'{text[:40]}' cannot be read as !!{kind}: {error}") from None
         return Scalar(value, span, quoted=node.style in ("'", '"'))
 
     def _mapping(self, node: yaml.MappingNode, depth: int) -> Map:
@@ -175,6 +182,8 @@ class _TreeBuilder:
                 if not isinstance(source, yaml.MappingNode):
                     raise CaffeconfError.at(_span(self.path, source), "'<<' merges only mappings")
                 for pair in self._merged_pairs(source):
+                    if not isinstance(pair[0], yaml.ScalarNode):
+                        raise CaffeconfError.at(_span(self.path, pair[0]), "a mapping key must be a plain name")
                     if pair[0].value not in written:
                         written.add(pair[0].value)
                         merged.append(pair)
@@ -234,12 +243,3 @@ def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:
 
         return parse_toml(text, str(path), limits)
     return parse_yaml(text, str(path), limits)
-
-
-def plain(node: Node) -> Any:
-    """The node's value as plain Python data, spans dropped."""
-    if isinstance(node, Scalar):
-        return node.value
-    if isinstance(node, Seq):
-        return [plain(item) for item in node.items]
-    return {key: plain(value) for key, value in node.values.items()}

@@ -108,7 +108,7 @@ class Resolver:
 
     def evaluate(self, node: Scalar) -> Any:
         """A scalar's value in the current scope (`${...}` filled in)."""
-        if not isinstance(node.value, str) or "${" not in node.value:
+        if node.evaluated or not isinstance(node.value, str) or "${" not in node.value:
             return node.value
         key = id(node)
         if key not in self._templates:
@@ -190,10 +190,9 @@ class Resolver:
                 self._scope_values = each.values
                 if not self.wanted(entry):
                     continue
-                if "use" in entry:
-                    prev = self.expand_use(entry, each, prev)
-                else:
-                    prev = self.expand_layer(entry, each, prev)
+                expand = self.expand_use if "use" in entry else self.expand_layer
+                tops = expand(entry, each, prev)
+                prev = _FAILED if tops is None else tops  # the next entry can't chain on a failed one
 
     def iterations(self, entry: Map, scope: Scope) -> list[Scope]:
         """One scope per `repeat` index (the index bound to `var`, default `i`), or just `scope`."""
@@ -208,10 +207,13 @@ class Resolver:
             if count_node is None:
                 self.diags.error(node.span, "`repeat` needs a `count`")
                 return []
-            var = self.text(node.get("var"), "`repeat.var`") or var if node.get("var") else var
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-                self.diags.error(node.get("var").span, f"`repeat.var` must be an identifier, got '{var}'")
-                return []
+            if node.get("var") is not None:
+                var = self.text(node.get("var"), "`repeat.var`")
+                if var is None:
+                    return []
+                if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+                    self.diags.error(node.get("var").span, f"`repeat.var` must be an identifier, got '{var}'")
+                    return []
         count = self._try(count_node)
         if count is _FAILED:
             return []
@@ -223,7 +225,8 @@ class Resolver:
                              hint="raise it with --max-repeat if this is intended")
             return []
         if var in scope.values:
-            self.diags.error(count_node.span, f"the repeat index '{var}' would hide a parameter of that name",
+            self.diags.error(count_node.span, f"the repeat index '{var}' would hide a parameter or an outer "
+                             "repeat index of that name",
                              hint="choose another name with `repeat: {count: ..., var: NAME}`")
             return []
         return [dataclasses.replace(scope, values={**scope.values, var: index}) for index in range(count)]
@@ -326,7 +329,7 @@ class Resolver:
             return f"{share.key}{self.document.separator}{layer}_{blob}"
         previous = self._scope_values
         self._scope_values = {"key": share.key, "layer": layer, "blob": blob}
-        name = self.text(share.template, "`share.name`") or f"{share.key}/{layer}_{blob}"
+        name = self.text(share.template, "`share.name`") or f"{share.key}{self.document.separator}{layer}_{blob}"
         self._scope_values = previous
         return name
 
@@ -343,11 +346,15 @@ class Resolver:
         return layer_type
 
     def bottoms(self, entry: Map, prev: list[str] | None, is_source: bool, what: str) -> list[str] | None:
+        """Written bottoms, else none for a data layer, else the previous entry's single top
+        (`prev` is None at the start of a scope, _FAILED after an entry that could not be built)."""
         node = entry.get("bottom")
         if node is not None:
             return self.names(node, "`bottom`")
         if is_source:
             return []
+        if prev is _FAILED:
+            return None  # the previous entry's errors are reported; this one can't be checked
         if prev is None or len(prev) != 1:
             detail = "nothing comes before it" if prev is None else f"the previous one has {len(prev)} tops"
             self.diags.error(entry.span, f"this {what} names no `bottom` and {detail}",
@@ -501,6 +508,11 @@ class Resolver:
         what = "inputs" if key == "bottom" else "outputs"
         if node is None:
             if key == "top":
+                return None
+            if len(ports) > 1:
+                self.diags.error(entry.span, f"module '{module.name}' has {len(ports)} inputs "
+                                 f"({', '.join(p.name for p in ports)}): write `bottom:` to bind them",
+                                 notes=[Note(f"inputs of '{module.name}' declared here", ports[0].span)])
                 return None
             return self.bottoms(entry, prev, not ports, what="module use")
         if isinstance(node, Map):

@@ -166,6 +166,7 @@ def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) ->
                     hint=did_you_mean(type_text, PARAM_KINDS) or
                     f"one of {', '.join(PARAM_KINDS)}, or list[...] of them")
         return None
+    _refuse_misplaced(name, node, kind, bool(match.group(1)), diags)
     values: tuple[str, ...] = ()
     if kind == "enum":
         values_node = node.get("values")
@@ -177,11 +178,24 @@ def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) ->
     doc_node = node.get("doc")
     return ParamDecl(
         name=name, kind=kind, is_list=bool(match.group(1)), span=key_span, default=node.get("default"),
-        minimum=_number(node.get("min"), "`min`", diags), maximum=_number(node.get("max"), "`max`", diags),
+        minimum=_number(node.get("min"), "`min`", diags) if kind in ("int", "float") else None,
+        maximum=_number(node.get("max"), "`max`", diags) if kind in ("int", "float") else None,
         values=values, min_len=_number(node.get("min_len"), "`min_len`", diags, integer=True),
         max_len=_number(node.get("max_len"), "`max_len`", diags, integer=True),
         doc=_text(doc_node, "`doc`", diags) or "",
     )
+
+
+def _refuse_misplaced(name: str, node: Map, kind: str, is_list: bool, diags: DiagnosticList) -> None:
+    """Bounds and values only mean something for some kinds: say so rather than ignore them."""
+    misplaced = {
+        "min": kind not in ("int", "float"), "max": kind not in ("int", "float"),
+        "min_len": not is_list, "max_len": not is_list, "values": kind != "enum",
+    }
+    for key, wrong in misplaced.items():
+        if wrong and key in node:
+            diags.error(node.keys[key], f"`{key}` does not apply to parameter '{name}' of type "
+                        f"{'list[' + kind + ']' if is_list else kind}")
 
 
 def parse_params(node: Node | None, diags: DiagnosticList) -> dict[str, ParamDecl]:
@@ -228,7 +242,7 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
     """The surface document; structural problems go to `diags`."""
     if not isinstance(root, Map):
         raise CaffeconfError.at(root.span, "a caffeconf document must be a mapping")
-    allowed = DOCUMENT_KEYS + tuple(sorted(net_field_names))
+    allowed = DOCUMENT_KEYS + tuple(sorted(net_field_names - set(DOCUMENT_KEYS)))
     check_keys(root, allowed, "the document", diags)
     version = root.get("caffeconf")
     if version is None:

@@ -15,7 +15,7 @@ from caffeconf.catalog import LAYER_TYPES
 from caffeconf.cli import main
 from caffeconf.compiler import build
 from caffeconf.fields import LAYER
-from caffeconf.load import load_tree, plain
+from caffeconf.load import Scalar, Seq, load_tree
 from caffeconf.resolve import LAYER_SYNTAX_KEYS, REPEAT_KEYS, SHARE_KEYS, USE_KEYS
 from caffeconf.syntax import DOCUMENT_KEYS, MODULE_KEYS, PARAM_KEYS
 
@@ -36,6 +36,15 @@ SCHEMA_VISIBLE_ERRORS = (
     "unknown_field_in_param", "unknown_field_on_layer", "unknown_layer_type", "unknown_module_key",
     "unknown_param_key", "unknown_use_key", "use_without_name", "with_not_mapping", "wrong_version",
 )
+
+
+def plain(node):
+    """A located tree as plain data, spans dropped."""
+    if isinstance(node, Scalar):
+        return node.value
+    if isinstance(node, Seq):
+        return [plain(item) for item in node.items]
+    return {key: plain(value) for key, value in node.values.items()}
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ import json
 import sys
 
 from ..compiler import build
-from ..errors import CaffeconfError, render_text
+from ..errors import CaffeconfError, did_you_mean, render_text
 from ..files import write_atomic
 from ..ir import Net
 from ..limits import add_limit_arguments, limits_from
+from ..nets import is_config
 from ..rules import filter_net
 
 
@@ -41,13 +42,27 @@ def source_map(net: Net) -> dict:
 
 def run(args) -> int:
     from .. import prototxt, serde
+    from ..files import check_writable
 
+    for output in (args.output, args.source_map):
+        if output and output != "-":
+            check_writable(output)  # before anything is written: never half the outputs
+    if not is_config(args.file):
+        raise CaffeconfError.at(None, f"{args.file}: compile takes a config (.yaml, .yml or .toml)",
+                                hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
+                                     "to turn it into a config, `caffeconf import`")
     result = build(args.file, limits_from(args), variants=frozenset(args.stage or ()))
     if result.diagnostics:
         sys.stderr.write(render_text(result.diagnostics))
     if not result.ok:
         return 1
     net = result.net
+    unknown = [stage for stage in args.stage or () if stage not in result.variants]
+    if unknown and not (args.phase or args.level is not None):
+        raise CaffeconfError.at(None, f"--stage {unknown[0]}: the config declares no such variant "
+                                f"(variants: {', '.join(result.variants) or 'none'})",
+                                hint=did_you_mean(unknown[0], result.variants)
+                                or "give --phase too to prune by a NetState stage instead")
     if args.phase or args.level is not None:
         net = filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
     message = serde.net_to_proto(net)

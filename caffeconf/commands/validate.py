@@ -37,10 +37,28 @@ def _diagnostics(path: str, limits) -> tuple:
         result = build(path, limits)
         return result.diagnostics + (_shape_diagnostics(result.net) if result.ok else ())
     try:
-        load_net(path)
+        net = load_net(path)
     except CaffeconfError as error:
         return error.diagnostics
-    return ()
+    return _net_diagnostics(net)
+
+
+def _net_diagnostics(net) -> tuple:
+    """What Caffe would refuse in a prototxt: unknown types, unproduced bottoms, clashing tops and
+    shared blobs, shape mismatches."""
+    from ..catalog import LAYER_TYPES
+    from ..errors import DiagnosticList, did_you_mean
+    from ..verify import check_sharing, verify_net
+
+    diags = DiagnosticList()
+    for layer in net.layers:
+        if layer.type not in LAYER_TYPES:
+            diags.error(layer.origin.span if layer.origin else None,
+                        f"layer '{layer.name}': unknown layer type '{layer.type}' (BVLC Caffe has no such type)",
+                        hint=did_you_mean(layer.type, LAYER_TYPES))
+    verify_net(net, diags)
+    check_sharing(net, diags)
+    return tuple(diags.sorted()) + (() if diags.has_errors else _shape_diagnostics(net))
 
 
 def run(args) -> int:
