@@ -146,3 +146,16 @@ def test_missing_database_is_a_located_error(tmp_path, monkeypatch, capsys):
     assert main(["train", "--solver", str(solver), "-q"]) == 1
     err = capsys.readouterr().err
     assert "lenet_digits.yaml:" in err and "layer 'digits' (Data): no LMDB at 'build/digits/digits_train_lmdb'" in err
+
+
+def test_resume_refuses_a_file_that_is_not_a_solver_state(tmp_path):
+    from caffeconf.errors import CaffeconfError
+    from caffeconf.proto import caffe_pb2
+    from caffeconf.train.state import read_snapshot
+
+    weights = tmp_path / "net_iter_10.caffemodel"
+    net = caffe_pb2.NetParameter(name="n")
+    net.layer.add(name="ip", type="InnerProduct").blobs.add().data.extend([1.0, 2.0])
+    weights.write_bytes(net.SerializeToString())
+    with pytest.raises(CaffeconfError, match="not a binary SolverState"):
+        read_snapshot(str(weights))

@@ -188,8 +188,8 @@ class Trainer:
     def _make_solver(self) -> Solver:
         solver = make_solver(self.settings, learnable_params(self.model))
         resumed = self.options.resumed
-        if resumed and resumed.history:
-            if len(resumed.history) != len(solver.history):
+        if resumed:
+            if len(resumed.history) != len(solver.history):  # Caffe checks this on every restore
                 from ..errors import CaffeconfError
                 raise CaffeconfError.at(None, f"the solver state holds {len(resumed.history)} history blobs, "
                                               f"this net and solver need {len(solver.history)}")

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from ..errors import CaffeconfError, Span
+from ..errors import CaffeconfError
 from ..files import write_atomic
 from ..ir import Net
 from ..proto import caffe_pb2
@@ -54,11 +54,24 @@ def read_snapshot(state_path: str) -> Resumed:
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read solver state '{state_path}': {error.strerror}") from None
     except DecodeError:
-        raise CaffeconfError.at(Span(state_path, 1, 1), "not a binary SolverState (.solverstate) file") from None
+        state = None
+    if state is None or _has_unknown_fields(state) or not (state.learned_net or state.history):
+        # a .caffemodel parses as a SolverState with unknown fields: refuse it, as Caffe would
+        raise CaffeconfError.at(None, f"{state_path}: not a binary SolverState (.solverstate) file",
+                                hint="resume from the .solverstate that a snapshot wrote beside its .caffemodel")
     weights = read_caffemodel(_learned_net_path(state_path, state.learned_net)) if state.learned_net else {}
-    history = [blob_from_proto(blob) for blob in state.history]
+    try:
+        history = [blob_from_proto(blob) for blob in state.history]
+    except ValueError as error:
+        raise CaffeconfError.at(None, f"{state_path}: a history blob in the solver state is broken: {error}") from None
     return Resumed(state.iter, state.current_step, weights,
                    [blob.data.reshape(blob.shape) for blob in history])
+
+
+def _has_unknown_fields(message) -> bool:
+    size = message.ByteSize()
+    message.DiscardUnknownFields()
+    return message.ByteSize() != size
 
 
 def _learned_net_path(state_path: str, learned_net: str) -> str:
