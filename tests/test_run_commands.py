@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +126,49 @@ def test_run_config_with_deploy_variant_and_legacy_inputs(capsys):
     assert "prob: shape (1, 1000, 1, 1)" in capsys.readouterr().out
     assert main(["run", str(configs / "resnet50.yaml"), "--batch", "1"]) == 0  # net-level input + input_dim
     assert "prob: shape (1, 1000)" in capsys.readouterr().out
+
+
+def _without_module(module: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """The CLI in a fresh interpreter where importing `module` fails, as when it is not installed."""
+    program = (f"import sys; sys.modules[{module!r}] = None; from caffeconf.cli import main; "
+               f"sys.exit(main({argv!r}))")
+    return subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+@pytest.mark.parametrize("command, extra", [("run", []), ("time", []), ("test", ["--weights", "w.caffemodel"])])
+def test_runner_commands_without_torch_say_what_to_install(tiny, command, extra):
+    done = _without_module("torch", [command, str(tiny), *extra])
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"error: caffeconf {command} needs PyTorch (no module named 'torch'): "
+                           "pip install 'caffeconf[run]' (see README)\n")
+
+
+def test_train_without_torch_says_what_to_install(tmp_path):
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 1\n')
+    done = _without_module("torch", ["train", "--solver", str(solver)])
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: caffeconf train needs PyTorch (no module named 'torch')")
+
+
+def test_run_images_without_opencv_say_what_to_install(tiny, tmp_path):
+    image = tmp_path / "a.png"  # never read: OpenCV is missing first
+    done = _without_module("cv2", ["run", str(tiny), str(image)])
+    assert done.returncode == 1
+    assert done.stderr == ("error: caffeconf run needs OpenCV for image inputs (no module named 'cv2'): "
+                           "pip install opencv-python-headless (see README)\n")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--batch", "0"], "--batch must be at least 1, got 0"),
+    (["time", "--batch", "-2"], "--batch must be at least 1, got -2"),
+    (["run", "--crop-size", "-1"], "--crop-size must not be negative, got -1"),
+    (["run", "--scale", "0"], "--scale must be positive, got 0"),
+    (["run", "--scale", "-0.5"], "--scale must be positive, got -0.5"),
+    (["run", "--scale", "nan"], "--scale must be positive, got nan"),
+])
+def test_runner_options_are_checked_before_the_net_is_read(tmp_path, capsys, argv, message):
+    missing = tmp_path / "absent.prototxt"  # never opened: the option is refused first
+    assert main([*argv[:1], str(missing), *argv[1:]]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == f"error: {message}"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import CaffeconfError
 from .net_options import add_state_arguments
+from .optional_modules import required_modules
 
 
 def add_arguments(parser) -> None:
@@ -31,6 +33,23 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    _check_options(args)
+    with required_modules("run"):
+        return _run(args)
+
+
+def _check_options(args) -> None:
+    """Refuse impossible numbers before loading anything."""
+    if args.batch is not None and args.batch < 1:
+        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    if args.crop_size is not None and args.crop_size < 0:
+        raise CaffeconfError.at(None, f"--crop-size must not be negative, got {args.crop_size}",
+                                hint="0 means no crop, as crop_size in transform_param")
+    if args.scale is not None and not args.scale > 0:
+        raise CaffeconfError.at(None, f"--scale must be positive, got {args.scale:g}")
+
+
+def _run(args) -> int:
     import torch
 
     from ..run.device import autocast, describe, select_device

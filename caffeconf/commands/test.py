@@ -3,7 +3,9 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 
 from __future__ import annotations
 
+from ..errors import CaffeconfError
 from .net_options import add_state_arguments
+from .optional_modules import required_modules
 
 
 def add_arguments(parser) -> None:
@@ -17,9 +19,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    if args.iterations < 1:
+        raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
+    with required_modules("test"):
+        return _score(args)
+
+
+def _score(args) -> int:
     import torch
 
-    from ..errors import CaffeconfError
     from ..run.device import select_device
     from ..run.interpreter import CaffeNet, loss_weights
     from ..run.session import load_for_run
@@ -27,8 +35,6 @@ def run(args) -> int:
     from ..train.loop import Feeder, output_lines
     from ..train.data import Shard
 
-    if args.iterations < 1:
-        raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
     phase = args.phase or "TEST"
     net = load_for_run(args.net, phase, args.stage, args.level)
     device = select_device(args.device)

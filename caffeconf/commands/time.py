@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import sys
 
+from ..errors import CaffeconfError
 from .net_options import add_state_arguments
+from .optional_modules import required_modules
 
 
 def add_arguments(parser) -> None:
@@ -20,13 +22,19 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..errors import CaffeconfError
+    if args.iterations < 1:
+        raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
+    if args.batch is not None and args.batch < 1:
+        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    with required_modules("time"):
+        return _time(args)
+
+
+def _time(args) -> int:
     from ..run.device import describe, select_device
     from ..run.session import build_model, load_for_run, gather_inputs
     from ..run.timing import format_timing, time_net
 
-    if args.iterations < 1:
-        raise CaffeconfError.at(None, "--iterations must be at least 1")
     net = load_for_run(args.net, args.phase, args.stage, args.level)
     device = select_device(args.device)
     phase = args.phase or net.fields.get("state", {}).get("phase", "TRAIN")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .optional_modules import required_modules
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("net", nargs="?", metavar="NET",
@@ -24,6 +26,11 @@ def run(args) -> int:
 
     if args.nproc < 1:
         raise CaffeconfError.at(None, f"--nproc must be at least 1, got {args.nproc}")
+    with required_modules("train"):
+        return _start(args)
+
+
+def _start(args) -> int:
     solver_path, net_path = _paths(args)
     if args.nproc > 1:
         from ..train.distributed import spawn

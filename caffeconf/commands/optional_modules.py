@@ -1,0 +1,30 @@
+"""The optional modules behind the runner commands (run, time, train, test): a missing one becomes a
+CaffeconfError naming it and how to install it, never an ImportError traceback."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+from ..errors import CaffeconfError
+
+# top-level module -> (what it is, how to install it)
+_PROVIDERS = {
+    "torch": ("PyTorch", "pip install 'caffeconf[run]'"),
+    "numpy": ("NumPy", "pip install 'caffeconf[run]'"),
+    "cv2": ("OpenCV for image inputs", "pip install opencv-python-headless"),
+}
+
+
+@contextmanager
+def required_modules(command: str) -> Iterator[None]:
+    """Run a command's body; a missing torch, numpy or cv2 is reported as `caffeconf COMMAND needs ...`."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        module = (error.name or "").partition(".")[0]
+        if module not in _PROVIDERS:
+            raise
+        what, install = _PROVIDERS[module]
+        raise CaffeconfError.at(None, f"caffeconf {command} needs {what} (no module named '{module}'): "
+                                      f"{install} (see README)") from None
