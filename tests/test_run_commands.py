@@ -172,3 +172,20 @@ def test_runner_options_are_checked_before_the_net_is_read(tmp_path, capsys, arg
     missing = tmp_path / "absent.prototxt"  # never opened: the option is refused first
     assert main([*argv[:1], str(missing), *argv[1:]]) == 1
     assert capsys.readouterr().err.splitlines()[0] == f"error: {message}"
+
+
+def test_run_saves_blobs_whose_names_are_np_savez_arguments(tmp_path):
+    net = tmp_path / "names.prototxt"
+    net.write_text('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 } } }\n'
+                   'layer { name: "relu" type: "ReLU" bottom: "data" top: "file" }\n'
+                   'layer { name: "prob" type: "Softmax" bottom: "data" top: "allow_pickle" }\n'
+                   'layer { name: "tanh" type: "TanH" bottom: "data" top: "a/b" }\n')
+    data = np.array([[-1.0, 0.5, 2.0], [3.0, -4.0, 0.0]], np.float32)
+    np.save(tmp_path / "data.npy", data)
+    saved = tmp_path / "out.npz"
+    assert main(["run", str(net), "--input", f"data={tmp_path / 'data.npy'}", "-o", str(saved)]) == 0
+    with np.load(saved, allow_pickle=False) as blobs:
+        assert sorted(blobs.files) == ["a/b", "allow_pickle", "file"]
+        np.testing.assert_array_equal(blobs["file"], np.maximum(data, 0))
+        np.testing.assert_allclose(blobs["allow_pickle"], torch.softmax(torch.from_numpy(data), 1).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(blobs["a/b"], np.tanh(data), rtol=1e-6)

@@ -106,10 +106,16 @@ def _class_scores(values: torch.Tensor) -> torch.Tensor | None:
 
 
 def save_outputs(path: str | Path, outputs: dict[str, torch.Tensor]) -> None:
+    """The blobs as an .npz that np.load reads back by blob name. Written here rather than by np.savez,
+    which would take blobs named `file` or `allow_pickle` as its own arguments."""
     import io
+    import zipfile
 
     from ..files import write_atomic
 
     buffer = io.BytesIO()
-    np.savez(buffer, **{name: value.detach().float().cpu().numpy() for name, value in outputs.items()})
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, value in outputs.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, value.detach().float().cpu().numpy(), allow_pickle=False)
     write_atomic(path, buffer.getvalue())
