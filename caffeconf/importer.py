@@ -45,7 +45,7 @@ class Imported:
 def read_net(path: str | Path) -> Imported:
     """The net at `path`, upgraded; every unknown field, enum value and layer type is reported."""
     source = str(path)
-    data = _read_bytes(path)
+    data = prototxt.read_bytes(path)
     if prototxt.looks_like_text(data):
         text = data.decode("utf-8")
         _refuse_solver(text, source)
@@ -72,13 +72,6 @@ def _refuse_solver(text: str, source: str) -> None:
     if len(names & solver_names - net_names) > len(names & net_names - solver_names):
         raise CaffeconfError.at(Span(source, 1, 1), "this is a solver (SolverParameter), not a net: "
                                 "import takes a NetParameter")
-
-
-def _read_bytes(path: str | Path) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise CaffeconfError.at(None, f"cannot read {path}: {error.strerror or error}") from None
 
 
 def _check_types(message: caffe_pb2.NetParameter, source: str) -> None:
@@ -336,7 +329,7 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
         text = render(document(imported, flat_entries(imported.layers)), header)
         if not refused and not compiles_to(text, as_toml, imported.message):
             raise InternalError(f"the flat import of {path} does not compile back to the same net")
-    data = _read_bytes(path)
+    data = prototxt.read_bytes(path)
     # a binary net is measured by the text Caffe would write for it
     source_text = data.decode("utf-8") if prototxt.looks_like_text(data) else prototxt.net_to_text(imported.message)
     prototxt_lines = len(source_text.splitlines())

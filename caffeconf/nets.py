@@ -47,3 +47,12 @@ def load_net(path: str | Path, variants: frozenset[str] = frozenset()) -> Net:
     from . import prototxt, serde, upgrade
 
     return serde.net_from_proto(upgrade.upgrade_net(prototxt.read_net(path), source=str(path)), source=str(path))
+
+
+def load_net_for_state(path: str | Path, phase: str | None = None, stages=None, level: int | None = None) -> Net:
+    """The net as Caffe builds it for this state (FilterNet). For a config the stages also select
+    the compile-time variants it declares (e.g. `--stage deploy`)."""
+    from .rules import filter_net
+
+    net = load_net(path, variants=frozenset(stages or ()))
+    return filter_net(net, phase=phase, stages=stages, level=level)

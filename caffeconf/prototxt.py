@@ -45,10 +45,11 @@ def parse_net_text(text: str, path: str) -> caffe_pb2.NetParameter:
 
 def read_message(path: str | Path, message: Message) -> Message:
     """Fill `message` from the text or binary file at `path` and return it."""
-    return decode(_read_bytes(path), str(path), message)
+    return decode(read_bytes(path), str(path), message)
 
 
-def _read_bytes(path: str | Path) -> bytes:
+def read_bytes(path: str | Path) -> bytes:
+    """A file's bytes; an unreadable file is a CaffeconfError naming it."""
     try:
         return Path(path).read_bytes()
     except OSError as error:
@@ -70,7 +71,7 @@ def decode(data: bytes, source: str, message: Message) -> Message:
 
 def read_net_or_solver(path: str | Path) -> caffe_pb2.NetParameter | caffe_pb2.SolverParameter:
     """A NetParameter or a SolverParameter, whichever `path` holds (not upgraded)."""
-    source, data = str(path), _read_bytes(path)
+    source, data = str(path), read_bytes(path)
     if looks_like_text(data):
         names = {f.name for f in outline_text(data.decode("utf-8")).fields}
         return decode(data, source, _closest_message(names))

@@ -128,7 +128,9 @@ def _per_axis(param: Mapping, name: str, num_axes: int, default: int | None) -> 
     if f"{field}_h" in param or f"{field}_w" in param:
         if num_axes != 2:
             raise ShapeMismatch(f"{field}_h and {field}_w are for 2D blobs only")
-        if f"{field}_h" not in param or f"{field}_w" not in param:
+        if field == "pad":  # Caffe reads both; the one not written is its proto default, 0
+            return [param.get("pad_h", 0), param.get("pad_w", 0)]
+        if f"{field}_h" not in param or f"{field}_w" not in param:  # Caffe needs both to be > 0
             raise ShapeMismatch(f"{field}_h and {field}_w must be given together")
         return [param[f"{field}_h"], param[f"{field}_w"]]
     value = param.get(name, [])

@@ -13,12 +13,20 @@ PY=${PYTHON:-python3}
 
 ensure_venv() {
   if [ ! -x "$VENV/bin/python" ]; then
-    "$PY" -m venv "$VENV"
+    if ! "$PY" -m venv "$VENV" 2>/dev/null; then
+      # Debian/Ubuntu ship venv separately (python3-venv); install it when we can.
+      rm -rf "$VENV"
+      if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+      fi
+      "$PY" -m venv "$VENV"
+    fi
   fi
   local stamp="$VENV/.caffeconf-$1-$(sha1sum pyproject.toml | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
-    # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
+    # Pinned so that pip takes this machine's local CPU wheel when there is one; from PyPI on
+    # Linux the same pin is a CUDA build of several GB (PyTorch's own CPU index is not reachable here).
     "$VENV/bin/python" -m pip install -q "torch==2.13.0"
     "$VENV/bin/python" -m pip install -q -e ".[$1]"
     touch "$stamp"
@@ -31,7 +39,8 @@ ensure_system_tools() {
   command -v chromium >/dev/null || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+        || echo "note: could not install ${missing[*]}; the tests that need them will be skipped" >&2
     else
       echo "note: ${missing[*]} missing; the tests that need them will be skipped" >&2
     fi

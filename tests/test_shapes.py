@@ -352,3 +352,13 @@ def test_recurrent_exposed_states_are_not_mistaken_for_x_static():
     entry = infer_shapes(net).layers[-1]
     assert entry.tops == ((3, 2, 5), (1, 2, 5), (1, 2, 5))
     assert entry.params == ((20, 4), (20,), (20, 5))  # W_xc, b_c, W_hc: no x_static weight
+
+
+def test_convolution_pad_h_alone_pads_height_only():
+    from caffeconf.ir import Layer, Net
+    from caffeconf.shapes import infer_shapes
+
+    data = Layer("data", "Input", (), ("data",), {"input_param": {"shape": [{"dim": [1, 1, 5, 5]}]}})
+    conv = Layer("conv", "Convolution", ("data",), ("conv",),
+                 {"convolution_param": {"num_output": 2, "kernel_size": [3], "pad_h": 1}})
+    assert infer_shapes(Net("n", (data, conv))).layers[-1].tops == ((1, 2, 5, 3),)

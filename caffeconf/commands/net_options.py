@@ -26,11 +26,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_for_state(args: argparse.Namespace) -> Net:
     """The net at args.net, filtered as Caffe would build it for the chosen state."""
-    from ..nets import load_net
-    from ..rules import filter_net
+    from ..nets import load_net_for_state
 
-    net = load_net(args.net, variants=frozenset(args.stage or ()))
-    return filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
+    return load_net_for_state(args.net, args.phase, args.stage, args.level)
 
 
 def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:

@@ -84,11 +84,6 @@ def _default_snapshot_prefix(solver: caffe_pb2.SolverParameter, path: str) -> No
         solver.snapshot_prefix = str(Path(solver.snapshot_prefix) / Path(path).stem)
 
 
-def default_solver() -> caffe_pb2.SolverParameter:
-    """caffe.proto's defaults (base_lr and max_iter must still be given)."""
-    return caffe_pb2.SolverParameter()
-
-
 def train_net(solver: caffe_pb2.SolverParameter, override: str | None, source: str = "") -> NetChoice:
     """The training net: the command line's NET, else (as Caffe looks for them) train_net_param,
     train_net, net_param or net, in train_state."""
