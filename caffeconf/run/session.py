@@ -17,13 +17,10 @@ from .weights import read_caffemodel
 
 
 def load_for_run(path: str, phase: str | None, stages: Sequence[str] | None, level: int | None) -> Net:
-    """The net as Caffe would build it for this state. For a config the stages also select its
-    compile-time variants (e.g. `--stage deploy`)."""
-    from ..nets import load_net
-    from ..rules import filter_net
+    """The net as Caffe would build it for this state (see nets.load_net_for_state)."""
+    from ..nets import load_net_for_state
 
-    net = load_net(path, variants=frozenset(stages or ()))
-    return filter_net(net, phase=phase, stages=stages, level=level)
+    return load_net_for_state(path, phase, stages, level)
 
 
 def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device) -> CaffeNet:
