@@ -2,7 +2,9 @@
 
 Fields are compared as Caffe reads them: a field written with its default
 equals an absent one, an empty sub-message equals none, and floats compare
-at float32 precision (what a prototxt holds). Layers pair up by name (the
+at float32 precision (what a prototxt holds). Learned `blobs` (in a binary
+net) compare as their count, shapes and a hash of their values, never value
+by value. Layers pair up by name (the
 k-th layer of a name with the k-th), then unpaired layers of the same type
 and fields pair up as renamed. Blob names do not matter, wiring does: when
 a paired layer's top is renamed, its readers that follow the new name are
@@ -11,6 +13,8 @@ not reported as rewired.
 
 from __future__ import annotations
 
+import array
+import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -51,14 +55,63 @@ class Difference:
         if self.kind == "blob-renamed":
             return f"renamed: blob {self.a} -> {self.b}"
         where = "net" if self.kind == "net" else f"layer {self.layer}"
-        return f"{self.kind}: {where}: {self.path}: {_show(self.a)} -> {_show(self.b)}"
+        return f"{self.kind}: {where}: {self.path}: {_show(self.a, self.b)} -> {_show(self.b, self.a)}"
 
     def as_json(self) -> dict:
-        return {"kind": self.kind, "layer": self.layer, "path": self.path, "a": self.a, "b": self.b}
+        return {"kind": self.kind, "layer": self.layer, "path": self.path,
+                "a": _plain(self.a), "b": _plain(self.b)}
 
 
-def _show(value: Any) -> str:
-    return "(absent)" if value is None else json.dumps(value)
+def _show(value: Any, other: Any) -> str:
+    if value is None:
+        return "(absent)"
+    if isinstance(value, Blobs):
+        same_shapes = isinstance(other, Blobs) and other.shapes == value.shapes
+        return f"{value} sha256 {value.sha256[:12]}" if same_shapes else str(value)
+    return json.dumps(value)
+
+
+def _plain(value: Any) -> Any:
+    return value.as_json() if isinstance(value, Blobs) else value
+
+
+# ---------------------------------------------------------------- learned blobs
+
+@dataclass(frozen=True)
+class Blobs:
+    """A layer's learned blobs as diff compares them: count, shapes and a digest of every value."""
+
+    shapes: tuple[tuple[int, ...], ...]
+    sha256: str
+
+    def __str__(self) -> str:
+        count = f"{len(self.shapes)} blob{'' if len(self.shapes) == 1 else 's'}"
+        return f"{count} ({', '.join(map(_shape_text, self.shapes))})"
+
+    def as_json(self) -> dict:
+        return {"count": len(self.shapes), "shapes": [list(shape) for shape in self.shapes], "sha256": self.sha256}
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape)) if shape else "scalar"
+
+
+def summarize_blobs(blobs: list[Mapping[str, Any]]) -> Blobs:
+    digest = hashlib.sha256()
+    for blob in blobs:
+        for key, code in (("data", "f"), ("diff", "f"), ("double_data", "d"), ("double_diff", "d")):
+            values = array.array(code, blob.get(key, ())).tobytes()  # the bytes a caffemodel holds
+            digest.update(f"{key}:{len(values)}:".encode() + values)
+        digest.update(b";")
+    return Blobs(tuple(_blob_shape(blob) for blob in blobs), digest.hexdigest())
+
+
+def _blob_shape(blob: Mapping[str, Any]) -> tuple[int, ...]:
+    """As Caffe's Blob::FromProto: any legacy num/channels/height/width makes the shape 4-D."""
+    legacy = ("num", "channels", "height", "width")
+    if any(key in blob for key in legacy):
+        return tuple(blob.get(key, 0) for key in legacy)
+    return tuple(blob.get("shape", {}).get("dim", ()))
 
 
 # ---------------------------------------------------------------- normalization
@@ -119,7 +172,14 @@ def _is_default(value: Any, field: FieldDescriptor, message) -> bool:
 
 
 def normal_layer_fields(layer: Layer) -> dict[str, Any]:
-    return normalize(layer.fields, _descriptor("LayerParameter"))
+    """The layer's fields as compared; its blobs summarized (normalizing millions of floats one by
+    one would be slow, and printing them useless)."""
+    fields = dict(layer.fields)
+    blobs = fields.pop("blobs", [])
+    normal = normalize(fields, _descriptor("LayerParameter"))
+    if blobs:
+        normal["blobs"] = summarize_blobs(blobs)
+    return normal
 
 
 # ---------------------------------------------------------------- pairing layers
@@ -156,7 +216,7 @@ def _pair(a: Net, b: Net):
 
 
 def _signature(layer: Layer) -> str:
-    return json.dumps([layer.type, normal_layer_fields(layer)], sort_keys=True)
+    return json.dumps([layer.type, normal_layer_fields(layer)], sort_keys=True, default=_plain)
 
 
 # ---------------------------------------------------------------- comparing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -111,8 +112,61 @@ def test_command_equal_and_different(tmp_path, capsys):
 def test_bad_input_is_a_located_error(tmp_path, capsys):
     (tmp_path / "a.prototxt").write_text(PROTOTXT)
     (tmp_path / "bad.prototxt").write_text("layer { name: \n")
-    assert main(["diff", str(tmp_path / "a.prototxt"), str(tmp_path / "bad.prototxt")]) == 1
-    assert f"{tmp_path / 'bad.prototxt'}:" in capsys.readouterr().err
+    assert main(["diff", str(tmp_path / "a.prototxt"), str(tmp_path / "bad.prototxt")]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith(f"{tmp_path / 'bad.prototxt'}:2:1: error: ")
+    assert main(["diff", str(tmp_path / "a.prototxt"), str(tmp_path / "absent.prototxt")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: cannot read {tmp_path / 'absent.prototxt'}: ")
+
+
+def test_help_states_the_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["diff", "--help"])
+    assert "exit status: 0 if the nets are equal, 1 if they differ, 2 if a net cannot be read" in \
+        " ".join(capsys.readouterr().out.split())
+
+
+def write_binary_net(path, *blobs):
+    """A one-convolution binary NetParameter whose layer holds `blobs` ((shape, values) pairs)."""
+    from caffeconf.proto import caffe_pb2
+
+    net = caffe_pb2.NetParameter(name="n")
+    layer = net.layer.add(name="conv", type="Convolution", bottom=["x"], top=["c"])
+    layer.convolution_param.num_output = 2
+    for shape, values in blobs:
+        blob = layer.blobs.add()
+        blob.shape.dim.extend(shape)
+        blob.data.extend(values)
+    path.write_bytes(net.SerializeToString())
+    return str(path)
+
+
+def test_blobs_compare_by_count_shapes_and_hash(tmp_path, capsys):
+    weights = ([2, 1, 2, 2], [0.25] * 8), ([2], [0.5, -1.5])
+    a = write_binary_net(tmp_path / "a.caffemodel", *weights)
+    same = write_binary_net(tmp_path / "same.caffemodel", *weights)
+    bare = write_binary_net(tmp_path / "bare.caffemodel")
+    nudged = write_binary_net(tmp_path / "nudged.caffemodel", weights[0], ([2], [0.5, -1.25]))
+    assert main(["diff", a, same]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["diff", a, bare]) == 1
+    assert capsys.readouterr().out == "changed: layer conv: blobs: 2 blobs (2x1x2x2, 2) -> (absent)\n"
+    assert main(["diff", a, nudged]) == 1
+    line = capsys.readouterr().out
+    assert re.fullmatch(r"changed: layer conv: blobs: 2 blobs \(2x1x2x2, 2\) sha256 (\w{12}) -> "
+                        r"2 blobs \(2x1x2x2, 2\) sha256 (\w{12})\n", line)
+    assert len(set(re.findall(r"sha256 (\w+)", line))) == 2
+    assert main(["diff", "--format", "json", bare, nudged]) == 1
+    (change,) = json.loads(capsys.readouterr().out)["differences"]
+    assert change["a"] is None and change["b"]["count"] == 2 and change["b"]["shapes"] == [[2, 1, 2, 2], [2]]
+    assert re.fullmatch(r"[0-9a-f]{64}", change["b"]["sha256"])
+
+
+def test_legacy_blob_dimensions_are_four_axes():
+    legacy = Layer("c", "Convolution", ("x",), ("c",), {"blobs": [
+        {"num": 1, "channels": 1, "height": 2, "width": 3, "data": [0.0] * 6}]})
+    shaped = Layer("c", "Convolution", ("x",), ("c",), {"blobs": [{"shape": {"dim": [6]}, "data": [0.0] * 6}]})
+    assert describe([legacy], [shaped]) == ["changed: layer c: blobs: 1 blob (1x1x2x3) -> 1 blob (6)"]
 
 
 @pytest.mark.parametrize("config, prototxt", [
