@@ -131,7 +131,7 @@ class _Drawing:
                       if writers.get(b, -1) <= i and b not in layer.tops}
         lines = []
         for blob, index in writers.items():
-            if blob in read_after or not self.net.layers[index].tops:
+            if blob in read_after:
                 continue
             node = f"out_{blob}"
             lines.append(f"{_quote(node)} {_attrs(label=blob, shape='oval', id=node)};")
