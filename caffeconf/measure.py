@@ -2,8 +2,9 @@
 
 Per layer: learnable values, multiply-accumulates (MACs) of the layer's
 matrix products (convolution, deconvolution, inner product, recurrent
-layers; element-wise layers count none), and the bytes of the blobs it
-creates. Layers can be summed per module use at depth K.
+layers; Caffe's other types count none, a Python or unknown type is
+unknown), and the bytes of the blobs it creates. Layers can be summed per
+module use at depth K.
 
 The memory estimate models the PyTorch runner, not Caffe: values are fp32;
 in inference each blob is freed after its last reader and in-place layers,
@@ -126,9 +127,12 @@ def _new_bytes(entry: LayerShapes) -> int | None:
 
 
 def _macs(entry: LayerShapes) -> int | None:
+    """The layer's MACs; None (shown `?`) when shapes are unknown or the type's cost is (Python, custom)."""
+    if entry.layer.type in ZERO_MAC_TYPES:
+        return 0
     rule = MAC_RULES.get(entry.layer.type)
     if rule is None:
-        return 0
+        return None
     if any(shape is None for shape in entry.bottoms + entry.tops):
         return None
     return rule(entry)
@@ -169,6 +173,17 @@ MAC_RULES = {
     "Convolution": _conv_macs, "Deconvolution": _conv_macs,
     "InnerProduct": _inner_product_macs, "LSTM": _recurrent_macs, "RNN": _recurrent_macs,
 }
+
+# Caffe's types with no matrix product: sources, element-wise and per-channel arithmetic, pooling and
+# normalization, blob plumbing, lookups, and losses and metrics.
+ZERO_MAC_TYPES = frozenset("""
+Data DummyData HDF5Data ImageData Input MemoryData WindowData Parameter HDF5Output Silence
+AbsVal BNLL Clip ELU Exp Log Power PReLU ReLU Sigmoid Swish TanH Threshold Dropout
+Bias Scale Eltwise LSTMUnit BatchNorm LRN MVN Softmax Pooling SPP Reduction
+ArgMax BatchReindex Concat Crop Embed Filter Flatten Im2col Reshape Slice Split Tile
+Accuracy ContrastiveLoss EuclideanLoss HingeLoss InfogainLoss MultinomialLogisticLoss
+SigmoidCrossEntropyLoss SoftmaxWithLoss
+""".split())
 
 
 # ---------------------------------------------------------------- grouping by module use

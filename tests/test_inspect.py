@@ -8,7 +8,8 @@ import pytest
 
 from caffeconf.cli import main
 from caffeconf.ir import Layer, Net
-from caffeconf.measure import estimate_memory, layer_costs
+from caffeconf.catalog import LAYER_TYPES
+from caffeconf.measure import MAC_RULES, ZERO_MAC_TYPES, estimate_memory, layer_costs, net_totals
 from caffeconf.shapes import infer_shapes
 from conftest import ROOT, model_files
 
@@ -93,6 +94,22 @@ def test_in_place_and_views_take_no_memory():
     assert memory.inference_peak == 48
     # Nothing trainable, and no gradient flows into an input: training holds the forward blobs only.
     assert memory.training_peak == 48
+
+
+def test_every_caffe_type_has_a_mac_count_but_python_layers():
+    assert not ZERO_MAC_TYPES & MAC_RULES.keys()
+    assert ZERO_MAC_TYPES | MAC_RULES.keys() == LAYER_TYPES - {"Python"}
+
+
+def test_python_layer_macs_are_unknown_and_element_wise_ones_zero():
+    net = Net("t", (
+        Layer("data", "Input", (), ("data",), {"input_param": {"shape": [{"dim": [2, 3]}]}}),
+        Layer("relu", "ReLU", ("data",), ("relu",)),
+        Layer("py", "Python", ("relu",), ("py",), {"python_param": {"module": "m", "layer": "L"}}),
+    ))
+    costs = layer_costs(infer_shapes(net))
+    assert [c.macs for c in costs] == [0, 0, None]
+    assert net_totals(costs)[1] is None
 
 
 def test_unknown_shapes_show_question_marks(capsys):
