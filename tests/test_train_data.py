@@ -156,3 +156,14 @@ def test_arrays_fed_from_python(tmp_path):
     arrays = {"data": {"data": np.arange(12, dtype=np.float32).reshape(6, 2), "label": np.arange(6)}}
     batch = make_source(layer, "TRAIN", 0, arrays=arrays).batch(1)
     assert batch["label"].tolist() == [3, 4, 5] and batch["data"][0].tolist() == [6, 7]
+
+
+def test_unreadable_data_layer_type_is_refused_with_the_readable_ones():
+    from caffeconf.errors import CaffeconfError, render_text
+
+    layer = Layer("win", "WindowData", (), ("data", "label"), {"window_data_param": {"source": "w.txt"}})
+    with pytest.raises(CaffeconfError) as raised:
+        make_source(layer, "TRAIN", 0)
+    assert render_text(raised.value.diagnostics) == (
+        "error: layer 'win' (WindowData): caffeconf cannot read data of this layer type\n"
+        "  hint: use a Data (LMDB), ImageData, HDF5Data or DummyData layer\n")

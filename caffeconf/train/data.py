@@ -290,8 +290,8 @@ def make_source(layer: Layer, phase: str, seed: int, shard: Shard = Shard(),
         batch = _fed_batch_size(layer)
         return array_source(layer, arrays[layer.name], batch, phase, seed, shard)
     if layer.type not in READERS:
-        raise _error(layer, "caffeconf train cannot read this data layer type",
-                     hint="feed it from Python (arrays=) or use Data, ImageData, HDF5Data or DummyData")
+        raise _error(layer, "caffeconf cannot read data of this layer type",
+                     hint="use a Data (LMDB), ImageData, HDF5Data or DummyData layer")
     return READERS[layer.type](layer, phase, seed, shard)
 
 
