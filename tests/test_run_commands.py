@@ -157,7 +157,7 @@ def test_run_images_without_opencv_say_what_to_install(tiny, tmp_path):
     done = _without_module("cv2", ["run", str(tiny), str(image)])
     assert done.returncode == 1
     assert done.stderr == ("error: caffeconf run needs OpenCV for image inputs (no module named 'cv2'): "
-                           "pip install opencv-python-headless (see README)\n")
+                           "pip install 'caffeconf[run]' (see README)\n")
 
 
 @pytest.mark.parametrize("argv, message", [

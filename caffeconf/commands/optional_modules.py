@@ -8,12 +8,8 @@ from typing import Iterator
 
 from ..errors import CaffeconfError
 
-# top-level module -> (what it is, how to install it)
-_PROVIDERS = {
-    "torch": ("PyTorch", "pip install 'caffeconf[run]'"),
-    "numpy": ("NumPy", "pip install 'caffeconf[run]'"),
-    "cv2": ("OpenCV for image inputs", "pip install opencv-python-headless"),
-}
+# top-level module -> what it is; the `run` extra installs them all
+_PROVIDED = {"torch": "PyTorch", "numpy": "NumPy", "cv2": "OpenCV for image inputs"}
 
 
 @contextmanager
@@ -23,8 +19,7 @@ def required_modules(command: str) -> Iterator[None]:
         yield
     except ModuleNotFoundError as error:
         module = (error.name or "").partition(".")[0]
-        if module not in _PROVIDERS:
+        if module not in _PROVIDED:
             raise
-        what, install = _PROVIDERS[module]
-        raise CaffeconfError.at(None, f"caffeconf {command} needs {what} (no module named '{module}'): "
-                                      f"{install} (see README)") from None
+        raise CaffeconfError.at(None, f"caffeconf {command} needs {_PROVIDED[module]} (no module named "
+                                      f"'{module}'): pip install 'caffeconf[run]' (see README)") from None
