@@ -331,3 +331,13 @@ def test_cli_bad_input_leaves_existing_output_untouched(tmp_path, capsys, monkey
         "bad.prototxt:2:13: error: couldn't parse float: x\n"
         "      blobs_lr: x }\n"
         "                ^\n")
+
+
+def test_upgrade_with_warnings_writes_the_net_and_exits_1_as_caffe_does(tmp_path, capsys):
+    from caffeconf.cli import main
+
+    source, target = tmp_path / "old.prototxt", tmp_path / "new.prototxt"
+    source.write_text('input: "x"\nlayers { layer { name: "r" type: "relu" num_output: 3 } bottom: "x" top: "x" }\n')
+    assert main(["upgrade", str(source), "-o", str(target)]) == 1
+    assert 'type: "ReLU"' in target.read_text()
+    assert "Caffe drops it" in capsys.readouterr().err

@@ -35,4 +35,6 @@ def run(args) -> int:
     else:
         prototxt.write_message(upgraded, args.output, binary=args.binary)
     sys.stderr.write(f"{args.input}: {what}: {report.summary()}\n")
-    return 0
+    # Like Caffe's upgrade_net_proto_text: the output is written, but an upgrade that had to drop
+    # or guess something is not a success.
+    return 1 if report.warnings else 0
