@@ -303,12 +303,17 @@ def silence(ctx: LayerContext) -> Op:
     return Op(forward=lambda bottoms, blobs: [])
 
 
+def _axis_or_legacy(ctx: LayerContext, p, message: str, legacy: str) -> int:
+    """`axis`, or the legacy field that Caffe still honours in its place (never both)."""
+    if p.has("axis") and p.has(legacy):
+        raise ctx.error(f"give either {message}.axis or the legacy {legacy}, not both")
+    return p[legacy] if p.has(legacy) else p["axis"]
+
+
 @register("Concat")
 def concat(ctx: LayerContext) -> Op:
     p = ctx.param("concat_param")
-    if p.has("axis") and p.has("concat_dim"):
-        raise ctx.error("give either concat_param.axis or the legacy concat_dim, not both")
-    axis = p["concat_dim"] if p.has("concat_dim") else p["axis"]
+    axis = _axis_or_legacy(ctx, p, "concat_param", "concat_dim")
 
     def forward(bottoms, blobs):
         if len(bottoms) == 1:
@@ -321,9 +326,7 @@ def concat(ctx: LayerContext) -> Op:
 @register("Slice")
 def slice_(ctx: LayerContext) -> Op:
     p = ctx.param("slice_param")
-    if p.has("axis") and p.has("slice_dim"):
-        raise ctx.error("give either slice_param.axis or the legacy slice_dim, not both")
-    axis_param = p["slice_dim"] if p.has("slice_dim") else p["axis"]
+    axis_param = _axis_or_legacy(ctx, p, "slice_param", "slice_dim")
     points, tops = list(p["slice_point"]), len(ctx.layer.tops)
     if points and len(points) != tops - 1:
         raise ctx.error(f"{len(points)} slice_point values for {tops} tops; give {tops - 1}")

@@ -63,24 +63,26 @@ def power(ctx: LayerContext) -> Op:
     return _unary(lambda x: torch.pow(shift + scale * x, exponent))
 
 
+def _log_of_base(ctx: LayerContext, p, message: str) -> float:
+    """ln(base), where Caffe's base -1 means e."""
+    base = p["base"]
+    if base != -1 and base <= 0:
+        raise ctx.error(f"{message}.base must be -1 (for e) or positive, got {base}")
+    return 1.0 if base == -1 else math.log(base)
+
+
 @register("Exp")
 def exp(ctx: LayerContext) -> Op:
     p = ctx.param("exp_param")
-    base, scale, shift = p["base"], p["scale"], p["shift"]
-    if base != -1 and base <= 0:
-        raise ctx.error(f"exp_param.base must be -1 (for e) or positive, got {base}")
-    log_base = 1.0 if base == -1 else math.log(base)
+    log_base, scale, shift = _log_of_base(ctx, p, "exp_param"), p["scale"], p["shift"]
     return _unary(lambda x: torch.exp(log_base * (shift + scale * x)))
 
 
 @register("Log")
 def log(ctx: LayerContext) -> Op:
     p = ctx.param("log_param")
-    base, scale, shift = p["base"], p["scale"], p["shift"]
-    if base != -1 and base <= 0:
-        raise ctx.error(f"log_param.base must be -1 (for e) or positive, got {base}")
-    inverse_log_base = 1.0 if base == -1 else 1.0 / math.log(base)
-    return _unary(lambda x: torch.log(shift + scale * x) * inverse_log_base)
+    inverse_log_base, scale, shift = 1.0 / _log_of_base(ctx, p, "log_param"), p["scale"], p["shift"]
+    return _unary(lambda x: torch.log(shift + scale * x) * inverse_log_base)  # Caffe multiplies
 
 
 @register("Threshold")
