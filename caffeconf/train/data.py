@@ -212,20 +212,14 @@ def image_data_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Sour
 
 
 def read_image_list(layer: Layer, source: str) -> list[tuple[str, int]]:
-    """Lines `path label`; the last space separates them, so paths may contain spaces."""
+    """ImageData's list file, its lines as Caffe reads them (imageset.parse_list)."""
+    from .imageset import parse_list
+
     try:
         lines = Path(source).read_text().splitlines()
     except OSError as error:
         raise _error(layer, f"cannot read image list '{source}': {error.strerror}") from None
-    entries = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        path, _, label = line.rstrip().rpartition(" ")
-        if not path or not label.lstrip("-").isdigit():
-            raise CaffeconfError.at(None, f"{source}:{number}: expected 'path label', got '{line}'")
-        entries.append((path, int(label)))
-    return entries
+    return parse_list(lines, source)
 
 
 def hdf5_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:

@@ -79,13 +79,18 @@ def read_list(path: str) -> list[tuple[str, int]]:
         lines = Path(path).read_text().splitlines()
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read list '{path}': {error.strerror}") from None
+    return parse_list(lines, path)
+
+
+def parse_list(lines: Iterable[str], source: str) -> list[tuple[str, int]]:
+    """Caffe's image-list lines `path label`: the last space separates them, so paths may hold spaces."""
     entries = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         name, _, label = line.rstrip().rpartition(" ")
         if not name or not label.lstrip("-").isdigit():
-            raise CaffeconfError.at(None, f"{path}:{number}: expected 'filename label', got '{line}'")
+            raise CaffeconfError.at(None, f"{source}:{number}: expected 'path label', got '{line}'")
         entries.append((name, int(label)))
     return entries
 
