@@ -17,29 +17,10 @@ from caffeconf.errors import CaffeconfError, render_text
 from caffeconf.importer import import_config, read_net
 from caffeconf.proto import caffe_pb2
 
-from conftest import MODELS, ROOT, model_files, require_models
+from conftest import FORK_FILES, MODELS, ROOT, model_files, require_models
 
 UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
 GOLDEN = ROOT / "tests" / "import"
-
-# Nets for Caffe forks (../shared/models/README.md, "fork proto OK"): BVLC's caffe.proto lacks
-# these names, so import refuses them, listing each one.
-FORK_FILES = {
-    "mobilenet-ssd/MobileNetSSD_train.prototxt": "resize_param",
-    "mobilenet-ssd/MobileNetSSD_test.prototxt": "resize_param",
-    "mobilenet-ssd/MobileNetSSD_deploy.prototxt": "permute_param",
-    "faster-rcnn-vgg16/train.prototxt": "smooth_l1_loss_param",
-    "faster-rcnn-vgg16/test.prototxt": "roi_pooling_param",
-    "enet/enet_train_encoder_decoder.prototxt": "dense_image_data_param",
-    "enet/enet_deploy_final.prototxt": "bn_param",
-    "segnet/segnet_train.prototxt": "dense_image_data_param",
-    "segnet/segnet_inference.prototxt": "dense_image_data_param",
-    "segnet-bayesian-basic/bayesian_segnet_basic_train.prototxt": "dense_image_data_param",
-    "densenet-121/DenseNet_121.prototxt": "ceil_mode",
-    "shufflenet/shufflenet_1x_g3_deploy.prototxt": "shuffle_channel_param",
-    "shufflenet/shufflenet_v2_1x_deploy.prototxt": "shuffle_channel_param",
-}
-# caffeconf's verifier refuses these nets themselves (not the import): see the known-issue reason.
 
 
 def _relative(path: Path) -> str:
@@ -56,11 +37,7 @@ def _nets() -> list:
         name = _relative(path)
         if _is_solver(path):
             continue  # solvers are not nets
-        marks = []
-        if name in FORK_FILES:
-            marks = [pytest.mark.skip(reason="a Caffe fork's net: BVLC caffe.proto lacks its names "
-                                             "(test_fork_files_list_unknown_names)")]
-        cases.append(pytest.param(path, id=name, marks=marks))
+        cases.append(pytest.param(path, id=name))
     return cases
 
 
