@@ -17,10 +17,10 @@ from pathlib import Path
 
 from google.protobuf import text_format
 
-from caffeconf import prototxt, serde
-from caffeconf.compiler import compile_file
+from caffeconf.caffe import prototxt, serde
+from caffeconf.compile.compiler import compile_file
 from caffeconf.limits import Limits
-from caffeconf.proto import caffe_pb2
+from caffeconf.caffe import caffe_pb2
 
 ROOT = Path(__file__).resolve().parent.parent
 

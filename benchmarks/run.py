@@ -33,7 +33,7 @@ from torch.profiler import ProfilerActivity, profile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from caffeconf.rules import filter_net  # noqa: E402
+from caffeconf.compile.rules import filter_net  # noqa: E402
 from caffeconf.run.device import select_device, synchronize  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.memory import running_peak  # noqa: E402

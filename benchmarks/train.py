@@ -26,7 +26,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from caffeconf.proto import caffe_pb2  # noqa: E402
+from caffeconf.caffe import caffe_pb2  # noqa: E402
 from caffeconf.run.device import select_device, synchronize  # noqa: E402
 from caffeconf.train.loop import TrainOptions, Trainer  # noqa: E402
 from caffeconf.train.report import Report  # noqa: E402

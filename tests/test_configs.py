@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from google.protobuf import text_format
 
-from caffeconf import serde
-from caffeconf.compiler import compile_file
-from caffeconf.proto import caffe_pb2
+from caffeconf.caffe import serde
+from caffeconf.compile.compiler import compile_file
+from caffeconf.caffe import caffe_pb2
 
 from conftest import ROOT, require_models
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from caffeconf.cli import main
-from caffeconf.diff import diff_nets, float32
+from caffeconf.inspect.diff import diff_nets, float32
 from caffeconf.ir import Layer, Net
 
 from conftest import ROOT, require_models
@@ -128,7 +128,7 @@ def test_help_states_the_exit_status(capsys):
 
 def write_binary_net(path, *blobs):
     """A one-convolution binary NetParameter whose layer holds `blobs` ((shape, values) pairs)."""
-    from caffeconf.proto import caffe_pb2
+    from caffeconf.caffe import caffe_pb2
 
     net = caffe_pb2.NetParameter(name="n")
     layer = net.layer.add(name="conv", type="Convolution", bottom=["x"], top=["c"])

@@ -71,7 +71,7 @@ def test_missing_dot_is_a_clear_error(tmp_path, capsys, monkeypatch):
 @pytest.mark.parametrize("path", [p for p in model_files() if "solver" not in p.name],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shared_model_draws(tmp_path, path):
-    pytest.importorskip("caffeconf.serde", reason="the prototxt loader has not landed")
+    pytest.importorskip("caffeconf.caffe.serde", reason="the prototxt loader has not landed")
     out = tmp_path / "net.dot"
     assert draw(path, "-o", out, "--phase", "TRAIN") == 0
     text = out.read_text()

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from caffeconf import cli, compiler
+from caffeconf import cli
+from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 from conftest import ROOT
 
@@ -69,7 +70,7 @@ def _run_python(code: str, args: list[str], timeout: float) -> subprocess.Comple
 
 _TIMED_BUILD = """
 import sys, time
-from caffeconf import compiler
+from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 start = time.perf_counter()
 diagnostics = compiler.build(sys.argv[1]).diagnostics

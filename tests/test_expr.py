@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from caffeconf.errors import CaffeconfError, Diagnostic, Span
-from caffeconf.expr import FUNCTIONS, compile_template, evaluate_text
+from caffeconf.compile.expr import FUNCTIONS, compile_template, evaluate_text
 
 SPAN = Span("net.yaml", 5, 9)  # `${` at text offset 0 is column 9; its expression starts at 11
 SCOPE = {

@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from caffeconf import compiler, prototxt, serde
+from caffeconf.compile import compiler
+from caffeconf.caffe import prototxt, serde
 from caffeconf.errors import render_text
 from conftest import ROOT
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from caffeconf import prototxt, serde, upgrade
+from caffeconf.caffe import prototxt, serde, upgrade
 from caffeconf.cli import main
-from caffeconf.compiler import compile_file
+from caffeconf.compile.compiler import compile_file
 from caffeconf.errors import CaffeconfError, render_text
-from caffeconf.importer import import_config, read_net
-from caffeconf.proto import caffe_pb2
+from caffeconf.importer.read import import_config, read_net
+from caffeconf.caffe import caffe_pb2
 
 from conftest import FORK_FILES, MODELS, ROOT, model_files, require_models
 

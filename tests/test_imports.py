@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from caffeconf.compiler import build
+from caffeconf.compile.compiler import build
 from caffeconf.errors import render_text
 
 from conftest import ROOT

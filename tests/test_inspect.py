@@ -8,9 +8,9 @@ import pytest
 
 from caffeconf.cli import main
 from caffeconf.ir import Layer, Net
-from caffeconf.catalog import LAYER_TYPES
-from caffeconf.measure import MAC_RULES, ZERO_MAC_TYPES, estimate_memory, layer_costs, net_totals
-from caffeconf.shapes import infer_shapes
+from caffeconf.caffe.facts import LAYER_TYPES
+from caffeconf.inspect.measure import MAC_RULES, ZERO_MAC_TYPES, estimate_memory, layer_costs, net_totals
+from caffeconf.inspect.shapes import infer_shapes
 from conftest import ROOT, model_files
 
 TOWER = "tests/draw/tower.yaml"
@@ -147,7 +147,7 @@ def test_shape_error_is_located(capsys, tmp_path):
 @pytest.mark.parametrize("path", [p for p in model_files() if "solver" not in p.name],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shared_model(capsys, path):
-    pytest.importorskip("caffeconf.serde", reason="the prototxt loader has not landed")
+    pytest.importorskip("caffeconf.caffe.serde", reason="the prototxt loader has not landed")
     code, out = inspect(capsys, path, "--phase", "TRAIN", "--format", "json")
     assert code == 0, out
     assert json.loads(out)["rows"]

@@ -6,11 +6,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from caffeconf.measure import estimate_memory, layer_costs  # noqa: E402
+from caffeconf.inspect.measure import estimate_memory, layer_costs  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.memory import measure_peak_bytes  # noqa: E402
 from caffeconf.run.session import load_for_run  # noqa: E402
-from caffeconf.shapes import infer_shapes  # noqa: E402
+from caffeconf.inspect.shapes import infer_shapes  # noqa: E402
 
 from conftest import require_models  # noqa: E402
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from caffeconf import compiler
+from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 
 

@@ -13,7 +13,7 @@ import pytest
 from google.protobuf import text_format
 from google.protobuf.descriptor import FieldDescriptor
 
-from caffeconf.proto import caffe_pb2, generate
+from caffeconf.caffe import caffe_pb2, generate
 from conftest import MODELS, SHARED, model_files
 
 FACTS_FILE = SHARED / "CAFFE_FACTS.md"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from caffeconf import prototxt, upgrade
+from caffeconf.caffe import prototxt, upgrade
 from caffeconf.errors import CaffeconfError, render_text
-from caffeconf.proto import caffe_pb2
+from caffeconf.caffe import caffe_pb2
 from conftest import model_files
 
 ERRORS_DIR = Path(__file__).parent / "errors_prototxt"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caffeconf.compiler import build
+from caffeconf.compile.compiler import build
 from caffeconf.errors import render_text
 
 

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import assume, given, settings, strategies as st
 
 from caffeconf.ir import Layer
-from caffeconf.rules import NetState, RuleSet, combine, layer_is_kept, settle_variants, state_meets_rule
+from caffeconf.compile.rules import NetState, RuleSet, combine, layer_is_kept, settle_variants, state_meets_rule
 
 STAGES = ("a", "b", "c")
 STATES = [NetState(phase, level, stages)
@@ -85,8 +85,8 @@ def test_contradictory_chain_is_never_kept():
 
 
 def test_rules_on_nested_uses_end_to_end(tmp_path):
-    from caffeconf.compiler import compile_file
-    from caffeconf.rules import filter_net
+    from caffeconf.compile.compiler import compile_file
+    from caffeconf.compile.rules import filter_net
 
     config = tmp_path / "net.yaml"
     config.write_text("""caffeconf: 1

@@ -380,7 +380,7 @@ def test_dummy_data_fillers_and_shapes():
 
 def test_layer_table_matches_the_shape_rules():
     from caffeconf.run.layers import LAYERS
-    from caffeconf.shapes import SHAPE_RULES
+    from caffeconf.inspect.shapes import SHAPE_RULES
 
     assert set(LAYERS) <= set(SHAPE_RULES)
     # Types Caffe registers that the runner cannot execute: Python layers, HDF5 writing.

@@ -16,8 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
-from caffeconf.nets import load_net  # noqa: E402
-from caffeconf.rules import filter_net  # noqa: E402
+from caffeconf.compile.load import load_net  # noqa: E402
+from caffeconf.compile.rules import filter_net  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.layers.data import declared_shapes  # noqa: E402
 from caffeconf.run.weights import write_caffemodel  # noqa: E402

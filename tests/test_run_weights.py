@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from caffeconf.errors import CaffeconfError, SourceLines, Span, render_text  # noqa: E402
 from caffeconf.ir import Layer, Net, Origin  # noqa: E402
-from caffeconf.proto import caffe_pb2  # noqa: E402
+from caffeconf.caffe import caffe_pb2  # noqa: E402
 from caffeconf.run.fillers import fill  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.params import Params  # noqa: E402

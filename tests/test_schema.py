@@ -10,14 +10,16 @@ import jsonschema
 import pytest
 import yaml
 
-from caffeconf import descriptions, schema
-from caffeconf.catalog import LAYER_TYPES
+from caffeconf.caffe import descriptions
+from caffeconf.compile import schema
+from caffeconf.caffe.facts import LAYER_TYPES
 from caffeconf.cli import main
-from caffeconf.compiler import build
-from caffeconf.fields import LAYER
-from caffeconf.load import Scalar, Seq, load_tree
-from caffeconf.resolve import LAYER_SYNTAX_KEYS, REPEAT_KEYS, SHARE_KEYS, USE_KEYS
-from caffeconf.syntax import DOCUMENT_KEYS, MODULE_KEYS, PARAM_KEYS
+from caffeconf.compile.compiler import build
+from caffeconf.compile.fields import LAYER
+from caffeconf.compile.tree import Scalar, Seq
+from caffeconf.compile.source import load_tree
+from caffeconf.compile.resolve import LAYER_SYNTAX_KEYS, REPEAT_KEYS, SHARE_KEYS, USE_KEYS
+from caffeconf.compile.syntax import DOCUMENT_KEYS, MODULE_KEYS, PARAM_KEYS
 
 from conftest import ROOT
 
@@ -103,7 +105,7 @@ def test_type_params_cover_every_layer_type_and_every_param_message():
 
 
 def test_described_fields_exist():
-    from caffeconf.proto import caffe_pb2
+    from caffeconf.caffe import caffe_pb2
 
     for key in descriptions.FIELDS:
         message, field = key.split(".")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from caffeconf import prototxt, serde, upgrade
+from caffeconf.caffe import prototxt, serde, upgrade
 from caffeconf.errors import Span
 from caffeconf.ir import Layer, Net, Origin
-from caffeconf.proto import caffe_pb2
+from caffeconf.caffe import caffe_pb2
 from conftest import model_files, require_models
 
 NETS = [p for p in model_files() if "solver" not in p.name]

@@ -6,7 +6,7 @@ import pytest
 
 from caffeconf.errors import CaffeconfError, Span, render_text
 from caffeconf.ir import Layer, Net, Origin, Use
-from caffeconf.shapes import SHAPE_RULES, format_shape, infer_shapes
+from caffeconf.inspect.shapes import SHAPE_RULES, format_shape, infer_shapes
 
 from conftest import model_files
 
@@ -304,9 +304,9 @@ NETS = [p for p in model_files() if "solver" not in p.name]
 
 
 def _load(path):
-    pytest.importorskip("caffeconf.serde", reason="the prototxt loader has not landed")
-    from caffeconf.nets import load_net
-    from caffeconf.rules import filter_net
+    pytest.importorskip("caffeconf.caffe.serde", reason="the prototxt loader has not landed")
+    from caffeconf.compile.load import load_net
+    from caffeconf.compile.rules import filter_net
 
     return filter_net(load_net(path), phase="TRAIN")
 
@@ -323,7 +323,7 @@ def test_shared_model_shapes(path):
     ("lenet/lenet.prototxt", (64, 10), 431_080),
 ])
 def test_known_deploy_nets(models, name, output, params):
-    from caffeconf.measure import layer_costs, net_totals
+    from caffeconf.inspect.measure import layer_costs, net_totals
 
     shapes = infer_shapes(_load(models / name))
     assert shapes.layers[-1].tops[0] == output
@@ -340,7 +340,7 @@ def test_net_level_inputs_take_their_declared_shape():
 
 def test_recurrent_exposed_states_are_not_mistaken_for_x_static():
     from caffeconf.ir import Layer, Net
-    from caffeconf.shapes import infer_shapes
+    from caffeconf.inspect.shapes import infer_shapes
 
     def source(name, dims):
         return Layer(name, "Input", (), (name,), {"input_param": {"shape": [{"dim": dims}]}})
@@ -356,7 +356,7 @@ def test_recurrent_exposed_states_are_not_mistaken_for_x_static():
 
 def test_convolution_pad_h_alone_pads_height_only():
     from caffeconf.ir import Layer, Net
-    from caffeconf.shapes import infer_shapes
+    from caffeconf.inspect.shapes import infer_shapes
 
     data = Layer("data", "Input", (), ("data",), {"input_param": {"shape": [{"dim": [1, 1, 5, 5]}]}})
     conv = Layer("conv", "Convolution", ("data",), ("conv",),

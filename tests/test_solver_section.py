@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from caffeconf.compiler import build
+from caffeconf.compile.compiler import build
 from caffeconf.errors import CaffeconfError, render_text
 from caffeconf.train.settings import config_solver, read_solver_file
 

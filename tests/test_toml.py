@@ -8,12 +8,13 @@ import time
 
 import pytest
 
-from caffeconf import serde
-from caffeconf.compiler import build, compile_file
+from caffeconf.caffe import serde
+from caffeconf.compile.compiler import build, compile_file
 from caffeconf.errors import CaffeconfError, SOURCES, render_text
 from caffeconf.limits import Limits
-from caffeconf.load import Map, Scalar, Seq, load_tree
-from caffeconf.toml_tree import parse_toml
+from caffeconf.compile.tree import Map, Scalar, Seq
+from caffeconf.compile.source import load_tree
+from caffeconf.compile.toml_tree import parse_toml
 
 from conftest import ROOT
 

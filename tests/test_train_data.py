@@ -11,7 +11,7 @@ cv2 = pytest.importorskip("cv2")
 
 from caffeconf.cli import main  # noqa: E402
 from caffeconf.ir import Layer  # noqa: E402
-from caffeconf.proto import caffe_pb2  # noqa: E402
+from caffeconf.caffe import caffe_pb2  # noqa: E402
 from caffeconf.train.data import Shard, datum_to_array, make_source  # noqa: E402
 
 IMAGE = np.arange(3 * 6 * 5, dtype=np.uint8).reshape(3, 6, 5)

@@ -150,7 +150,7 @@ def test_missing_database_is_a_located_error(tmp_path, monkeypatch, capsys):
 
 def test_resume_refuses_a_file_that_is_not_a_solver_state(tmp_path):
     from caffeconf.errors import CaffeconfError
-    from caffeconf.proto import caffe_pb2
+    from caffeconf.caffe import caffe_pb2
     from caffeconf.train.state import read_snapshot
 
     weights = tmp_path / "net_iter_10.caffemodel"

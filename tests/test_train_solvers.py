@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from caffeconf.ir import Layer, Net  # noqa: E402
-from caffeconf.proto import caffe_pb2  # noqa: E402
+from caffeconf.caffe import caffe_pb2  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.train.lr_policy import learning_rate  # noqa: E402
 from caffeconf.train.solvers import learnable_params, make_solver  # noqa: E402

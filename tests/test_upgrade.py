@@ -11,11 +11,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from caffeconf import prototxt, serde, upgrade
+from caffeconf.caffe import prototxt, serde, upgrade
 from caffeconf.cli import main
 from caffeconf.errors import CaffeconfError
-from caffeconf.proto import caffe_pb2
-from caffeconf.rules import filter_net
+from caffeconf.caffe import caffe_pb2
+from caffeconf.compile.rules import filter_net
 from conftest import model_files, require_models
 
 # ---------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from caffeconf.compiler import build
+from caffeconf.compile.compiler import build
 from caffeconf.errors import render_text
 
 from conftest import ROOT

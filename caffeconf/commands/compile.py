@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from ..compiler import build
+from ..compile.compiler import build
 from ..errors import CaffeconfError, did_you_mean, render_text
 from ..files import write_atomic
 from ..ir import Net
 from ..limits import add_limit_arguments, limits_from
-from ..nets import is_config
-from ..rules import filter_net
+from ..compile.load import is_config
+from ..compile.rules import filter_net
 
 
 def add_arguments(parser) -> None:
@@ -41,7 +41,7 @@ def source_map(net: Net) -> dict:
 
 
 def run(args) -> int:
-    from .. import prototxt, serde
+    from ..caffe import prototxt, serde
     from ..files import check_writable
 
     for output in (args.output, args.source_map):

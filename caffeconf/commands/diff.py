@@ -7,9 +7,9 @@ import argparse
 import json
 import sys
 
-from ..diff import diff_nets
+from ..inspect.diff import diff_nets
 from ..errors import CaffeconfError, render_json, render_text
-from ..nets import load_net
+from ..compile.load import load_net
 
 EPILOG = "exit status: 0 if the nets are equal, 1 if they differ, 2 if a net cannot be read"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..draw import RANKDIRS, render_with_dot, to_dot, to_html
+from ..inspect.draw import RANKDIRS, render_with_dot, to_dot, to_html
 from ..errors import CaffeconfError
 from ..files import write_atomic
-from ..shapes import infer_shapes
+from ..inspect.shapes import infer_shapes
 from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
 
 FORMATS = (".svg", ".png", ".dot", ".html")

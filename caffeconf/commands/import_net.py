@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..importer import import_config
+    from ..importer.read import import_config
 
     as_toml = args.toml or args.output.lower().endswith(".toml")
     result = import_config(args.input, modules=args.modules, as_toml=as_toml)

@@ -9,8 +9,8 @@ import json
 import sys
 
 from ..errors import CaffeconfError
-from ..measure import SOLVER_HISTORY, MemoryEstimate, Row, estimate_memory, layer_costs, net_totals, rows
-from ..shapes import Shape, format_shape, infer_shapes
+from ..inspect.measure import SOLVER_HISTORY, MemoryEstimate, Row, estimate_memory, layer_costs, net_totals, rows
+from ..inspect.shapes import Shape, format_shape, infer_shapes
 from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
 
 COLUMNS = ("layer", "type", "output", "params", "MACs", "activations")

@@ -26,7 +26,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_for_state(args: argparse.Namespace) -> Net:
     """The net at args.net, filtered as Caffe would build it for the chosen state."""
-    from ..nets import load_net_for_state
+    from ..compile.load import load_net_for_state
 
     return load_net_for_state(args.net, args.phase, args.stage, args.level)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..files import write_atomic
-from ..schema import generate, render
+from ..compile.schema import generate, render
 
 
 def add_arguments(parser) -> None:

@@ -45,7 +45,7 @@ def _start(args) -> int:
 
 def _paths(args) -> tuple[str, str | None]:
     from ..errors import CaffeconfError
-    from ..nets import is_config
+    from ..compile.load import is_config
 
     if args.solver:
         return args.solver, args.net
@@ -58,8 +58,8 @@ def _paths(args) -> tuple[str, str | None]:
 
 
 def _is_solver_file(path: str) -> bool:
-    from ..prototxt import read_net_or_solver
-    from ..proto import caffe_pb2
+    from ..caffe.prototxt import read_net_or_solver
+    from ..caffe import caffe_pb2
 
     return isinstance(read_net_or_solver(path), caffe_pb2.SolverParameter)
 

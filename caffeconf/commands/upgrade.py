@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError, render_text
-from ..proto import caffe_pb2
+from ..caffe import caffe_pb2
 
 
 def add_arguments(parser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from .. import prototxt, upgrade
+    from ..caffe import prototxt, upgrade
 
     if args.binary and args.output == "-":
         raise CaffeconfError.at(None, "--binary needs an output file (-o)")

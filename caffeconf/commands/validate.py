@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ..compiler import build
+from ..compile.compiler import build
 from ..errors import CaffeconfError, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
-from ..nets import is_config, load_net
+from ..compile.load import is_config, load_net
 
 
 def add_arguments(parser) -> None:
@@ -19,9 +19,9 @@ def add_arguments(parser) -> None:
 def _shape_diagnostics(net) -> tuple:
     """Shape mismatches in each state the net runs in, wherever the input shapes are known."""
     from ..errors import DiagnosticList
-    from ..rules import filter_net
-    from ..shapes import infer_shapes
-    from ..verify import run_states
+    from ..compile.rules import filter_net
+    from ..inspect.shapes import infer_shapes
+    from ..compile.verify import run_states
 
     found: dict = {}
     for state, _ in run_states(net, DiagnosticList()):
@@ -46,9 +46,9 @@ def _diagnostics(path: str, limits) -> tuple:
 def _net_diagnostics(net) -> tuple:
     """What Caffe would refuse in a prototxt: unknown types, unproduced bottoms, clashing tops and
     shared blobs, shape mismatches."""
-    from ..catalog import LAYER_TYPES
+    from ..caffe.facts import LAYER_TYPES
     from ..errors import DiagnosticList, did_you_mean
-    from ..verify import check_sharing, verify_net
+    from ..compile.verify import check_sharing, verify_net
 
     diags = DiagnosticList()
     for layer in net.layers:

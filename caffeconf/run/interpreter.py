@@ -19,11 +19,11 @@ from torch import nn
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Layer, Net
-from . import layers as registry
+from ..run import layers as registry
 from .fillers import fill
 from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
-from .layers.data import FED_TYPES
+from ..run.layers.data import FED_TYPES
 from .weights import StoredBlob, describe_shape, shape_matches
 
 Tensor = torch.Tensor
@@ -227,7 +227,7 @@ class CaffeNet(nn.Module):
         """Create every layer's learnable blobs for inputs of these shapes, without a pass: as a
         first pass would (and as Caffe's SetUp does), layer by layer, the fillers drawing from the
         generator in net order. Layers whose bottom shapes cannot be inferred stay lazy."""
-        from ..shapes import infer_shapes
+        from ..inspect.shapes import infer_shapes
 
         inferred = infer_shapes(self.net, inputs=input_shapes)
         for step, entry in zip(self.steps, inferred.layers):

@@ -2,14 +2,14 @@
 
 The flat IR keeps only the fields that were written. Layers read through
 `Params`, which answers absent fields from the protobuf descriptors of
-`caffeconf.proto.caffe_pb2`, so every default has one source: caffe.proto.
+`caffeconf.caffe.caffe_pb2`, so every default has one source: caffe.proto.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..proto import caffe_pb2
+from ..caffe import caffe_pb2
 
 
 class Params:

@@ -17,7 +17,7 @@ import torch
 
 from .device import synchronize
 from .interpreter import CaffeNet, Step
-from .layers.data import FED_TYPES
+from ..run.layers.data import FED_TYPES
 
 
 @dataclass

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import CaffeconfError
 from ..ir import Layer
-from ..proto import caffe_pb2
+from ..caffe import caffe_pb2
 from ..run.params import Params, layer_params
 from ..run.weights import read_blob_file
 

@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import CaffeconfError
-from ..proto import caffe_pb2
+from ..caffe import caffe_pb2
 
 COMMIT_EVERY = 1000  # records per LMDB transaction, as Caffe's tool commits
 

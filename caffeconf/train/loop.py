@@ -42,7 +42,7 @@ class TrainOptions:
 
 
 def load_choice(choice: NetChoice):
-    from ..rules import filter_net
+    from ..compile.rules import filter_net
     from ..run.session import load_for_run
 
     if choice.inline is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import CaffeconfError
 from ..ir import Net
-from ..proto import caffe_pb2
+from ..caffe import caffe_pb2
 
 
 @dataclass(frozen=True)
@@ -30,8 +30,8 @@ class NetChoice:
 
 def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
     """The solver in `path`, upgraded (old solver_type), snapshot_prefix filled in."""
-    from .. import prototxt, upgrade
-    from ..nets import is_config
+    from ..caffe import prototxt, upgrade
+    from ..compile.load import is_config
 
     solver = _solver_from_tree(path) if is_config(path) else upgrade.upgrade_solver(prototxt.read_solver(path),
                                                                                   source=path)
@@ -41,8 +41,8 @@ def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
 
 def config_solver(path: str) -> caffe_pb2.SolverParameter | None:
     """A config's own `solver:` section (its net is the config), or None when it has none."""
-    from ..compiler import build
-    from ..serde import data_to_message
+    from ..compile.compiler import build
+    from ..caffe.serde import data_to_message
 
     result = build(path)
     if not result.ok:
@@ -59,9 +59,10 @@ def _solver_from_tree(path: str) -> caffe_pb2.SolverParameter:
     """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
     SolverParameter fields, each checked where it is written."""
     from ..errors import DiagnosticList
-    from ..fields import SOLVER, FieldChecker
-    from ..load import Map, load_tree
-    from ..serde import data_to_message
+    from ..compile.fields import SOLVER, FieldChecker
+    from ..compile.tree import Map
+    from ..compile.source import load_tree
+    from ..caffe.serde import data_to_message
 
     tree = load_tree(path)
     if isinstance(tree, Map) and "caffeconf" in tree:
@@ -101,7 +102,7 @@ def _net_source(solver, field: str, value, source: str) -> tuple[str, Net | None
     """(path, None) for a file name; (a label, the upgraded net) for a net written in the solver."""
     if isinstance(value, str):
         return value, None
-    from .. import serde, upgrade
+    from ..caffe import serde, upgrade
 
     label = f"{source or 'solver'}:{field}"
     return label, serde.net_from_proto(upgrade.upgrade_net(value, source=label), source=label)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from caffeconf.catalog import LAYER_TYPES
-from caffeconf.compiler import build
+from caffeconf.caffe.facts import LAYER_TYPES
+from caffeconf.compile.compiler import build
 
 from lsp_client import SERVER, LanguageServer
 

@@ -16,7 +16,7 @@ import torch
 
 from ...errors import CaffeconfError
 from ...ir import Layer
-from ..params import Params, layer_params
+from ...run.params import Params, layer_params
 
 Tensor = torch.Tensor
 Shape = tuple[int, ...]

@@ -4,8 +4,8 @@ their LMDB, image lists and HDF5 files when training or testing."""
 
 from __future__ import annotations
 
-from ..fillers import fill
-from ..params import Params, layer_params
+from ...run.fillers import fill
+from ...run.params import Params, layer_params
 from . import LayerContext, Op, register
 
 # Layers whose tops come from outside the net when caffeconf runs it.

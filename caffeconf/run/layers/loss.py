@@ -85,7 +85,7 @@ def infogain_loss(ctx: LayerContext) -> Op:
     if len(ctx.layer.bottoms) < 3:
         if not source:
             raise ctx.error("InfogainLoss needs a third bottom or infogain_loss_param.source")
-        from ..weights import read_blob_file
+        from ...run.weights import read_blob_file
 
         stored = torch.from_numpy(read_blob_file(source))
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..params import Params
+from ...run.params import Params
 from . import BlobSpec, LayerContext, Op, register
 
 NEG_INF = float("-inf")

@@ -23,9 +23,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .catalog import SOURCE_TYPES
-from .importer import Imported, compact_fields, document, flat_entries, layer_entry, literal
-from .ir import Layer
+from ..caffe.facts import SOURCE_TYPES
+from .read import Imported, compact_fields, document, flat_entries, layer_entry, literal
+from ..ir import Layer
 
 # Names a parameter must not take: the expression language's own words.
 RESERVED = frozenset({"i", "id", "instance", "true", "false", "null", "min", "max", "len", "abs", "int",

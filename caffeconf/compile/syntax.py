@@ -10,8 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CaffeconfError, DiagnosticList, Span, did_you_mean
-from .load import Map, Node, Scalar, Seq
+from ..errors import CaffeconfError, DiagnosticList, Span, did_you_mean
+from .tree import Map, Node, Scalar, Seq
 
 FORMAT_VERSION = 1
 PARAM_KINDS = ("int", "float", "bool", "string", "enum")

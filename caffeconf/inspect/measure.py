@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .ir import Layer
+from ..ir import Layer
 from .shapes import LayerShapes, NetShapes, Shape, conv_geometry, count, layer_param
 
 BYTES_PER_VALUE = 4  # fp32

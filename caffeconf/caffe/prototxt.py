@@ -18,10 +18,10 @@ from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
-from . import errors
-from .errors import CaffeconfError, Span, did_you_mean
-from .files import write_atomic
-from .proto import caffe_pb2
+from .. import errors
+from ..errors import CaffeconfError, Span, did_you_mean
+from ..files import write_atomic
+from . import caffe_pb2
 
 # ---------------------------------------------------------------------------
 # Reading

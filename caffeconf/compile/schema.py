@@ -17,8 +17,8 @@ from typing import Any
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from . import descriptions
-from .catalog import LAYER_TYPES
+from ..caffe import descriptions
+from ..caffe.facts import LAYER_TYPES
 from .compiler import SOLVER_NET_FIELDS
 from .fields import LAYER, NET, SOLVER, type_name
 from .resolve import LAYER_SYNTAX_KEYS

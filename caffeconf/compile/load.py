@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from .ir import Layer, Net
+from ..ir import Layer, Net
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
 
@@ -44,7 +44,7 @@ def load_net(path: str | Path, variants: frozenset[str] = frozenset()) -> Net:
         from .compiler import compile_file
 
         return legacy_inputs_as_layer(compile_file(path, variants=variants))
-    from . import prototxt, serde, upgrade
+    from ..caffe import prototxt, serde, upgrade
 
     return serde.net_from_proto(upgrade.upgrade_net(prototxt.read_net(path), source=str(path)), source=str(path))
 

@@ -5,10 +5,10 @@ themselves, directly or through others (`a -> b -> a`).
 
 from __future__ import annotations
 
-from .catalog import LAYER_TYPES
-from .errors import DiagnosticList, Note, Span, did_you_mean
+from ..caffe.facts import LAYER_TYPES
+from ..errors import DiagnosticList, Note, Span, did_you_mean
 from .library import Library, unit_key
-from .load import Map, Scalar
+from .tree import Map, Scalar
 from .syntax import ModuleDecl
 
 

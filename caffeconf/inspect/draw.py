@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass, field
 
 from .draw_page import PAGE
-from .errors import CaffeconfError
-from .ir import Layer, Net
+from ..errors import CaffeconfError
+from ..ir import Layer, Net
 from .shapes import NetShapes, Shape, format_shape, layer_param
 
 FILL = {"Convolution": "#ff9f9f", "Deconvolution": "#ff9f9f", "Pooling": "#ffc870",

@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
-from .errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from .ir import Layer, Net
+from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
+from ..ir import Layer, Net
 
 Dim = int | None
 Shape = tuple[Dim, ...]
@@ -65,7 +65,7 @@ class NetShapes:
 
 @functools.cache
 def _field_descriptor(message: str, name: str):
-    from .proto import caffe_pb2
+    from ..caffe import caffe_pb2
 
     return caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name[message].message_type.fields_by_name[name]
 

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .check import check_modules
-from .errors import CaffeconfError, Diagnostic, DiagnosticList
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList
 from .fields import NET, SOLVER
-from .ir import Net
+from ..ir import Net
 from .library import load_library, unit_key
-from .limits import DEFAULT_LIMITS, Limits
-from .load import Map, load_tree
+from ..limits import DEFAULT_LIMITS, Limits
+from .tree import Map
+from .source import load_tree
 from .resolve import Resolver
 from .syntax import parse_document
 from .verify import check_sharing, verify_net

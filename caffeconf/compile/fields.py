@@ -13,9 +13,9 @@ from typing import Any, Callable
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
-from .errors import CaffeconfError, DiagnosticList, did_you_mean
-from .load import Map, Node, Scalar, Seq
-from .proto import caffe_pb2
+from ..errors import CaffeconfError, DiagnosticList, did_you_mean
+from .tree import Map, Node, Scalar, Seq
+from ..caffe import caffe_pb2
 
 LAYER = caffe_pb2.LayerParameter.DESCRIPTOR
 NET = caffe_pb2.NetParameter.DESCRIPTOR

@@ -13,11 +13,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .errors import CaffeconfError, DiagnosticList, Note, Span
-from .ir import Net
-from .limits import Limits
-from .load import Map, Node, Scalar, Seq, load_tree
-from .nets import is_config
+from ..errors import CaffeconfError, DiagnosticList, Note, Span
+from ..ir import Net
+from ..limits import Limits
+from .tree import Map, Node, Scalar, Seq
+from .source import load_tree
+from .load import is_config
 from .syntax import Document, ModuleDecl, Port
 
 @dataclass
@@ -126,7 +127,7 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
 
 
 def _load_net(path: str) -> Net:
-    from .nets import load_net
+    from .load import load_net
 
     return load_net(path)
 

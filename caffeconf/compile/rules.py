@@ -9,8 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .errors import CaffeconfError
-from .ir import Layer, Net
+from ..errors import CaffeconfError
+from ..ir import Layer, Net
 
 
 @dataclass(frozen=True)

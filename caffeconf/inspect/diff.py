@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from .ir import Layer, Net
+from ..ir import Layer, Net
 
 # Fields whose mere presence changes what Caffe does, even at their default value.
 PRESENCE_MATTERS = frozenset({
@@ -117,7 +117,7 @@ def _blob_shape(blob: Mapping[str, Any]) -> tuple[int, ...]:
 # ---------------------------------------------------------------- normalization
 
 def _descriptor(name: str):
-    from .proto import caffe_pb2
+    from ..caffe import caffe_pb2
 
     return getattr(caffe_pb2, name).DESCRIPTOR
 

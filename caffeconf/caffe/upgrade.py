@@ -16,8 +16,8 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from . import prototxt
-from .errors import CaffeconfError, Diagnostic, Span, did_you_mean
-from .proto import caffe_pb2
+from ..errors import CaffeconfError, Diagnostic, Span, did_you_mean
+from . import caffe_pb2
 
 NetParameter = caffe_pb2.NetParameter
 SolverParameter = caffe_pb2.SolverParameter

@@ -34,7 +34,7 @@ import operator
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
-from caffeconf.errors import CaffeconfError, Span, did_you_mean
+from ..errors import CaffeconfError, Span, did_you_mean
 
 MAX_EXPRESSION_CHARS = 1000
 MAX_NODES = 500

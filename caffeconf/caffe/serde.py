@@ -14,9 +14,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from . import prototxt
-from .errors import Span, did_you_mean
-from .ir import Layer, Net, Origin
-from .proto import caffe_pb2
+from ..errors import Span, did_you_mean
+from ..ir import Layer, Net, Origin
+from . import caffe_pb2
 
 # LayerParameter fields that are Layer attributes rather than entries of Layer.fields.
 LAYER_ATTRIBUTES = ("name", "type", "bottom", "top")

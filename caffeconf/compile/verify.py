@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from .catalog import SOURCE_TYPES
-from .errors import DiagnosticList, Note
-from .ir import Layer, Net
+from ..caffe.facts import SOURCE_TYPES
+from ..errors import DiagnosticList, Note
+from ..ir import Layer, Net
 from .rules import NetState, layer_is_kept
 
 def candidate_states(net: Net) -> Iterator[NetState]:
@@ -209,9 +209,9 @@ def _check_sharer(name: str, layer: Layer, spec: dict, owner: Layer, owner_spec:
 
 def _param_shapes(net: Net) -> dict[str, tuple]:
     """Learnable blob shapes by layer name, where inference can tell them (any phase)."""
-    from .errors import CaffeconfError
+    from ..errors import CaffeconfError
     from .rules import filter_net
-    from .shapes import infer_shapes
+    from ..inspect.shapes import infer_shapes
 
     found: dict[str, tuple] = {}
     for phase in ("TRAIN", "TEST"):

@@ -13,13 +13,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .catalog import LAYER_TYPES, SOURCE_TYPES
-from .errors import CaffeconfError, DiagnosticList, Note, Span, did_you_mean
+from ..caffe.facts import LAYER_TYPES, SOURCE_TYPES
+from ..errors import CaffeconfError, DiagnosticList, Note, Span, did_you_mean
 from .expr import compile_template
 from .fields import LAYER, NET, FieldChecker, describe
-from .ir import Layer, Net, Origin, Use
-from .limits import Limits
-from .load import Map, Node, Scalar, Seq
+from ..ir import Layer, Net, Origin, Use
+from ..limits import Limits
+from .tree import Map, Node, Scalar, Seq
 from .rules import RuleSet, combine, settle_variants
 from .check import type_hint
 from .library import Library, unit_key

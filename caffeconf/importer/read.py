@@ -18,14 +18,14 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from . import prototxt, serde, upgrade
-from .catalog import LAYER_TYPES, SOURCE_TYPES
-from .compiler import build
+from ..caffe import prototxt, serde, upgrade
+from ..caffe.facts import LAYER_TYPES, SOURCE_TYPES
+from ..compile.compiler import build
 from .config_text import to_toml, to_yaml
-from .errors import SOURCES, CaffeconfError, Diagnostic, DiagnosticList, InternalError, Span, did_you_mean
-from .ir import Layer, Net
-from .proto import caffe_pb2
-from .verify import verify_net
+from ..errors import SOURCES, CaffeconfError, Diagnostic, DiagnosticList, InternalError, Span, did_you_mean
+from ..ir import Layer, Net
+from ..caffe import caffe_pb2
+from ..compile.verify import verify_net
 
 FORMAT_VERSION = 1
 

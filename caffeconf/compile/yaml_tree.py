@@ -1,4 +1,4 @@
-"""Source files -> located tree: YAML (via `yaml.compose`) or TOML, every node with its Span.
+"""YAML text -> located tree (via `yaml.compose`), every node with its Span.
 
 YAML is read with a safe loader and YAML 1.2 scalar rules (only true/false are
 booleans; `1e-5` is a float); tags other than the standard ones are refused,
@@ -15,38 +15,11 @@ from typing import Any, Iterator, Union
 
 import yaml
 
-from .errors import SOURCES, CaffeconfError, Note, Span
-from .limits import DEFAULT_LIMITS, Limits
+from ..errors import CaffeconfError, Note, Span
+from .tree import Map, Node, Scalar, Seq
+from ..limits import DEFAULT_LIMITS, Limits
 
 
-@dataclass(frozen=True, eq=False)
-class Scalar:
-    value: Any  # str, int, float, bool or None
-    span: Span
-    quoted: bool = False
-    evaluated: bool = False  # a value computed from a template: never a template itself
-
-
-@dataclass(frozen=True, eq=False)
-class Seq:
-    items: tuple["Node", ...]
-    span: Span
-
-
-@dataclass(frozen=True, eq=False)
-class Map:
-    values: dict[str, "Node"]
-    keys: dict[str, Span]  # where each key is written
-    span: Span
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.values
-
-
-Node = Union[Scalar, Seq, Map]
 
 _BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
@@ -196,27 +169,6 @@ def _refused_tag(tag: str) -> str:
     return f"tag '{written}' is not allowed (only plain YAML data is)"
 
 
-def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
-    """The text of a source file, size-checked and registered for diagnostics."""
-    name = str(path)
-    try:
-        size = Path(path).stat().st_size
-        if size > limits.max_file_bytes:
-            raise CaffeconfError.at(Span(name, 1, 1),
-                                    f"file is {size} bytes, over the limit of {limits.max_file_bytes}")
-        text = Path(path).read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise CaffeconfError.at(None, f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise CaffeconfError.at(None, f"{name}: is a directory") from None
-    except UnicodeDecodeError as error:
-        raise CaffeconfError.at(Span(name, 1, 1), f"file is not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise CaffeconfError.at(None, f"{name}: {error.strerror}") from None
-    SOURCES.register(name, text)
-    return text
-
-
 def parse_yaml(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> Node:
     """One YAML document as a located tree."""
     try:
@@ -233,13 +185,3 @@ def parse_yaml(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> Node:
     builder = _TreeBuilder(path, limits)
     builder.check_size(root)
     return builder.build(root)
-
-
-def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:
-    """Read and parse a config file (YAML, or TOML by its suffix)."""
-    text = read_source(path, limits)
-    if str(path).lower().endswith(".toml"):
-        from .toml_tree import parse_toml
-
-        return parse_toml(text, str(path), limits)
-    return parse_yaml(text, str(path), limits)

@@ -32,9 +32,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-from .errors import CaffeconfError, InternalError, Span
-from .limits import DEFAULT_LIMITS, Limits
-from .load import Map, Node, Scalar, Seq
+from ..errors import CaffeconfError, InternalError, Span
+from ..limits import DEFAULT_LIMITS, Limits
+from .tree import Map, Node, Scalar, Seq
 
 KeyPath = tuple[Union[str, int], ...]
 

@@ -1,7 +1,7 @@
 """caffe.proto -> caffe_pb2.py, through grpc_tools' bundled protoc.
 
-    python -m caffeconf.proto.generate          rewrite caffe_pb2.py
-    python -m caffeconf.proto.generate --check  exit 1 if caffe_pb2.py is stale
+    python -m caffeconf.caffe.generate          rewrite caffe_pb2.py
+    python -m caffeconf.caffe.generate --check  exit 1 if caffe_pb2.py is stale
 
 The committed module is protoc's output byte for byte, so `--check` is an exact
 comparison. protoc stamps its own version into the output: regenerate with the
@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from caffeconf.files import write_atomic
+from ..files import write_atomic
 
 PROTO_DIR = Path(__file__).resolve().parent
 PROTO_FILE = PROTO_DIR / "caffe.proto"
@@ -53,11 +53,11 @@ def staleness() -> str | None:
     if committed == fresh:
         return None
     return (f"{MODULE_FILE} is stale (committed gencode {gencode_version(committed)}, "
-            f"this protoc makes {gencode_version(fresh)}): run `python -m caffeconf.proto.generate`")
+            f"this protoc makes {gencode_version(fresh)}): run `python -m caffeconf.caffe.generate`")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m caffeconf.proto.generate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m caffeconf.caffe.generate", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report whether caffe_pb2.py is stale")
     args = parser.parse_args(argv)
     if args.check:

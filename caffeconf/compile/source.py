@@ -1,0 +1,41 @@
+"""Config file -> located tree: a bounded read, then the YAML or TOML parser by suffix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import SOURCES, CaffeconfError, Span
+from ..limits import DEFAULT_LIMITS, Limits
+from .toml_tree import parse_toml
+from .tree import Node
+from .yaml_tree import parse_yaml
+
+
+def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
+    """The text of a source file, size-checked and registered for diagnostics."""
+    name = str(path)
+    try:
+        size = Path(path).stat().st_size
+        if size > limits.max_file_bytes:
+            raise CaffeconfError.at(Span(name, 1, 1),
+                                    f"file is {size} bytes, over the limit of {limits.max_file_bytes}")
+        text = Path(path).read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CaffeconfError.at(None, f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise CaffeconfError.at(None, f"{name}: is a directory") from None
+    except UnicodeDecodeError as error:
+        raise CaffeconfError.at(Span(name, 1, 1), f"file is not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise CaffeconfError.at(None, f"{name}: {error.strerror}") from None
+    SOURCES.register(name, text)
+    return text
+
+
+
+def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:
+    """Read and parse a config file (YAML, or TOML by its suffix)."""
+    text = read_source(path, limits)
+    if str(path).lower().endswith(".toml"):
+        return parse_toml(text, str(path), limits)
+    return parse_yaml(text, str(path), limits)
