@@ -37,8 +37,8 @@ from caffeconf.compile.rules import filter_net  # noqa: E402
 from caffeconf.run.device import select_device, synchronize  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.memory import running_peak  # noqa: E402
-from caffeconf.run.session import load_for_run  # noqa: E402
-from caffeconf.run.weights import write_caffemodel  # noqa: E402
+from caffeconf.compile.load import StateChoice, load  # noqa: E402
+from caffeconf.caffe.weights import write_caffemodel  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
 NETS = {"googlenet": MODELS / "bvlc_googlenet" / "deploy.prototxt",
@@ -185,7 +185,7 @@ def optimized(model: CaffeNet, device) -> CaffeNet:
 
 
 def caffeconf_model(name: str, device) -> tuple[CaffeNet, dict[str, list[np.ndarray]]]:
-    net = load_for_run(str(NETS[name]), "TEST", None, None)
+    net = load(str(NETS[name]), StateChoice("TEST")).net
     model = CaffeNet(net, seed=0, device=device)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -299,7 +299,7 @@ def bench(name: str, device, repeats: int, with_memory: bool) -> None:
                                     repeats, device),
                "plain": best_ms(forward(plain, x, device), repeats, device)}
         if device.type == "cpu":
-            net = filter_net(load_for_run(str(NETS[name]), "TEST", None, None), phase="TEST")
+            net = filter_net(load(str(NETS[name]), StateChoice("TEST")).net, phase="TEST")
             row["opencv"] = best_ms(opencv_forward(NETS[name], blobs, net, batch), repeats, device)
         rows.append((f"forward, batch {batch}", row))
     if device.type == "cuda":

@@ -95,9 +95,9 @@ def images(batch: int):
 
 
 def time_caffeconf(batch: int, iterations: int, device) -> float:
-    from caffeconf.run.session import load_for_run
+    from caffeconf.compile.load import StateChoice, load
 
-    net = load_for_run(str(ROOT / "configs" / "googlenet.yaml"), "TRAIN", None, None)
+    net = load(str(ROOT / "configs" / "googlenet.yaml"), StateChoice("TRAIN")).net
     data_layer = next(layer for layer in net.layers if layer.type == "Data")
     data, label = images(batch)
     options = TrainOptions(arrays={data_layer.name: {"data": data, "label": label}}, device=device)

@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from .compile.load import one_command
 from .errors import CaffeconfError, render_json, render_text
 
 # name -> (module under caffeconf.commands, one-line help)
@@ -63,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"caffeconf.commands.{_available()[args.command][0]}")
     try:
-        return module.run(args)
+        with one_command():
+            return module.run(args)
     except CaffeconfError as error:
         as_json = getattr(args, "format", None) == "json"
         renderer = render_json if as_json else render_text

@@ -74,7 +74,7 @@ class Net:
     layers: tuple[Layer, ...]
     # Net-level NetParameter fields other than name and layer, as plain data
     # (force_backward, state, debug_info; a compiled config may also keep legacy `input`/`input_dim`,
-    # which nets.load_net turns into an Input layer as Caffe's upgrade does).
+    # which compile.load turns into an Input layer as Caffe's upgrade does).
     fields: Mapping[str, Any] = field(default_factory=dict)
 
     def layer(self, name: str) -> Layer:

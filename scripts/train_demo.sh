@@ -21,13 +21,14 @@ import cv2
 import numpy as np
 import torch
 
-from caffeconf.run.session import build_model, load_for_run
+from caffeconf.compile.load import StateChoice, load
+from caffeconf.run.session import build_model
 from caffeconf.train.digits import digits_split
 
 deploy, weights = sys.argv[1:]
 _, (images, labels) = digits_split()
 batch = images.astype(np.float32) / 256
-model = build_model(load_for_run(deploy, "TEST", None, None), weights, "TEST", 0, torch.device("cpu"))
+model = build_model(load(deploy, StateChoice("TEST")).net, weights, "TEST", 0, torch.device("cpu"))
 with torch.no_grad():
     ours = model({"data": torch.from_numpy(batch)})["prob"].numpy()
 net = cv2.dnn.readNetFromCaffe(deploy, weights)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,24 @@ def require_models() -> Path:
 @pytest.fixture
 def models() -> Path:
     return require_models()
+
+
+# CAFFECONF_UPDATE_GOLDEN=1 (or true/yes) rewrites the golden files instead of comparing; 0 or unset compares.
+UPDATE_GOLDEN = os.environ.get("CAFFECONF_UPDATE_GOLDEN", "").strip().lower() in ("1", "true", "yes")
+
+
+def check_golden(actual: str, expected_file: Path) -> None:
+    """`actual` must equal the golden file's text (rewritten first when updating)."""
+    if UPDATE_GOLDEN:
+        expected_file.write_text(actual, encoding="utf-8")
+    assert actual == expected_file.read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def golden():
+    """The golden-file comparison that every golden harness (cases, errors, errors_prototxt,
+    warnings, draw, import) shares."""
+    return check_golden
 
 
 # Nets for Caffe forks (../shared/models/README.md, "fork proto OK"), each with the first name BVLC's

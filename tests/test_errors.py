@@ -18,10 +18,9 @@ import pytest
 from caffeconf import cli
 from caffeconf.compile import compiler
 from caffeconf.errors import render_text
-from conftest import ROOT
+from conftest import ROOT, UPDATE_GOLDEN, check_golden
 
 ERRORS_DIR = ROOT / "tests" / "errors"
-UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
 # Cases with a test of their own (they must also finish within a time limit).
 TIMED_CASES = {"billion_laughs"}
 MIN_CASES = 45
@@ -40,10 +39,7 @@ def _diagnose(name: str) -> str:
 
 
 def _check_golden(name: str, actual: str) -> None:
-    expected_file = ERRORS_DIR / f"{name}.expected"
-    if UPDATE:
-        expected_file.write_text(actual, encoding="utf-8")
-    assert actual == expected_file.read_text(encoding="utf-8")
+    check_golden(actual, ERRORS_DIR / f"{name}.expected")
 
 
 @pytest.mark.parametrize("name", [n for n in _case_names() if n not in TIMED_CASES])
@@ -83,7 +79,7 @@ def test_billion_laughs_fails_fast():
     """Refused in under 2 s of build time; the child is killed well before the slow path ends."""
     name = "billion_laughs"
     try:
-        result = _run_python(_TIMED_BUILD, [_relative(name)], timeout=120 if UPDATE else 4)
+        result = _run_python(_TIMED_BUILD, [_relative(name)], timeout=120 if UPDATE_GOLDEN else 4)
     except subprocess.TimeoutExpired:
         pytest.fail("building the alias bomb did not finish within 4 s")
     elapsed, _, rendered = result.stdout.partition("\n")

@@ -17,7 +17,6 @@ from caffeconf.errors import render_text
 from conftest import ROOT
 
 CASES_DIR = ROOT / "tests" / "cases"
-UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
 
 
 def _case_names() -> list[str]:
@@ -25,16 +24,13 @@ def _case_names() -> list[str]:
 
 
 @pytest.mark.parametrize("name", _case_names())
-def test_compile_golden(name, monkeypatch):
+def test_compile_golden(name, monkeypatch, golden):
     monkeypatch.chdir(ROOT)
     result = compiler.build(f"tests/cases/{name}/config.yaml")
     assert result.ok, render_text(result.diagnostics)
     assert not result.diagnostics, render_text(result.diagnostics)
     actual = prototxt.net_to_text(serde.net_to_proto(result.net))
-    expected_file = CASES_DIR / name / "expected.prototxt"
-    if UPDATE:
-        expected_file.write_text(actual, encoding="utf-8")
-    assert actual == expected_file.read_text(encoding="utf-8")
+    golden(actual, CASES_DIR / name / "expected.prototxt")
 
 
 def test_every_case_is_complete():

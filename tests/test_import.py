@@ -4,7 +4,6 @@ Set CAFFECONF_UPDATE_GOLDEN=1 to rewrite the golden import."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,6 @@ from caffeconf.caffe import caffe_pb2
 
 from conftest import FORK_FILES, MODELS, ROOT, model_files, require_models
 
-UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
 GOLDEN = ROOT / "tests" / "import"
 
 
@@ -70,13 +68,10 @@ def test_toml_import_round_trips(tmp_path):
         assert compiled(result.text, tmp_path, ".toml") == upgraded(path)
 
 
-def test_golden_lenet(tmp_path):
+def test_golden_lenet(tmp_path, golden):
     path = require_models() / "lenet" / "lenet_train_test.prototxt"
     text = import_config(path).text
-    expected = GOLDEN / "lenet_train_test.yaml"
-    if UPDATE:
-        expected.write_text(text)
-    assert text == expected.read_text()
+    golden(text, GOLDEN / "lenet_train_test.yaml")
 
 
 def test_command_writes_atomically_and_reports_lines(tmp_path, capsys):

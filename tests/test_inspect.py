@@ -147,7 +147,6 @@ def test_shape_error_is_located(capsys, tmp_path):
 @pytest.mark.parametrize("path", [p for p in model_files() if "solver" not in p.name],
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shared_model(capsys, path):
-    pytest.importorskip("caffeconf.caffe.serde", reason="the prototxt loader has not landed")
     code, out = inspect(capsys, path, "--phase", "TRAIN", "--format", "json")
     assert code == 0, out
     assert json.loads(out)["rows"]

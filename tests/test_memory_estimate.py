@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 from caffeconf.inspect.measure import estimate_memory, layer_costs  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.memory import measure_peak_bytes  # noqa: E402
-from caffeconf.run.session import load_for_run  # noqa: E402
+from caffeconf.compile.load import StateChoice, load  # noqa: E402
 from caffeconf.inspect.shapes import infer_shapes  # noqa: E402
 
 from conftest import require_models  # noqa: E402
@@ -27,7 +27,7 @@ CASES = [  # (net under ../shared/models, batch, training?)
                                                           for c in CASES])
 def test_estimate_is_within_15_percent_of_the_measured_peak(name, batch, train):
     torch.manual_seed(0)
-    net = load_for_run(str(require_models() / name), "TEST", None, None)
+    net = load(str(require_models() / name), StateChoice("TEST")).net
     shapes = infer_shapes(net, batch=batch)
     estimate = estimate_memory(layer_costs(shapes))
     model = CaffeNet(net, phase="TEST", seed=0)

@@ -5,7 +5,6 @@ set CAFFECONF_UPDATE_GOLDEN=1 to rewrite them)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from caffeconf.caffe import caffe_pb2
 from conftest import model_files
 
 ERRORS_DIR = Path(__file__).parent / "errors_prototxt"
-UPDATE = os.environ.get("CAFFECONF_UPDATE_GOLDEN") == "1"
 
 
 def _is_solver(path: Path) -> bool:
@@ -118,13 +116,10 @@ def _diagnose(path: Path) -> str:
 
 
 @pytest.mark.parametrize("path", sorted(ERRORS_DIR.glob("*.prototxt")), ids=lambda p: p.stem)
-def test_error_golden(path, monkeypatch):
+def test_error_golden(path, monkeypatch, golden):
     monkeypatch.chdir(ERRORS_DIR)
     rendered = _diagnose(path)
-    expected_file = path.with_suffix(".expected")
-    if UPDATE:
-        expected_file.write_text(rendered)
-    assert rendered == expected_file.read_text()
+    golden(rendered, path.with_suffix(".expected"))
 
 
 def _read_error(tmp_path, monkeypatch, data: bytes) -> str:

@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 
 from caffeconf.cli import main  # noqa: E402
 from caffeconf.run.device import describe, select_device  # noqa: E402
-from caffeconf.run.session import build_model, gather_inputs, load_for_run  # noqa: E402
+from caffeconf.compile.load import StateChoice, load  # noqa: E402
+from caffeconf.run.session import build_model, gather_inputs  # noqa: E402
 
 from conftest import require_models  # noqa: E402
 
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.gpu,
 def outputs_on(device_name, path, precision="fp32", channels_last=False):
     from caffeconf.run.device import autocast
 
-    net = load_for_run(str(path), "TEST", None, None)
+    net = load(str(path), StateChoice("TEST")).net
     device = select_device(device_name)
     model = build_model(net, None, "TEST", 0, device)
     inputs = gather_inputs(net, model, (), (), {}, 0, 2)

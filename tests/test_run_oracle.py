@@ -16,11 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
-from caffeconf.compile.load import load_net  # noqa: E402
+from caffeconf.compile.load import load  # noqa: E402
 from caffeconf.compile.rules import filter_net  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.layers.data import declared_shapes  # noqa: E402
-from caffeconf.run.weights import write_caffemodel  # noqa: E402
+from caffeconf.caffe.weights import write_caffemodel  # noqa: E402
 
 from conftest import model_files  # noqa: E402
 
@@ -52,7 +52,7 @@ def _random_blob(layer_type, position, shape, generator):
 def run_both(prototxt: Path, inputs: dict[str, np.ndarray], tmp_path: Path, seed: int = 0,
              extra_outputs=()):
     """(ours, opencv): dicts of output blob -> array for the same net and weights."""
-    net = filter_net(load_net(prototxt), phase="TEST")
+    net = filter_net(load(prototxt).net, phase="TEST")
     model = CaffeNet(net, seed=seed)
     feed = {name: torch.from_numpy(value) for name, value in inputs.items()}
     with torch.no_grad():
@@ -104,7 +104,7 @@ def _logits(net) -> list[str]:
 
 @pytest.mark.parametrize("path", _deploy_nets(), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shared_deploy_net_matches_opencv(path, tmp_path):
-    net = filter_net(load_net(path), phase="TEST")
+    net = filter_net(load(path).net, phase="TEST")
     inputs = {}
     generator = np.random.default_rng(1)
     for layer in net.layers:
@@ -262,7 +262,7 @@ def test_config_deploy_form_matches_opencv(config, tmp_path):
     stage = ["--stage", "deploy"] if re.search(r"^variants:.*\bdeploy\b", config.read_text(), re.M) else []
     prototxt = tmp_path / "net.prototxt"
     assert main(["compile", str(config), *stage, "-o", str(prototxt)]) == 0
-    net = filter_net(load_net(prototxt), phase="TEST")
+    net = filter_net(load(prototxt).net, phase="TEST")
     readers = [layer.name for layer in net.layers if layer.type in ("Data", "ImageData", "HDF5Data")]
     if readers:
         pytest.skip(f"no deploy form: reads data through {readers}")

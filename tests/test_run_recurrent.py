@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from caffeconf.errors import CaffeconfError  # noqa: E402
 from caffeconf.ir import Layer, Net  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
-from caffeconf.run.weights import StoredBlob  # noqa: E402
+from caffeconf.caffe.weights import StoredBlob  # noqa: E402
 from caffeconf.inspect.shapes import infer_shapes  # noqa: E402
 
 RNG = np.random.default_rng(7)

@@ -15,7 +15,7 @@ from caffeconf.caffe import caffe_pb2  # noqa: E402
 from caffeconf.run.fillers import fill  # noqa: E402
 from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.params import Params  # noqa: E402
-from caffeconf.run.weights import read_caffemodel, write_caffemodel  # noqa: E402
+from caffeconf.caffe.weights import read_caffemodel, write_caffemodel  # noqa: E402
 
 
 def filler(**values):
@@ -177,7 +177,7 @@ def test_shared_param_shape_mismatch():
 def test_caffemodel_is_written_atomically(tmp_path, monkeypatch):
     target = tmp_path / "w.caffemodel"
     target.write_bytes(b"old")
-    import caffeconf.run.weights as weights
+    import caffeconf.caffe.weights as weights
 
     def failing(*args):
         raise RuntimeError("disk full")

@@ -304,11 +304,10 @@ NETS = [p for p in model_files() if "solver" not in p.name]
 
 
 def _load(path):
-    pytest.importorskip("caffeconf.caffe.serde", reason="the prototxt loader has not landed")
-    from caffeconf.compile.load import load_net
+    from caffeconf.compile.load import load
     from caffeconf.compile.rules import filter_net
 
-    return filter_net(load_net(path), phase="TRAIN")
+    return filter_net(load(path).net, phase="TRAIN")
 
 
 @pytest.mark.parametrize("path", NETS, ids=lambda p: f"{p.parent.name}/{p.name}")

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("lmdb")
 
 from caffeconf.cli import main  # noqa: E402
-from caffeconf.run.weights import read_caffemodel  # noqa: E402
+from caffeconf.caffe.weights import read_caffemodel  # noqa: E402
 from caffeconf.train.imageset import array_records, write_lmdb  # noqa: E402
 
 NET = """name: "tiny"

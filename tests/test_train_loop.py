@@ -70,12 +70,13 @@ def test_short_demo_learns_digits_and_opencv_agrees(in_digits, tmp_path, capsys)
 
 
 def predictions(deploy: Path, weights: Path):
-    from caffeconf.run.session import build_model, load_for_run
+    from caffeconf.compile.load import StateChoice, load
+    from caffeconf.run.session import build_model
     from caffeconf.train.digits import digits_split
 
     _, (images, _) = digits_split()
     batch = images[:50].astype(np.float32) / 256
-    net = load_for_run(str(deploy), "TEST", None, None)
+    net = load(str(deploy), StateChoice("TEST")).net
     model = build_model(net, str(weights), "TEST", 0, torch.device("cpu"))
     with torch.no_grad():
         ours = model({"data": torch.from_numpy(batch)})["prob"].numpy()
@@ -114,7 +115,7 @@ def test_a_failed_snapshot_leaves_no_partial_file(in_digits, tmp_path, monkeypat
     assert main(["train", "--solver", str(solver), "-q"]) == 130
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["snap_iter_2.caffemodel", "solver.prototxt"]
-    from caffeconf.run.weights import read_caffemodel
+    from caffeconf.caffe.weights import read_caffemodel
 
     assert set(read_caffemodel(tmp_path / "snap_iter_2.caffemodel")) == {"conv1", "conv2", "ip1", "ip2"}
 
@@ -151,7 +152,7 @@ def test_missing_database_is_a_located_error(tmp_path, monkeypatch, capsys):
 def test_resume_refuses_a_file_that_is_not_a_solver_state(tmp_path):
     from caffeconf.errors import CaffeconfError
     from caffeconf.caffe import caffe_pb2
-    from caffeconf.train.state import read_snapshot
+    from caffeconf.caffe.solverstate import read_snapshot
 
     weights = tmp_path / "net_iter_10.caffemodel"
     net = caffe_pb2.NetParameter(name="n")

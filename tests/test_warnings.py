@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -16,13 +15,10 @@ CASES = sorted(p.stem for p in WARNINGS.glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", CASES)
-def test_warning_golden(name, monkeypatch):
+def test_warning_golden(name, monkeypatch, golden):
     monkeypatch.chdir(ROOT)
     result = build(f"tests/warnings/{name}.yaml")
     assert result.ok, "a warning case must still compile"
     rendered = render_text(result.diagnostics)
     assert "warning:" in rendered
-    expected = WARNINGS / f"{name}.expected"
-    if os.environ.get("CAFFECONF_UPDATE_GOLDEN"):
-        expected.write_text(rendered)
-    assert rendered == expected.read_text()
+    golden(rendered, WARNINGS / f"{name}.expected")

@@ -12,7 +12,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from google.protobuf import text_encoding, text_format
 from google.protobuf.descriptor import FieldDescriptor
@@ -22,6 +22,7 @@ from .. import errors
 from ..errors import CaffeconfError, Span, did_you_mean
 from ..files import write_atomic
 from . import caffe_pb2
+from .facts import looks_like_solver
 
 # ---------------------------------------------------------------------------
 # Reading
@@ -72,21 +73,18 @@ def decode(data: bytes, source: str, message: Message) -> Message:
 def read_net_or_solver(path: str | Path) -> caffe_pb2.NetParameter | caffe_pb2.SolverParameter:
     """A NetParameter or a SolverParameter, whichever `path` holds (not upgraded)."""
     source, data = str(path), read_bytes(path)
-    if looks_like_text(data):
-        names = {f.name for f in outline_text(data.decode("utf-8")).fields}
-        return decode(data, source, _closest_message(names))
-    return decode(data, source, _binary_kind(data))
+    outline = outline_text(data.decode("utf-8")) if looks_like_text(data) else None
+    return decode(data, source, empty_message_for(data, outline))
 
 
-def _closest_message(names: set[str]) -> Message:
-    """The message type that knows more of the top-level `names`; a net on a tie."""
-    net, solver = caffe_pb2.NetParameter(), caffe_pb2.SolverParameter()
-    return solver if _fit(names, solver) > _fit(names, net) else net
+def empty_message_for(data: bytes, outline: "Outline | None") -> Message:
+    """An empty NetParameter or SolverParameter, whichever `data` (with its outline, when text) holds."""
+    if outline is not None:
+        solver = looks_like_solver({f.name for f in outline.fields})
+        return caffe_pb2.SolverParameter() if solver else caffe_pb2.NetParameter()
+    return _binary_kind(data)
 
 
-def _fit(names: set[str], message: Message) -> int:
-    known = set(message.DESCRIPTOR.fields_by_name)
-    return len(names & known) - len(names - known)
 
 
 def _binary_kind(data: bytes) -> Message:
@@ -289,6 +287,11 @@ def tokens(text: str) -> Iterator[tuple[str, str, int, int]]:
 
 
 def outline_text(text: str) -> Outline:
+    """The outline of prototxt `text` (see `outline_tokens`)."""
+    return outline_tokens(tokens(text))
+
+
+def outline_tokens(found: Iterable[tuple[str, str, int, int]]) -> Outline:
     """Top-level fields with their positions, and the blocks still open at the end.
 
     A word is a field name unless it follows `:` or sits directly in a `[...]` list
@@ -297,7 +300,7 @@ def outline_text(text: str) -> Outline:
     stack: list[tuple[str, str, int, int]] = []  # ("block" | "list", field name, line, col)
     pending = "?"  # the field name a following `{` or `[` belongs to
     after_colon = False
-    for kind, value, line, col in tokens(text):
+    for kind, value, line, col in found:
         in_list = bool(stack) and stack[-1][0] == "list"
         if kind == "word" and not after_colon and not in_list:
             pending = value

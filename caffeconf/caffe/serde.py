@@ -22,14 +22,18 @@ from . import caffe_pb2
 LAYER_ATTRIBUTES = ("name", "type", "bottom", "top")
 
 
-def net_from_proto(message: caffe_pb2.NetParameter, source: str | None = None) -> Net:
+def net_from_proto(message: caffe_pb2.NetParameter, source: str | None = None,
+                   outline: prototxt.Outline | None = None) -> Net:
     """The flat net of a current (V2) NetParameter. With `source` (the prototxt it was read
-    from), each layer's origin is the line where its `layer {` block starts."""
+    from), each layer's origin is the line where its `layer {` block starts; `outline` is that
+    file's outline when the caller has read it already."""
     if len(message.layers):
         raise ValueError("net_from_proto needs a V2 net: run caffeconf.upgrade.upgrade_net first")
     data = message_to_data(message)
     layers = data.pop("layer", [])
-    origins = _layer_origins(message, source)
+    if outline is None and source and Path(source).is_file():
+        outline = prototxt.outline_file(source)
+    origins = _layer_origins(message, source, outline)
     net_fields = {key: value for key, value in data.items() if key != "name"}
     return Net(name=message.name,
                layers=tuple(_layer_from_data(entry, origin)
@@ -74,10 +78,10 @@ def _layer_to_proto(layer: Layer, out: caffe_pb2.LayerParameter, path: str) -> N
 # Origins of layers read from a prototxt
 
 
-def _layer_origins(message: caffe_pb2.NetParameter, source: str | None) -> list[Origin | None]:
+def _layer_origins(message: caffe_pb2.NetParameter, source: str | None,
+                   outline: prototxt.Outline | None) -> list[Origin | None]:
     """Each layer's origin, matched in order by name to the source's top-level layer blocks
     (an upgrade may drop blocks, e.g. V0 padding layers, or add the Input layer)."""
-    outline = prototxt.outline_file(source) if source and Path(source).is_file() else None
     if outline is None:
         return [None] * len(message.layer)
     blocks = [f for f in outline.fields if f.name in ("layer", "layers")]

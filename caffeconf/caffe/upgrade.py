@@ -165,6 +165,7 @@ def upgrade_net(net: NetParameter, source: str | None = None) -> NetParameter:
 
 def upgrade_net_with_report(net: NetParameter, source: str | None = None,
                             where: Locator | None = None) -> tuple[NetParameter, UpgradeReport]:
+    """The upgraded copy and what was done; `where` (or the file at `source`) places errors."""
     where = where or Locator.of(source)
     upgraded = NetParameter()
     upgraded.CopyFrom(net)

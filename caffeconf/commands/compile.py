@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from ..compile.compiler import build
+from ..compile.load import compile_config
 from ..errors import CaffeconfError, did_you_mean, render_text
 from ..files import write_atomic
 from ..ir import Net
 from ..limits import add_limit_arguments, limits_from
-from ..compile.load import is_config
+from ..compile.source import is_config
 from ..compile.rules import filter_net
 
 
@@ -51,7 +51,7 @@ def run(args) -> int:
         raise CaffeconfError.at(None, f"{args.file}: compile takes a config (.yaml, .yml or .toml)",
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
                                      "to turn it into a config, `caffeconf import`")
-    result = build(args.file, limits_from(args), variants=frozenset(args.stage or ()))
+    result = compile_config(args.file, limits_from(args), variants=frozenset(args.stage or ()))
     if result.diagnostics:
         sys.stderr.write(render_text(result.diagnostics))
     if not result.ok:

@@ -9,7 +9,7 @@ import sys
 
 from ..inspect.diff import diff_nets
 from ..errors import CaffeconfError, render_json, render_text
-from ..compile.load import load_net
+from ..compile.load import load
 
 EPILOG = "exit status: 0 if the nets are equal, 1 if they differ, 2 if a net cannot be read"
 
@@ -23,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        differences = diff_nets(load_net(args.a), load_net(args.b))
+        differences = diff_nets(load(args.a).net, load(args.b).net)
     except CaffeconfError as error:
         _report(error, args.format)
         return 2

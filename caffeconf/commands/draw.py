@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise CaffeconfError.at(None, f"--depth must be 1 or more, got {args.depth}")
     if suffix == ".html" and (args.depth is not None or args.flat):
         raise CaffeconfError.at(None, "the .html page collapses modules itself: drop --depth/--flat")
-    net = load_for_state(args)
+    net = load_for_state(args).net
     shapes = infer_shapes(net, parse_inputs(args.input), args.batch)
     if suffix == ".html":
         write_atomic(args.output, to_html(net, shapes, args.rankdir))

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
         raise CaffeconfError.at(None, f"--batch must be positive, got {args.batch}")
     if args.depth < 0:
         raise CaffeconfError.at(None, f"--depth must be 0 or more, got {args.depth}")
-    net = load_for_state(args)
+    net = load_for_state(args).net
     shapes = infer_shapes(net, parse_inputs(args.input), args.batch)
     costs = layer_costs(shapes)
     table = rows(costs, args.depth)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..compile.load import Loaded, StateChoice, load
 from ..errors import CaffeconfError
-from ..ir import Net
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,11 +24,9 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the first dim of every input blob")
 
 
-def load_for_state(args: argparse.Namespace) -> Net:
-    """The net at args.net, filtered as Caffe would build it for the chosen state."""
-    from ..compile.load import load_net_for_state
-
-    return load_net_for_state(args.net, args.phase, args.stage, args.level)
+def load_for_state(args: argparse.Namespace, default_phase: str = "TEST") -> Loaded:
+    """The net at args.net, as Caffe builds it for the state the arguments choose."""
+    return load(args.net, StateChoice.of(args.phase, args.stage, args.level, default_phase))
 
 
 def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:

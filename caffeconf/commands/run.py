@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments
+from .net_options import add_state_arguments, load_for_state
 from .optional_modules import required_modules
 
 
@@ -53,12 +53,12 @@ def _run(args) -> int:
     import torch
 
     from ..run.device import autocast, describe, select_device
-    from ..run.session import build_model, load_for_run, gather_inputs, save_outputs, summarize
-    from ..run.weights import write_caffemodel
+    from ..run.session import build_model, gather_inputs, save_outputs, summarize
+    from ..caffe.weights import write_caffemodel
 
-    net = load_for_run(args.net, args.phase, args.stage, args.level)
+    loaded = load_for_state(args)
+    net, phase = loaded.net, loaded.state.phase
     device = select_device(args.device)
-    phase = args.phase or net.fields.get("state", {}).get("phase", "TEST")
     model = build_model(net, args.weights, phase, args.seed, device)
     overrides = {"mean_values": tuple(args.mean_value or ()), "mean_file": args.mean_file,
                  "scale": args.scale, "crop_size": args.crop_size}

@@ -30,13 +30,13 @@ def _score(args) -> int:
 
     from ..run.device import select_device
     from ..run.interpreter import CaffeNet, loss_weights
-    from ..run.session import load_for_run
-    from ..run.weights import read_caffemodel
+    from ..compile.load import StateChoice, load
+    from ..caffe.weights import read_caffemodel
     from ..train.loop import Feeder, output_lines
     from ..train.data import Shard
 
     phase = args.phase or "TEST"
-    net = load_for_run(args.net, phase, args.stage, args.level)
+    net = load(args.net, StateChoice.of(phase, args.stage, args.level)).net
     device = select_device(args.device)
     model = CaffeNet(net, phase=phase, seed=args.seed, weights=read_caffemodel(args.weights), device=device)
     feeder = Feeder(net, phase, args.seed, Shard(), None, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments
+from .net_options import add_state_arguments, load_for_state
 from .optional_modules import required_modules
 
 
@@ -32,12 +32,13 @@ def run(args) -> int:
 
 def _time(args) -> int:
     from ..run.device import describe, select_device
-    from ..run.session import build_model, load_for_run, gather_inputs
+    from ..run.session import build_model, gather_inputs
     from ..run.timing import format_timing, time_net
 
-    net = load_for_run(args.net, args.phase, args.stage, args.level)
+    # `caffe time` builds the net for TRAIN unless told otherwise, to filter it and to run it
+    loaded = load_for_state(args, default_phase="TRAIN")
+    net, phase = loaded.net, loaded.state.phase
     device = select_device(args.device)
-    phase = args.phase or net.fields.get("state", {}).get("phase", "TRAIN")
     model = build_model(net, args.weights, phase, args.seed, device)
     inputs = gather_inputs(net, model, args.input, (), {}, args.seed, args.batch)
     inputs = {name: value.to(device) for name, value in inputs.items()}

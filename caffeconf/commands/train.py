@@ -45,7 +45,7 @@ def _start(args) -> int:
 
 def _paths(args) -> tuple[str, str | None]:
     from ..errors import CaffeconfError
-    from ..compile.load import is_config
+    from ..compile.source import is_config
 
     if args.solver:
         return args.solver, args.net
@@ -59,9 +59,9 @@ def _paths(args) -> tuple[str, str | None]:
 
 def _is_solver_file(path: str) -> bool:
     from ..caffe.prototxt import read_net_or_solver
-    from ..caffe import caffe_pb2
+    from ..caffe import messages
 
-    return isinstance(read_net_or_solver(path), caffe_pb2.SolverParameter)
+    return isinstance(read_net_or_solver(path), messages.SolverParameter)
 
 
 def _worker(rank: int, world: int, payload) -> int:
@@ -75,12 +75,12 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     import torch
 
     from ..run.device import select_device
-    from ..run.weights import read_caffemodel
+    from ..caffe.weights import read_caffemodel
     from ..train import distributed as group
     from ..train.loop import TrainOptions, Trainer
     from ..train.report import Report
     from ..train.settings import read_solver_file, test_nets, train_net
-    from ..train.state import read_snapshot
+    from ..caffe.solverstate import read_snapshot
 
     solver = read_solver_file(solver_path)
     device = select_device(args.device)

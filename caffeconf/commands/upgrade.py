@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError, render_text
-from ..caffe import caffe_pb2
+from ..caffe import messages
 
 
 def add_arguments(parser) -> None:
@@ -22,7 +22,7 @@ def run(args) -> int:
     if args.binary and args.output == "-":
         raise CaffeconfError.at(None, "--binary needs an output file (-o)")
     message = prototxt.read_net_or_solver(args.input)
-    if isinstance(message, caffe_pb2.SolverParameter):
+    if isinstance(message, messages.SolverParameter):
         what = "solver"
         upgraded, report = upgrade.upgrade_solver_with_report(message, args.input)
     else:

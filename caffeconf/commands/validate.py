@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from ..compile.compiler import build
+from ..compile.load import LoadOptions, compile_config, load
+from ..compile.source import is_config
 from ..errors import CaffeconfError, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
-from ..compile.load import is_config, load_net
 
 
 def add_arguments(parser) -> None:
@@ -34,31 +34,13 @@ def _shape_diagnostics(net) -> tuple:
 
 def _diagnostics(path: str, limits) -> tuple:
     if is_config(path):
-        result = build(path, limits)
+        result = compile_config(path, limits)
         return result.diagnostics + (_shape_diagnostics(result.net) if result.ok else ())
     try:
-        net = load_net(path)
+        loaded = load(path, options=LoadOptions(limits, verify=True))
     except CaffeconfError as error:
         return error.diagnostics
-    return _net_diagnostics(net)
-
-
-def _net_diagnostics(net) -> tuple:
-    """What Caffe would refuse in a prototxt: unknown types, unproduced bottoms, clashing tops and
-    shared blobs, shape mismatches."""
-    from ..caffe.facts import LAYER_TYPES
-    from ..errors import DiagnosticList, did_you_mean
-    from ..compile.verify import check_sharing, verify_net
-
-    diags = DiagnosticList()
-    for layer in net.layers:
-        if layer.type not in LAYER_TYPES:
-            diags.error(layer.origin.span if layer.origin else None,
-                        f"layer '{layer.name}': unknown layer type '{layer.type}' (BVLC Caffe has no such type)",
-                        hint=did_you_mean(layer.type, LAYER_TYPES))
-    verify_net(net, diags)
-    check_sharing(net, diags)
-    return tuple(diags.sorted()) + (() if diags.has_errors else _shape_diagnostics(net))
+    return loaded.diagnostics + (_shape_diagnostics(loaded.net) if loaded.ok else ())
 
 
 def run(args) -> int:

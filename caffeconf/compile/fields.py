@@ -15,20 +15,14 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..errors import CaffeconfError, DiagnosticList, did_you_mean
 from .tree import Map, Node, Scalar, Seq
-from ..caffe import caffe_pb2
+from ..caffe import messages
+from ..caffe.facts import INT_RANGES
 
-LAYER = caffe_pb2.LayerParameter.DESCRIPTOR
-NET = caffe_pb2.NetParameter.DESCRIPTOR
-SOLVER = caffe_pb2.SolverParameter.DESCRIPTOR
+LAYER = messages.LayerParameter.DESCRIPTOR
+NET = messages.NetParameter.DESCRIPTOR
+SOLVER = messages.SolverParameter.DESCRIPTOR
 
 Evaluate = Callable[[Scalar], Any]
-
-_INT_RANGES = {
-    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1, "int32"),
-    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1, "int64"),
-    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1, "uint32"),
-    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1, "uint64"),
-}
 
 
 def type_name(field: FieldDescriptor) -> str:
@@ -40,7 +34,7 @@ def type_name(field: FieldDescriptor) -> str:
     return {
         FieldDescriptor.CPPTYPE_FLOAT: "float", FieldDescriptor.CPPTYPE_DOUBLE: "double",
         FieldDescriptor.CPPTYPE_BOOL: "bool", FieldDescriptor.CPPTYPE_STRING: "string",
-    }.get(field.cpp_type) or _INT_RANGES[field.cpp_type][2]
+    }.get(field.cpp_type) or INT_RANGES[field.cpp_type][2]
 
 
 def describe(value: Any) -> str:
@@ -54,8 +48,8 @@ def describe(value: Any) -> str:
 def check_scalar(field: FieldDescriptor, value: Any) -> tuple[Any, str | None]:
     """(converted value, None) when `value` fits the field, else (None, problem)."""
     cpp = field.cpp_type
-    if cpp in _INT_RANGES:
-        low, high, name = _INT_RANGES[cpp]
+    if cpp in INT_RANGES:
+        low, high, name = INT_RANGES[cpp]
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return None, f"expects an integer ({name}), got float {value!r} (write {int(value)})"

@@ -18,7 +18,8 @@ from ..ir import Net
 from ..limits import Limits
 from .tree import Map, Node, Scalar, Seq
 from .source import load_tree
-from .load import is_config
+from .source import is_config
+from ..caffe.netfile import read_net_file
 from .syntax import Document, ModuleDecl, Port
 
 @dataclass
@@ -115,7 +116,7 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
         if is_config(path):
             imported = parse(load_tree(path, limits), path)
             return _add_unit(library, imported, parse, limits, diags, chain + (key,))
-        library.units[key] = Unit(path, {}, net_module=module_from_net(namespace, _load_net(path), path))
+        library.units[key] = Unit(path, {}, net_module=module_from_net(namespace, read_net_file(path).net(), path))
         return key
     except CaffeconfError as error:
         located = [d for d in error.diagnostics if d.span is not None]
@@ -124,12 +125,6 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
         diags.error(value.span, f"cannot import '{value.value}'",
                     notes=[] if located else [Note(d.message) for d in error.diagnostics[:1]])
         return None
-
-
-def _load_net(path: str) -> Net:
-    from .load import load_net
-
-    return load_net(path)
 
 
 def module_from_net(name: str, net: Net, path: str) -> ModuleDecl:

@@ -1,58 +1,130 @@
-"""Load any net the user names into the flat IR: a caffeconf config (YAML/TOML)
-or a Caffe prototxt / binary NetParameter (any version, upgraded).
+"""Any net file -> `Loaded`: the one front door that every command, the runner, the trainer and
+the tools use.
 
-This is the entry point that consumers (run, draw, inspect, diff) share.
+A config (YAML/TOML) compiles through the pipeline; a Caffe prototxt or binary NetParameter
+(V0/V1/V2) is read once and upgraded. The NetState asked for (else the net's own `state`, else
+the command's default phase) both filters the net, as Caffe's FilterNet does, and is the phase
+it runs in. Within `one_command()` a config compiles once however many consumers load it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator, Sequence
 
-from ..ir import Layer, Net
-
-CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
-
-
-def is_config(path: str | Path) -> bool:
-    return Path(path).suffix.lower() in CONFIG_SUFFIXES
-
-
-def legacy_inputs_as_layer(net: Net) -> Net:
-    """Caffe's upgrade of net-level `input` + `input_shape`/`input_dim` into one Input layer named
-    "input" at the front (without shapes the inputs are dropped, as Caffe does), so that consumers
-    see a config the way they see the same net read from a prototxt."""
-    names = list(net.fields.get("input", ()))
-    if not names:
-        return net
-    fields = {k: v for k, v in net.fields.items() if k not in ("input", "input_shape", "input_dim")}
-    shapes = [list(shape.get("dim", ())) for shape in net.fields.get("input_shape", ())]
-    dims = list(net.fields.get("input_dim", ()))
-    shapes = shapes or [dims[i:i + 4] for i in range(0, len(dims), 4)]
-    if len(shapes) != len(names):
-        return dataclasses.replace(net, fields=fields)
-    layer = Layer("input", "Input", (), tuple(names), {"input_param": {"shape": [{"dim": s} for s in shapes]}})
-    return dataclasses.replace(net, layers=(layer,) + tuple(net.layers), fields=fields)
+from ..caffe import serde, upgrade
+from ..caffe.facts import LAYER_TYPES
+from ..caffe.netfile import read_net_file
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Span, did_you_mean
+from ..ir import Net
+from ..limits import DEFAULT_LIMITS, Limits
+from .compiler import Build, build
+from .rules import NetState, filter_net
+from .source import is_config
+from .verify import check_sharing, verify_net
 
 
-def load_net(path: str | Path, variants: frozenset[str] = frozenset()) -> Net:
-    """The flat net at `path`, with every layer and rule still present (no filtering).
+@dataclass(frozen=True)
+class StateChoice:
+    """The NetState a command asks for; None leaves each part to the net's own `state`."""
 
-    For a config, `variants` selects compile-time variants (stages it declares under `variants:`).
-    """
+    phase: str | None = None
+    stages: tuple[str, ...] | None = None
+    level: int | None = None
+    default_phase: str = "TEST"  # caffe.proto's default; `caffe time` and training build TRAIN
+
+    @classmethod
+    def of(cls, phase: str | None, stages: Sequence[str] | None, level: int | None,
+           default_phase: str = "TEST") -> "StateChoice":
+        return cls(phase, tuple(stages) if stages is not None else None, level, default_phase)
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    limits: Limits = DEFAULT_LIMITS
+    verify: bool = False  # also check a prototxt as Caffe would refuse it (configs always are)
+
+
+@dataclass(frozen=True)
+class Loaded:
+    net: Net  # filtered for `state` when one was chosen, else every layer with its rules
+    state: NetState | None
+    diagnostics: tuple[Diagnostic, ...]  # warnings, and with `verify` a prototxt's errors
+    source: str
+    whole: Net  # every layer, rules kept
+    solver: dict | None = None  # a config's checked `solver:` section
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+
+_compiled: dict | None = None  # set inside one_command()
+
+
+@contextlib.contextmanager
+def one_command() -> Iterator[None]:
+    """Compile each config at most once while the block runs (one command's lifetime)."""
+    global _compiled
+    outer, _compiled = _compiled, {} if _compiled is None else _compiled
+    try:
+        yield
+    finally:
+        _compiled = outer
+
+
+def load(path: str | Path, state: StateChoice | None = None, options: LoadOptions = LoadOptions()) -> Loaded:
+    """The net at `path`, for `state` when given; raises CaffeconfError when a config has errors."""
+    variants = frozenset(state.stages or ()) if state else frozenset()
     if is_config(path):
-        from .compiler import compile_file
+        result = compile_config(path, options.limits, variants)
+        if not result.ok:
+            raise CaffeconfError(result.diagnostics)
+        whole, diagnostics, solver = legacy_inputs_as_layer(result.net, str(path)), result.diagnostics, result.solver
+    else:
+        whole, solver = read_net_file(path).net(), None
+        diagnostics = _prototxt_diagnostics(whole) if options.verify else ()
+    if state is None:
+        return Loaded(whole, None, diagnostics, str(path), whole, solver)
+    chosen = NetState.of_net(whole, state.phase, state.level, state.stages, state.default_phase)
+    net = filter_net(whole, phase=chosen.phase, stages=chosen.stages, level=chosen.level)
+    return Loaded(net, chosen, diagnostics, str(path), whole, solver)
 
-        return legacy_inputs_as_layer(compile_file(path, variants=variants))
-    from ..caffe import prototxt, serde, upgrade
 
-    return serde.net_from_proto(upgrade.upgrade_net(prototxt.read_net(path), source=str(path)), source=str(path))
+def compile_config(path: str | Path, limits: Limits = DEFAULT_LIMITS,
+                   variants: frozenset[str] = frozenset()) -> Build:
+    """`build`, once per (file, limits, variants) inside `one_command()`."""
+    if _compiled is None:
+        return build(path, limits, variants)
+    key = (str(Path(path).resolve()), limits, variants)
+    if key not in _compiled:
+        _compiled[key] = build(path, limits, variants)
+    return _compiled[key]
 
 
-def load_net_for_state(path: str | Path, phase: str | None = None, stages=None, level: int | None = None) -> Net:
-    """The net as Caffe builds it for this state (FilterNet). For a config the stages also select
-    the compile-time variants it declares (e.g. `--stage deploy`)."""
-    from .rules import filter_net
+def _prototxt_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
+    """What Caffe would refuse in a prototxt: unknown types, unproduced bottoms, clashing tops and
+    shared blobs."""
+    diags = DiagnosticList()
+    for layer in net.layers:
+        if layer.type not in LAYER_TYPES:
+            diags.error(layer.origin.span if layer.origin else None,
+                        f"layer '{layer.name}': unknown layer type '{layer.type}' (BVLC Caffe has no such type)",
+                        hint=did_you_mean(layer.type, LAYER_TYPES))
+    verify_net(net, diags)
+    check_sharing(net, diags)
+    return tuple(diags.sorted())
 
-    net = load_net(path, variants=frozenset(stages or ()))
-    return filter_net(net, phase=phase, stages=stages, level=level)
+
+def legacy_inputs_as_layer(net: Net, source: str) -> Net:
+    """A config's net-level `input` + `input_shape`/`input_dim` as the one Input layer named "input"
+    at the front, by the same upgrade step a prototxt goes through (shapeless inputs dropped)."""
+    if not net.fields.get("input"):
+        return net
+    message = serde.net_to_proto(dataclasses.replace(net, layers=()))
+    upgraded, _ = upgrade.upgrade_net_with_report(message, where=upgrade.Locator(fixed=Span(source, 1, 1)))
+    inputs = serde.net_from_proto(upgraded)
+    return dataclasses.replace(net, layers=inputs.layers + tuple(net.layers), fields=inputs.fields)

@@ -21,11 +21,11 @@ class NetState:
 
     @classmethod
     def of_net(cls, net: Net, phase: str | None = None, level: int | None = None,
-               stages: Iterable[str] | None = None) -> "NetState":
+               stages: Iterable[str] | None = None, default_phase: str = "TEST") -> "NetState":
         """The net's own `state`, overridden where the caller says, as Caffe's Net constructor does."""
         declared = net.fields.get("state", {})
         return cls(
-            phase=phase if phase is not None else declared.get("phase", "TEST"),
+            phase=phase if phase is not None else declared.get("phase", default_phase),
             level=level if level is not None else declared.get("level", 0),
             stages=tuple(stages) if stages is not None else tuple(declared.get("stage", ())),
         )

@@ -18,7 +18,7 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..caffe import descriptions
-from ..caffe.facts import LAYER_TYPES
+from ..caffe.facts import INT_RANGES, LAYER_TYPES
 from .compiler import SOLVER_NET_FIELDS
 from .fields import LAYER, NET, SOLVER, type_name
 from .resolve import LAYER_SYNTAX_KEYS
@@ -60,14 +60,6 @@ TYPE_PARAMS: dict[str, tuple[str, ...]] = {
     "WindowData": ("window_data_param",) + _DATA,
 }
 
-_INT_RANGES = {
-    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
-    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
-    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
-    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
-}
-
-
 def ref(name: str) -> Schema:
     return {"$ref": f"#/definitions/{name}"}
 
@@ -104,8 +96,8 @@ def scalar_schema(field: FieldDescriptor) -> Schema:
     """One value of a non-message field, as `caffeconf.fields.check_scalar` accepts it."""
     cpp = field.cpp_type
     name = type_name(field)
-    if cpp in _INT_RANGES:
-        low, high = _INT_RANGES[cpp]
+    if cpp in INT_RANGES:
+        low, high, _ = INT_RANGES[cpp]
         return typed({"title": name, "type": "integer", "minimum": low, "maximum": high})
     if cpp in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
         return typed({"title": name, "type": "number"})

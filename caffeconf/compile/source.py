@@ -10,6 +10,13 @@ from .toml_tree import parse_toml
 from .tree import Node
 from .yaml_tree import parse_yaml
 
+CONFIG_SUFFIXES = (".yaml", ".yml", ".toml")
+
+
+def is_config(path: str | Path) -> bool:
+    """A caffeconf config (by suffix), as opposed to a Caffe prototxt or binary net."""
+    return Path(path).suffix.lower() in CONFIG_SUFFIXES
+
 
 def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     """The text of a source file, size-checked and registered for diagnostics."""

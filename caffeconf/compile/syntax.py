@@ -167,14 +167,9 @@ def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) ->
                     f"one of {', '.join(PARAM_KINDS)}, or list[...] of them")
         return None
     _refuse_misplaced(name, node, kind, bool(match.group(1)), diags)
-    values: tuple[str, ...] = ()
-    if kind == "enum":
-        values_node = node.get("values")
-        if not isinstance(values_node, Seq) or not values_node.items or not all(
-                isinstance(v, Scalar) and isinstance(v.value, str) for v in values_node.items):
-            diags.error((values_node or node).span, f"enum parameter '{name}' needs `values:`, a list of names")
-            return None
-        values = tuple(v.value for v in values_node.items)
+    values = _enum_values(name, node, diags) if kind == "enum" else ()
+    if values is None:
+        return None
     doc_node = node.get("doc")
     return ParamDecl(
         name=name, kind=kind, is_list=bool(match.group(1)), span=key_span, default=node.get("default"),
@@ -184,6 +179,15 @@ def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) ->
         max_len=_number(node.get("max_len"), "`max_len`", diags, integer=True),
         doc=_text(doc_node, "`doc`", diags) or "",
     )
+
+
+def _enum_values(name: str, node: Map, diags: DiagnosticList) -> tuple[str, ...] | None:
+    values_node = node.get("values")
+    if not isinstance(values_node, Seq) or not values_node.items or not all(
+            isinstance(v, Scalar) and isinstance(v.value, str) for v in values_node.items):
+        diags.error((values_node or node).span, f"enum parameter '{name}' needs `values:`, a list of names")
+        return None
+    return tuple(v.value for v in values_node.items)
 
 
 def _refuse_misplaced(name: str, node: Map, kind: str, is_list: bool, diags: DiagnosticList) -> None:

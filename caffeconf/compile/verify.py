@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from ..caffe.facts import SOURCE_TYPES
+from ..caffe.facts import SOURCE_TYPES, learnable_blobs
 from ..errors import DiagnosticList, Note
 from ..ir import Layer, Net
 from .rules import NetState, layer_is_kept
@@ -83,9 +83,7 @@ def _first_time(reported: set[tuple], *key) -> bool:
 
 
 def _learnable(layer: Layer) -> bool:
-    from .resolve import learnable_blob_count
-
-    return learnable_blob_count(layer.type, dict(layer.fields), len(layer.bottoms)) > 0
+    return bool(learnable_blobs(layer.type, layer.fields, len(layer.bottoms)))
 
 
 def _distinct_spans(layer: Layer, first: Layer):

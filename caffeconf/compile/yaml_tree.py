@@ -9,15 +9,13 @@ bounded so a "billion laughs" document fails at once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterator, Union
+from typing import Iterator
 
 import yaml
 
 from ..errors import CaffeconfError, Note, Span
-from .tree import Map, Node, Scalar, Seq
 from ..limits import DEFAULT_LIMITS, Limits
+from .tree import Map, Node, Scalar, Seq
 
 
 

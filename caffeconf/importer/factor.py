@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..caffe.facts import SOURCE_TYPES
-from .read import Imported, compact_fields, document, flat_entries, layer_entry, literal
+from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
 
 # Names a parameter must not take: the expression language's own words.

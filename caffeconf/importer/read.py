@@ -4,77 +4,65 @@ read → check names → upgrade → document: each layer becomes one entry with
 tops left implicit where the format's shortcuts give them back (an omitted `top` is the layer's
 name, an omitted `bottom` the previous entry's single top, `in_place: true`). Floats are written
 as the shortest decimal that reads back as the same float32; a literal `${` is escaped.
-`caffeconf.factor` turns the flat layers into modules.
+`factor` turns the flat layers into modules.
 """
 
 from __future__ import annotations
 
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Iterable
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
-from google.protobuf.message import Message
 
-from ..caffe import prototxt, serde, upgrade
-from ..caffe.facts import LAYER_TYPES, SOURCE_TYPES
+from ..caffe import messages, prototxt, serde, upgrade
+from ..caffe.facts import LAYER_TYPES, looks_like_solver
+from ..caffe.netfile import net_file_from_bytes
 from ..compile.compiler import build
-from .config_text import to_toml, to_yaml
+from ..compile.verify import verify_net
 from ..errors import SOURCES, CaffeconfError, Diagnostic, DiagnosticList, InternalError, Span, did_you_mean
 from ..ir import Layer, Net
-from ..caffe import caffe_pb2
-from ..compile.verify import verify_net
-
-FORMAT_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Imported:
-    """A read net: the upgraded message (what the config must compile to) and its layers.
-
-    Layer names, bottoms and tops are raw; the values in `fields` are already written as
-    config text would hold them (escaped strings, shortest floats)."""
-
-    message: caffe_pb2.NetParameter
-    layers: tuple[Layer, ...]
-    net_fields: dict[str, Any]
-
+from .config_text import to_toml, to_yaml
+from .document import Imported, document, flat_entries, message_data
+from .factor import factored_document
 
 def read_net(path: str | Path) -> Imported:
-    """The net at `path`, upgraded; every unknown field, enum value and layer type is reported."""
+    """The net at `path`, upgraded; every unknown field, enum value and layer type is reported.
+    The file is read once and its text tokenized once."""
     source = str(path)
     data = prototxt.read_bytes(path)
+    outline, text_lines = None, None
     if prototxt.looks_like_text(data):
         text = data.decode("utf-8")
-        _refuse_solver(text, source)
-        problems = unknown_names(text, source)
+        found = list(prototxt.tokens(text))
+        outline, text_lines = prototxt.outline_tokens(found), len(text.splitlines())
+        _refuse_solver({field.name for field in outline.fields}, source)
+        problems = unknown_names(found, source)
         if problems:
             SOURCES.register(source, text)
             raise CaffeconfError(problems)
-    original = prototxt.read_net_or_solver(path)
-    if isinstance(original, caffe_pb2.SolverParameter):
-        raise CaffeconfError.at(Span(source, 1, 1), "this is a solver (SolverParameter), not a net: "
-                                "import takes a NetParameter")
-    message = upgrade.upgrade_net(original, source=source)
+    elif isinstance(prototxt.empty_message_for(data, None), messages.SolverParameter):
+        raise CaffeconfError.at(Span(source, 1, 1), _SOLVER_REFUSED)
+    message = net_file_from_bytes(data, source, outline).message
     _check_types(message, source)
     data_of_net = message_data(message)
     data_of_net.pop("layer", None)
     data_of_net.pop("name", None)
-    return Imported(message, tuple(_layer(layer) for layer in message.layer), data_of_net)
+    # a binary net is measured by the text Caffe would write for it
+    lines = text_lines if text_lines is not None else len(prototxt.net_to_text(message).splitlines())
+    return Imported(message, tuple(_layer(layer) for layer in message.layer), data_of_net, lines)
 
 
-def _refuse_solver(text: str, source: str) -> None:
-    names = {field.name for field in prototxt.outline_text(text).fields}
-    net_names = set(caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name)
-    solver_names = set(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name)
-    if len(names & solver_names - net_names) > len(names & net_names - solver_names):
-        raise CaffeconfError.at(Span(source, 1, 1), "this is a solver (SolverParameter), not a net: "
-                                "import takes a NetParameter")
+_SOLVER_REFUSED = "this is a solver (SolverParameter), not a net: import takes a NetParameter"
 
 
-def _check_types(message: caffe_pb2.NetParameter, source: str) -> None:
+def _refuse_solver(names: set[str], source: str) -> None:
+    if looks_like_solver(names):
+        raise CaffeconfError.at(Span(source, 1, 1), _SOLVER_REFUSED)
+
+
+def _check_types(message: messages.NetParameter, source: str) -> None:
     """Layer types of a binary net (text ones were checked with their positions)."""
     problems = [Diagnostic(f"unknown layer type '{layer.type}' (layer '{layer.name}')", Span(source, 1, 1),
                            hint=did_you_mean(layer.type, LAYER_TYPES))
@@ -86,7 +74,7 @@ def _check_types(message: caffe_pb2.NetParameter, source: str) -> None:
         raise CaffeconfError(problems)
 
 
-def _layer(message: caffe_pb2.LayerParameter) -> Layer:
+def _layer(message: messages.LayerParameter) -> Layer:
     fields = message_data(message)
     for key in ("name", "type", "bottom", "top"):
         fields.pop(key, None)
@@ -97,13 +85,13 @@ def _layer(message: caffe_pb2.LayerParameter) -> Layer:
 # Unknown names, all of them, with their positions
 
 
-def unknown_names(text: str, source: str) -> list[Diagnostic]:
-    """Every field, enum value and layer type in prototxt `text` that BVLC Caffe does not know.
+def unknown_names(found: Iterable[tuple[str, str, int, int]], source: str) -> list[Diagnostic]:
+    """Every field, enum value and layer type among a prototxt's tokens that BVLC Caffe does not know.
 
     protobuf's parser stops at the first unknown field; a fork's net (SSD, SegNet, Faster
     R-CNN) usually has several, and the user wants the whole list at once."""
     scan = _NameScan(source)
-    for kind, value, line, col in prototxt.tokens(text):
+    for kind, value, line, col in found:
         scan.token(kind, value, line, col)
     return scan.problems
 
@@ -119,7 +107,7 @@ class _NameScan:
 
     def __init__(self, source: str):
         self.source = source
-        self.stack = [_Frame(caffe_pb2.NetParameter.DESCRIPTOR)]
+        self.stack = [_Frame(messages.NetParameter.DESCRIPTOR)]
         self.field: FieldDescriptor | None = None  # the field whose value comes next
         self.after_colon = False
         self.problems: list[Diagnostic] = []
@@ -165,9 +153,9 @@ class _NameScan:
 
     def _check_type_string(self, message: Descriptor, quoted: str, line: int, col: int) -> None:
         name = quoted[1:-1]
-        if message is caffe_pb2.LayerParameter.DESCRIPTOR and name not in LAYER_TYPES:
+        if message is messages.LayerParameter.DESCRIPTOR and name not in LAYER_TYPES:
             self._report(f"unknown layer type '{name}'", quoted, line, col, did_you_mean(name, LAYER_TYPES))
-        elif message is caffe_pb2.V0LayerParameter.DESCRIPTOR and name not in upgrade.V0_LAYER_TYPES:
+        elif message is messages.V0LayerParameter.DESCRIPTOR and name not in upgrade.V0_LAYER_TYPES:
             self._report(f"unknown V0 layer type '{name}'", quoted, line, col,
                          did_you_mean(name, upgrade.V0_LAYER_TYPES))
 
@@ -176,113 +164,7 @@ class _NameScan:
         self.problems.append(Diagnostic(message, span, hint=hint))
 
 
-_UNKNOWN_LIST = caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name["layer"]  # a list under an unknown field
-
-
-# ---------------------------------------------------------------------------
-# Messages as config data
-
-
-def message_data(message: Message) -> dict[str, Any]:
-    """Every set field as config data: enums by name, float32 values as their shortest decimal,
-    strings with `${` escaped."""
-    return {field.name: ([_value(field, item) for item in value] if field.is_repeated else _value(field, value))
-            for field, value in message.ListFields()}
-
-
-def _value(field: FieldDescriptor, value: Any) -> Any:
-    kind = field.type
-    if kind == FieldDescriptor.TYPE_MESSAGE:
-        return message_data(value)
-    if kind == FieldDescriptor.TYPE_ENUM:
-        return field.enum_type.values_by_number[value].name
-    if kind == FieldDescriptor.TYPE_FLOAT:
-        return shortest_float32(value)
-    if kind == FieldDescriptor.TYPE_STRING:
-        return literal(value)
-    return value
-
-
-def shortest_float32(value: float) -> float:
-    """The float with the fewest significant digits that rounds to the same float32 (0.0001,
-    not 9.999999747378752e-05)."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return value
-    target = _as_float32(value)
-    for digits in range(1, 10):
-        candidate = float(f"{value:.{digits}g}")
-        if _as_float32(candidate) == target:
-            return candidate
-    return value
-
-
-def _as_float32(value: float) -> float:
-    return struct.unpack("<f", struct.pack("<f", value))[0]
-
-
-def literal(text: str) -> str:
-    """`text` as a config string that means itself: `${` escaped as `$${`."""
-    return text.replace("${", "$${")
-
-
-# ---------------------------------------------------------------------------
-# Entries
-
-
-def layer_entry(name: str, layer_type: str, bottoms: list[str], tops: list[str], fields: dict[str, Any],
-                prev: list[str] | None) -> dict[str, Any]:
-    """A layer as a config entry, given its written names and the previous entry's tops (None at
-    the start of the layer list): implicit bottom, top and in-place where the format allows."""
-    entry: dict[str, Any] = {"name": name, "type": layer_type}
-    is_source = layer_type in SOURCE_TYPES
-    implicit_bottom = bottoms == [] if is_source else (prev is not None and len(prev) == 1 and bottoms == prev)
-    if not implicit_bottom:
-        entry["bottom"] = _one_or_list(bottoms)
-    if tops and tops == bottoms:
-        entry["in_place"] = True
-    elif tops != [name]:
-        entry["top"] = _one_or_list(tops)
-    entry.update(compact_fields(fields))
-    return entry
-
-
-def _one_or_list(names: list[str]) -> Any:
-    return names[0] if len(names) == 1 else list(names)
-
-
-def compact_fields(value: Any) -> Any:
-    """One-element lists written as their item (`kernel_size: 3`, `include: {phase: TEST}`), as
-    people write them; the config format reads a single value as a one-element list."""
-    if isinstance(value, dict):
-        return {key: compact_fields(item) for key, item in value.items()}
-    if isinstance(value, list):
-        if len(value) == 1 and not isinstance(value[0], list):
-            return compact_fields(value[0])
-        return [compact_fields(item) for item in value]
-    return value
-
-
-def flat_entries(layers: tuple[Layer, ...] | list[Layer], prev: list[str] | None = None) -> list[dict[str, Any]]:
-    """Top-level entries for `layers`, chained from `prev`."""
-    entries = []
-    for layer in layers:
-        bottoms, tops = [literal(b) for b in layer.bottoms], [literal(t) for t in layer.tops]
-        entries.append(layer_entry(literal(layer.name), layer.type, bottoms, tops, dict(layer.fields), prev))
-        prev = tops
-    return entries
-
-
-def document(imported: Imported, layers: list[dict[str, Any]],
-             modules: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The whole config: format version, net name and net-level fields, modules, layers."""
-    doc: dict[str, Any] = {"caffeconf": FORMAT_VERSION}
-    if imported.message.name:
-        doc["name"] = literal(imported.message.name)
-    doc.update(compact_fields(imported.net_fields))
-    if modules:
-        doc["modules"] = modules
-    doc["layers"] = layers
-    return doc
+_UNKNOWN_LIST = messages.NetParameter.DESCRIPTOR.fields_by_name["layer"]  # a list under an unknown field
 
 
 # ---------------------------------------------------------------------------
@@ -320,8 +202,6 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
                 for problem in refused]
     text = None
     if modules and not refused:
-        from .factor import factored_document
-
         text, dropped = factored_document(imported, lambda doc: render(doc, header),
                                           lambda candidate: compiles_to(candidate, as_toml, imported.message))
         warnings += dropped
@@ -329,16 +209,13 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
         text = render(document(imported, flat_entries(imported.layers)), header)
         if not refused and not compiles_to(text, as_toml, imported.message):
             raise InternalError(f"the flat import of {path} does not compile back to the same net")
-    data = prototxt.read_bytes(path)
-    # a binary net is measured by the text Caffe would write for it
-    source_text = data.decode("utf-8") if prototxt.looks_like_text(data) else prototxt.net_to_text(imported.message)
-    prototxt_lines = len(source_text.splitlines())
+    prototxt_lines = imported.source_lines
     notes = ("no repeated blocks found: the config is flat",) if modules and "\nmodules:" not in text \
         and "\n[modules." not in text and not refused else ()
     return ImportResult(text, prototxt_lines, tuple(warnings), notes)
 
 
-def compiles_to(text: str, as_toml: bool, message: caffe_pb2.NetParameter) -> bool:
+def compiles_to(text: str, as_toml: bool, message: messages.NetParameter) -> bool:
     """Whether config `text` compiles, without errors, to exactly `message`."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / ("net.toml" if as_toml else "net.yaml")

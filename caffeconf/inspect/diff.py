@@ -117,9 +117,9 @@ def _blob_shape(blob: Mapping[str, Any]) -> tuple[int, ...]:
 # ---------------------------------------------------------------- normalization
 
 def _descriptor(name: str):
-    from ..caffe import caffe_pb2
+    from ..caffe import messages
 
-    return getattr(caffe_pb2, name).DESCRIPTOR
+    return messages.descriptor(name)
 
 
 def normalize(fields: Mapping[str, Any], message) -> dict[str, Any]:

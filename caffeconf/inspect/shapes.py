@@ -15,12 +15,12 @@ module chain; every layer is checked, not just the first bad one.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
+from ..caffe.facts import DATA_TYPES, proto_default
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -62,23 +62,6 @@ class NetShapes:
 
 
 # ---------------------------------------------------------------- fields and defaults
-
-@functools.cache
-def _field_descriptor(message: str, name: str):
-    from ..caffe import caffe_pb2
-
-    return caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name[message].message_type.fields_by_name[name]
-
-
-def proto_default(message: str, name: str):
-    """caffe.proto's default for `LayerParameter.<message>.<name>` (enums by name, repeated: [])."""
-    field = _field_descriptor(message, name)
-    if field.is_repeated:
-        return []
-    if field.enum_type is not None:
-        return field.enum_type.values_by_number[field.default_value].name
-    return field.default_value
-
 
 def layer_param(layer: Layer, message: str, name: str):
     """The layer's `<message>.<name>` as written, else caffe.proto's default."""
@@ -682,8 +665,6 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
         "InfogainLoss", "MultinomialLogisticLoss")},
 }
 
-SOURCE_TYPES = frozenset({"Input", "DummyData", "Data", "ImageData", "WindowData", "MemoryData", "HDF5Data"})
-
 # ---------------------------------------------------------------- the driver
 
 def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
@@ -747,7 +728,7 @@ def net_inputs(net: Net) -> dict[str, Shape | None]:
 
 
 def _check_overrides(net: Net, inputs: Mapping[str, Sequence[int]]) -> dict[str, Shape]:
-    sources = {top for layer in net.layers if layer.type in SOURCE_TYPES for top in layer.tops}
+    sources = {top for layer in net.layers if layer.type in DATA_TYPES for top in layer.tops}
     sources |= set(net_inputs(net))
     for name in inputs:
         if name not in sources:
@@ -758,7 +739,7 @@ def _check_overrides(net: Net, inputs: Mapping[str, Sequence[int]]) -> dict[str,
 
 def _apply_overrides(layer: Layer, inferred: Inferred, overrides: Mapping[str, Shape],
                      batch: int | None) -> Inferred:
-    if layer.type not in SOURCE_TYPES:
+    if layer.type not in DATA_TYPES:
         return inferred
     tops = tuple(overrides.get(name, shape) for name, shape in zip(layer.tops, inferred.tops))
     if batch is not None:

@@ -19,12 +19,12 @@ from torch import nn
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Layer, Net
-from ..run import layers as registry
+from . import layers as registry
 from .fillers import fill
 from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
-from ..run.layers.data import FED_TYPES
-from .weights import StoredBlob, describe_shape, shape_matches
+from ..caffe.facts import FED_TYPES
+from ..caffe.weights import StoredBlob, describe_shape, shape_matches
 
 Tensor = torch.Tensor
 

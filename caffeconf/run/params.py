@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..caffe import caffe_pb2
+from ..caffe import messages
 
 
 class Params:
@@ -22,7 +22,7 @@ class Params:
     @classmethod
     def of(cls, message_name: str, values: Mapping[str, Any] | None) -> "Params":
         """A view of `values` as the caffe.proto message called `message_name`."""
-        return cls(getattr(caffe_pb2, message_name).DESCRIPTOR, values)
+        return cls(messages.descriptor(message_name), values)
 
     def has(self, name: str) -> bool:
         """True when the field was written (proto2 `has_` semantics; lists: non-empty)."""
@@ -60,7 +60,7 @@ class Params:
         return f"Params({self._descriptor.name}, {dict(self._values)!r})"
 
 
-LAYER_DESCRIPTOR = caffe_pb2.LayerParameter.DESCRIPTOR
+LAYER_DESCRIPTOR = messages.LayerParameter.DESCRIPTOR
 
 
 def layer_params(fields: Mapping[str, Any], name: str) -> Params:

@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CaffeconfError
-from .weights import read_blob_file
+from ..caffe.weights import read_blob_file
 
 
 @dataclass(frozen=True)

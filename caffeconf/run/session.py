@@ -11,16 +11,9 @@ import torch
 from ..errors import CaffeconfError
 from ..ir import Net
 from .interpreter import CaffeNet
-from ..run.layers.data import declared_shapes
+from .layers.data import declared_shapes
 from .preprocess import Transform, load_images, transform_from_fields
-from .weights import read_caffemodel
-
-
-def load_for_run(path: str, phase: str | None, stages: Sequence[str] | None, level: int | None) -> Net:
-    """The net as Caffe would build it for this state (see nets.load_net_for_state)."""
-    from ..compile.load import load_net_for_state
-
-    return load_net_for_state(path, phase, stages, level)
+from ..caffe.weights import read_caffemodel
 
 
 def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device) -> CaffeNet:

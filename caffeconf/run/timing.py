@@ -17,7 +17,7 @@ import torch
 
 from .device import synchronize
 from .interpreter import CaffeNet, Step
-from ..run.layers.data import FED_TYPES
+from ..caffe.facts import FED_TYPES
 
 
 @dataclass

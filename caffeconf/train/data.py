@@ -20,9 +20,9 @@ import numpy as np
 
 from ..errors import CaffeconfError
 from ..ir import Layer
-from ..caffe import caffe_pb2
+from ..caffe import messages
 from ..run.params import Params, layer_params
-from ..run.weights import read_blob_file
+from ..caffe.weights import read_blob_file
 
 PHASE_NUMBER = {"TRAIN": 0, "TEST": 1}
 
@@ -169,7 +169,7 @@ def lmdb_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:
 
     def read(record, rng):
         with environment.begin() as txn:
-            datum = caffe_pb2.Datum.FromString(txn.get(keys[record]))
+            datum = messages.Datum.FromString(txn.get(keys[record]))
         image = datum_to_array(datum, t["force_color"], t["force_gray"])
         return transform(image, rng), _label(datum.label)
 

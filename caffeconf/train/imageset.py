@@ -16,15 +16,15 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import CaffeconfError
-from ..caffe import caffe_pb2
+from ..caffe import messages
 
 COMMIT_EVERY = 1000  # records per LMDB transaction, as Caffe's tool commits
 
 
-def array_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
+def array_datum(image: np.ndarray, label: int) -> messages.Datum:
     """A raw Datum from a C x H x W uint8 array (or float array, stored as float_data)."""
     channels, height, width = image.shape
-    datum = caffe_pb2.Datum(channels=channels, height=height, width=width, label=int(label))
+    datum = messages.Datum(channels=channels, height=height, width=width, label=int(label))
     if image.dtype == np.uint8:
         datum.data = np.ascontiguousarray(image).tobytes()
     else:
@@ -32,7 +32,7 @@ def array_datum(image: np.ndarray, label: int) -> caffe_pb2.Datum:
     return datum
 
 
-def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes, caffe_pb2.Datum]]) -> int:
+def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes, messages.Datum]]) -> int:
     """Write (key, Datum) records to a new LMDB at `path`; returns the count. Refuses an existing path."""
     import lmdb
 
@@ -68,7 +68,7 @@ def _fill(lmdb, folder: Path, records) -> int:
     return count
 
 
-def array_records(images: np.ndarray, labels: Iterable[int]) -> Iterator[tuple[bytes, caffe_pb2.Datum]]:
+def array_records(images: np.ndarray, labels: Iterable[int]) -> Iterator[tuple[bytes, messages.Datum]]:
     for index, (image, label) in enumerate(zip(images, labels)):
         yield f"{index:08d}".encode(), array_datum(image, label)
 
@@ -96,7 +96,7 @@ def parse_list(lines: Iterable[str], source: str) -> list[tuple[str, int]]:
 
 
 def image_records(root: str, entries: list[tuple[str, int]], *, gray: bool, height: int, width: int,
-                  encoded: bool, encode_type: str, skipped: list[str]) -> Iterator[tuple[bytes, caffe_pb2.Datum]]:
+                  encoded: bool, encode_type: str, skipped: list[str]) -> Iterator[tuple[bytes, messages.Datum]]:
     """Caffe's ReadImageToDatum per line; unreadable images are skipped (named in `skipped`)."""
     import cv2
 
@@ -121,4 +121,4 @@ def _image_datum(cv2, path: str, label: int, gray: bool, height: int, width: int
     # The file's own bytes when nothing changed them, as Caffe does; else re-encoded.
     unchanged = not (height and width) and not gray and Path(path).suffix.lstrip(".").lower() == encoding
     payload = Path(path).read_bytes() if unchanged else cv2.imencode("." + encoding, image)[1].tobytes()
-    return caffe_pb2.Datum(data=payload, label=int(label), encoded=True)
+    return messages.Datum(data=payload, label=int(label), encoded=True)

@@ -18,15 +18,17 @@ from typing import Callable, Mapping
 import numpy as np
 import torch
 
+from ..caffe.facts import FED_TYPES
+from ..caffe.solverstate import Resumed, write_snapshot
+from ..caffe.weights import StoredBlob
+from ..compile.load import StateChoice, load
+from ..compile.rules import filter_net
 from ..run.interpreter import CaffeNet, loss_weights
-from ..run.layers.data import FED_TYPES
-from ..run.weights import StoredBlob
 from .data import Shard, Source, make_source
 from .lr_policy import learning_rate
 from .report import Report
 from .settings import NetChoice
 from .solvers import Solver, learnable_params, make_solver
-from .state import Resumed, write_snapshot
 
 
 @dataclass
@@ -42,12 +44,9 @@ class TrainOptions:
 
 
 def load_choice(choice: NetChoice):
-    from ..compile.rules import filter_net
-    from ..run.session import load_for_run
-
     if choice.inline is not None:
         return filter_net(choice.inline, phase=choice.phase, stages=choice.stages, level=choice.level)
-    return load_for_run(choice.path, choice.phase, list(choice.stages), choice.level)
+    return load(choice.path, StateChoice.of(choice.phase, choice.stages, choice.level)).net
 
 
 class Feeder:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ..errors import CaffeconfError
 from ..ir import Net
-from ..caffe import caffe_pb2
+from ..caffe import messages
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,10 @@ class NetChoice:
     inline: Net | None = None  # from net_param / train_net_param / test_net_param
 
 
-def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
+def read_solver_file(path: str) -> messages.SolverParameter:
     """The solver in `path`, upgraded (old solver_type), snapshot_prefix filled in."""
     from ..caffe import prototxt, upgrade
-    from ..compile.load import is_config
+    from ..compile.source import is_config
 
     solver = _solver_from_tree(path) if is_config(path) else upgrade.upgrade_solver(prototxt.read_solver(path),
                                                                                   source=path)
@@ -39,23 +39,23 @@ def read_solver_file(path: str) -> caffe_pb2.SolverParameter:
     return solver
 
 
-def config_solver(path: str) -> caffe_pb2.SolverParameter | None:
+def config_solver(path: str) -> messages.SolverParameter | None:
     """A config's own `solver:` section (its net is the config), or None when it has none."""
-    from ..compile.compiler import build
+    from ..compile.load import compile_config
     from ..caffe.serde import data_to_message
 
-    result = build(path)
+    result = compile_config(path)
     if not result.ok:
         raise CaffeconfError(result.diagnostics)
     if result.solver is None:
         return None
-    solver = data_to_message(result.solver, caffe_pb2.SolverParameter(), path)
+    solver = data_to_message(result.solver, messages.SolverParameter(), path)
     solver.net = path
     _default_snapshot_prefix(solver, path)
     return solver
 
 
-def _solver_from_tree(path: str) -> caffe_pb2.SolverParameter:
+def _solver_from_tree(path: str) -> messages.SolverParameter:
     """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
     SolverParameter fields, each checked where it is written."""
     from ..errors import DiagnosticList
@@ -73,10 +73,10 @@ def _solver_from_tree(path: str) -> caffe_pb2.SolverParameter:
     diags = DiagnosticList()
     data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, SOLVER, "")
     diags.raise_if_errors()
-    return data_to_message(data, caffe_pb2.SolverParameter(), path)
+    return data_to_message(data, messages.SolverParameter(), path)
 
 
-def _default_snapshot_prefix(solver: caffe_pb2.SolverParameter, path: str) -> None:
+def _default_snapshot_prefix(solver: messages.SolverParameter, path: str) -> None:
     """Caffe's UpgradeSnapshotPrefixProperty: no prefix -> the solver file's path without its
     extension; a directory -> that directory plus the solver file's stem."""
     if not solver.HasField("snapshot_prefix"):
@@ -85,7 +85,7 @@ def _default_snapshot_prefix(solver: caffe_pb2.SolverParameter, path: str) -> No
         solver.snapshot_prefix = str(Path(solver.snapshot_prefix) / Path(path).stem)
 
 
-def train_net(solver: caffe_pb2.SolverParameter, override: str | None, source: str = "") -> NetChoice:
+def train_net(solver: messages.SolverParameter, override: str | None, source: str = "") -> NetChoice:
     """The training net: the command line's NET, else (as Caffe looks for them) train_net_param,
     train_net, net_param or net, in train_state."""
     state = solver.train_state
@@ -108,7 +108,7 @@ def _net_source(solver, field: str, value, source: str) -> tuple[str, Net | None
     return label, serde.net_from_proto(upgrade.upgrade_net(value, source=label), source=label)
 
 
-def test_nets(solver: caffe_pb2.SolverParameter, override: str | None, source: str = "") -> list[NetChoice]:
+def test_nets(solver: messages.SolverParameter, override: str | None, source: str = "") -> list[NetChoice]:
     """Caffe's test nets: each test_net_param, then each `test_net` file, else the general net
     (NET, net_param or net) once per `test_iter`; each filtered with TEST phase and its `test_state`."""
     sources = [_net_source(solver, "test_net_param", net, source) for net in solver.test_net_param]
@@ -124,7 +124,7 @@ def test_nets(solver: caffe_pb2.SolverParameter, override: str | None, source: s
         raise CaffeconfError.at(None, f"{len(solver.test_state)} test_state entries for {len(paths)} test nets")
     choices = []
     for index, (path, inline) in enumerate(sources):
-        state = solver.test_state[index] if solver.test_state else caffe_pb2.NetState()
+        state = solver.test_state[index] if solver.test_state else messages.NetState()
         choices.append(NetChoice(path, "TEST", tuple(state.stage), state.level, inline))
     return choices
 

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from . import BlobSpec, LayerContext, Op, filler, filler_or, register
+from .registry import BlobSpec, LayerContext, Op, filler, filler_or, register
 
 
 def _count(shape) -> int:

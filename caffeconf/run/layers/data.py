@@ -4,12 +4,12 @@ their LMDB, image lists and HDF5 files when training or testing."""
 
 from __future__ import annotations
 
-from ...run.fillers import fill
-from ...run.params import Params, layer_params
-from . import LayerContext, Op, register
+from ...caffe.facts import FED_TYPES
+from ..fillers import fill
+from ..params import Params, layer_params
+from .registry import LayerContext, Op, register
 
 # Layers whose tops come from outside the net when caffeconf runs it.
-FED_TYPES = ("Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData")
 
 
 def _fed(ctx: LayerContext) -> Op:

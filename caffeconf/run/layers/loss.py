@@ -8,7 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import LayerContext, Op, register
+from .registry import LayerContext, Op, register
 
 FLT_MIN = float(np.finfo(np.float32).tiny)  # Caffe clamps probabilities at FLT_MIN before log
 LOG_THRESHOLD = 1e-20  # Caffe's kLOG_THRESHOLD for the probability-input losses
@@ -85,7 +85,7 @@ def infogain_loss(ctx: LayerContext) -> Op:
     if len(ctx.layer.bottoms) < 3:
         if not source:
             raise ctx.error("InfogainLoss needs a third bottom or infogain_loss_param.source")
-        from ...run.weights import read_blob_file
+        from ...caffe.weights import read_blob_file
 
         stored = torch.from_numpy(read_blob_file(source))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from . import BlobSpec, LayerContext, Op, register
+from .registry import BlobSpec, LayerContext, Op, register
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ...run.params import Params
-from . import BlobSpec, LayerContext, Op, register
+from ..params import Params
+from .registry import BlobSpec, LayerContext, Op, register
 
 NEG_INF = float("-inf")
 

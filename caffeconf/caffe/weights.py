@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from ..errors import CaffeconfError, Span
 from ..files import write_atomic
 from ..ir import Net
-from ..caffe import caffe_pb2
+from . import caffe_pb2
 
 
 @dataclass(frozen=True)

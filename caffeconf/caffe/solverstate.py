@@ -16,9 +16,8 @@ from google.protobuf.message import DecodeError
 from ..errors import CaffeconfError
 from ..files import write_atomic
 from ..ir import Net
-from ..caffe import caffe_pb2
-from ..run.weights import blob_bytes
-from ..run.weights import StoredBlob, blob_from_proto, caffemodel_bytes, read_caffemodel
+from . import caffe_pb2
+from .weights import StoredBlob, blob_bytes, blob_from_proto, caffemodel_bytes, read_caffemodel
 
 
 @dataclass

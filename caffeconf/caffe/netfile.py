@@ -1,0 +1,38 @@
+"""A net file (prototxt text or binary NetParameter, V0/V1/V2) -> upgraded message and flat Net.
+
+One read of the bytes and one pass of our tokenizer: the outline made from that pass places
+the upgrade's errors and every layer's origin, so nothing opens the file again."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..ir import Net
+from . import caffe_pb2, prototxt, serde, upgrade
+
+
+@dataclass(frozen=True)
+class NetFile:
+    source: str
+    original: caffe_pb2.NetParameter  # as written
+    message: caffe_pb2.NetParameter  # upgraded to V2
+    outline: prototxt.Outline | None  # None for a binary file
+    report: upgrade.UpgradeReport
+
+    def net(self) -> Net:
+        # a binary file has no outline, and no positions to look for in it
+        return serde.net_from_proto(self.message, self.source if self.outline else None, self.outline)
+
+
+def read_net_file(path: str | Path) -> NetFile:
+    data = prototxt.read_bytes(path)
+    outline = prototxt.outline_text(data.decode("utf-8")) if prototxt.looks_like_text(data) else None
+    return net_file_from_bytes(data, str(path), outline)
+
+
+def net_file_from_bytes(data: bytes, source: str, outline: prototxt.Outline | None) -> NetFile:
+    """The net in `data` read from `source`, with the outline of its text (None when binary)."""
+    original = prototxt.decode(data, source, caffe_pb2.NetParameter())
+    message, report = upgrade.upgrade_net_with_report(original, where=upgrade.Locator(source, outline))
+    return NetFile(source, original, message, outline, report)

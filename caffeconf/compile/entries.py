@@ -1,0 +1,114 @@
+"""One layer entry, in a scope -> its type, written or implied bottoms and tops, and its flat
+blob names: the checks of a single entry, shared by layers and module uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..caffe.facts import LAYER_TYPES
+from ..errors import did_you_mean
+from ..ir import Use
+from .library import Library
+from .rules import RuleSet
+from .syntax import ModuleDecl
+from .tree import Map
+from .values import FAILED, Env, Evaluator
+
+
+@dataclass
+class Scope:
+    """Names visible while expanding one module instance (or the top level)."""
+
+    values: dict[str, Any]  # parameter values for `${...}`: the environment of this scope's entries
+    prefix: str  # qualifies layer and blob names ("" at top level)
+    separator: str
+    uses: tuple[Use, ...] = ()
+    outputs: dict[str, str] = field(default_factory=dict)  # output name -> flat blob the caller chose
+    blobs: dict[str, str] = field(default_factory=dict)  # scope name -> flat blob name
+    chain: tuple[int, ...] = ()  # ids of the modules being expanded, outermost first
+    unit: str = ""  # the file whose names are visible here (see library.Library)
+    module: ModuleDecl | None = None
+    unbound: frozenset[str] = frozenset()  # inputs the use bound to null
+    layer_tops: dict[str, list[str]] = field(default_factory=dict)  # layer name -> its tops, for hints
+    rules: tuple[RuleSet, ...] = ()  # include/exclude of the enclosing uses, outermost first
+    share: Any = None  # the innermost sharing.Share around this scope
+
+    def qualify(self, name: str) -> str:
+        return f"{self.prefix}{self.separator}{name}" if self.prefix else str(name)
+
+    def blob_for_top(self, name: str) -> str:
+        """The flat blob a top named `name` writes, registering it in the scope."""
+        flat = self.blobs.get(name) or self.outputs.get(name) or self.qualify(name)
+        self.blobs[name] = flat
+        return flat
+
+
+def layer_type(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> str | None:
+    node = entry.get("type")
+    if node is None:
+        evaluator.diags.error(entry.span, "a layer needs a `type` (or `use:` for a module)")
+        return None
+    written = evaluator.text(node, "`type`", scope.values)
+    if written is not None and written not in LAYER_TYPES:
+        evaluator.diags.error(node.span, f"unknown layer type '{written}'",
+                              hint=did_you_mean(written, LAYER_TYPES) or _module_hint(written, library, scope))
+        return None
+    return written
+
+
+def _module_hint(name: str, library: Library, scope: Scope) -> str | None:
+    return f"'{name}' is a module: write `use: {name}`" if library.lookup(name, scope.unit) else None
+
+
+def bottoms(evaluator: Evaluator, entry: Map, prev: list[str] | None, is_source: bool, what: str,
+            env: Env) -> list[str] | None:
+    """Written bottoms, else none for a data layer, else the previous entry's single top
+    (`prev` is None at the start of a scope, FAILED after an entry that could not be built)."""
+    node = entry.get("bottom")
+    if node is not None:
+        return evaluator.names(node, "`bottom`", env)
+    if is_source:
+        return []
+    if prev is FAILED:
+        return None  # the previous entry's errors are reported; this one can't be checked
+    if prev is None or len(prev) != 1:
+        detail = "nothing comes before it" if prev is None else f"the previous one has {len(prev)} tops"
+        evaluator.diags.error(entry.span, f"this {what} names no `bottom` and {detail}",
+                              hint="write `bottom:` explicitly")
+        return None
+    return [str(name) for name in prev]  # written nowhere here: no span of their own
+
+
+def tops(evaluator: Evaluator, entry: Map, name: str | None, written_bottoms: list[str] | None,
+         env: Env) -> list[str] | None:
+    in_place = entry.get("in_place")
+    if in_place is not None:
+        flag = evaluator.attempt(in_place, env)
+        if not isinstance(flag, bool):
+            evaluator.diags.error(in_place.span, "`in_place` must be true or false")
+            return None
+        if flag:
+            if "top" in entry:
+                evaluator.diags.error(entry.keys["top"], "a layer with `in_place: true` takes its tops from "
+                                      "its bottoms; remove `top`")
+            return None if written_bottoms is None else list(written_bottoms)
+    if "top" in entry:
+        return evaluator.names(entry.get("top"), "`top`", env)
+    return None if name is None else [name]
+
+
+def flat_blob(evaluator: Evaluator, name: str, scope: Scope, entry: Map) -> str:
+    """The flat blob a bottom named `name` reads in this scope."""
+    flat = scope.blobs.get(name)
+    if flat is None and name in scope.unbound:
+        evaluator.diags.error(getattr(name, "span", entry.span), f"input '{name}' is bound to null by this use "
+                              f"of module '{scope.module.name}', so no layer can read it",
+                              hint="leave this layer out with `when:` when the input is null")
+        return scope.qualify(name)
+    if flat is None:
+        evaluator.diags.error(getattr(name, "span", entry.span),
+                              f"unknown blob '{name}': no layer before this one produces it",
+                              hint=did_you_mean(name, scope.blobs))
+        return scope.qualify(name)
+    return flat

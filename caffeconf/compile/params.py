@@ -1,0 +1,113 @@
+"""A module's (or the document's) parameter declarations + a use's `with:` -> checked values:
+the given ones evaluated in the caller's environment, then the defaults, in declaration order
+(a default may refer to earlier parameters)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from ..errors import Note, Span, did_you_mean
+from .fields import describe
+from .syntax import ParamDecl
+from .tree import Map, Node, Seq
+from .values import FAILED, Env, Evaluator
+
+
+def bind_params(evaluator: Evaluator, decls: dict[str, ParamDecl], with_node: Node | None, env: Env,
+                use_span: Span, owner: str, builtins: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Checked parameter values, or None after reporting what is wrong."""
+    diags = evaluator.diags
+    if with_node is not None and not isinstance(with_node, Map):
+        diags.error(with_node.span, "`with` must map parameter names to values")
+        return None
+    given: dict[str, Any] = dict(builtins or {})
+    ok = True
+    for key, node in (with_node.values.items() if with_node is not None else ()):
+        decl = decls.get(key)
+        if decl is None:
+            ok = False
+            diags.error(with_node.keys[key], f"{owner} has no parameter '{key}'",
+                        hint=did_you_mean(key, decls) or (f"its parameters: {', '.join(decls)}"
+                                                         if decls else "it takes no parameters"))
+            continue
+        value = evaluator.attempt(node, env)
+        if value is FAILED or not _check_param(evaluator, decl, value, node, owner):
+            ok = False
+        else:
+            given[key] = value
+    return _with_defaults(evaluator, decls, given, use_span, owner) if ok else None
+
+
+def _with_defaults(evaluator: Evaluator, decls: dict[str, ParamDecl], given: dict[str, Any], use_span: Span,
+                   owner: str) -> dict[str, Any] | None:
+    values = dict(given)  # the environment the defaults see grows as they are bound
+    ok = True
+    for decl in decls.values():
+        if decl.name in values:
+            continue
+        if decl.default is None:
+            ok = False
+            evaluator.diags.error(use_span, f"missing required parameter '{decl.name}' ({decl.type_text}) of {owner}",
+                                  notes=[Note(f"'{decl.name}' declared here", decl.span)])
+            continue
+        value = evaluator.attempt(decl.default, values)
+        if value is FAILED or not _check_param(evaluator, decl, value, decl.default, owner):
+            ok = False
+        else:
+            values[decl.name] = value
+    return values if ok else None
+
+
+def _check_param(evaluator: Evaluator, decl: ParamDecl, value: Any, node: Node, owner: str) -> bool:
+    problem = param_problem(decl, value)
+    if problem is None:
+        return True
+    span = node.span
+    item = re.match(r"item (\d+): ", problem)
+    if item and isinstance(node, Seq) and int(item.group(1)) < len(node.items):
+        span = node.items[int(item.group(1))].span
+    evaluator.diags.error(span, f"parameter '{decl.name}' of {owner}: {problem}",
+                          notes=[Note(f"'{decl.name}' declared here as {decl.type_text}", decl.span)])
+    return False
+
+
+def param_problem(decl: ParamDecl, value: Any) -> str | None:
+    """Why `value` does not fit the declaration, or None."""
+    if not decl.is_list:
+        return _item_problem(decl, value)
+    if not isinstance(value, list):
+        return f"expects a list of {decl.kind}, got {describe(value)}"
+    if decl.min_len is not None and len(value) < decl.min_len:
+        return f"needs at least {decl.min_len} items, got {len(value)}"
+    if decl.max_len is not None and len(value) > decl.max_len:
+        return f"takes at most {decl.max_len} items, got {len(value)}"
+    for index, item in enumerate(value):
+        problem = _item_problem(decl, item)
+        if problem:
+            return f"item {index}: {problem}"
+    return None
+
+
+def _item_problem(decl: ParamDecl, value: Any) -> str | None:
+    if value is None:
+        return None  # null leaves the Caffe fields that use the parameter unset
+    kind = decl.kind
+    fits = {
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "bool": isinstance(value, bool),
+        "string": isinstance(value, str),
+        "enum": isinstance(value, str) and value in decl.values,
+    }[kind]
+    if not fits:
+        if kind == "enum":
+            hint = did_you_mean(str(value), decl.values) if isinstance(value, str) else None
+            return (f"expects one of {', '.join(decl.values)}, got {describe(value)}"
+                    + (f" ({hint})" if hint else ""))
+        return f"expects {kind}, got {describe(value)}"
+    if decl.minimum is not None and value < decl.minimum:
+        return f"must be >= {decl.minimum}, got {value}"
+    if decl.maximum is not None and value > decl.maximum:
+        return f"must be <= {decl.maximum}, got {value}"
+    return None

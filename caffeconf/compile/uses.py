@@ -1,0 +1,128 @@
+"""One module use, in the caller's scope -> the module, its ports for this instance, the caller's
+blobs bound to them, the use's rules, and afterwards the caller's names for its outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import Note, did_you_mean
+from .check import type_hint
+from .entries import Scope, bottoms
+from .fields import LAYER
+from .library import Library
+from .rules import RuleSet
+from .syntax import ModuleDecl, Port
+from .tree import Map
+from .values import Env, Evaluator
+
+RULE_FIELDS = {kind: LAYER.fields_by_name[kind] for kind in ("include", "exclude")}
+
+
+def module_for(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> ModuleDecl | None:
+    node = entry.get("use")
+    name = evaluator.text(node, "`use`", scope.values)
+    if name is None:
+        return None
+    module = library.lookup(name, scope.unit)
+    if module is None:
+        evaluator.diags.error(node.span, f"unknown module '{name}'",
+                              hint=type_hint(name) or did_you_mean(name, library.visible(scope.unit)))
+    return module
+
+
+def instance_ports(evaluator: Evaluator, ports: tuple[Port, ...], values: dict[str, Any]) -> tuple[Port, ...] | None:
+    """The module's ports with `${...}` names evaluated in the instance's own environment."""
+    evaluated = []
+    for port in ports:
+        name = evaluator.text(port.node, "a port name", values)
+        if name is None:
+            return None
+        evaluated.append(Port(name, port.span, port.node))
+    return tuple(evaluated)
+
+
+def bind_ports(evaluator: Evaluator, entry: Map, key: str, ports: tuple[Port, ...], module: ModuleDecl,
+               prev: list[str] | None, env: Env) -> list[str] | None:
+    """Caller blob names for the module's inputs (`bottom`) or outputs (`top`), in port order."""
+    node = entry.get(key)
+    if node is None:
+        if key == "top":
+            return None
+        if len(ports) > 1:
+            evaluator.diags.error(entry.span, f"module '{module.name}' has {len(ports)} inputs "
+                                  f"({', '.join(p.name for p in ports)}): write `bottom:` to bind them",
+                                  notes=[Note(f"inputs of '{module.name}' declared here", ports[0].span)])
+            return None
+        return bottoms(evaluator, entry, prev, not ports, "module use", env)
+    if isinstance(node, Map):
+        return _ports_by_name(evaluator, node, key, ports, module, env)
+    names = evaluator.names(node, f"`{key}`", env, allow_null=key == "bottom")
+    if names is not None and len(names) != len(ports):
+        _count_mismatch(evaluator, node, key, ports, module, len(names))
+        return None
+    return names
+
+
+def _count_mismatch(evaluator: Evaluator, node, key: str, ports: tuple[Port, ...], module: ModuleDecl,
+                    count: int) -> None:
+    what = "inputs" if key == "bottom" else "outputs"
+    given = f"{count} {key}{'' if count == 1 else 's'} {'is' if count == 1 else 'are'}"
+    evaluator.diags.error(node.span, f"module '{module.name}' has {len(ports)} {what[:-1] if len(ports) == 1 else what} "
+                          f"({', '.join(p.name for p in ports) or 'none'}) but {given} given",
+                          notes=[Note(f"{what} of '{module.name}' declared here",
+                                      ports[0].span if ports else module.span)])
+
+
+def _ports_by_name(evaluator: Evaluator, node: Map, key: str, ports: tuple[Port, ...], module: ModuleDecl,
+                   env: Env) -> list[str] | None:
+    known = {port.name for port in ports}
+    ok = True
+    for name in node.values:
+        if name not in known:
+            ok = False
+            evaluator.diags.error(node.keys[name], f"module '{module.name}' has no "
+                                  f"{'input' if key == 'bottom' else 'output'} '{name}'",
+                                  hint=did_you_mean(name, known))
+    missing = [port.name for port in ports if port.name not in node.values]
+    if missing:
+        ok = False
+        evaluator.diags.error(node.span, f"`{key}` binds no blob to {', '.join(missing)} of module '{module.name}'")
+    if not ok:
+        return None
+    names = [evaluator.text(node.values[port.name], f"`{key}.{port.name}`", env) for port in ports]
+    return None if None in names else names  # type: ignore[return-value]
+
+
+def use_rules(evaluator: Evaluator, entry: Map, env: Env) -> tuple[RuleSet, ...]:
+    """The use's own include/exclude rules, which apply to every layer inside it."""
+    found = []
+    for kind, field_descriptor in RULE_FIELDS.items():
+        node = entry.get(kind)
+        if node is not None:
+            rules = evaluator.fields(env).field(node, field_descriptor, kind)
+            if rules:
+                found.append(RuleSet(kind, tuple(rules)))
+    return tuple(found)
+
+
+def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Port, ...], callee: Scope,
+                    scope: Scope, instance: str, written_tops: list[str] | None, entry: Map) -> list[str] | None:
+    """Caller names for the outputs: its tops, else `<instance>/<output>` (the bare output name
+    for a module with `qualify: false`, whose names are the caller's)."""
+    names = []
+    for index, port in enumerate(outputs):
+        flat = callee.blobs.get(port.name)
+        if flat is None:
+            written = callee.layer_tops.get(port.name)
+            hint = (f"'{port.name}' is a layer that writes {', '.join(repr(t) for t in written)}: "
+                    f"name that blob as the output" if written else None)
+            evaluator.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
+                                  "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)], hint=hint)
+            return None
+        if written_tops:
+            name = written_tops[index]
+        else:
+            name = f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
+        scope.blobs[name] = flat
+        names.append(name)
+    return names
