@@ -17,6 +17,8 @@ from . import __version__
 from .compile.load import one_command
 from .errors import CaffeconfError, render_json, render_text
 
+INTERNAL_ERROR = 70  # sysexits' EX_SOFTWARE
+
 # name -> (module under caffeconf.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "check configs and report every problem with its location"),
@@ -78,6 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return 0
+    except Exception as error:  # a bug of ours: say so plainly rather than show a traceback
+        sys.stderr.write(f"caffeconf: internal error: {type(error).__name__}: {error}\n"
+                         "please report it with the command and input that caused it "
+                         "(CAFFECONF_TRACEBACK=1 shows the traceback)\n")
+        if os.environ.get("CAFFECONF_TRACEBACK"):
+            raise
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

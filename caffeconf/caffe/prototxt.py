@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError, Message
 
 from .. import errors
 from ..errors import CaffeconfError, Span, did_you_mean
-from ..files import write_atomic
+from ..files import read_bounded, write_atomic
 from . import caffe_pb2
 from .facts import looks_like_solver
 
@@ -52,7 +52,7 @@ def read_message(path: str | Path, message: Message) -> Message:
 def read_bytes(path: str | Path) -> bytes:
     """A file's bytes; an unreadable file is a CaffeconfError naming it."""
     try:
-        return Path(path).read_bytes()
+        return read_bounded(path)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read {path}: {error.strerror or error}") from None
 

@@ -14,7 +14,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import CaffeconfError
-from ..files import write_atomic
+from ..files import read_bounded, write_atomic
 from ..ir import Net
 from . import caffe_pb2
 from .weights import StoredBlob, blob_bytes, blob_from_proto, caffemodel_bytes, read_caffemodel
@@ -49,7 +49,7 @@ def read_snapshot(state_path: str) -> Resumed:
     i.e. from the current directory, else next to the state file)."""
     state = caffe_pb2.SolverState()
     try:
-        state.ParseFromString(Path(state_path).read_bytes())
+        state.ParseFromString(read_bounded(state_path))
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read solver state '{state_path}': {error.strerror}") from None
     except DecodeError:

@@ -17,7 +17,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import CaffeconfError, Span
-from ..files import write_atomic
+from ..files import read_bounded, write_atomic
 from ..ir import Net
 from . import caffe_pb2
 
@@ -58,7 +58,7 @@ def read_caffemodel(path: str | Path) -> dict[str, list[StoredBlob]]:
     """Blobs by layer name; layers without blobs are left out."""
     message = caffe_pb2.NetParameter()
     try:
-        message.ParseFromString(Path(path).read_bytes())
+        message.ParseFromString(read_bounded(path))
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read weights '{path}': {error.strerror}") from None
     except DecodeError:
@@ -76,7 +76,7 @@ def read_blob_file(path: str | Path) -> np.ndarray:
     """A single binary BlobProto (e.g. a mean file or an infogain matrix), shaped."""
     message = caffe_pb2.BlobProto()
     try:
-        message.ParseFromString(Path(path).read_bytes())
+        message.ParseFromString(read_bounded(path))
         blob = blob_from_proto(message)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read blob file '{path}': {error.strerror}") from None

@@ -46,7 +46,7 @@ def run(args) -> int:
 
     for output in (args.output, args.source_map):
         if output and output != "-":
-            check_writable(output)  # before anything is written: never half the outputs
+            check_writable(output, inputs=(args.file,))  # before anything is written: never half the outputs
     if not is_config(args.file):
         raise CaffeconfError.at(None, f"{args.file}: compile takes a config (.yaml, .yml or .toml)",
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "

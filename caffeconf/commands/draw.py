@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..inspect.draw import RANKDIRS, render_with_dot, to_dot, to_html
 from ..errors import CaffeconfError
-from ..files import write_atomic
+from ..files import check_writable, write_atomic
 from ..inspect.shapes import infer_shapes
 from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
 
@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise CaffeconfError.at(None, f"--depth must be 1 or more, got {args.depth}")
     if suffix == ".html" and (args.depth is not None or args.flat):
         raise CaffeconfError.at(None, "the .html page collapses modules itself: drop --depth/--flat")
+    check_writable(args.output, inputs=(args.net,))
     net = load_for_state(args).net
     shapes = infer_shapes(net, parse_inputs(args.input), args.batch)
     if suffix == ".html":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from ..files import write_atomic
+from ..files import check_writable, write_atomic
 
 
 def add_arguments(parser) -> None:
@@ -20,6 +20,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from ..importer.read import import_config
 
+    if args.output != "-":
+        check_writable(args.output, inputs=(args.input,))
     as_toml = args.toml or args.output.lower().endswith(".toml")
     result = import_config(args.input, modules=args.modules, as_toml=as_toml)
     if args.output == "-":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError, render_text
+from ..files import check_writable
 from ..caffe import messages
 
 
@@ -21,6 +22,8 @@ def run(args) -> int:
 
     if args.binary and args.output == "-":
         raise CaffeconfError.at(None, "--binary needs an output file (-o)")
+    if args.output != "-":
+        check_writable(args.output, inputs=(args.input,))
     message = prototxt.read_net_or_solver(args.input)
     if isinstance(message, messages.SolverParameter):
         what = "solver"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import SOURCES, CaffeconfError, Span
+from ..files import read_bounded
 from ..limits import DEFAULT_LIMITS, Limits
 from .toml_tree import parse_toml
 from .tree import Node
@@ -22,11 +23,7 @@ def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     """The text of a source file, size-checked and registered for diagnostics."""
     name = str(path)
     try:
-        size = Path(path).stat().st_size
-        if size > limits.max_file_bytes:
-            raise CaffeconfError.at(Span(name, 1, 1),
-                                    f"file is {size} bytes, over the limit of {limits.max_file_bytes}")
-        text = Path(path).read_bytes().decode("utf-8")
+        text = read_bounded(path, limits.max_file_bytes).decode("utf-8")
     except FileNotFoundError:
         raise CaffeconfError.at(None, f"{name}: no such file") from None
     except IsADirectoryError:

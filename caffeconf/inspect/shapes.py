@@ -106,7 +106,16 @@ def format_shape(shape: Shape | None) -> str:
 # ---------------------------------------------------------------- geometry shared by conv / pool
 
 def _per_axis(param: Mapping, name: str, num_axes: int, default: int | None) -> list[int]:
-    """kernel/pad/stride per spatial axis from `<name>` (scalar or repeated) or `<name>_h/_w`."""
+    """kernel/pad/stride per spatial axis from `<name>` (scalar or repeated) or `<name>_h/_w`;
+    Caffe refuses a zero kernel or stride (its CHECK_GT), where a division would fail."""
+    values = _written_per_axis(param, name, num_axes, default)
+    if name in ("kernel_size", "stride") and any(v is not None and v <= 0 for v in values):
+        field = "kernel" if name == "kernel_size" else name
+        raise ShapeMismatch(f"{field} must be greater than zero, got {values}")
+    return values
+
+
+def _written_per_axis(param: Mapping, name: str, num_axes: int, default: int | None) -> list[int]:
     field = "kernel" if name == "kernel_size" else name
     if f"{field}_h" in param or f"{field}_w" in param:
         if num_axes != 2:
@@ -186,6 +195,8 @@ def _grouped_channels(layer: Layer, channels: Dim) -> tuple[int, Dim]:
     group = layer_param(layer, "convolution_param", "group")
     if num_output <= 0:
         raise ShapeMismatch("convolution_param.num_output must be positive")
+    if group <= 0:
+        raise ShapeMismatch(f"convolution_param.group must be positive, got {group}")
     if num_output % group or (channels is not None and channels % group):
         raise ShapeMismatch(f"input channels {_dim(channels)} and num_output {num_output} "
                             f"must be multiples of group {group}")

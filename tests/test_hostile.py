@@ -1,0 +1,82 @@
+"""Hostile input is refused cleanly: each attack through the real CLI, in a subprocess with a
+timeout and an address-space limit, must exit non-zero with its located message and no
+traceback, and leave no file clobbered.
+
+tests/hostile/ holds one file per attack; its first lines say how to run it:
+`# caffeconf: ARGS` ({input} is the file) and `# error: TEXT` that stderr must contain."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+HOSTILE = ROOT / "tests" / "hostile"
+ADDRESS_SPACE = 2 * 1024**3
+
+
+def _limited() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE, ADDRESS_SPACE))
+
+
+def caffeconf(*args: str, cwd: Path, timeout: float = 20) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "caffeconf", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout, preexec_fn=_limited)
+
+
+def _header(path: Path, key: str) -> str:
+    prefix = f"# {key}: "
+    return next(line[len(prefix):] for line in path.read_text().splitlines() if line.startswith(prefix))
+
+
+def _refused(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+    return result.stderr
+
+
+@pytest.mark.parametrize("attack", sorted(p.name for p in HOSTILE.iterdir()))
+def test_each_attack_is_refused_where_it_is_written(attack, tmp_path):
+    source = HOSTILE / attack
+    (tmp_path / attack).write_bytes(source.read_bytes())  # some attacks aim at their own file
+    args = _header(source, "caffeconf").format(input=attack).split()
+    stderr = _refused(caffeconf(*args, cwd=tmp_path))
+    assert _header(source, "error") in stderr
+    assert (tmp_path / attack).read_bytes() == source.read_bytes()
+
+
+@pytest.mark.parametrize("command", [["validate"], ["inspect"], ["compile"]])
+def test_a_fifo_given_as_input_is_refused_without_blocking(tmp_path, command):
+    fifo = tmp_path / "net.yaml"
+    os.mkfifo(fifo)
+    stderr = _refused(caffeconf(*command, str(fifo), cwd=tmp_path, timeout=10))
+    assert f"{fifo}: not a regular file (a FIFO or device): not read" in stderr
+
+
+def test_a_device_given_as_a_net_is_refused_without_reading_it(tmp_path):
+    stderr = _refused(caffeconf("inspect", "/dev/zero", cwd=tmp_path, timeout=10))
+    assert "/dev/zero: not a regular file" in stderr
+
+
+def test_an_output_onto_a_fifo_is_refused_and_the_fifo_stays(tmp_path):
+    fifo = tmp_path / "out.prototxt"
+    os.mkfifo(fifo)
+    stderr = _refused(caffeconf("compile", str(ROOT / "configs" / "lenet.yaml"), "-o", str(fifo), cwd=tmp_path))
+    assert "is not a regular file (a FIFO or device): not replaced" in stderr
+    assert fifo.is_fifo()
+
+
+def test_an_output_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    target, link = tmp_path / "real.prototxt", tmp_path / "link.prototxt"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    result = caffeconf("compile", str(ROOT / "configs" / "lenet.yaml"), "-o", str(link), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and target.read_text().startswith('name: "LeNet"')
