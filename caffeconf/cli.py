@@ -14,6 +14,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from .caffe.dialect import load_dialect
 from .compile.load import one_command
 from .errors import CaffeconfError, render_json, render_text
 
@@ -51,6 +52,9 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in _available().items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        sub_parser.add_argument("--proto", metavar="FILE", default=None,
+                                help="a fork's caffe.proto (SSD, SegNet, ...) to read and write nets with "
+                                     "(default: BVLC's, or the config's `caffe_proto:`)")
         if name == command:
             importlib.import_module(f"caffeconf.commands.{module}").add_arguments(sub_parser)
     return parser
@@ -66,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module = importlib.import_module(f"caffeconf.commands.{_available()[args.command][0]}")
     try:
-        with one_command():
+        with one_command(load_dialect(args.proto) if args.proto else None):
             return module.run(args)
     except CaffeconfError as error:
         as_json = getattr(args, "format", None) == "json"

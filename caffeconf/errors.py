@@ -62,9 +62,45 @@ class InternalError(Exception):
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest candidate, or None when nothing is close."""
-    match = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
-    return f"did you mean '{match[0]}'?" if match else None
+    """A hint naming the closest candidate, or None when nothing is really close: a typo is a
+    few edits away (one for a short name), not a shared suffix like `_param` (`bn_param` is not
+    `mvn_param`)."""
+    pool = list(candidates)
+    close = [c for c in difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
+             if _edits(_stem(name), _stem(c)) <= _allowed_edits(_stem(name)) or _extends(name, c)]
+    if not close:  # a different case is always close
+        close = [c for c in pool if c.lower() == name.lower()]
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _stem(name: str) -> str:
+    """A name without the suffix that many Caffe names share."""
+    return name[:-len("_param")] if name.endswith("_param") and len(name) > len("_param") else name
+
+
+def _extends(name: str, candidate: str) -> bool:
+    """One name is the other with something added at the end (TRAINING, TRAIN)."""
+    short, long = sorted((name.lower(), candidate.lower()), key=len)
+    return len(short) >= 3 and long.startswith(short)
+
+
+def _allowed_edits(stem: str) -> int:
+    return 1 if len(stem) <= 5 else 2 if len(stem) <= 12 else 3
+
+
+def _edits(a: str, b: str) -> int:
+    """Edits (insert, delete, substitute, swap neighbours) from a to b, ignoring case."""
+    a, b = a.lower(), b.lower()
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[len(b)]
 
 
 def _headline(diag: Diagnostic) -> str:

@@ -15,7 +15,7 @@ from caffeconf.compile import schema
 from caffeconf.caffe.facts import LAYER_TYPES
 from caffeconf.cli import main
 from caffeconf.compile.compiler import build
-from caffeconf.compile.fields import LAYER
+from caffeconf.compile.fields import layer_message
 from caffeconf.compile.tree import Scalar, Seq
 from caffeconf.compile.source import load_tree
 from caffeconf.compile.resolve import LAYER_SYNTAX_KEYS, REPEAT_KEYS, USE_KEYS
@@ -101,7 +101,7 @@ def test_layer_type_enum_lists_every_caffe_type():
 def test_type_params_cover_every_layer_type_and_every_param_message():
     assert set(schema.TYPE_PARAMS) == LAYER_TYPES
     used = {name for params in schema.TYPE_PARAMS.values() for name in params}
-    assert used == set(schema.TYPE_SPECIFIC_FIELDS)
+    assert used == set(schema.type_specific_fields())
     assert set(descriptions.LAYER_TYPES) == LAYER_TYPES
 
 
@@ -132,7 +132,7 @@ def test_each_type_allows_its_own_params_and_the_common_fields_only():
     convolution = next(b for b in branches if b["if"]["properties"]["type"].get("const") == "Convolution")
     allowed = set(convolution["then"]["properties"])
     assert "convolution_param" in allowed and "pooling_param" not in allowed
-    assert allowed == set(schema.layer_syntax()) | set(schema.COMMON_FIELDS) | {"convolution_param"}
+    assert allowed == set(schema.layer_syntax()) | set(schema.common_fields()) | {"convolution_param"}
     assert convolution["then"]["additionalProperties"] is False
 
 

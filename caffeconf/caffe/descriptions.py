@@ -231,6 +231,8 @@ FIELDS = {
 FORMAT = {
     "document": "A caffeconf config: modules with typed parameters and the layers of the net.",
     "document.caffeconf": "The format version this config is written in (1).",
+    "document.caffe_proto": "A fork's caffe.proto (relative to this file) whose messages the net's fields are "
+                            "checked against and written with, e.g. SSD's; BVLC's when absent.",
     "document.name": "The net's name (NetParameter.name).",
     "document.separator": "Joins instance and inner names when modules are inlined (default `/`).",
     "document.variants": "Stages chosen at compile time (`compile --stage NAME`); each is a bool, e.g. `when: ${deploy}`.",

@@ -1,15 +1,16 @@
 """The one table of Caffe facts caffeconf relies on (BVLC master): layer types, which types take
 no bottom or are fed data, learnable blobs per type with their names, integer field ranges,
-caffe.proto defaults, and telling a net from a solver."""
+caffe.proto defaults, telling a net from a solver, and the layer types and fields that the
+common forks (SSD, SegNet/ENet, Faster R-CNN, ShuffleNet, PSPNet) add to caffe.proto."""
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from . import caffe_pb2
+from ..errors import did_you_mean
+from . import messages
 
 # Every type string BVLC Caffe registers (src/caffe/layers/*.cpp, layer_factory.cpp).
 LAYER_TYPES = frozenset("""
@@ -20,6 +21,77 @@ MemoryData MultinomialLogisticLoss PReLU Parameter Pooling Power Python RNN ReLU
 Scale Sigmoid SigmoidCrossEntropyLoss Silence Slice Softmax SoftmaxWithLoss Split Swish TanH Threshold
 Tile WindowData
 """.split())
+
+# Forks by the name a hint gives them, with where their caffe.proto lives.
+SSD = "the SSD fork (weiliu89/caffe, branch ssd)"
+SEGNET = "the SegNet/ENet forks (alexgkendall/caffe-segnet, TimoSaemann/caffe-enet-cudnn)"
+FAST_RCNN = "the Fast/Faster R-CNN fork (rbgirshick/caffe-fast-rcnn)"
+SHUFFLENET = "the ShuffleNet forks (farmingyard/ShuffleNet, farmingyard/caffe-mobilenet)"
+DEPTHWISE = "the depthwise-convolution forks (yonghenglh6/DepthwiseConvolution)"
+PSPNET = "the PSPNet/DeepLab forks (hszhao/PSPNet, DeepLab's caffe)"
+POOLING_CEIL = "the forks with a ceil_mode switch (DenseNet-Caffe, PSPNet)"
+
+# Layer types that forks register (their *.cpp) -> the fork.
+FORK_LAYER_TYPES = {
+    **dict.fromkeys(("AnnotatedData", "DetectionEvaluate", "DetectionOutput", "MultiBoxLoss", "Normalize",
+                     "Permute", "PriorBox", "VideoData"), SSD),
+    **dict.fromkeys(("BN", "DenseImageData", "Upsample"), SEGNET),
+    **dict.fromkeys(("ROIPooling", "SmoothL1Loss"), FAST_RCNN),
+    **dict.fromkeys(("ShuffleChannel", "ConvolutionDepthwise"), SHUFFLENET),
+    "DepthwiseConvolution": DEPTHWISE,
+    "Interp": PSPNET,
+}
+
+# (message, field) that forks add to BVLC's messages -> the fork.
+FORK_FIELDS = {
+    **{("LayerParameter", name): SSD for name in (
+        "annotated_data_param", "detection_evaluate_param", "detection_output_param", "multibox_loss_param",
+        "norm_param", "permute_param", "prior_box_param", "video_data_param")},
+    **{("TransformationParameter", name): SSD for name in (
+        "resize_param", "noise_param", "distort_param", "expand_param", "emit_constraint")},
+    **{("SolverParameter", name): SSD for name in ("eval_type", "ap_version", "show_per_class_result")},
+    **{("LayerParameter", name): SEGNET for name in ("bn_param", "upsample_param", "dense_image_data_param")},
+    **{("LayerParameter", name): FAST_RCNN for name in ("roi_pooling_param", "smooth_l1_loss_param")},
+    ("LayerParameter", "shuffle_channel_param"): SHUFFLENET,
+    ("LayerParameter", "interp_param"): PSPNET,
+    ("PoolingParameter", "ceil_mode"): POOLING_CEIL,
+}
+
+
+def fork_of_field(message_name: str, field_name: str) -> str | None:
+    """The fork whose caffe.proto adds `field_name` to `message_name`, when it is a well-known one."""
+    return FORK_FIELDS.get((message_name, field_name))
+
+
+def fork_field_hint(message_name: str, field_name: str) -> str | None:
+    """For a field BVLC lacks but a common fork defines: say so and point to --proto."""
+    fork = fork_of_field(message_name, field_name)
+    return f"'{field_name}' is defined by the caffe.proto of {fork}; pass --proto FILE" if fork else None
+
+
+def layer_types() -> frozenset[str]:
+    """The layer types caffeconf accepts in the dialect in force: BVLC's, and with a fork's
+    caffe.proto also the common forks' types."""
+    return LAYER_TYPES if messages.current_is_bvlc() else LAYER_TYPES | frozenset(FORK_LAYER_TYPES)
+
+
+def unknown_type_problem(layer_type: str) -> tuple[str, str, str | None] | None:
+    """(severity, message, hint) for a layer type that is not in `layer_types()`, else None.
+    With a fork's caffe.proto an unknown type may be the fork's own, so it is accepted
+    structurally (a warning: fields checked, shapes unknown); with BVLC's it is an error."""
+    known = layer_types()
+    if layer_type in known:
+        return None
+    hint = did_you_mean(layer_type, known)
+    if not messages.current_is_bvlc():
+        return ("warning", f"layer type '{layer_type}' is not one caffeconf has rules for: accepted as "
+                f"defined by {messages.dialect_name()} (fields checked, shapes unknown)", hint)
+    fork = FORK_LAYER_TYPES.get(layer_type)
+    if fork:
+        return ("error", f"unknown layer type '{layer_type}'",
+                f"'{layer_type}' is a layer type of {fork}; pass --proto FILE with its caffe.proto")
+    return ("error", f"unknown layer type '{layer_type}'", hint)
+
 
 # Data the caller or a dataset provides, batch by batch.
 FED_TYPES = frozenset({"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData"})
@@ -69,9 +141,8 @@ def _recurrent_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: i
     return before + static + after
 
 
-@functools.cache
 def _layer_field(message: str, name: str) -> FieldDescriptor:
-    return caffe_pb2.LayerParameter.DESCRIPTOR.fields_by_name[message].message_type.fields_by_name[name]
+    return messages.descriptor("LayerParameter").fields_by_name[message].message_type.fields_by_name[name]
 
 
 def proto_default(message: str, name: str) -> Any:
@@ -87,6 +158,6 @@ def proto_default(message: str, name: str) -> Any:
 def looks_like_solver(top_level_names: set[str]) -> bool:
     """Whether a text file's top-level field names are a SolverParameter's rather than a net's:
     more names only a solver knows than names only a net knows."""
-    net = set(caffe_pb2.NetParameter.DESCRIPTOR.fields_by_name)
-    solver = set(caffe_pb2.SolverParameter.DESCRIPTOR.fields_by_name)
+    net = set(messages.descriptor("NetParameter").fields_by_name)
+    solver = set(messages.descriptor("SolverParameter").fields_by_name)
     return len(top_level_names & solver - net) > len(top_level_names & net - solver)

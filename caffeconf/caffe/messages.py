@@ -1,27 +1,42 @@
-"""Caffe's message types by name, for the packages outside caffe/ that build or inspect messages.
+"""Caffe's message types by name, in the dialect in force (see `caffe.dialect`).
 
-Everything outside this subpackage reaches the schema through here, so that the schema has one
-source (today the generated caffe_pb2)."""
+Everything reaches the schema through here: `messages.NetParameter` is the current dialect's
+NetParameter class (BVLC's generated `caffe_pb2` unless a fork's caffe.proto is in use), and
+`descriptor(name)` its descriptor. Names are looked up on each access, never bound at import."""
 
 from __future__ import annotations
 
 from google.protobuf.descriptor import Descriptor
+from google.protobuf.message import Message
 
-from . import caffe_pb2
+from .dialect import current
 
-BlobProto = caffe_pb2.BlobProto
-BlobShape = caffe_pb2.BlobShape
-Datum = caffe_pb2.Datum
-LayerParameter = caffe_pb2.LayerParameter
-NetParameter = caffe_pb2.NetParameter
-NetState = caffe_pb2.NetState
-ParamSpec = caffe_pb2.ParamSpec
-SolverParameter = caffe_pb2.SolverParameter
-SolverState = caffe_pb2.SolverState
-V0LayerParameter = caffe_pb2.V0LayerParameter
-V1LayerParameter = caffe_pb2.V1LayerParameter
+_NAMES = frozenset({"BlobProto", "BlobProtoVector", "BlobShape", "Datum", "LayerParameter", "NetParameter",
+                    "NetState", "NetStateRule", "ParamSpec", "SolverParameter", "SolverState",
+                    "V0LayerParameter", "V1LayerParameter", "FillerParameter"})
+
+
+def __getattr__(name: str) -> type[Message]:
+    if name in _NAMES:
+        return current().message_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def descriptor(message_name: str) -> Descriptor:
-    """The descriptor of a Caffe message type, e.g. "ConvolutionParameter"."""
-    return getattr(caffe_pb2, message_name).DESCRIPTOR
+    """The descriptor of a Caffe message type, e.g. "ConvolutionParameter", in the current dialect."""
+    return current().descriptor(message_name)
+
+
+def is_a(message: Message, message_name: str) -> bool:
+    """Whether `message` is a `message_name` of any dialect (classes differ between dialects)."""
+    return message.DESCRIPTOR.full_name == f"caffe.{message_name}"
+
+
+def current_is_bvlc() -> bool:
+    return current().is_bvlc
+
+
+def dialect_name() -> str:
+    """How diagnostics name the dialect in force: "BVLC's caffe.proto" or the fork's proto path."""
+    dialect = current()
+    return "BVLC's caffe.proto" if dialect.is_bvlc else str(dialect.proto_path)

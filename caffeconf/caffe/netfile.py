@@ -9,14 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ir import Net
-from . import caffe_pb2, prototxt, serde, upgrade
+from ..errors import CaffeconfError
+from . import messages, prototxt, serde, upgrade
+from .names import unknown_names
 
 
 @dataclass(frozen=True)
 class NetFile:
     source: str
-    original: caffe_pb2.NetParameter  # as written
-    message: caffe_pb2.NetParameter  # upgraded to V2
+    original: messages.NetParameter  # as written
+    message: messages.NetParameter  # upgraded to V2
     outline: prototxt.Outline | None  # None for a binary file
     report: upgrade.UpgradeReport
 
@@ -33,6 +35,14 @@ def read_net_file(path: str | Path) -> NetFile:
 
 def net_file_from_bytes(data: bytes, source: str, outline: prototxt.Outline | None) -> NetFile:
     """The net in `data` read from `source`, with the outline of its text (None when binary)."""
-    original = prototxt.decode(data, source, caffe_pb2.NetParameter())
+    try:
+        original = prototxt.decode(data, source, messages.NetParameter())
+    except CaffeconfError:
+        if outline is not None:  # report every unknown name, not only protobuf's first
+            problems = unknown_names(prototxt.tokens(data.decode("utf-8")), source,
+                                     messages.descriptor("NetParameter"), check_types=False)
+            if problems:
+                raise CaffeconfError(problems) from None
+        raise
     message, report = upgrade.upgrade_net_with_report(original, where=upgrade.Locator(source, outline))
     return NetFile(source, original, message, outline, report)

@@ -21,27 +21,27 @@ from google.protobuf.message import DecodeError, Message
 from .. import errors
 from ..errors import CaffeconfError, Span, did_you_mean
 from ..files import read_bounded, write_atomic
-from . import caffe_pb2
-from .facts import looks_like_solver
+from . import messages
+from .facts import fork_field_hint, looks_like_solver
 
 # ---------------------------------------------------------------------------
 # Reading
 
 
-def read_net(path: str | Path) -> caffe_pb2.NetParameter:
+def read_net(path: str | Path) -> messages.NetParameter:
     """The NetParameter in `path` (text or binary, detected), exactly as written: not upgraded."""
-    return read_message(path, caffe_pb2.NetParameter())
+    return read_message(path, messages.NetParameter())
 
 
-def read_solver(path: str | Path) -> caffe_pb2.SolverParameter:
+def read_solver(path: str | Path) -> messages.SolverParameter:
     """The SolverParameter in `path` (text or binary, detected), not upgraded."""
-    return read_message(path, caffe_pb2.SolverParameter())
+    return read_message(path, messages.SolverParameter())
 
 
-def parse_net_text(text: str, path: str) -> caffe_pb2.NetParameter:
+def parse_net_text(text: str, path: str) -> messages.NetParameter:
     """Parse prototxt `text`; errors are located in `path` (which need not exist on disk)."""
     errors.SOURCES.register(path, text)
-    return parse_text(text, path, caffe_pb2.NetParameter())
+    return parse_text(text, path, messages.NetParameter())
 
 
 def read_message(path: str | Path, message: Message) -> Message:
@@ -70,7 +70,7 @@ def decode(data: bytes, source: str, message: Message) -> Message:
     raise _not_text_error(data, source, message)
 
 
-def read_net_or_solver(path: str | Path) -> caffe_pb2.NetParameter | caffe_pb2.SolverParameter:
+def read_net_or_solver(path: str | Path) -> messages.NetParameter | messages.SolverParameter:
     """A NetParameter or a SolverParameter, whichever `path` holds (not upgraded)."""
     source, data = str(path), read_bytes(path)
     outline = outline_text(data.decode("utf-8")) if looks_like_text(data) else None
@@ -81,7 +81,7 @@ def empty_message_for(data: bytes, outline: "Outline | None") -> Message:
     """An empty NetParameter or SolverParameter, whichever `data` (with its outline, when text) holds."""
     if outline is not None:
         solver = looks_like_solver({f.name for f in outline.fields})
-        return caffe_pb2.SolverParameter() if solver else caffe_pb2.NetParameter()
+        return messages.SolverParameter() if solver else messages.NetParameter()
     return _binary_kind(data)
 
 
@@ -90,12 +90,12 @@ def empty_message_for(data: bytes, outline: "Outline | None") -> Message:
 def _binary_kind(data: bytes) -> Message:
     """Wire format does not name its type: a clean net with layers is a net, else a clean
     solver is a solver; anything else is reported as a bad net."""
-    net = caffe_pb2.NetParameter()
+    net = messages.NetParameter()
     if parse_binary(data, net) and (net.layer or net.layers):
-        return caffe_pb2.NetParameter()
-    if parse_binary(data, caffe_pb2.SolverParameter()):
-        return caffe_pb2.SolverParameter()
-    return caffe_pb2.NetParameter()
+        return messages.NetParameter()
+    if parse_binary(data, messages.SolverParameter()):
+        return messages.SolverParameter()
+    return messages.NetParameter()
 
 
 def looks_like_text(data: bytes) -> bool:
@@ -198,8 +198,8 @@ def _located(error: text_format.ParseError, text: str, source: str,
 def _unknown_field(match: re.Match, pool, at: Span) -> CaffeconfError:
     type_name, name = match.groups()
     candidates = pool.FindMessageTypeByName(type_name).fields_by_name
-    return CaffeconfError.at(_widen(at, name), f"unknown field '{name}' in {type_name}",
-                             hint=did_you_mean(name, candidates))
+    hint = fork_field_hint(type_name.rpartition(".")[2], name) or did_you_mean(name, candidates)
+    return CaffeconfError.at(_widen(at, name), f"unknown field '{name}' in {type_name}", hint=hint)
 
 
 def _unknown_enum_value(match: re.Match, pool, at: Span) -> CaffeconfError:
@@ -339,11 +339,11 @@ def outline_file(path: str | Path) -> Outline | None:
 # Writing
 
 
-def write_net(message: caffe_pb2.NetParameter, path: str | Path, binary: bool = False) -> None:
+def write_net(message: messages.NetParameter, path: str | Path, binary: bool = False) -> None:
     write_message(message, path, binary)
 
 
-def write_solver(message: caffe_pb2.SolverParameter, path: str | Path,
+def write_solver(message: messages.SolverParameter, path: str | Path,
                  binary: bool = False) -> None:
     write_message(message, path, binary)
 
@@ -353,7 +353,7 @@ def write_message(message: Message, path: str | Path, binary: bool = False) -> N
     write_atomic(path, message.SerializeToString() if binary else message_to_text(message))
 
 
-def net_to_text(message: caffe_pb2.NetParameter) -> str:
+def net_to_text(message: messages.NetParameter) -> str:
     """Canonical text, byte for byte what Caffe's WriteProtoToTextFile writes."""
     return message_to_text(message)
 

@@ -1,4 +1,4 @@
-"""Protobuf ↔ flat IR: `caffe_pb2.NetParameter` (V2) → `ir.Net` and back, losslessly.
+"""Protobuf ↔ flat IR: `messages.NetParameter` (V2) → `ir.Net` and back, losslessly.
 
 Also the generic converters between any message and plain data (sub-messages as dicts,
 repeated fields as lists, enums as value names, only fields that are set), which the
@@ -16,13 +16,13 @@ from google.protobuf.message import Message
 from . import prototxt
 from ..errors import Span, did_you_mean
 from ..ir import Layer, Net, Origin
-from . import caffe_pb2
+from . import messages
 
 # LayerParameter fields that are Layer attributes rather than entries of Layer.fields.
 LAYER_ATTRIBUTES = ("name", "type", "bottom", "top")
 
 
-def net_from_proto(message: caffe_pb2.NetParameter, source: str | None = None,
+def net_from_proto(message: messages.NetParameter, source: str | None = None,
                    outline: prototxt.Outline | None = None) -> Net:
     """The flat net of a current (V2) NetParameter. With `source` (the prototxt it was read
     from), each layer's origin is the line where its `layer {` block starts; `outline` is that
@@ -47,9 +47,9 @@ def _layer_from_data(data: dict[str, Any], origin: Origin | None) -> Layer:
                  fields=data, origin=origin)
 
 
-def net_to_proto(net: Net) -> caffe_pb2.NetParameter:
+def net_to_proto(net: Net) -> messages.NetParameter:
     """The NetParameter of a flat net; `net_from_proto(net_to_proto(n))` gives `n` back."""
-    message = caffe_pb2.NetParameter()
+    message = messages.NetParameter()
     if net.name:
         message.name = net.name
     for key in ("name", "layer", "layers"):
@@ -61,7 +61,7 @@ def net_to_proto(net: Net) -> caffe_pb2.NetParameter:
     return message
 
 
-def _layer_to_proto(layer: Layer, out: caffe_pb2.LayerParameter, path: str) -> None:
+def _layer_to_proto(layer: Layer, out: messages.LayerParameter, path: str) -> None:
     for key in LAYER_ATTRIBUTES:
         if key in layer.fields:
             raise ValueError(f"{path}: Layer.fields must not hold '{key}': it is a Layer attribute")
@@ -78,7 +78,7 @@ def _layer_to_proto(layer: Layer, out: caffe_pb2.LayerParameter, path: str) -> N
 # Origins of layers read from a prototxt
 
 
-def _layer_origins(message: caffe_pb2.NetParameter, source: str | None,
+def _layer_origins(message: messages.NetParameter, source: str | None,
                    outline: prototxt.Outline | None) -> list[Origin | None]:
     """Each layer's origin, matched in order by name to the source's top-level layer blocks
     (an upgrade may drop blocks, e.g. V0 padding layers, or add the Input layer)."""

@@ -16,7 +16,7 @@ from google.protobuf.message import DecodeError
 from ..errors import CaffeconfError
 from ..files import read_bounded, write_atomic
 from ..ir import Net
-from . import caffe_pb2
+from . import messages
 from .weights import StoredBlob, blob_bytes, blob_from_proto, caffemodel_bytes, read_caffemodel
 
 
@@ -37,7 +37,7 @@ def write_snapshot(prefix: str, iteration: int, current_step: int, net: Net,
                    blobs: dict[str, list[np.ndarray]], history: Sequence[np.ndarray]) -> tuple[str, str]:
     model_path, state_path = snapshot_paths(prefix, iteration)
     write_atomic(model_path, caffemodel_bytes(net, blobs))
-    state = caffe_pb2.SolverState(iter=iteration, learned_net=model_path, current_step=current_step)
+    state = messages.SolverState(iter=iteration, learned_net=model_path, current_step=current_step)
     for array in history:
         state.history.add().MergeFromString(blob_bytes(np.asarray(array, dtype=np.float32)))
     write_atomic(state_path, state.SerializeToString())
@@ -47,7 +47,7 @@ def write_snapshot(prefix: str, iteration: int, current_step: int, net: Net,
 def read_snapshot(state_path: str) -> Resumed:
     """The SolverState at `state_path` and the weights its learned_net names (taken as written,
     i.e. from the current directory, else next to the state file)."""
-    state = caffe_pb2.SolverState()
+    state = messages.SolverState()
     try:
         state.ParseFromString(read_bounded(state_path))
     except OSError as error:

@@ -17,10 +17,7 @@ from google.protobuf.message import Message
 
 from . import prototxt
 from ..errors import CaffeconfError, Diagnostic, Span, did_you_mean
-from . import caffe_pb2
-
-NetParameter = caffe_pb2.NetParameter
-SolverParameter = caffe_pb2.SolverParameter
+from . import messages
 
 # V0 `layer.type` strings -> V1 LayerType names (any other string is fatal in Caffe).
 V0_LAYER_TYPES = {
@@ -151,29 +148,29 @@ class Locator:
 # Nets
 
 
-def net_version(net: NetParameter) -> str:
+def net_version(net: messages.NetParameter) -> str:
     """"V0" (nested `layers { layer {} }`), "V1" (`layers`) or "V2" (`layer`)."""
     if any(layer.HasField("layer") for layer in net.layers):
         return "V0"
     return "V1" if len(net.layers) else "V2"
 
 
-def upgrade_net(net: NetParameter, source: str | None = None) -> NetParameter:
+def upgrade_net(net: messages.NetParameter, source: str | None = None) -> messages.NetParameter:
     """A current (V2) copy of `net`; `source` (the file it came from) locates errors."""
     return upgrade_net_with_report(net, source)[0]
 
 
-def upgrade_net_with_report(net: NetParameter, source: str | None = None,
-                            where: Locator | None = None) -> tuple[NetParameter, UpgradeReport]:
+def upgrade_net_with_report(net: messages.NetParameter, source: str | None = None,
+                            where: Locator | None = None) -> tuple[messages.NetParameter, UpgradeReport]:
     """The upgraded copy and what was done; `where` (or the file at `source`) places errors."""
     where = where or Locator.of(source)
-    upgraded = NetParameter()
+    upgraded = messages.NetParameter()
     upgraded.CopyFrom(net)
     report = UpgradeReport()
     _refuse_mixed_layers(upgraded, where)
     for needs_step, step in _NET_STEPS:
         if needs_step(upgraded):
-            before = NetParameter()
+            before = messages.NetParameter()
             before.CopyFrom(upgraded)
             description = step(upgraded, where, report)
             if upgraded != before:
@@ -181,7 +178,7 @@ def upgrade_net_with_report(net: NetParameter, source: str | None = None,
     return upgraded, report
 
 
-def _refuse_mixed_layers(net: NetParameter, where: Locator) -> None:
+def _refuse_mixed_layers(net: messages.NetParameter, where: Locator) -> None:
     if len(net.layer) and len(net.layers):
         raise CaffeconfError.at(
             where.field("layers"),
@@ -193,14 +190,14 @@ def _refuse_mixed_layers(net: NetParameter, where: Locator) -> None:
 # -- V0 -> V1
 
 
-def _needs_v0_upgrade(net: NetParameter) -> bool:
+def _needs_v0_upgrade(net: messages.NetParameter) -> bool:
     return net_version(net) == "V0"
 
 
-def _upgrade_v0(net: NetParameter, where: Locator, report: UpgradeReport) -> str:
+def _upgrade_v0(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
     kept, folded = _fold_v0_padding(net, where)
     padding = len(net.layers) - len(kept)
-    upgraded = NetParameter()
+    upgraded = messages.NetParameter()
     if net.HasField("name"):
         upgraded.name = net.name
     for index in kept:
@@ -214,7 +211,7 @@ def _upgrade_v0(net: NetParameter, where: Locator, report: UpgradeReport) -> str
     return "V0 → V1" + (f" ({padding} padding layers folded)" if padding else "")
 
 
-def _fold_v0_padding(net: NetParameter, where: Locator
+def _fold_v0_padding(net: messages.NetParameter, where: Locator
                      ) -> tuple[list[int], dict[int, tuple[list[str], int]]]:
     """Indices of the non-padding layers, and for each one fed by a padding layer its new
     bottoms and the padding to apply (Caffe's UpgradeV0PaddingLayers)."""
@@ -238,8 +235,8 @@ def _fold_v0_padding(net: NetParameter, where: Locator
     return kept, folded
 
 
-def _fold_one_padding(consumer: caffe_pb2.V1LayerParameter, slot: int,
-                      padding: caffe_pb2.V1LayerParameter, span: Span | None
+def _fold_one_padding(consumer: messages.V1LayerParameter, slot: int,
+                      padding: messages.V1LayerParameter, span: Span | None
                       ) -> tuple[list[str], int]:
     name = consumer.layer.name
     if consumer.layer.type not in ("conv", "pool"):
@@ -254,11 +251,11 @@ def _fold_one_padding(consumer: caffe_pb2.V1LayerParameter, slot: int,
     return bottoms, padding.layer.pad
 
 
-def _upgrade_v0_layer(connection: caffe_pb2.V1LayerParameter,
+def _upgrade_v0_layer(connection: messages.V1LayerParameter,
                       folded: tuple[list[str], int] | None,
-                      out: caffe_pb2.V1LayerParameter, span: Span | None,
+                      out: messages.V1LayerParameter, span: Span | None,
                       report: UpgradeReport) -> None:
-    v0 = caffe_pb2.V0LayerParameter()
+    v0 = messages.V0LayerParameter()
     v0.CopyFrom(connection.layer)
     out.bottom.extend(folded[0] if folded else connection.bottom)
     out.top.extend(connection.top)
@@ -269,7 +266,7 @@ def _upgrade_v0_layer(connection: caffe_pb2.V1LayerParameter,
     if v0.HasField("name"):
         out.name = v0.name
     if v0.HasField("type"):
-        out.type = caffe_pb2.V1LayerParameter.LayerType.Value(_v1_type_of(v0.type, span))
+        out.type = messages.V1LayerParameter.LayerType.Value(_v1_type_of(v0.type, span))
     out.blobs.extend(v0.blobs)
     out.blobs_lr.extend(v0.blobs_lr)
     out.weight_decay.extend(v0.weight_decay)
@@ -312,23 +309,23 @@ def _move(descriptor: FieldDescriptor, value, out: Message, target: str) -> None
 # -- data transformation fields
 
 
-def _needs_data_upgrade(net: NetParameter) -> bool:
+def _needs_data_upgrade(net: messages.NetParameter) -> bool:
     return any(_old_transform_fields(layer) for layer in net.layers)
 
 
-def _old_transform_fields(layer: caffe_pb2.V1LayerParameter) -> list[str]:
-    type_name = caffe_pb2.V1LayerParameter.LayerType.Name(layer.type)
+def _old_transform_fields(layer: messages.V1LayerParameter) -> list[str]:
+    type_name = messages.V1LayerParameter.LayerType.Name(layer.type)
     param_name = DATA_LAYER_PARAMS.get(type_name)
     if param_name is None:
         return []
     return [name for name in TRANSFORM_FIELDS if getattr(layer, param_name).HasField(name)]
 
 
-def _upgrade_data_transformation(net: NetParameter, where: Locator,
+def _upgrade_data_transformation(net: messages.NetParameter, where: Locator,
                                  report: UpgradeReport) -> str:
     for layer in net.layers:
         for name in _old_transform_fields(layer):
-            param = getattr(layer, DATA_LAYER_PARAMS[caffe_pb2.V1LayerParameter.LayerType.Name(
+            param = getattr(layer, DATA_LAYER_PARAMS[messages.V1LayerParameter.LayerType.Name(
                 layer.type)])
             setattr(layer.transform_param, name, getattr(param, name))
             param.ClearField(name)
@@ -338,7 +335,7 @@ def _upgrade_data_transformation(net: NetParameter, where: Locator,
 # -- V1 -> V2
 
 
-def _upgrade_v1(net: NetParameter, where: Locator, report: UpgradeReport) -> str:
+def _upgrade_v1(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
     layers = list(net.layers)
     net.ClearField("layers")
     for v1 in layers:
@@ -346,7 +343,7 @@ def _upgrade_v1(net: NetParameter, where: Locator, report: UpgradeReport) -> str
     return f"V1 → V2 ({len(layers)} layers)"
 
 
-def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParameter) -> None:
+def _upgrade_v1_layer(v1: messages.V1LayerParameter, out: messages.LayerParameter) -> None:
     out.bottom.extend(v1.bottom)
     out.top.extend(v1.top)
     if v1.HasField("name"):
@@ -354,10 +351,10 @@ def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParame
     out.include.extend(v1.include)
     out.exclude.extend(v1.exclude)
     if v1.HasField("type"):
-        out.type = V1_LAYER_TYPES[caffe_pb2.V1LayerParameter.LayerType.Name(v1.type)]
+        out.type = V1_LAYER_TYPES[messages.V1LayerParameter.LayerType.Name(v1.type)]
     out.blobs.extend(v1.blobs)
-    share_modes = [caffe_pb2.ParamSpec.DimCheckMode.Value(
-        caffe_pb2.V1LayerParameter.DimCheckMode.Name(mode)) for mode in v1.blob_share_mode]
+    share_modes = [messages.ParamSpec.DimCheckMode.Value(
+        messages.V1LayerParameter.DimCheckMode.Name(mode)) for mode in v1.blob_share_mode]
     for attribute, values in (("name", v1.param), ("share_mode", share_modes),
                               ("lr_mult", v1.blobs_lr), ("decay_mult", v1.weight_decay)):
         for index, value in enumerate(values):
@@ -373,16 +370,16 @@ def _upgrade_v1_layer(v1: caffe_pb2.V1LayerParameter, out: caffe_pb2.LayerParame
 # -- net-level inputs
 
 
-def _needs_input_upgrade(net: NetParameter) -> bool:
+def _needs_input_upgrade(net: messages.NetParameter) -> bool:
     return len(net.input) > 0
 
 
-def _upgrade_input(net: NetParameter, where: Locator, report: UpgradeReport) -> str:
+def _upgrade_input(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
     """Legacy `input` + `input_shape`/`input_dim` become one Input layer named "input", first.
     Inputs without shapes (legacy caffemodels) are simply dropped, as Caffe does."""
     shapes = _input_shapes(net, where)
     if shapes is not None:
-        layer = caffe_pb2.LayerParameter(name="input", type="Input", top=list(net.input))
+        layer = messages.LayerParameter(name="input", type="Input", top=list(net.input))
         layer.input_param.shape.extend(shapes)
         layers = [layer, *net.layer]
         net.ClearField("layer")
@@ -392,7 +389,7 @@ def _upgrade_input(net: NetParameter, where: Locator, report: UpgradeReport) -> 
     return "net-level input → Input layer" if shapes is not None else "shapeless inputs dropped"
 
 
-def _input_shapes(net: NetParameter, where: Locator) -> list[caffe_pb2.BlobShape] | None:
+def _input_shapes(net: messages.NetParameter, where: Locator) -> list[messages.BlobShape] | None:
     count = len(net.input)
     if len(net.input_shape):  # takes precedence over input_dim, as in Caffe
         if len(net.input_shape) < count:
@@ -405,24 +402,24 @@ def _input_shapes(net: NetParameter, where: Locator) -> list[caffe_pb2.BlobShape
                                     f"{count} inputs need {4 * count} input_dim values "
                                     f"(4 per input), found {len(net.input_dim)}")
         dims = list(net.input_dim)
-        return [caffe_pb2.BlobShape(dim=dims[4 * i: 4 * i + 4]) for i in range(count)]
+        return [messages.BlobShape(dim=dims[4 * i: 4 * i + 4]) for i in range(count)]
     return None
 
 
 # -- BatchNorm
 
 
-def _needs_batch_norm_upgrade(net: NetParameter) -> bool:
+def _needs_batch_norm_upgrade(net: messages.NetParameter) -> bool:
     return any(_is_old_batch_norm(layer) for layer in net.layer)
 
 
-def _is_old_batch_norm(layer: caffe_pb2.LayerParameter) -> bool:
+def _is_old_batch_norm(layer: messages.LayerParameter) -> bool:
     # The first BatchNorm definition asked for three param specs with lr_mult 0; Caffe now
     # forces that, leaving everything else in the specs alone.
     return layer.type == "BatchNorm" and len(layer.param) == 3
 
 
-def _upgrade_batch_norm(net: NetParameter, where: Locator, report: UpgradeReport) -> str:
+def _upgrade_batch_norm(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
     for layer in net.layer:
         if _is_old_batch_norm(layer):
             for spec in layer.param:
@@ -431,8 +428,8 @@ def _upgrade_batch_norm(net: NetParameter, where: Locator, report: UpgradeReport
     return "BatchNorm param lr_mult/decay_mult → 0"
 
 
-Step = Callable[[NetParameter, Locator, UpgradeReport], str]
-_NET_STEPS: tuple[tuple[Callable[[NetParameter], bool], Step], ...] = (
+Step = Callable[[messages.NetParameter, Locator, UpgradeReport], str]
+_NET_STEPS: tuple[tuple[Callable[[messages.NetParameter], bool], Step], ...] = (
     (_needs_v0_upgrade, _upgrade_v0),
     (_needs_data_upgrade, _upgrade_data_transformation),
     (lambda net: len(net.layers) > 0, _upgrade_v1),
@@ -447,15 +444,15 @@ _NET_STEPS: tuple[tuple[Callable[[NetParameter], bool], Step], ...] = (
 INLINE_NETS = ("net_param", "train_net_param")
 
 
-def upgrade_solver(solver: SolverParameter, source: str | None = None) -> SolverParameter:
+def upgrade_solver(solver: messages.SolverParameter, source: str | None = None) -> messages.SolverParameter:
     """A current copy of `solver`, its inline nets upgraded too."""
     return upgrade_solver_with_report(solver, source)[0]
 
 
-def upgrade_solver_with_report(solver: SolverParameter, source: str | None = None
-                               ) -> tuple[SolverParameter, UpgradeReport]:
+def upgrade_solver_with_report(solver: messages.SolverParameter, source: str | None = None
+                               ) -> tuple[messages.SolverParameter, UpgradeReport]:
     where = Locator.of(source)
-    upgraded = SolverParameter()
+    upgraded = messages.SolverParameter()
     upgraded.CopyFrom(solver)
     report = UpgradeReport()
     if upgraded.HasField("solver_type"):
@@ -469,18 +466,18 @@ def upgrade_solver_with_report(solver: SolverParameter, source: str | None = Non
     return upgraded, report
 
 
-def _upgrade_solver_type(solver: SolverParameter, where: Locator) -> str:
+def _upgrade_solver_type(solver: messages.SolverParameter, where: Locator) -> str:
     if solver.HasField("type"):
         raise CaffeconfError.at(where.field("solver_type"),
                                 "solver sets both the old 'solver_type' and the new 'type'",
                                 hint="keep only 'type'")
-    old = SolverParameter.SolverType.Name(solver.solver_type)
+    old = messages.SolverParameter.SolverType.Name(solver.solver_type)
     solver.type = SOLVER_TYPES[old]
     solver.ClearField("solver_type")
     return f"solver_type {old} → type \"{solver.type}\""
 
 
-def _upgrade_inline_net(net: NetParameter, name: str, span: Span | None,
+def _upgrade_inline_net(net: messages.NetParameter, name: str, span: Span | None,
                         report: UpgradeReport) -> None:
     upgraded, net_report = upgrade_net_with_report(net, where=Locator(fixed=span))
     net.CopyFrom(upgraded)

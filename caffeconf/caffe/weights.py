@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError
 from ..errors import CaffeconfError, Span
 from ..files import read_bounded, write_atomic
 from ..ir import Net
-from . import caffe_pb2
+from . import messages
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def blob_from_proto(proto) -> StoredBlob:
 
 def read_caffemodel(path: str | Path) -> dict[str, list[StoredBlob]]:
     """Blobs by layer name; layers without blobs are left out."""
-    message = caffe_pb2.NetParameter()
+    message = messages.NetParameter()
     try:
         message.ParseFromString(read_bounded(path))
     except OSError as error:
@@ -74,7 +74,7 @@ def read_caffemodel(path: str | Path) -> dict[str, list[StoredBlob]]:
 
 def read_blob_file(path: str | Path) -> np.ndarray:
     """A single binary BlobProto (e.g. a mean file or an infogain matrix), shaped."""
-    message = caffe_pb2.BlobProto()
+    message = messages.BlobProto()
     try:
         message.ParseFromString(read_bounded(path))
         blob = blob_from_proto(message)
@@ -87,7 +87,7 @@ def read_blob_file(path: str | Path) -> np.ndarray:
 
 def caffemodel_bytes(net: Net, blobs: Mapping[str, Sequence[np.ndarray]]) -> bytes:
     """A binary NetParameter with the net's layers (name, type, bottoms, tops) and their blobs."""
-    message = caffe_pb2.NetParameter(name=net.name)
+    message = messages.NetParameter(name=net.name)
     for layer in net.layers:
         entry = message.layer.add(name=layer.name, type=layer.type)
         entry.bottom.extend(layer.bottoms)
@@ -103,13 +103,13 @@ def blob_bytes(array: np.ndarray) -> bytes:
     Encoding the packed field directly is ~50x faster than filling the repeated
     field value by value, which matters for nets with 10^7+ weights.
     """
-    shape = caffe_pb2.BlobProto(shape=caffe_pb2.BlobShape(dim=[int(d) for d in array.shape]))
+    shape = messages.BlobProto(shape=messages.BlobShape(dim=[int(d) for d in array.shape]))
     payload = array.astype("<f4").tobytes()
     data_tag = bytes([(DATA_FIELD << 3) | LENGTH_DELIMITED])
     return shape.SerializeToString() + data_tag + _varint(len(payload)) + payload
 
 
-DATA_FIELD = caffe_pb2.BlobProto.DESCRIPTOR.fields_by_name["data"].number
+DATA_FIELD = messages.BlobProto.DESCRIPTOR.fields_by_name["data"].number
 LENGTH_DELIMITED = 2  # protobuf wire type of packed repeated fields
 
 

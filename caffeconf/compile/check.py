@@ -5,7 +5,7 @@ themselves, directly or through others (`a -> b -> a`).
 
 from __future__ import annotations
 
-from ..caffe.facts import LAYER_TYPES
+from ..caffe.facts import layer_types
 from ..errors import DiagnosticList, Note, Span, did_you_mean
 from .library import Library, unit_key
 from .tree import Map, Scalar
@@ -23,7 +23,7 @@ def _uses(layers: tuple[Map, ...]) -> list[tuple[str, Span]]:
 
 
 def type_hint(name: str) -> str | None:
-    return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in LAYER_TYPES else None
+    return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in layer_types() else None
 
 
 def check_modules(library: Library, main: str, top_layers: tuple[Map, ...], diags: DiagnosticList) -> None:

@@ -6,12 +6,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..caffe.dialect import Dialect, current, use
 from .check import check_modules
+from .header import adopt_config_proto
 from ..errors import CaffeconfError, Diagnostic, DiagnosticList
-from .fields import NET, SOLVER
+from .fields import net_message, solver_message
 from ..ir import Net
 from .library import load_library, unit_key
 from ..limits import DEFAULT_LIMITS, Limits
@@ -21,7 +24,11 @@ from .resolve import Resolver
 from .syntax import parse_document
 from .verify import check_sharing, verify_net
 
-NET_FIELDS = frozenset(f.name for f in NET.fields) - {"layer", "layers"}
+
+
+def net_field_names() -> frozenset[str]:
+    """The NetParameter fields a document may set at its top level."""
+    return frozenset(f.name for f in net_message().fields) - {"layer", "layers"}
 
 
 # A config's `solver:` trains the config itself, so it names no other net.
@@ -34,6 +41,7 @@ class Build:
     diagnostics: tuple[Diagnostic, ...]
     solver: dict | None = None  # the checked `solver:` section, as plain SolverParameter data
     variants: tuple[str, ...] = ()  # the variants the config declares
+    dialect: Dialect | None = None  # the caffe.proto its fields were checked against
 
     @property
     def ok(self) -> bool:
@@ -41,11 +49,19 @@ class Build:
 
 
 def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Build:
-    """Compile a config; `variants` are the compile-time stages selected (see `variants:`)."""
+    """Compile a config; `variants` are the compile-time stages selected (see `variants:`). It is
+    checked in the dialect in force, or the one its (or an import's) `caffe_proto:` names."""
+    with use(None):
+        result = _build(path, limits, variants)
+        return dataclasses.replace(result, dialect=current())
+
+
+def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
     diags = DiagnosticList()
     try:
         def parse(tree, source: str):
-            return parse_document(tree, source, diags, NET_FIELDS)
+            adopt_config_proto(tree, source, diags)
+            return parse_document(tree, source, diags, net_field_names())
 
         document = parse(load_tree(path, limits), str(path))
         library = load_library(document, parse, limits, diags)
@@ -72,7 +88,7 @@ def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | 
         for key in SOLVER_NET_FIELDS & set(node.values):
             diags.error(node.keys[key], f"`solver.{key}`: a config's solver trains the config's own net",
                         hint="remove it; to train another net, give that net to `caffeconf train`")
-    return resolver.document_message(node, SOLVER, "solver", SOLVER_NET_FIELDS)
+    return resolver.document_message(node, solver_message(), "solver", SOLVER_NET_FIELDS)
 
 
 def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Net:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..caffe.facts import LAYER_TYPES
+from ..caffe.facts import unknown_type_problem
 from ..errors import did_you_mean
 from ..ir import Use
 from .library import Library
@@ -50,10 +50,15 @@ def layer_type(evaluator: Evaluator, entry: Map, scope: Scope, library: Library)
         evaluator.diags.error(entry.span, "a layer needs a `type` (or `use:` for a module)")
         return None
     written = evaluator.text(node, "`type`", scope.values)
-    if written is not None and written not in LAYER_TYPES:
-        evaluator.diags.error(node.span, f"unknown layer type '{written}'",
-                              hint=did_you_mean(written, LAYER_TYPES) or _module_hint(written, library, scope))
-        return None
+    problem = unknown_type_problem(written) if written is not None else None
+    if problem:
+        severity, message, hint = problem
+        hint = _module_hint(written, library, scope) or hint
+        if severity == "warning":
+            evaluator.diags.warning(node.span, message, hint=hint)
+        else:
+            evaluator.diags.error(node.span, message, hint=hint)
+            return None
     return written
 
 

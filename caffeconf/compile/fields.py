@@ -16,11 +16,22 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from ..errors import CaffeconfError, DiagnosticList, did_you_mean
 from .tree import Map, Node, Scalar, Seq
 from ..caffe import messages
-from ..caffe.facts import INT_RANGES
+from ..caffe.facts import INT_RANGES, fork_field_hint
 
-LAYER = messages.LayerParameter.DESCRIPTOR
-NET = messages.NetParameter.DESCRIPTOR
-SOLVER = messages.SolverParameter.DESCRIPTOR
+
+
+def layer_message() -> Descriptor:
+    """LayerParameter in the dialect in force (as are `net_message` and `solver_message`)."""
+    return messages.descriptor("LayerParameter")
+
+
+def net_message() -> Descriptor:
+    return messages.descriptor("NetParameter")
+
+
+def solver_message() -> Descriptor:
+    return messages.descriptor("SolverParameter")
+
 
 Evaluate = Callable[[Scalar], Any]
 
@@ -158,8 +169,8 @@ class FieldChecker:
 
     def _unknown(self, key: str, node: Map, descriptor: Descriptor, path: str, layer_type: str | None) -> None:
         where = f" in {path}" if path else ""
-        hint = did_you_mean(key, descriptor.fields_by_name)
-        if hint is None and descriptor is LAYER:
+        hint = fork_field_hint(descriptor.name, key) or did_you_mean(key, descriptor.fields_by_name)
+        if hint is None and descriptor.name == "LayerParameter":
             hint = _hint_nested(key, layer_type)
         self.diags.error(node.keys[key], f"unknown field '{key}'{where} ({descriptor.name} has no such field)",
                          hint=hint)
@@ -184,14 +195,14 @@ def param_message_of(layer_type: str | None) -> str | None:
         return None
     snake = "convolution" if layer_type == "Deconvolution" else re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", layer_type).lower()
     for name in (f"{snake}_param", f"{layer_type.lower()}_param"):  # ReLU -> relu_param
-        if name in LAYER.fields_by_name:
+        if name in layer_message().fields_by_name:
             return name
     return None
 
 
 def _hint_nested(key: str, layer_type: str | None) -> str | None:
     """For a type-specific field written on the layer itself, name the *_param it belongs in."""
-    owners = [f.name for f in LAYER.fields
+    owners = [f.name for f in layer_message().fields
               if f.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE and f.name.endswith("_param")
               and key in f.message_type.fields_by_name]
     own = param_message_of(layer_type)

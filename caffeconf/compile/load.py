@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..caffe import serde, upgrade
-from ..caffe.facts import LAYER_TYPES
+from ..caffe.dialect import Dialect, adopt, use
+from ..caffe.facts import unknown_type_problem
 from ..caffe.netfile import read_net_file
-from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Span, did_you_mean
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Span
 from ..ir import Net
 from ..limits import DEFAULT_LIMITS, Limits
 from .compiler import Build, build
@@ -66,12 +67,14 @@ _compiled: dict | None = None  # set inside one_command()
 
 
 @contextlib.contextmanager
-def one_command() -> Iterator[None]:
-    """Compile each config at most once while the block runs (one command's lifetime)."""
+def one_command(dialect: Dialect | None = None) -> Iterator[None]:
+    """Compile each config at most once while the block runs (one command's lifetime), in
+    `dialect` (None: the one in force) or the one a loaded config names in its header."""
     global _compiled
     outer, _compiled = _compiled, {} if _compiled is None else _compiled
     try:
-        yield
+        with use(dialect):
+            yield
     finally:
         _compiled = outer
 
@@ -83,6 +86,8 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
         result = compile_config(path, options.limits, variants)
         if not result.ok:
             raise CaffeconfError(result.diagnostics)
+        if _compiled is not None and result.dialect is not None:  # the rest of the command reads it too
+            adopt(result.dialect)
         whole, diagnostics, solver = legacy_inputs_as_layer(result.net, str(path)), result.diagnostics, result.solver
     else:
         whole, solver = read_net_file(path).net(), None
@@ -110,10 +115,12 @@ def _prototxt_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
     shared blobs."""
     diags = DiagnosticList()
     for layer in net.layers:
-        if layer.type not in LAYER_TYPES:
-            diags.error(layer.origin.span if layer.origin else None,
-                        f"layer '{layer.name}': unknown layer type '{layer.type}' (BVLC Caffe has no such type)",
-                        hint=did_you_mean(layer.type, LAYER_TYPES))
+        problem = unknown_type_problem(layer.type)
+        if problem:
+            severity, message, hint = problem
+            report = diags.warning if severity == "warning" else diags.error
+            why = " (BVLC Caffe has no such type)" if severity == "error" else ""
+            report(layer.origin.span if layer.origin else None, f"layer '{layer.name}': {message}{why}", hint=hint)
     verify_net(net, diags)
     check_sharing(net, diags)
     return tuple(diags.sorted())

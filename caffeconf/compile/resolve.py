@@ -20,7 +20,7 @@ from ..errors import CaffeconfError, DiagnosticList, Note, Span
 from ..ir import Layer, Net, Origin, Use
 from ..limits import Limits
 from .entries import Scope, bottoms, flat_blob, layer_type, tops
-from .fields import LAYER, NET, describe
+from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
 from .params import bind_params
 from .rules import RuleSet, combine, settle_variants
@@ -55,7 +55,7 @@ class Resolver:
                                    builtins=self.globals) or {}
         name = self.evaluator.text(doc.name, "`name`", scope.values) if doc.name is not None else ""
         net_fields = self.evaluator.fields(scope.values).message(
-            Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), NET, "",
+            Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",
             skip=frozenset({"layer", "layers"}))
         self.document_values = scope.values
         for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
@@ -151,7 +151,7 @@ class Resolver:
         kind = layer_type(evaluator, entry, scope, self.library)
         written_bottoms = bottoms(evaluator, entry, prev, kind in SOURCE_TYPES, "layer", env)
         written_tops = tops(evaluator, entry, name, written_bottoms, env)
-        fields = evaluator.fields(env).message(entry, LAYER, "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
+        fields = evaluator.fields(env).message(entry, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
         if name is None or kind is None or written_bottoms is None or written_tops is None:
             return None
         self._count_layer(entry.span)

@@ -18,9 +18,9 @@ from typing import Any
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..caffe import descriptions
-from ..caffe.facts import INT_RANGES, LAYER_TYPES
+from ..caffe.facts import FORK_LAYER_TYPES, INT_RANGES, layer_types
 from .compiler import SOLVER_NET_FIELDS
-from .fields import LAYER, NET, SOLVER, type_name
+from .fields import layer_message, net_message, solver_message, type_name
 from .resolve import LAYER_SYNTAX_KEYS
 from .syntax import FORMAT_VERSION, INSTANCE, PARAM_KINDS
 
@@ -165,9 +165,16 @@ def reachable_messages(fields: list[FieldDescriptor]) -> list[Descriptor]:
 # -- layers ---------------------------------------------------------------------------------------
 
 _LAYER_ONLY = frozenset(LAYER_SYNTAX_KEYS)
-COMMON_FIELDS = tuple(f.name for f in LAYER.fields
-                      if f.name not in _LAYER_ONLY and not f.name.endswith("_param"))
-TYPE_SPECIFIC_FIELDS = tuple(f.name for f in LAYER.fields if f.name.endswith("_param"))
+
+
+def common_fields() -> tuple[str, ...]:
+    """The LayerParameter fields of every type (the dialect's LayerParameter decides)."""
+    return tuple(f.name for f in layer_message().fields
+                 if f.name not in _LAYER_ONLY and not f.name.endswith("_param"))
+
+
+def type_specific_fields() -> tuple[str, ...]:
+    return tuple(f.name for f in layer_message().fields if f.name.endswith("_param"))
 
 
 def layer_syntax() -> dict[str, Schema]:
@@ -185,20 +192,21 @@ def layer_syntax() -> dict[str, Schema]:
 
 
 def layer_type_schema() -> Schema:
-    names = sorted(LAYER_TYPES)
+    names = sorted(layer_types())
     return typed({"title": "layer type", "enum": names,
-                  "enumDescriptions": [descriptions.LAYER_TYPES[n] for n in names]}, nullable=False)
+                  "enumDescriptions": [descriptions.LAYER_TYPES.get(n) or f"A layer type of {FORK_LAYER_TYPES[n]}."
+                                       for n in names]}, nullable=False)
 
 
 def layer_properties(params: tuple[str, ...]) -> dict[str, Schema]:
     """Syntax keys, the common LayerParameter fields, then `params`, all as references."""
-    keys = tuple(layer_syntax()) + COMMON_FIELDS + params
+    keys = tuple(layer_syntax()) + common_fields() + params
     return {key: ref(f"layer.{key}") for key in keys}
 
 
 def layer_field_definitions() -> dict[str, Schema]:
     definitions = {f"layer.{key}": schema for key, schema in layer_syntax().items()}
-    for field in LAYER.fields:
+    for field in layer_message().fields:
         if field.name not in _LAYER_ONLY:
             definitions[f"layer.{field.name}"] = field_schema(field)
     return definitions
@@ -214,10 +222,10 @@ def type_branch(layer_type: str) -> Schema:
 
 def generic_branch() -> Schema:
     """No literal known `type` (absent, `${...}` or misspelt): any LayerParameter field."""
-    properties = layer_properties(TYPE_SPECIFIC_FIELDS)
+    properties = layer_properties(type_specific_fields())
     properties["use"] = ref("use.use")  # offered while the entry could still become a module use
     return {
-        "if": {"required": ["type"], "properties": {"type": {"enum": sorted(LAYER_TYPES)}}},
+        "if": {"required": ["type"], "properties": {"type": {"enum": sorted(TYPE_PARAMS)}}},
         "else": {"properties": properties, "additionalProperties": False},
     }
 
@@ -227,7 +235,7 @@ def layer_schema() -> Schema:
         "type": "object",
         "description": descriptions.FORMAT["layer"],
         "required": ["name", "type"],
-        "allOf": [type_branch(t) for t in sorted(LAYER_TYPES)] + [generic_branch()],
+        "allOf": [type_branch(t) for t in sorted(TYPE_PARAMS)] + [generic_branch()],
     }
 
 
@@ -340,6 +348,7 @@ def _without_description(schema: Schema) -> Schema:
 def document_schema() -> dict[str, Schema]:
     own = {
         "caffeconf": format_described("document.caffeconf", {"const": FORMAT_VERSION}),
+        "caffe_proto": format_described("document.caffe_proto", {"type": "string", "minLength": 1}),
         "name": format_described("document.name", {"type": "string"}),
         "separator": format_described("document.separator", {"type": "string", "minLength": 1}),
         "variants": ports("document.variants"),
@@ -349,14 +358,14 @@ def document_schema() -> dict[str, Schema]:
             "additionalProperties": {"type": "string", "minLength": 1}}),
         "modules": format_described("document.modules", {"type": "object", "additionalProperties": ref("module")}),
         "layers": format_described("document.layers", ref("layers")),
-        "solver": format_described("document.solver", message_schema(SOLVER, skip=SOLVER_NET_FIELDS)),
+        "solver": format_described("document.solver", message_schema(solver_message(), skip=SOLVER_NET_FIELDS)),
     }
     return {**own, **{f.name: field_schema(f) for f in net_fields() if f.name not in own}}
 
 
 def net_fields() -> list[FieldDescriptor]:
     """NetParameter's fields a document may set (its layers come from `layers:`)."""
-    return [f for f in NET.fields if f.name not in ("layer", "layers")]
+    return [f for f in net_message().fields if f.name not in ("layer", "layers")]
 
 
 def generate() -> Schema:
@@ -380,8 +389,8 @@ def generate() -> Schema:
         "layer_type": layer_type_schema(),
         **layer_field_definitions(),
     }
-    solver_fields = [f for f in SOLVER.fields if f.name not in SOLVER_NET_FIELDS]
-    for descriptor in reachable_messages(list(LAYER.fields) + net_fields() + solver_fields):
+    solver_fields = [f for f in solver_message().fields if f.name not in SOLVER_NET_FIELDS]
+    for descriptor in reachable_messages(list(layer_message().fields) + net_fields() + solver_fields):
         definitions[descriptor.name] = message_schema(descriptor)
     return {
         "$schema": DRAFT,

@@ -15,7 +15,7 @@ from .tree import Map, Node, Scalar, Seq
 
 FORMAT_VERSION = 1
 PARAM_KINDS = ("int", "float", "bool", "string", "enum")
-DOCUMENT_KEYS = ("caffeconf", "name", "separator", "variants", "params", "imports", "modules", "layers", "solver")
+DOCUMENT_KEYS = ("caffeconf", "caffe_proto", "name", "separator", "variants", "params", "imports", "modules", "layers", "solver")
 MODULE_KEYS = ("doc", "params", "inputs", "outputs", "layers", "qualify", "global_params")
 PARAM_KEYS = ("type", "default", "min", "max", "values", "min_len", "max_len", "doc")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

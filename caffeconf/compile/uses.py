@@ -8,14 +8,14 @@ from typing import Any
 from ..errors import Note, did_you_mean
 from .check import type_hint
 from .entries import Scope, bottoms
-from .fields import LAYER
+from .fields import layer_message
 from .library import Library
 from .rules import RuleSet
 from .syntax import ModuleDecl, Port
 from .tree import Map
 from .values import Env, Evaluator
 
-RULE_FIELDS = {kind: LAYER.fields_by_name[kind] for kind in ("include", "exclude")}
+RULE_KINDS = ("include", "exclude")
 
 
 def module_for(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> ModuleDecl | None:
@@ -96,7 +96,8 @@ def _ports_by_name(evaluator: Evaluator, node: Map, key: str, ports: tuple[Port,
 def use_rules(evaluator: Evaluator, entry: Map, env: Env) -> tuple[RuleSet, ...]:
     """The use's own include/exclude rules, which apply to every layer inside it."""
     found = []
-    for kind, field_descriptor in RULE_FIELDS.items():
+    for kind in RULE_KINDS:
+        field_descriptor = layer_message().fields_by_name[kind]
         node = entry.get(kind)
         if node is not None:
             rules = evaluator.fields(env).field(node, field_descriptor, kind)

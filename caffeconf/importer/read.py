@@ -12,16 +12,13 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
-
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
-
-from ..caffe import messages, prototxt, serde, upgrade
-from ..caffe.facts import LAYER_TYPES, looks_like_solver
+from ..caffe import messages, prototxt, serde
+from ..caffe.facts import looks_like_solver, unknown_type_problem
+from ..caffe.names import unknown_names
 from ..caffe.netfile import net_file_from_bytes
 from ..compile.compiler import build
 from ..compile.verify import verify_net
-from ..errors import SOURCES, CaffeconfError, Diagnostic, DiagnosticList, InternalError, Span, did_you_mean
+from ..errors import SOURCES, CaffeconfError, Diagnostic, DiagnosticList, InternalError, Span
 from ..ir import Layer, Net
 from .config_text import to_toml, to_yaml
 from .document import Imported, document, flat_entries, message_data
@@ -38,7 +35,8 @@ def read_net(path: str | Path) -> Imported:
         found = list(prototxt.tokens(text))
         outline, text_lines = prototxt.outline_tokens(found), len(text.splitlines())
         _refuse_solver({field.name for field in outline.fields}, source)
-        problems = unknown_names(found, source)
+        problems = [d for d in unknown_names(found, source, messages.descriptor("NetParameter"))
+                    if d.severity == "error"]
         if problems:
             SOURCES.register(source, text)
             raise CaffeconfError(problems)
@@ -64,9 +62,9 @@ def _refuse_solver(names: set[str], source: str) -> None:
 
 def _check_types(message: messages.NetParameter, source: str) -> None:
     """Layer types of a binary net (text ones were checked with their positions)."""
-    problems = [Diagnostic(f"unknown layer type '{layer.type}' (layer '{layer.name}')", Span(source, 1, 1),
-                           hint=did_you_mean(layer.type, LAYER_TYPES))
-                for layer in message.layer if layer.type not in LAYER_TYPES]
+    problems = [Diagnostic(f"{problem[1]} (layer '{layer.name}')", Span(source, 1, 1), hint=problem[2])
+                for layer in message.layer for problem in [unknown_type_problem(layer.type)]
+                if problem and problem[0] == "error"]
     unnamed = [index for index, layer in enumerate(message.layer) if not layer.name]
     problems += [Diagnostic(f"layer {index} has no name: a caffeconf layer needs one", Span(source, 1, 1))
                  for index in unnamed]
@@ -79,92 +77,6 @@ def _layer(message: messages.LayerParameter) -> Layer:
     for key in ("name", "type", "bottom", "top"):
         fields.pop(key, None)
     return Layer(message.name, message.type, tuple(message.bottom), tuple(message.top), fields)
-
-
-# ---------------------------------------------------------------------------
-# Unknown names, all of them, with their positions
-
-
-def unknown_names(found: Iterable[tuple[str, str, int, int]], source: str) -> list[Diagnostic]:
-    """Every field, enum value and layer type among a prototxt's tokens that BVLC Caffe does not know.
-
-    protobuf's parser stops at the first unknown field; a fork's net (SSD, SegNet, Faster
-    R-CNN) usually has several, and the user wants the whole list at once."""
-    scan = _NameScan(source)
-    for kind, value, line, col in found:
-        scan.token(kind, value, line, col)
-    return scan.problems
-
-
-@dataclass
-class _Frame:
-    message: Descriptor | None  # None inside an unknown field's block
-    list_field: FieldDescriptor | None = None  # set inside `field: [ ... ]`
-
-
-class _NameScan:
-    """Walks prototxt tokens with a stack of message types, noting names caffe.proto lacks."""
-
-    def __init__(self, source: str):
-        self.source = source
-        self.stack = [_Frame(messages.NetParameter.DESCRIPTOR)]
-        self.field: FieldDescriptor | None = None  # the field whose value comes next
-        self.after_colon = False
-        self.problems: list[Diagnostic] = []
-
-    def token(self, kind: str, value: str, line: int, col: int) -> None:
-        frame = self.stack[-1]
-        in_list = frame.list_field is not None
-        if kind == "word" and not self.after_colon and not in_list:
-            self.field = self._field_named(frame.message, value, line, col)
-        elif kind in ("word", "string") and (self.after_colon or in_list):
-            self._check_value(frame.message, frame.list_field or self.field, kind, value, line, col)
-        elif value in ("{", "<"):
-            field = frame.list_field or self.field
-            known = field is not None and field.type == FieldDescriptor.TYPE_MESSAGE
-            self.stack.append(_Frame(field.message_type if known else None))
-        elif value == "[":
-            self.stack.append(_Frame(frame.message, self.field or _UNKNOWN_LIST))
-        elif value in ("}", ">", "]") and len(self.stack) > 1:
-            self.stack.pop()
-        self.after_colon = value == ":"
-
-    def _field_named(self, message: Descriptor | None, name: str, line: int, col: int) -> FieldDescriptor | None:
-        if message is None:
-            return None
-        field = message.fields_by_name.get(name)
-        if field is None:
-            self._report(f"unknown field '{name}' in {message.full_name}", name, line, col,
-                         did_you_mean(name, message.fields_by_name))
-        return field
-
-    def _check_value(self, message: Descriptor | None, field: FieldDescriptor | None, kind: str, value: str,
-                     line: int, col: int) -> None:
-        if field is None or field is _UNKNOWN_LIST:
-            return
-        if field.type == FieldDescriptor.TYPE_ENUM and kind == "word":
-            enum = field.enum_type
-            if value not in enum.values_by_name and not value.lstrip("-").isdigit():
-                names = [v.name for v in enum.values]
-                self._report(f"'{value}' is not a value of {enum.full_name}", value, line, col,
-                             did_you_mean(value, names))
-        elif field.name == "type" and kind == "string" and message is not None:
-            self._check_type_string(message, value, line, col)
-
-    def _check_type_string(self, message: Descriptor, quoted: str, line: int, col: int) -> None:
-        name = quoted[1:-1]
-        if message is messages.LayerParameter.DESCRIPTOR and name not in LAYER_TYPES:
-            self._report(f"unknown layer type '{name}'", quoted, line, col, did_you_mean(name, LAYER_TYPES))
-        elif message is messages.V0LayerParameter.DESCRIPTOR and name not in upgrade.V0_LAYER_TYPES:
-            self._report(f"unknown V0 layer type '{name}'", quoted, line, col,
-                         did_you_mean(name, upgrade.V0_LAYER_TYPES))
-
-    def _report(self, message: str, word: str, line: int, col: int, hint: str | None) -> None:
-        span = Span(self.source, line, col, line, col + len(word))
-        self.problems.append(Diagnostic(message, span, hint=hint))
-
-
-_UNKNOWN_LIST = messages.NetParameter.DESCRIPTOR.fields_by_name["layer"]  # a list under an unknown field
 
 
 # ---------------------------------------------------------------------------

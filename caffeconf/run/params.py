@@ -60,10 +60,7 @@ class Params:
         return f"Params({self._descriptor.name}, {dict(self._values)!r})"
 
 
-LAYER_DESCRIPTOR = messages.LayerParameter.DESCRIPTOR
-
-
 def layer_params(fields: Mapping[str, Any], name: str) -> Params:
-    """The layer's `name` sub-message (e.g. "convolution_param") with defaults."""
-    field = LAYER_DESCRIPTOR.fields_by_name[name]
+    """The layer's `name` sub-message (e.g. "convolution_param") with defaults, in the dialect in force."""
+    field = messages.descriptor("LayerParameter").fields_by_name[name]
     return Params(field.message_type, fields.get(name))

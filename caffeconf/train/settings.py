@@ -59,7 +59,7 @@ def _solver_from_tree(path: str) -> messages.SolverParameter:
     """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
     SolverParameter fields, each checked where it is written."""
     from ..errors import DiagnosticList
-    from ..compile.fields import SOLVER, FieldChecker
+    from ..compile.fields import FieldChecker, solver_message
     from ..compile.tree import Map
     from ..compile.source import load_tree
     from ..caffe.serde import data_to_message
@@ -71,7 +71,7 @@ def _solver_from_tree(path: str) -> messages.SolverParameter:
             raise CaffeconfError.at(tree.span, "this config has no `solver:` section")
         return solver
     diags = DiagnosticList()
-    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, SOLVER, "")
+    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, solver_message(), "")
     diags.raise_if_errors()
     return data_to_message(data, messages.SolverParameter(), path)
 

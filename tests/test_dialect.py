@@ -1,0 +1,80 @@
+"""Fork dialects: a caffe.proto read at run time (tests/dialects/tiny_fork.proto spliced into
+BVLC's), cached by content, with located errors; and the hints given without it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from caffeconf.caffe import dialect
+from caffeconf.cli import main
+
+HERE = Path(__file__).resolve().parent
+NET = '''name: "fork"
+input: "data"
+input_shape { dim: 1 dim: 4 dim: 2 dim: 3 }
+layer { name: "perm" type: "Permute" bottom: "data" top: "perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
+layer { name: "shuffle" type: "ShuffleChannel" bottom: "perm" top: "shuffle" shuffle_channel_param { group: 2 } }
+'''
+
+
+@pytest.fixture
+def fork_proto(tmp_path, monkeypatch) -> Path:
+    """BVLC's caffe.proto with the tiny fork's messages and LayerParameter fields added."""
+    monkeypatch.setenv("CAFFECONF_CACHE", str(tmp_path / "cache"))
+    additions = (HERE / "dialects" / "tiny_fork.proto").read_text()
+    fields = re.findall(r"^// LayerParameter: (.*)$", additions, flags=re.MULTILINE)
+    text = dialect.BVLC_PROTO.read_text().replace("message LayerParameter {\n",
+                                                  "message LayerParameter {\n" + "\n".join(fields) + "\n", 1)
+    path = tmp_path / "fork" / "caffe.proto"
+    path.parent.mkdir()
+    path.write_text(text + additions)
+    return path
+
+
+def test_fork_net_validates_and_round_trips_with_its_proto(fork_proto, tmp_path, capsys):
+    net = tmp_path / "net.prototxt"
+    net.write_text(NET)
+    assert main(["validate", "--proto", str(fork_proto), str(net)]) == 0
+    assert list((tmp_path / "cache" / "dialects").glob("*.pb")), "the compiled proto is cached"
+    out = tmp_path / "net.yaml"
+    assert main(["import", "--proto", str(fork_proto), str(net), "-o", str(out)]) == 0
+    back = tmp_path / "back.prototxt"
+    assert main(["compile", "--proto", str(fork_proto), str(out), "-o", str(back)]) == 0
+    assert main(["diff", "--proto", str(fork_proto), str(net), str(back)]) == 0
+
+
+def test_without_the_proto_every_fork_field_is_reported_with_the_fork(tmp_path, capsys):
+    net = tmp_path / "net.prototxt"
+    net.write_text(NET)
+    assert main(["validate", str(net)]) == 1
+    err = capsys.readouterr().err
+    assert f"{net}:4:65: error: unknown field 'permute_param' in caffe.LayerParameter" in err
+    assert f"{net}:5:78: error: unknown field 'shuffle_channel_param' in caffe.LayerParameter" in err
+    assert "hint: 'permute_param' is defined by the caffe.proto of the SSD fork" in err
+    assert "parameter_param" not in err  # no misleading did-you-mean
+
+
+def test_a_broken_proto_is_a_located_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CAFFECONF_CACHE", str(tmp_path / "cache"))
+    proto = tmp_path / "caffe.proto"
+    proto.write_text('syntax = "proto2";\npackage caffe;\nmessage A {\n  optinal int32 z = 3;\n}\n')
+    net = tmp_path / "net.prototxt"
+    net.write_text(NET)
+    assert main(["validate", "--proto", str(proto), str(net)]) == 1
+    err = capsys.readouterr().err
+    assert f"{proto}:4:3: error: expected \"required\", \"optional\", or \"repeated\". (protoc)" in err
+    assert "Traceback" not in err
+
+
+def test_bvlc_proto_text_is_the_bvlc_dialect():
+    assert dialect.load_dialect(dialect.BVLC_PROTO) is dialect.bvlc()
+
+
+def test_did_you_mean_only_when_really_close():
+    from caffeconf.errors import did_you_mean
+    assert did_you_mean("bn_param", ["mvn_param", "batch_norm_param"]) is None
+    assert did_you_mean("permute_param", ["parameter_param"]) is None
+    assert did_you_mean("num_ouput", ["num_output"]) == "did you mean 'num_output'?"
