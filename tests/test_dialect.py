@@ -78,3 +78,32 @@ def test_did_you_mean_only_when_really_close():
     assert did_you_mean("bn_param", ["mvn_param", "batch_norm_param"]) is None
     assert did_you_mean("permute_param", ["parameter_param"]) is None
     assert did_you_mean("num_ouput", ["num_output"]) == "did you mean 'num_output'?"
+
+
+def test_import_writes_the_proto_into_the_config_and_it_compiles_without_proto(fork_proto, tmp_path):
+    net = tmp_path / "net.prototxt"
+    net.write_text(NET)
+    out = tmp_path / "net.yaml"
+    assert main(["import", "--proto", str(fork_proto), str(net), "-o", str(out)]) == 0
+    assert "\ncaffe_proto: \"fork/caffe.proto\"\n" in out.read_text()
+    back = tmp_path / "back.prototxt"
+    assert main(["compile", str(out), "-o", str(back)]) == 0  # the header names the dialect
+    assert main(["diff", "--proto", str(fork_proto), str(net), str(back)]) == 0
+
+
+SSD_NET = Path(__file__).resolve().parents[2] / "shared" / "models" / "mobilenet-ssd" / "MobileNetSSD_deploy.prototxt"
+SSD_PROTO = Path(__file__).resolve().parents[2] / "shared" / "dialects" / "ssd" / "caffe.proto"
+
+
+def test_mobilenet_ssd_validates_imports_and_round_trips_with_the_ssd_proto(tmp_path, capsys):
+    if not (SSD_NET.exists() and SSD_PROTO.exists()):
+        pytest.skip("../shared/models/mobilenet-ssd or ../shared/dialects/ssd is absent")
+    assert main(["validate", "--proto", str(SSD_PROTO), str(SSD_NET)]) == 0
+    out = tmp_path / "ssd.yaml"
+    assert main(["import", "--modules", "--proto", str(SSD_PROTO), str(SSD_NET), "-o", str(out)]) == 0
+    back = tmp_path / "ssd.prototxt"
+    assert main(["compile", str(out), "-o", str(back)]) == 0
+    assert main(["diff", "--proto", str(SSD_PROTO), str(SSD_NET), str(back)]) == 0
+    capsys.readouterr()
+    assert main(["validate", str(SSD_NET)]) == 1
+    assert "pass --proto FILE" in capsys.readouterr().err

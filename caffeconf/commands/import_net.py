@@ -3,6 +3,8 @@ that compiles back to exactly the upgraded net; with --modules, repeated blocks 
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 
 from ..files import check_writable, write_atomic
@@ -17,6 +19,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--toml", action="store_true", help="write TOML (the default for a .toml OUT)")
 
 
+def with_proto_header(text: str, proto: str, output: str, as_toml: bool) -> str:
+    """The config with `caffe_proto:` after its format version, relative to where it is written."""
+    folder = os.path.dirname(os.path.abspath(output)) if output != "-" else os.getcwd()
+    value = json.dumps(os.path.relpath(os.path.abspath(proto), folder))
+    version = "caffeconf = 1\n" if as_toml else "caffeconf: 1\n"
+    return text.replace(version, version + ("caffe_proto = " if as_toml else "caffe_proto: ") + value + "\n", 1)
+
+
 def run(args) -> int:
     from ..importer.read import import_config
 
@@ -24,10 +34,11 @@ def run(args) -> int:
         check_writable(args.output, inputs=(args.input,))
     as_toml = args.toml or args.output.lower().endswith(".toml")
     result = import_config(args.input, modules=args.modules, as_toml=as_toml)
+    text = with_proto_header(result.text, args.proto, args.output, as_toml) if args.proto else result.text
     if args.output == "-":
-        sys.stdout.write(result.text)
+        sys.stdout.write(text)
     else:
-        write_atomic(args.output, result.text)
+        write_atomic(args.output, text)
     for warning in result.warnings:
         sys.stderr.write(f"{args.input}: warning: {warning}\n")
     for note in result.notes:

@@ -86,8 +86,6 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
         result = compile_config(path, options.limits, variants)
         if not result.ok:
             raise CaffeconfError(result.diagnostics)
-        if _compiled is not None and result.dialect is not None:  # the rest of the command reads it too
-            adopt(result.dialect)
         whole, diagnostics, solver = legacy_inputs_as_layer(result.net, str(path)), result.diagnostics, result.solver
     else:
         whole, solver = read_net_file(path).net(), None
@@ -107,6 +105,8 @@ def compile_config(path: str | Path, limits: Limits = DEFAULT_LIMITS,
     key = (str(Path(path).resolve()), limits, variants)
     if key not in _compiled:
         _compiled[key] = build(path, limits, variants)
+    if _compiled[key].ok:  # the rest of the command reads and writes the net in its dialect
+        adopt(_compiled[key].dialect)
     return _compiled[key]
 
 
