@@ -122,3 +122,38 @@ def test_a_resumed_log_replaces_the_rows_from_the_resume_iteration(in_digits, tm
                  "--resume", str(tmp_path / "snap_iter_4.solverstate")]) == 0
     assert history(log) == first
     assert [int(i) for i, phase, _, _ in first if phase == "train"] == list(range(8))
+
+
+class Terminal:
+    """A stderr that says it is a terminal and keeps what is written."""
+
+    def __init__(self):
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_progress_line_shows_rate_eta_loss_and_lr_on_a_terminal_only(monkeypatch, quiet):
+    from caffeconf.train.report import Report
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    report = Report(None, 10, quiet=quiet)
+    for iteration in range(5):
+        report.progress(iteration, loss=0.5, rate=0.01)
+    if report.bar is not None:
+        report.bar.refresh()  # tqdm draws at most every 0.1 s
+    report.finish()
+    if quiet:
+        assert terminal.text == ""
+    else:
+        assert re.search(r"5/10 \[\d\d:\d\d<\d\d:\d\d, +[\d.?]+it/s\], loss 0\.5, lr 0\.01", terminal.text), terminal.text
