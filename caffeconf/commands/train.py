@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..train.signals import EFFECTS
+from .net_options import add_threads_argument, check_threads, warn
 from .optional_modules import required_modules
 
 
@@ -16,6 +17,7 @@ def add_arguments(parser) -> None:
     start.add_argument("--resume", metavar="STATE.solverstate", help="continue from a snapshot")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
+    add_threads_argument(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="where to train (default auto: CUDA when available)")
     parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
@@ -33,6 +35,7 @@ def run(args) -> int:
 
     if args.nproc < 1:
         raise CaffeconfError.at(None, f"--nproc must be at least 1, got {args.nproc}")
+    check_threads(args)
     with required_modules("train"):
         return _start(args)
 
@@ -81,7 +84,7 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
 
     import torch
 
-    from ..run.device import select_device
+    from ..run.device import select_device, use_threads
     from ..caffe.weights import read_caffemodel
     from ..train import distributed as group
     from ..train.loop import TrainOptions, Trainer
@@ -90,6 +93,9 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     from ..train.settings import read_solver_file, test_nets, train_net
     from ..caffe.solverstate import read_snapshot
 
+    note = use_threads(args.threads, world or int(os.environ.get("WORLD_SIZE", 1)))
+    if rank in (None, 0):
+        warn(note)
     solver = read_solver_file(solver_path)
     device = select_device(args.device)
     options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
