@@ -136,12 +136,13 @@ def _without_module(module: str, argv: list[str]) -> subprocess.CompletedProcess
                           cwd=Path(__file__).resolve().parent.parent)
 
 
-@pytest.mark.parametrize("command, extra", [("run", []), ("time", []), ("test", ["--weights", "w.caffemodel"])])
-def test_runner_commands_without_torch_say_what_to_install(tiny, command, extra):
+@pytest.mark.parametrize("command, extra, extras", [
+    ("run", [], "run"), ("time", [], "run"), ("test", ["--weights", "w.caffemodel"], "run,train")])
+def test_runner_commands_without_torch_say_what_to_install(tiny, command, extra, extras):
     done = _without_module("torch", [command, str(tiny), *extra])
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (f"error: caffeconf {command} needs PyTorch (no module named 'torch'): "
-                           "pip install 'caffeconf[run]' (see README)\n")
+                           f"pip install 'caffeconf[{extras}]' (see README)\n")
 
 
 def test_train_without_torch_says_what_to_install(tmp_path):
@@ -149,7 +150,8 @@ def test_train_without_torch_says_what_to_install(tmp_path):
     solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 1\n')
     done = _without_module("torch", ["train", "--solver", str(solver)])
     assert done.returncode == 1
-    assert done.stderr.startswith("error: caffeconf train needs PyTorch (no module named 'torch')")
+    assert done.stderr == ("error: caffeconf train needs PyTorch (no module named 'torch'): "
+                           "pip install 'caffeconf[run,train]' (see README)\n")
 
 
 def test_run_images_without_opencv_say_what_to_install(tiny, tmp_path):

@@ -114,7 +114,7 @@ def test_a_failed_snapshot_leaves_no_partial_file(in_digits, tmp_path, monkeypat
     solver = write_solver(tmp_path / "solver.prototxt", max_iter=4, snapshot=2)
     assert main(["train", "--solver", str(solver), "-q"]) == 130
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["snap_iter_2.caffemodel", "solver.prototxt"]
+    assert names == ["snap_iter_2.caffemodel", "snap_log.csv", "solver.prototxt"]  # the log is kept as it goes
     from caffeconf.caffe.weights import read_caffemodel
 
     assert set(read_caffemodel(tmp_path / "snap_iter_2.caffemodel")) == {"conv1", "conv2", "ip1", "ip2"}

@@ -24,6 +24,23 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the first dim of every input blob")
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads per process (default: the cores divided among the processes)")
+
+
+def check_threads(args: argparse.Namespace) -> None:
+    if args.threads is not None and args.threads < 1:
+        raise CaffeconfError.at(None, f"--threads must be at least 1, got {args.threads}")
+
+
+def warn(note: str | None) -> None:
+    if note:
+        import sys
+
+        sys.stderr.write(note + "\n")
+
+
 def load_for_state(args: argparse.Namespace, default_phase: str = "TEST") -> Loaded:
     """The net at args.net, as Caffe builds it for the state the arguments choose."""
     return load(args.net, StateChoice.of(args.phase, args.stage, args.level, default_phase))

@@ -8,18 +8,25 @@ from typing import Iterator
 
 from ..errors import CaffeconfError
 
-# top-level module -> what it is; the `run` extra installs them all
-_PROVIDED = {"torch": "PyTorch", "numpy": "NumPy", "cv2": "OpenCV for image inputs"}
+# top-level module -> (what it is, the extra that installs it)
+_PROVIDED = {"torch": ("PyTorch", "run"), "numpy": ("NumPy", "run"), "cv2": ("OpenCV for image inputs", "run"),
+             "lmdb": ("LMDB", "train"), "h5py": ("h5py for HDF5 data", "train"),
+             "tqdm": ("tqdm for the progress line", "train")}
+# the extras each command needs
+_EXTRAS = {"train": "run,train", "test": "run,train"}
 
 
 @contextmanager
 def required_modules(command: str) -> Iterator[None]:
-    """Run a command's body; a missing torch, numpy or cv2 is reported as `caffeconf COMMAND needs ...`."""
+    """Run a command's body; a missing optional module is reported as `caffeconf COMMAND needs ...`
+    with the extras that command needs."""
     try:
         yield
     except ModuleNotFoundError as error:
         module = (error.name or "").partition(".")[0]
         if module not in _PROVIDED:
             raise
-        raise CaffeconfError.at(None, f"caffeconf {command} needs {_PROVIDED[module]} (no module named "
-                                      f"'{module}'): pip install 'caffeconf[run]' (see README)") from None
+        what, extra = _PROVIDED[module]
+        extras = _EXTRAS.get(command, extra)
+        raise CaffeconfError.at(None, f"caffeconf {command} needs {what} (no module named '{module}'): "
+                                      f"pip install 'caffeconf[{extras}]' (see README)") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments, load_for_state
+from .net_options import add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
 from .optional_modules import required_modules
 
 
@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
+    add_threads_argument(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
@@ -34,6 +35,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     _check_options(args)
+    check_threads(args)
     with required_modules("run"):
         return _run(args)
 
@@ -52,10 +54,11 @@ def _check_options(args) -> None:
 def _run(args) -> int:
     import torch
 
-    from ..run.device import autocast, describe, select_device
+    from ..run.device import autocast, describe, select_device, use_threads
     from ..run.session import build_model, gather_inputs, save_outputs, summarize
     from ..caffe.weights import write_caffemodel
 
+    warn(use_threads(args.threads))
     loaded = load_for_state(args)
     net, phase = loaded.net, loaded.state.phase
     device = select_device(args.device)

@@ -4,7 +4,7 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 from __future__ import annotations
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments
+from .net_options import add_state_arguments, add_threads_argument, check_threads, warn
 from .optional_modules import required_modules
 
 
@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--iterations", type=int, default=50, metavar="N",
                         help="batches to average over (default 50, as caffe test)")
     add_state_arguments(parser)
+    add_threads_argument(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0, help="seed for random transforms and Dropout")
 
@@ -21,6 +22,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.iterations < 1:
         raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
+    check_threads(args)
     with required_modules("test"):
         return _score(args)
 
@@ -28,13 +30,14 @@ def run(args) -> int:
 def _score(args) -> int:
     import torch
 
-    from ..run.device import select_device
+    from ..run.device import select_device, use_threads
     from ..run.interpreter import CaffeNet, loss_weights
     from ..compile.load import StateChoice, load
     from ..caffe.weights import read_caffemodel
     from ..train.loop import Feeder, output_lines
     from ..train.data import Shard
 
+    warn(use_threads(args.threads))
     phase = args.phase or "TEST"
     net = load(args.net, StateChoice.of(phase, args.stage, args.level)).net
     device = select_device(args.device)

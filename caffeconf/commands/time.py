@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments, load_for_state
+from .net_options import add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
 from .optional_modules import required_modules
 
 
@@ -16,6 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
+    add_threads_argument(parser)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
@@ -26,16 +27,18 @@ def run(args) -> int:
         raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
     if args.batch is not None and args.batch < 1:
         raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    check_threads(args)
     with required_modules("time"):
         return _time(args)
 
 
 def _time(args) -> int:
-    from ..run.device import describe, select_device
+    from ..run.device import describe, select_device, use_threads
     from ..run.session import build_model, gather_inputs
     from ..run.timing import format_timing, time_net
 
     # `caffe time` builds the net for TRAIN unless told otherwise, to filter it and to run it
+    warn(use_threads(args.threads))
     loaded = load_for_state(args, default_phase="TRAIN")
     net, phase = loaded.net, loaded.state.phase
     device = select_device(args.device)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..train.signals import EFFECTS
+from .net_options import add_threads_argument, check_threads, warn
 from .optional_modules import required_modules
 
 
@@ -15,7 +17,14 @@ def add_arguments(parser) -> None:
     start.add_argument("--resume", metavar="STATE.solverstate", help="continue from a snapshot")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_threads_argument(parser)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="where to train (default auto: CUDA when available)")
+    parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
+                        help="what SIGINT (Ctrl-C) and SIGTERM do, as Caffe's -sigint_effect: stop after "
+                             "the current iteration and snapshot (default), snapshot and go on, or nothing")
+    parser.add_argument("--sighup-effect", choices=EFFECTS, default="snapshot",
+                        help="what SIGHUP does, as Caffe's -sighup_effect (default: snapshot and go on)")
     parser.add_argument("--log", metavar="LOG.csv", help="CSV log (default <snapshot_prefix>_log.csv)")
     parser.add_argument("--plot", metavar="PLOT.png", help="loss/accuracy plot (default <snapshot_prefix>_plot.png)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
@@ -26,6 +35,7 @@ def run(args) -> int:
 
     if args.nproc < 1:
         raise CaffeconfError.at(None, f"--nproc must be at least 1, got {args.nproc}")
+    check_threads(args)
     with required_modules("train"):
         return _start(args)
 
@@ -74,14 +84,18 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
 
     import torch
 
-    from ..run.device import select_device
+    from ..run.device import select_device, use_threads
     from ..caffe.weights import read_caffemodel
     from ..train import distributed as group
     from ..train.loop import TrainOptions, Trainer
     from ..train.report import Report
+    from ..train.signals import Requests, exit_status
     from ..train.settings import read_solver_file, test_nets, train_net
     from ..caffe.solverstate import read_snapshot
 
+    note = use_threads(args.threads, world or int(os.environ.get("WORLD_SIZE", 1)))
+    if rank in (None, 0):
+        warn(note)
     solver = read_solver_file(solver_path)
     device = select_device(args.device)
     options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
@@ -94,15 +108,41 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         options.shard = group.join(device, rank, world)
         options.reduce_gradients = group.average_gradients
         options.leader = options.shard.rank == 0
+    options.requests = Requests(args.sigint_effect, args.sighup_effect, abort_on_repeat=not distributed)
+    if distributed:
+        options.agree = group.strongest_request(device)
     prefix = solver.snapshot_prefix
-    report = Report(args.log or f"{prefix}_log.csv", solver.max_iter, quiet=args.quiet or not options.leader)
+    log_path = (args.log or f"{prefix}_log.csv") if options.leader else None
+    report = Report(log_path, solver.max_iter, quiet=args.quiet or not options.leader,
+                    start_iteration=options.resumed.iteration if options.resumed else 0,
+                    resumed=options.resumed is not None)
     try:
         trainer = Trainer(solver, train_net(solver, net_path, solver_path), test_nets(solver, net_path, solver_path),
                           options, report)
-        trainer.solve()
+        with options.requests.installed():
+            finished = trainer.solve()
     finally:
+        report.finish()
         group.leave()
     if options.leader:
         note = report.plot(args.plot or f"{prefix}_plot.png")
         report.line(note or f"log {report.csv_path}, plot {args.plot or prefix + '_plot.png'}")
-    return 0
+        if not finished:
+            _tell_how_to_resume(args, trainer)
+    return 0 if finished else exit_status(trainer.stopped_by)
+
+
+def _tell_how_to_resume(args, trainer) -> None:
+    import shlex
+    import sys
+
+    where = f"iteration {trainer.iteration}"
+    if trainer.snapshot_iteration != trainer.iteration:
+        sys.stderr.write(f"caffeconf train: stopped by {trainer.stopped_by} at {where}; no snapshot "
+                         "(snapshot_after_train is false)\n")
+        return
+    model, state = trainer.snapshots[-1]
+    words = ["caffeconf", "train"] + ([args.net] if args.net else []) + (["--solver", args.solver] if args.solver
+                                                                          else []) + ["--resume", state]
+    sys.stderr.write(f"caffeconf train: stopped by {trainer.stopped_by} at {where}; snapshot {model} and "
+                     f"{state}\nresume with (and your other options): {shlex.join(words)}\n")

@@ -49,3 +49,17 @@ def autocast(device: torch.device, precision: str):
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def use_threads(threads: int | None, processes: int = 1) -> str | None:
+    """Give PyTorch `threads` CPU threads (default: the cores shared among `processes`); a warning
+    when the processes together would run more threads than there are cores (they slow each other)."""
+    import os
+
+    cores = os.cpu_count() or 1
+    threads = threads or max(cores // processes, 1)
+    torch.set_num_threads(threads)
+    if processes * threads > cores:
+        return (f"warning: {processes} process(es) x {threads} thread(s) exceed the {cores} CPU core(s): "
+                "they will slow each other down (lower --nproc or --threads)")
+    return None

@@ -63,14 +63,41 @@ def average_gradients(params) -> None:
         offset += g.numel()
 
 
+def strongest_request(device: torch.device) -> Callable[[int], int]:
+    """A function all processes call once per iteration: the largest request any of them holds."""
+    def agree(request: int) -> int:
+        value = torch.tensor([request], dtype=torch.int32, device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return int(value.item())
+    return agree
+
+
 def spawn(nproc: int, worker: Callable[[int, int, tuple], int], payload: tuple) -> int:
-    """Run `worker(rank, nproc, payload)` in `nproc` processes on localhost; the first one's result."""
+    """Run `worker(rank, nproc, payload)` in `nproc` processes on localhost; the largest exit status.
+    Signals sent to this process are passed on to the workers (which act on them together)."""
+    import signal
+
     import torch.multiprocessing as mp
 
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ["MASTER_PORT"] = str(free_port())
     results = mp.get_context("spawn").SimpleQueue()
-    mp.start_processes(_run_worker, args=(nproc, worker, payload, results), nprocs=nproc, start_method="spawn")
+    context = mp.start_processes(_run_worker, args=(nproc, worker, payload, results), nprocs=nproc,
+                                 start_method="spawn", join=False)
+
+    def forward(number, _frame):
+        for process in context.processes:
+            if process.is_alive():
+                os.kill(process.pid, number)
+
+    caught = [s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    previous = {number: signal.signal(number, forward) for number in caught}
+    try:
+        while not context.join():
+            pass
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     codes = [results.get() for _ in range(nproc)]
     return max(codes, key=abs)
 

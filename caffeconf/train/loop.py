@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from ..caffe.facts import FED_TYPES
-from ..caffe.solverstate import Resumed, write_snapshot
+from ..caffe.solverstate import Resumed, snapshot_paths, write_snapshot
+from ..files import check_writable
 from ..caffe.weights import StoredBlob
 from ..compile.load import StateChoice, load
 from ..compile.rules import filter_net
@@ -28,6 +29,7 @@ from .data import Shard, Source, make_source
 from .lr_policy import learning_rate
 from .report import Report
 from .settings import NetChoice
+from .signals import SNAPSHOT, STOP, Requests
 from .solvers import Solver, learnable_params, make_solver
 
 
@@ -41,6 +43,9 @@ class TrainOptions:
     # Called after each iteration's backward passes (sums gradients across processes).
     reduce_gradients: Callable[[list], None] | None = None
     leader: bool = True  # tests, snapshots and reports only in the first process
+    requests: Requests = field(default_factory=Requests)  # what signals ask for
+    # The strongest request across processes (every process stops at the same iteration).
+    agree: Callable[[int], int] | None = None
 
 
 def load_choice(choice: NetChoice):
@@ -117,6 +122,8 @@ class Trainer:
     def __init__(self, solver, train_choice: NetChoice, test_choices: list[NetChoice],
                  options: TrainOptions, report: Report):
         self.settings, self.options, self.report = solver, options, report
+        if options.leader:  # as Caffe's CheckSnapshotWritePermissions: before the time is spent
+            check_writable(snapshot_paths(solver.snapshot_prefix, 0)[0])
         # Decaying weights and gradients reach denormal floats, which slow CPU arithmetic ~20x;
         # flushing them to zero changes values below 1.2e-38 only.
         torch.set_flush_denormal(True)
@@ -138,22 +145,35 @@ class Trainer:
         self.solver: Solver | None = None
         self.losses: deque[float] = deque(maxlen=max(solver.average_loss, 1))
         self.snapshots: list[tuple[str, str]] = []
+        self.snapshot_iteration: int | None = None
+        self.stopped_by: str | None = None  # the signal that ended training early
 
     # ------------------------------------------------------------ the loop
 
-    def solve(self) -> None:
+    def solve(self) -> bool:
+        """Train to max_iter, or until a signal asks to stop; True when all iterations ran."""
         s = self.settings
         while self.iteration < s.max_iter:
             if self._test_due(self.iteration):
                 self.test_all()
             self.step()
-            if s.snapshot and self.iteration % s.snapshot == 0:
+            request = self._request()
+            if (s.snapshot and self.iteration % s.snapshot == 0) or request == SNAPSHOT:
                 self.snapshot()
-        if s.snapshot_after_train and (not s.snapshot or self.iteration % s.snapshot != 0):
+            if request == STOP:
+                self.stopped_by = self.options.requests.stopped_by or "a signal in another process"
+                break
+        periodic = bool(s.snapshot) and self.iteration % s.snapshot == 0  # Caffe's test: written in the loop
+        if s.snapshot_after_train and not periodic and self.snapshot_iteration != self.iteration:
             self.snapshot()
-        if s.test_interval and self.iteration % s.test_interval == 0:
+        if self.stopped_by is None and s.test_interval and self.iteration % s.test_interval == 0:
             self.test_all()
         self.report.finish()
+        return self.stopped_by is None
+
+    def _request(self) -> int:
+        request = self.options.requests.take()
+        return self.options.agree(request) if self.options.agree else request
 
     def _test_due(self, iteration: int) -> bool:
         s = self.settings
@@ -202,11 +222,12 @@ class Trainer:
             return
         self.report.record(self.iteration, "train", "loss", smoothed)
         self.report.record(self.iteration, "lr", "lr", rate)
-        self.report.progress(self.iteration, smoothed)
+        self.report.progress(self.iteration, smoothed, rate)
         if self.settings.display and self.iteration % self.settings.display == 0:
             self.report.line(f"Iteration {self.iteration}, loss = {smoothed:.6g}, lr = {rate:.6g}")
             for line in output_lines(self.net, "Train net", outputs):
                 self.report.line("    " + line)
+            self.report.flush()
 
     # ------------------------------------------------------------ test, snapshot
 
@@ -233,6 +254,7 @@ class Trainer:
         paths = write_snapshot(self.settings.snapshot_prefix, self.iteration, self.current_step,
                                self.net, self.model.blob_arrays(), history)
         self.snapshots.append(paths)
+        self.snapshot_iteration = self.iteration
         self.report.line(f"Snapshotting to {paths[0]} and {paths[1]}")
         return paths
 

@@ -1,5 +1,11 @@
-"""What a training run shows and leaves behind: display lines, a progress bar (on a terminal
-only), a CSV log (`iteration,seconds,phase,output,value`) and a PNG plot of it."""
+"""What a training run shows and leaves behind: display lines, a progress line on a terminal
+(iterations/s, ETA, loss, lr), a CSV log (`iteration,seconds,phase,output,value`) and a PNG plot
+drawn from the whole log.
+
+The log is one continuous history across resumes: a run resumed at iteration N keeps the rows
+before N, replaces the rest, and goes on counting seconds from the last kept row. Rows are
+appended as they come and flushed at every display line and when the run ends (stopped or not).
+"""
 
 from __future__ import annotations
 
@@ -11,48 +17,70 @@ from pathlib import Path
 
 from ..files import write_atomic
 
+HEADER = ["iteration", "seconds", "phase", "output", "value"]
+
 
 class Report:
-    def __init__(self, csv_path: str | None, max_iter: int, quiet: bool = False, stream=None):
+    def __init__(self, csv_path: str | None, max_iter: int, quiet: bool = False, stream=None,
+                 start_iteration: int = 0, resumed: bool = False):
         self.csv_path, self.max_iter, self.quiet = csv_path, max_iter, quiet
         self.stream = stream or sys.stdout
-        self.rows: list[tuple[int, float, str, str, float]] = []
         self.start = time.perf_counter()
-        self.bar = not quiet and sys.stderr.isatty()
+        self.handle = self._open_log(start_iteration, resumed) if csv_path else None
+        self.writer = csv.writer(self.handle, lineterminator="\n") if self.handle else None
+        self.bar = self._progress_bar(start_iteration) if not quiet and sys.stderr.isatty() else None
+
+    def _open_log(self, start_iteration: int, resumed: bool):
+        """Start the log (keeping, when resumed, the rows before `start_iteration`); an append handle."""
+        kept = _rows_before(self.csv_path, start_iteration) if resumed else []
+        if kept:
+            self.start -= float(kept[-1][1])
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\n").writerows([HEADER, *kept])
+        write_atomic(self.csv_path, buffer.getvalue())
+        return open(self.csv_path, "a", newline="")
+
+    def _progress_bar(self, start_iteration: int):
+        from tqdm import tqdm
+
+        return tqdm(total=self.max_iter, initial=start_iteration, unit="it", file=sys.stderr, leave=False,
+                    dynamic_ncols=True, bar_format="{l_bar}{bar}| {n}/{total} [{elapsed}<{remaining}, "
+                                                   "{rate_fmt}]{postfix}")
 
     def line(self, text: str) -> None:
         if self.quiet:
             return
-        if self.bar:
-            sys.stderr.write("\r\033[K")
+        if self.bar is not None:
+            self.bar.clear()
         print(text, file=self.stream, flush=True)
+        if self.bar is not None:
+            self.bar.refresh()
 
     def record(self, iteration: int, phase: str, output: str, value: float) -> None:
-        self.rows.append((iteration, round(time.perf_counter() - self.start, 3), phase, output, value))
+        if self.writer:
+            self.writer.writerow((iteration, round(time.perf_counter() - self.start, 3), phase, output, value))
 
-    def progress(self, iteration: int, loss: float) -> None:
-        if not self.bar:
-            return
-        done = iteration / max(self.max_iter, 1)
-        filled = int(done * 30)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {iteration}/{self.max_iter} loss {loss:.4g}")
-        sys.stderr.flush()
+    def flush(self) -> None:
+        if self.handle:
+            self.handle.flush()
+
+    def progress(self, iteration: int, loss: float, rate: float) -> None:
+        """One iteration done (`iteration` is its number, counted from 0)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.4g}, lr {rate:.3g}", refresh=False)
+            self.bar.update(iteration + 1 - self.bar.n)
 
     def finish(self) -> None:
-        if self.bar:
-            sys.stderr.write("\r\033[K")
-        if self.csv_path:
-            self.write_csv(self.csv_path)
-
-    def write_csv(self, path: str) -> None:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["iteration", "seconds", "phase", "output", "value"])
-        writer.writerows(self.rows)
-        write_atomic(path, buffer.getvalue())
+        """Close the progress line (leaving the cursor at the start of a clean line) and the log."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.handle:
+            self.handle.close()
+            self.handle = self.writer = None
 
     def plot(self, path: str) -> str | None:
-        """A loss/accuracy PNG; returns a note instead when matplotlib is missing."""
+        """A loss/accuracy PNG of the whole log; returns a note instead when matplotlib is missing."""
         try:
             import matplotlib
         except ImportError:
@@ -62,7 +90,7 @@ class Report:
 
         figure, losses = pyplot.subplots(figsize=(8, 4.5))
         accuracies = None
-        for number, ((phase, output), points) in enumerate(sorted(self._series().items())):
+        for number, ((phase, output), points) in enumerate(sorted(_series(self.csv_path).items())):
             xs, ys = zip(*points)
             color = f"C{number}"  # one colour cycle across both axes
             if "acc" in output:
@@ -81,12 +109,24 @@ class Report:
         write_atomic(path, buffer.getvalue())
         return None
 
-    def _series(self) -> dict[tuple[str, str], list[tuple[int, float]]]:
-        series: dict[tuple[str, str], list[tuple[int, float]]] = {}
-        for iteration, _, phase, output, value in self.rows:
-            if phase != "lr":
-                series.setdefault((phase, output), []).append((iteration, value))
-        return series
+
+def _rows_before(path: str, iteration: int) -> list[list[str]]:
+    """The rows of an existing log before `iteration` (none when there is no such log)."""
+    if not Path(path).is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    if not rows or rows[0] != HEADER:
+        return []
+    return [row for row in rows[1:] if len(row) == len(HEADER) and row[0].isdigit() and int(row[0]) < iteration]
+
+
+def _series(path: str) -> dict[tuple[str, str], list[tuple[int, float]]]:
+    series: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for row in csv_rows(path):
+        if row["phase"] != "lr":
+            series.setdefault((row["phase"], row["output"]), []).append((int(row["iteration"]), float(row["value"])))
+    return series
 
 
 def csv_rows(path: str | Path) -> list[dict[str, str]]:
