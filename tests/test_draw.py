@@ -100,3 +100,10 @@ def test_html_page_lays_out_collapsed_modules_in_chromium(tmp_path):
     modules = re.findall(r'<g id="m\d+" class="node module closed"', dom)
     assert len(modules) >= 9
     assert re.search(r'id="status">143 layers, \d+ module uses; \d+ nodes shown', dom)
+
+
+def test_view_writes_the_page_and_prints_its_path_without_a_browser(tmp_path, capsys):
+    out = tmp_path / "tower.html"
+    assert main(["view", "tests/draw/tower.yaml", "-o", str(out), "--no-browser"]) == 0
+    assert capsys.readouterr().out == f"{out}\n"
+    assert 'id="net-data"' in out.read_text()
