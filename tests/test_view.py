@@ -123,3 +123,18 @@ def test_googlenet_view_opens_collapsed_opens_searches_and_details(browser, tmp_
     browser.js(f"document.getElementById('c{use}').dispatchEvent(new MouseEvent('click', {{bubbles: true}}))")
     assert browser.js(f"!!document.getElementById('m{use}')")
     assert browser.errors == []
+
+
+@pytest.mark.parametrize("config", sorted((ROOT / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_bundled_config_opens_with_compact_modules(browser, tmp_path, config):
+    open_view(browser, tmp_path, str(config), "--phase", "TEST")
+    layers = browser.js("[...document.querySelectorAll('g.node.layer')].map(g => g.id)")
+    modules = browser.js("[...document.querySelectorAll('g.node.module')].map(g => g.id)")
+    assert layers or modules
+    if layers:
+        tallest = max(size(browser, ident)[1] for ident in layers)
+        widest = max(size(browser, ident)[0] for ident in layers)
+        for ident in modules:
+            width, height = size(browser, ident)
+            assert width <= 2 * widest and height <= 2 * tallest, (ident, width, height)
+    assert browser.errors == []
