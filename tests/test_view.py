@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from caffeconf.cli import main
-from conftest import ROOT
+from conftest import ROOT, model_files
 
 websocket = pytest.importorskip("websocket", reason="needs websocket-client (the test extra)")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -137,4 +137,14 @@ def test_every_bundled_config_opens_with_compact_modules(browser, tmp_path, conf
         for ident in modules:
             width, height = size(browser, ident)
             assert width <= 2 * widest and height <= 2 * tallest, (ident, width, height)
+    assert browser.errors == []
+
+
+@pytest.mark.parametrize("path", [p for p in model_files() if "deploy" in p.name],
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shared_deploy_net_opens(browser, tmp_path, path):
+    open_view(browser, tmp_path, str(path))
+    shown = browser.js("document.querySelectorAll('g.node.layer').length")
+    # A prototxt has no modules: every layer of the flat net is a node.
+    assert shown == browser.js("JSON.parse(document.getElementById('net-data').textContent).layers.length") > 0
     assert browser.errors == []
