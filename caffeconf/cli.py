@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "time": ("time", "time forward and backward per layer, like `caffe time`"),
     "inspect": ("inspect", "shapes, parameters, FLOPs and memory per layer or module"),
     "draw": ("draw", "draw a net (modules as boxes, or flat)"),
+    "view": ("view", "open a net's explorable drawing in the browser"),
     "diff": ("diff", "semantic differences between two nets (exit 0 equal, 1 different, 2 trouble)"),
     "import": ("import_net", "turn a prototxt into a caffeconf config"),
     "train": ("train", "train a net with a Caffe solver"),

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..inspect.draw import RANKDIRS, render_with_dot, to_dot, to_html
+from ..inspect.draw import RANKDIRS, render_with_dot, to_dot
 from ..errors import CaffeconfError
 from ..files import check_writable, write_atomic
 from ..inspect.shapes import infer_shapes
+from ..inspect.view import to_html
 from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
 
 FORMATS = (".svg", ".png", ".dot", ".html")
@@ -17,7 +18,8 @@ FORMATS = (".svg", ".png", ".dot", ".html")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("net", help="a config (.yaml/.toml) or a Caffe prototxt")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
-                        help="where to write: .svg, .png (need Graphviz's dot), .dot, or .html")
+                        help="where to write: .svg, .png (need Graphviz's dot), .dot, or .html "
+                             "(an explorable page that lays itself out; needs nothing installed)")
     grouping = parser.add_mutually_exclusive_group()
     grouping.add_argument("--depth", type=int, metavar="K",
                           help="one box per module use at depth K (default: nested clusters)")
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.depth is not None and args.depth < 1:
         raise CaffeconfError.at(None, f"--depth must be 1 or more, got {args.depth}")
     if suffix == ".html" and (args.depth is not None or args.flat):
-        raise CaffeconfError.at(None, "the .html page collapses modules itself: drop --depth/--flat")
+        raise CaffeconfError.at(None, "the .html page opens and closes modules itself: drop --depth/--flat")
     check_writable(args.output, inputs=(args.net,))
     net = load_for_state(args).net
     shapes = infer_shapes(net, parse_inputs(args.input), args.batch)

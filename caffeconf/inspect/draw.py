@@ -1,4 +1,4 @@
-"""Drawings of a net: flat Net + shapes -> Graphviz DOT text -> SVG/PNG (via `dot`) or an HTML page.
+"""Drawings of a net: flat Net + shapes -> Graphviz DOT text -> SVG/PNG (via `dot`); the HTML view is view.py.
 
 Module uses become nested clusters (each layer's `origin.uses` chain), or,
 at depth K, one node per module use on that level inside the clusters of the
@@ -9,13 +9,10 @@ named weight are joined by a dashed line.
 
 from __future__ import annotations
 
-import html
-import json
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from .draw_page import PAGE
 from ..errors import CaffeconfError
 from ..ir import Layer, Net
 from .shapes import NetShapes, Shape, format_shape, layer_param
@@ -77,7 +74,7 @@ class _Drawing:
         self._add_cluster_chain(uses)
         node = f"l{index}"
         self._add_node(node, chain, _attrs(
-            label=_layer_label(layer), shape="box", style="filled,rounded", id=node,
+            label=layer_label(layer), shape="box", style="filled,rounded", id=node,
             fillcolor=IN_PLACE_FILL if layer.is_in_place() else FILL.get(layer.type, OTHER_FILL),
             tooltip=str(layer.origin.span) if layer.origin else layer.name))
         return Placement(node, self._prefixes(chain))
@@ -101,15 +98,10 @@ class _Drawing:
 
     # -- edges
     def edges(self) -> list[str]:
-        writers: dict[str, int] = {}
         lines, seen = [], set()
-        for index, layer in enumerate(self.net.layers):
-            for bottom in layer.bottoms:
-                if bottom in writers:
-                    self._edge(writers[bottom], index, bottom, lines, seen)
-            for top in layer.tops:
-                writers[top] = index
-        return lines + self._outputs(writers) + self._shared_weights()
+        for source, target, blob in blob_edges(self.net):
+            self._edge(source, target, blob, lines, seen)
+        return lines + self._outputs() + self._shared_weights()
 
     def _shape(self, index: int, blob: str) -> Shape | None:
         layer = self.net.layers[index]
@@ -125,14 +117,10 @@ class _Drawing:
         lines.append(f"{_quote(tail)} -> {_quote(head)} "
                      f"{_attrs(label=label, tooltip=blob, id=f'e{len(seen)}')};")
 
-    def _outputs(self, writers: dict[str, int]) -> list[str]:
+    def _outputs(self) -> list[str]:
         """Blobs nobody reads after their last write: drawn as ovals at the end."""
-        read_after = {b for i, layer in enumerate(self.net.layers) for b in layer.bottoms
-                      if writers.get(b, -1) <= i and b not in layer.tops}
         lines = []
-        for blob, index in writers.items():
-            if blob in read_after:
-                continue
+        for blob, index in net_outputs(self.net):
             node = f"out_{blob}"
             lines.append(f"{_quote(node)} {_attrs(label=blob, shape='oval', id=node)};")
             label = format_shape(self._shape(index, blob)) if self.tops else ""
@@ -141,14 +129,11 @@ class _Drawing:
 
     def _shared_weights(self) -> list[str]:
         """A dashed line from a named weight's first user to each other user (one per pair of nodes)."""
-        owners: dict[str, int] = {}
         pairs: dict[tuple[str, str], list[str]] = {}
-        for index, layer in enumerate(self.net.layers):
-            for name in (spec["name"] for spec in layer.params if spec.get("name")):
-                owners.setdefault(name, index)
-                tail, head = self.placements[owners[name]].node, self.placements[index].node
-                if tail != head:
-                    pairs.setdefault((tail, head), []).append(name)
+        for owner, user, name in shared_weights(self.net):
+            tail, head = self.placements[owner].node, self.placements[user].node
+            if tail != head:
+                pairs.setdefault((tail, head), []).append(name)
         return [f"{_quote(tail)} -> {_quote(head)} " + _attrs(
                     label="shares " + ", ".join(names), style="dashed", dir="none", color="#8a2be2",
                     fontcolor="#8a2be2", constraint="false") + ";"
@@ -175,7 +160,41 @@ class _Drawing:
         return lines
 
 
-def _layer_label(layer: Layer) -> str:
+# ---------------------------------------------------------------- what connects layers (also for the view)
+
+def blob_edges(net: Net) -> list[tuple[int, int, str]]:
+    """(writer, reader, blob) for each bottom: the layer that last wrote the blob before the reader."""
+    writers: dict[str, int] = {}
+    edges = []
+    for index, layer in enumerate(net.layers):
+        edges += [(writers[bottom], index, bottom) for bottom in layer.bottoms if bottom in writers]
+        writers.update((top, index) for top in layer.tops)
+    return edges
+
+
+def net_outputs(net: Net) -> list[tuple[str, int]]:
+    """(blob, last writer) for blobs nobody reads after their last write."""
+    writers: dict[str, int] = {}
+    for index, layer in enumerate(net.layers):
+        writers.update((top, index) for top in layer.tops)
+    read_after = {b for i, layer in enumerate(net.layers) for b in layer.bottoms
+                  if writers.get(b, -1) <= i and b not in layer.tops}
+    return [(blob, index) for blob, index in writers.items() if blob not in read_after]
+
+
+def shared_weights(net: Net) -> list[tuple[int, int, str]]:
+    """(first owner, other user, weight name) for each named weight used again."""
+    owners: dict[str, int] = {}
+    pairs = []
+    for index, layer in enumerate(net.layers):
+        for name in (spec["name"] for spec in layer.params if spec.get("name")):
+            owners.setdefault(name, index)
+            if owners[name] != index:
+                pairs.append((owners[name], index, name))
+    return pairs
+
+
+def layer_label(layer: Layer) -> str:
     lines = [layer.name, f"({layer.type})"]
     detail = _detail(layer)
     if detail:
@@ -210,17 +229,6 @@ def to_dot(net: Net, shapes: NetShapes | None = None, *, depth: int | None = Non
     return _Drawing(net, shapes, depth, flat).dot(rankdir)
 
 
-def cluster_tree(net: Net) -> dict[str, dict]:
-    """For the HTML page: cluster id -> its label, parent, and the ids of the nodes directly in it."""
-    drawing = _Drawing(net, None, None, False)
-    tree = {}
-    for key, cluster in drawing.clusters.items():
-        if key:
-            parent = drawing.clusters[key[:-1]].ident if len(key) > 1 else None
-            tree[cluster.ident] = {"label": cluster.label, "parent": parent, "nodes": cluster.nodes}
-    return tree
-
-
 # ---------------------------------------------------------------- rendering
 
 def render_with_dot(dot_text: str, fmt: str) -> bytes:
@@ -235,12 +243,3 @@ def render_with_dot(dot_text: str, fmt: str) -> bytes:
     if done.returncode != 0:
         raise CaffeconfError.at(None, f"Graphviz 'dot' failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout
-
-
-def to_html(net: Net, shapes: NetShapes | None, rankdir: str = "TB") -> str:
-    """One self-contained page: the clustered SVG inline, and a script that collapses clusters."""
-    svg = render_with_dot(to_dot(net, shapes, rankdir=rankdir), "svg").decode("utf-8")
-    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
-    return (PAGE.replace("{{title}}", html.escape(net.name or "net"))
-            .replace("{{svg}}", svg)
-            .replace("{{clusters}}", json.dumps(cluster_tree(net)).replace("</", "<\\/")))
