@@ -155,7 +155,8 @@ class _NameScan:
         name = quoted[1:-1]
         if message is messages.LayerParameter.DESCRIPTOR and name not in LAYER_TYPES:
             self._report(f"unknown layer type '{name}'", quoted, line, col, did_you_mean(name, LAYER_TYPES))
-        elif message is messages.V0LayerParameter.DESCRIPTOR and name not in upgrade.V0_LAYER_TYPES:
+        elif (message is messages.V0LayerParameter.DESCRIPTOR and name not in upgrade.V0_LAYER_TYPES
+              and name != upgrade.V0_PADDING_TYPE):
             self._report(f"unknown V0 layer type '{name}'", quoted, line, col,
                          did_you_mean(name, upgrade.V0_LAYER_TYPES))
 
