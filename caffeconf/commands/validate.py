@@ -32,27 +32,11 @@ def _shape_diagnostics(net) -> tuple:
     return tuple(found)
 
 
-def _solver_diagnostics(path: str, limits) -> tuple | None:
-    """A solver prototxt's problems (its fields are checked as it is read), then those of every
-    net file it names, used as written like Caffe does; None when `path` holds no solver."""
-    from ..caffe import messages, prototxt, upgrade
-
-    solver = prototxt.read_net_or_solver(path)
-    if not isinstance(solver, messages.SolverParameter):
-        return None
-    upgrade.upgrade_solver(solver, source=path)
-    nets = dict.fromkeys([solver.net, solver.train_net, *solver.test_net])
-    return tuple(d for net in nets if net for d in _diagnostics(net, limits))
-
-
 def _diagnostics(path: str, limits) -> tuple:
     if is_config(path):
         result = compile_config(path, limits)
         return result.diagnostics + (_shape_diagnostics(result.net) if result.ok else ())
     try:
-        solver = _solver_diagnostics(path, limits)
-        if solver is not None:
-            return solver
         loaded = load(path, options=LoadOptions(limits, verify=True))
     except CaffeconfError as error:
         return error.diagnostics
