@@ -129,6 +129,17 @@ def test_v1_blobs_round_trip(tmp_path):
     assert compiled(text, tmp_path) == upgraded(source)
 
 
+def test_v0_padding_layer_is_folded_like_caffe(tmp_path):
+    source = tmp_path / "v0.prototxt"
+    source.write_text('input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
+                      'layers { layer { name: "pad1" type: "padding" pad: 2 } bottom: "data" top: "pad1" }\n'
+                      'layers { layer { name: "conv1" type: "conv" num_output: 4 kernelsize: 3 }\n'
+                      '  bottom: "pad1" top: "conv1" }\n')
+    text = import_config(source).text
+    assert "pad1" not in text and "pad: 2" in text
+    assert compiled(text, tmp_path) == upgraded(source)
+
+
 # ---------------------------------------------------------------------------
 # Refusals
 

@@ -88,6 +88,11 @@ def test_kernel_larger_than_padded_input():
     assert text == ("error: layer 'c' (Convolution): kernel extent 5 is larger than the padded input 4\n")
 
 
+def test_strided_kernel_overhanging_input_gives_one_output():
+    # Caffe: (2 - 3) / 2 + 1 truncates toward zero to 1, so Net::Init accepts it
+    assert single(conv(num_output=1, kernel_size=[3], stride=[2]), (1, 1, 2, 2)) == ((1, 1, 1, 1),)
+
+
 # ---------------------------------------------------------------- pooling
 
 def test_pooling_rounds_up():
@@ -361,3 +366,14 @@ def test_convolution_pad_h_alone_pads_height_only():
     conv = Layer("conv", "Convolution", ("data",), ("conv",),
                  {"convolution_param": {"num_output": 2, "kernel_size": [3], "pad_h": 1}})
     assert infer_shapes(Net("n", (data, conv))).layers[-1].tops == ((1, 2, 5, 3),)
+
+
+def test_pooling_kernel_larger_than_input_is_one_output():
+    # ceil((1 - 2) / 2) + 1 = 1: Caffe accepts the tiny declared input (reshaped at run time)
+    assert single(pool(pool="MAX", kernel_size=2, stride=2), (1, 8, 1, 1)) == ((1, 8, 1, 1),)
+
+
+def test_pooling_non_positive_size_is_refused():
+    # ceil((1 - 4) / 1) + 1 = -2
+    text = error_text(pool(pool="MAX", kernel_size=4), (1, 8, 1, 1))
+    assert text.endswith("kernel 4 is larger than the padded input 1\n")

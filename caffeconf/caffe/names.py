@@ -14,7 +14,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..errors import Diagnostic, Span, did_you_mean
 from .facts import fork_field_hint, unknown_type_problem
-from .upgrade import V0_LAYER_TYPES
+from .upgrade import V0_LAYER_TYPES, V0_PADDING_TYPE
 
 Token = tuple[str, str, int, int]  # (kind, text, line, col), as prototxt.tokens yields them
 
@@ -91,7 +91,7 @@ class _NameScan:
             if problem:
                 severity, text, hint = problem
                 self._report(text, quoted, line, col, hint, severity)
-        elif message.name == "V0LayerParameter" and name not in V0_LAYER_TYPES:
+        elif message.name == "V0LayerParameter" and name not in V0_LAYER_TYPES and name != V0_PADDING_TYPE:
             self._report(f"unknown V0 layer type '{name}'", quoted, line, col, did_you_mean(name, V0_LAYER_TYPES))
 
     def _report(self, message: str, word: str, line: int, col: int, hint: str | None,

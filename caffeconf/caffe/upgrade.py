@@ -19,6 +19,8 @@ from . import prototxt
 from ..errors import CaffeconfError, Diagnostic, Span, did_you_mean
 from . import messages
 
+# A V0 layer type with no V1 counterpart: the upgrade folds it into the conv or pool after it.
+V0_PADDING_TYPE = "padding"
 # V0 `layer.type` strings -> V1 LayerType names (any other string is fatal in Caffe).
 V0_LAYER_TYPES = {
     "accuracy": "ACCURACY", "bnll": "BNLL", "concat": "CONCAT", "conv": "CONVOLUTION",
@@ -220,14 +222,14 @@ def _fold_v0_padding(net: messages.NetParameter, where: Locator
     folded: dict[int, tuple[list[str], int]] = {}
     for index, connection in enumerate(net.layers):
         span = where.field("layers", index)
-        if connection.layer.type != "padding":
+        if connection.layer.type != V0_PADDING_TYPE:
             kept.append(index)
         for slot, blob in enumerate(connection.bottom):
             if blob not in producer:
                 raise CaffeconfError.at(span, f"layer '{connection.layer.name}' reads blob "
                                               f"'{blob}', which no earlier layer or input produces")
             source = producer[blob]
-            if source is not None and net.layers[source].layer.type == "padding":
+            if source is not None and net.layers[source].layer.type == V0_PADDING_TYPE:
                 bottoms, pad = _fold_one_padding(connection, slot, net.layers[source], span)
                 folded[index] = (bottoms, pad)
         for blob in connection.top:

@@ -73,8 +73,9 @@ def _check_param(evaluator: Evaluator, decl: ParamDecl, value: Any, node: Node, 
 
 
 def param_problem(decl: ParamDecl, value: Any) -> str | None:
-    """Why `value` does not fit the declaration, or None."""
-    if not decl.is_list:
+    """Why `value` does not fit the declaration, or None. Null fits every type (docs/format.md:
+    `default: null` makes any parameter optional), a list as well as a scalar."""
+    if not decl.is_list or value is None:
         return _item_problem(decl, value)
     if not isinstance(value, list):
         return f"expects a list of {decl.kind}, got {describe(value)}"

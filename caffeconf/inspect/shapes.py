@@ -142,9 +142,12 @@ def _conv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> D
     if size is None:
         return None
     extent = dilation * (kernel - 1) + 1
-    if size + 2 * pad < extent:
+    # Caffe's C++ division truncates toward zero, so a kernel a little larger than a strided
+    # input still gives one output; only a non-positive size is refused.
+    out = int((size + 2 * pad - extent) / stride) + 1
+    if out <= 0:
         raise ShapeMismatch(f"kernel extent {extent} is larger than the padded input {size + 2 * pad}")
-    return (size + 2 * pad - extent) // stride + 1
+    return out
 
 
 def _deconv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> Dim:
@@ -159,12 +162,13 @@ def _deconv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) ->
 def _pool_out(size: Dim, kernel: int, pad: int, stride: int) -> Dim:
     if size is None:
         return None
-    if size + 2 * pad < kernel:
-        raise ShapeMismatch(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
-    pooled = -(-(size + 2 * pad - kernel) // stride) + 1  # Caffe rounds up
+    # Caffe rounds up, even when the kernel overhangs the padded input (pooling_layer.cpp)...
+    pooled = -(-(size + 2 * pad - kernel) // stride) + 1
     # ...but the last window must start inside the image or the left padding.
     if pad > 0 and (pooled - 1) * stride >= size + pad:
         pooled -= 1
+    if pooled <= 0:
+        raise ShapeMismatch(f"kernel {kernel} is larger than the padded input {size + 2 * pad}")
     return pooled
 
 
