@@ -15,7 +15,6 @@ from caffeconf.compile import schema
 from caffeconf.caffe.facts import LAYER_TYPES
 from caffeconf.cli import main
 from caffeconf.compile.compiler import build
-from caffeconf.compile.fields import layer_message
 from caffeconf.compile.tree import Scalar, Seq
 from caffeconf.compile.source import load_tree
 from caffeconf.compile.resolve import LAYER_SYNTAX_KEYS, REPEAT_KEYS, USE_KEYS
