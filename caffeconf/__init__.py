@@ -6,6 +6,6 @@ drawing, inspection, import, diff) consumes the flat net in `caffeconf.ir`.
 
 __version__ = "0.1.0"
 
-from .api.net import Net, load, validate  # noqa: E402  the public API
+from .api.net import Net, diff, load, validate  # noqa: E402  the public API
 
-__all__ = ["Net", "load", "validate"]
+__all__ = ["Net", "diff", "load", "validate"]

@@ -65,3 +65,17 @@ def validate(path: str | Path, **state) -> list[Diagnostic]:
         return list(load(path, **state).diagnostics)
     except CaffeconfError as error:
         return list(error.diagnostics)
+
+
+def diff(a: "Net | str | Path", b: "Net | str | Path") -> list:
+    """What differs between two nets (configs, prototxts or `Net`s), as `caffeconf diff` reports it.
+
+    >>> diff("configs/googlenet.yaml", "configs/googlenet.yaml")
+    []
+    """
+    from ..inspect.diff import diff_nets
+    return diff_nets(_flat(a), _flat(b))
+
+
+def _flat(net: "Net | str | Path") -> FlatNet:
+    return net.flat if isinstance(net, Net) else load(net).flat
