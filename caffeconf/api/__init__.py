@@ -1,0 +1,1 @@
+"""caffeconf's public Python API; re-exported from `caffeconf`."""
