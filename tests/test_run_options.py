@@ -145,3 +145,31 @@ def test_blobs_reports_unknown_names_with_close_ones(deploy, tmp_path, capsys):
 def test_blobs_options_are_checked_before_the_net_is_read(tmp_path, capsys, options, message):
     assert main(["run", str(tmp_path / "absent.prototxt"), *options]) == 1
     assert capsys.readouterr().err.splitlines() == [f"error: {message}"]
+
+
+# The layer types with learnable blobs that DEPLOY lacks, none with a filler.
+EVERY_LEARNABLE = """name: "every"
+layer { name: "data" type: "Input" top: "data" top: "words" top: "x" top: "cont"
+        input_param { shape { dim: 2 dim: 3 dim: 6 dim: 6 } shape { dim: 2 dim: 4 } shape { dim: 3 dim: 2 dim: 5 }
+                      shape { dim: 3 dim: 2 } } }
+layer { name: "deconv" type: "Deconvolution" bottom: "data" top: "deconv" convolution_param { num_output: 4 kernel_size: 2 } }
+layer { name: "bias" type: "Bias" bottom: "deconv" top: "bias" }
+layer { name: "embed" type: "Embed" bottom: "words" top: "embed" embed_param { num_output: 3 input_dim: 10 } }
+layer { name: "parameter" type: "Parameter" top: "parameter" parameter_param { shape { dim: 2 dim: 3 } } }
+layer { name: "lstm" type: "LSTM" bottom: "x" bottom: "cont" top: "lstm" recurrent_param { num_output: 4 } }
+layer { name: "rnn" type: "RNN" bottom: "x" bottom: "cont" top: "rnn" recurrent_param { num_output: 4 } }
+"""
+
+
+def test_random_weights_fill_every_learnable_layer_type(tmp_path):
+    from caffeconf.compile.load import LoadOptions, StateChoice, load
+    from caffeconf.run.interpreter import CaffeNet
+
+    path = tmp_path / "every.prototxt"
+    path.write_text(EVERY_LEARNABLE)
+    net = load(str(path), StateChoice("TEST"), LoadOptions()).net
+    model = CaffeNet(net, random_weights=True)
+    model.materialize({"data": (2, 3, 6, 6), "words": (2, 4), "x": (3, 2, 5), "cont": (3, 2)})
+    blobs = model.blob_arrays()
+    assert sorted(blobs) == ["bias", "deconv", "embed", "lstm", "parameter", "rnn"]
+    assert all(blob.any() and np.isfinite(blob).all() for layer in blobs.values() for blob in layer)

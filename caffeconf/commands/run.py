@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
+from ..ir import Net
 from .net_options import add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
 from .optional_modules import required_modules
 
@@ -68,7 +69,7 @@ def _blob_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _check_blobs(requested: list[str], net) -> None:
+def _check_blobs(requested: list[str], net: Net) -> None:
     """Every name given to --blobs is a blob of the net (a top of one of its layers)."""
     known = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
     diagnostics = [Diagnostic(f"--blobs: the net has no blob '{name}'", None,

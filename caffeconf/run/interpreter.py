@@ -2,7 +2,8 @@
 
 One loop over the layers with an environment of named blobs. Learnable blobs are
 created on first use, when the bottom shapes are known (as in Caffe's SetUp):
-from loaded .caffemodel blobs when given, else from the layer's fillers. In
+from loaded .caffemodel blobs when given, else from the layer's fillers (or,
+with `random_weights`, seeded values of a sensible scale for each blob). In
 inference (no autograd) each blob is dropped after its last consumer and
 in-place layers overwrite their bottom when nothing else still holds it.
 """
