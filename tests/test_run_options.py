@@ -18,7 +18,8 @@ from conftest import MODELS  # noqa: E402
 # A deploy net without fillers: every blob would be zero without --random-weights.
 DEPLOY = """name: "deploy"
 layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 10 dim: 10 } } }
-layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" convolution_param { num_output: 16 kernel_size: 3 } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"
+        convolution_param { num_output: 16 kernel_size: 3 } }
 layer { name: "bn" type: "BatchNorm" bottom: "conv" top: "conv" }
 layer { name: "scale" type: "Scale" bottom: "conv" top: "conv" scale_param { bias_term: true } }
 layer { name: "relu" type: "PReLU" bottom: "conv" top: "conv" }
@@ -152,7 +153,8 @@ EVERY_LEARNABLE = """name: "every"
 layer { name: "data" type: "Input" top: "data" top: "words" top: "x" top: "cont"
         input_param { shape { dim: 2 dim: 3 dim: 6 dim: 6 } shape { dim: 2 dim: 4 } shape { dim: 3 dim: 2 dim: 5 }
                       shape { dim: 3 dim: 2 } } }
-layer { name: "deconv" type: "Deconvolution" bottom: "data" top: "deconv" convolution_param { num_output: 4 kernel_size: 2 } }
+layer { name: "deconv" type: "Deconvolution" bottom: "data" top: "deconv"
+        convolution_param { num_output: 4 kernel_size: 2 } }
 layer { name: "bias" type: "Bias" bottom: "deconv" top: "bias" }
 layer { name: "embed" type: "Embed" bottom: "words" top: "embed" embed_param { num_output: 3 input_dim: 10 } }
 layer { name: "parameter" type: "Parameter" top: "parameter" parameter_param { shape { dim: 2 dim: 3 } } }
