@@ -61,6 +61,12 @@ def test_a_bad_option_is_reported_with_runs_usage(deploy, capsys):
     assert err.splitlines()[-1] == "caffeconf run: error: unrecognized arguments: --bogus"
 
 
+def test_only_the_net_is_required(capsys):
+    with pytest.raises(SystemExit):
+        main(["run"])
+    assert capsys.readouterr().err.splitlines()[-1] == "caffeconf run: error: the following arguments are required: NET"
+
+
 def test_weights_and_random_weights_exclude_each_other(deploy, capsys):
     with pytest.raises(SystemExit):
         main(["run", str(deploy), "--weights", "w.caffemodel", "--random-weights"])

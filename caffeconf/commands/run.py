@@ -14,7 +14,7 @@ INTERMIXED = True  # images may come anywhere among the options, as README shows
 
 def add_arguments(parser) -> None:
     parser.add_argument("net", metavar="NET", help="a config (.yaml, .toml) or a Caffe prototxt")
-    parser.add_argument("images", nargs="*", metavar="IMAGE",
+    parser.add_argument("images", nargs="*", default=[], metavar="IMAGE",
                         help="images for the first input blob, preprocessed like transform_param")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
