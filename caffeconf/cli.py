@@ -45,19 +45,43 @@ def _available() -> dict[str, tuple[str, str]]:
             if os.path.exists(os.path.join(here, entry[0] + ".py"))}
 
 
+class CommandParser(argparse.ArgumentParser):
+    """One command's parser. A command whose module sets `INTERMIXED = True` takes its positionals
+    anywhere among its options (`run NET --weights W a.jpg --batch 1 b.jpg`) and reports leftover
+    arguments with its own usage rather than the top level's."""
+
+    intermixed = False
+    _parsing_intermixed = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        # parse_known_intermixed_args calls parse_known_args itself: only the outer call switches.
+        if not self.intermixed or self._parsing_intermixed:
+            return super().parse_known_args(args, namespace)
+        self._parsing_intermixed = True
+        try:
+            namespace, extras = self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._parsing_intermixed = False
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace, extras
+
+
 def build_parser(command: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="caffeconf", description="Composable Caffe nets: typed modules in YAML or TOML, compiled to "
         "exact prototxt, and run, trained, drawn, inspected and compared.")
     parser.add_argument("--version", action="version", version=f"caffeconf {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     for name, (module, help_text) in _available().items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.add_argument("--proto", metavar="FILE", default=None,
                                 help="a fork's caffe.proto (SSD, SegNet, ...) to read and write nets with "
                                      "(default: BVLC's, or the config's `caffe_proto:`)")
         if name == command:
-            importlib.import_module(f"caffeconf.commands.{module}").add_arguments(sub_parser)
+            chosen = importlib.import_module(f"caffeconf.commands.{module}")
+            sub_parser.intermixed = getattr(chosen, "INTERMIXED", False)
+            chosen.add_arguments(sub_parser)
     return parser
 
 

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import sys
 
-from ..errors import CaffeconfError
+from ..errors import CaffeconfError, Diagnostic, did_you_mean
+from ..ir import Net
 from .net_options import add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
 from .optional_modules import required_modules
+
+INTERMIXED = True  # images may come anywhere among the options, as README shows
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("net", metavar="NET", help="a config (.yaml, .toml) or a Caffe prototxt")
-    parser.add_argument("images", nargs="*", metavar="IMAGE",
+    parser.add_argument("images", nargs="*", default=[], metavar="IMAGE",
                         help="images for the first input blob, preprocessed like transform_param")
-    parser.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
+    source.add_argument("--random-weights", action="store_true",
+                        help="seeded random weights of a sensible scale instead of the fillers (e.g. for "
+                             "a deploy net without weights): weights normal with std 1/sqrt(fan_in), "
+                             "small biases, BatchNorm variances positive, Scale factors near 1")
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
@@ -21,7 +29,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for fillers and random inputs")
+    parser.add_argument("--seed", type=int, default=0, help="seed for fillers, random weights and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
     parser.add_argument("--mean-value", type=float, action="append", default=None,
                         help="per-channel mean to subtract from images (repeatable)")
@@ -29,6 +37,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--scale", type=float, help="factor applied after mean subtraction")
     parser.add_argument("--crop-size", type=int, help="centre crop of the images")
     parser.add_argument("-o", "--output", metavar="OUT.npz", help="save the output blobs")
+    parser.add_argument("--blobs", metavar="NAME,...|all",
+                        help="also save these intermediate blobs (or every blob) to -o OUT.npz")
     parser.add_argument("--write-weights", metavar="W.caffemodel",
                         help="save the net's weights (e.g. freshly filled) as a .caffemodel")
 
@@ -49,6 +59,29 @@ def _check_options(args) -> None:
                                 hint="0 means no crop, as crop_size in transform_param")
     if args.scale is not None and not args.scale > 0:
         raise CaffeconfError.at(None, f"--scale must be positive, got {args.scale:g}")
+    if args.blobs is not None and not args.output:
+        raise CaffeconfError.at(None, "--blobs saves blobs to -o OUT.npz, but no -o was given")
+    if args.blobs is not None and not _blob_names(args.blobs):
+        raise CaffeconfError.at(None, "--blobs needs blob names separated by commas, or 'all'")
+
+
+def _blob_names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _check_blobs(requested: list[str], net: Net) -> None:
+    """Every name given to --blobs is a blob of the net (a top of one of its layers)."""
+    known = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
+    diagnostics = [Diagnostic(f"--blobs: the net has no blob '{name}'", None,
+                              hint=did_you_mean(name, known) or _some_names(known))
+                   for name in requested if name != "all" and name not in known]
+    if diagnostics:
+        raise CaffeconfError(diagnostics)
+
+
+def _some_names(names: list[str], shown: int = 8) -> str:
+    listed = ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+    return f"its blobs are {listed} (or --blobs all)"
 
 
 def _run(args) -> int:
@@ -62,7 +95,9 @@ def _run(args) -> int:
     loaded = load_for_state(args)
     net, phase = loaded.net, loaded.state.phase
     device = select_device(args.device)
-    model = build_model(net, args.weights, phase, args.seed, device)
+    requested = _blob_names(args.blobs) if args.blobs is not None else []
+    _check_blobs(requested, net)
+    model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights)
     overrides = {"mean_values": tuple(args.mean_value or ()), "mean_file": args.mean_file,
                  "scale": args.scale, "crop_size": args.crop_size}
     inputs = gather_inputs(net, model, args.input, args.images, overrides, args.seed, args.batch)
@@ -71,16 +106,20 @@ def _run(args) -> int:
         model = model.to(memory_format=memory_format)
     inputs = {name: _to_device(value, device, memory_format) for name, value in inputs.items()}
     # Inference only: create the blobs, then fold BatchNorm/Scale/Bias, residual sums and ReLUs into
-    # the convolutions (a copy; the blobs written by --write-weights stay Caffe's own).
+    # the convolutions (a copy; the blobs written by --write-weights stay Caffe's own). Folding
+    # skips the folded layers' tops, so not when --blobs asks for intermediate blobs.
     model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
-    model.fold_for_inference()
+    if not requested:
+        model.fold_for_inference()
     with torch.no_grad(), autocast(device, args.precision):
-        outputs = model(inputs)
+        blobs = model(inputs, keep_all=bool(requested))
+    outputs = {name: blobs[name] for name in model.outputs}
     print(f"device: {describe(device)}; precision {args.precision}; phase {phase}")
     for name, value in outputs.items():
         print("\n".join(summarize(name, value)))
     if args.output:
-        save_outputs(args.output, outputs)
+        chosen = list(blobs) if "all" in requested else requested
+        save_outputs(args.output, {name: blobs[name] for name in [*model.outputs, *chosen]})
     if args.write_weights:
         write_caffemodel(args.write_weights, net, model.blob_arrays())
     sys.stdout.flush()

@@ -99,3 +99,35 @@ FILLERS: dict[str, Callable[[Shape, Params, torch.Generator], torch.Tensor]] = {
     "msra": _msra,
     "bilinear": _bilinear,
 }
+
+
+# `run --random-weights`: values of a sensible scale for each kind of blob, whatever the net's
+# fillers say (a deploy net has none: its blobs would all be zero).
+def _random_weight(shape, generator):
+    fan_in = max(_fans(shape)[0], 1)
+    return torch.randn(shape, generator=generator) / math.sqrt(fan_in)
+
+
+def _random_near(centre: float, spread: float):
+    return lambda shape, generator: centre + spread * torch.randn(shape, generator=generator)
+
+
+def _random_between(low: float, high: float):
+    return lambda shape, generator: low + (high - low) * torch.rand(shape, generator=generator)
+
+
+RANDOM_BY_ROLE: dict[str, Callable[[Shape, torch.Generator], torch.Tensor]] = {
+    "weight": _random_weight,
+    "bias": _random_near(0.0, 0.1),
+    "mean": _random_near(0.0, 0.1),  # BatchNorm's stored mean
+    "variance": _random_between(0.5, 1.5),  # BatchNorm's stored variance: positive
+    # BatchNorm's moving-average normalizer: 1, so the stored statistics are used as they are
+    "normalizer": lambda shape, generator: torch.ones(shape),
+    "gain": _random_near(1.0, 0.1),  # Scale's factor
+    "slope": _random_between(0.0, 0.5),  # PReLU's negative slope
+}
+
+
+def fill_random(shape: Shape, role: str, generator: torch.Generator) -> torch.Tensor:
+    """A new CPU float32 tensor of `shape` with seeded random values suited to a blob of `role`."""
+    return RANDOM_BY_ROLE[role](tuple(shape), generator).to(torch.float32)

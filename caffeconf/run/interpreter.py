@@ -2,7 +2,8 @@
 
 One loop over the layers with an environment of named blobs. Learnable blobs are
 created on first use, when the bottom shapes are known (as in Caffe's SetUp):
-from loaded .caffemodel blobs when given, else from the layer's fillers. In
+from loaded .caffemodel blobs when given, else from the layer's fillers (or,
+with `random_weights`, seeded values of a sensible scale for each blob). In
 inference (no autograd) each blob is dropped after its last consumer and
 in-place layers overwrite their bottom when nothing else still holds it.
 """
@@ -20,7 +21,7 @@ from torch import nn
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Layer, Net
 from . import layers as registry
-from .fillers import fill
+from .fillers import fill, fill_random
 from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
 from ..caffe.facts import FED_TYPES
@@ -82,12 +83,14 @@ class CaffeNet(nn.Module):
 
     def __init__(self, net: Net, *, phase: str = "TEST", seed: int = 0,
                  weights: Mapping[str, list[StoredBlob]] | None = None,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", random_weights: bool = False):
+        """`random_weights`: blobs not in `weights` get fillers.fill_random's values, not the fillers'."""
         super().__init__()
         check_supported(net)
         self.net, self.phase, self.device = net, phase, torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         self.weights = dict(weights or {})
+        self.random_weights = random_weights
         self.steps = self._build_steps(net.layers)
         self.layer_blobs = nn.ModuleList(nn.ParameterList() for _ in self.steps)
         self.shared: dict[str, nn.Parameter] = {}
@@ -251,6 +254,8 @@ class CaffeNet(nn.Module):
 
     def _initial_value(self, step: Step, position: int, spec, stored) -> Tensor:
         if stored is None:
+            if self.random_weights:
+                return fill_random(spec.shape, spec.role, self.generator)
             try:
                 return fill(spec.shape, spec.filler, self.generator)
             except ValueError as error:

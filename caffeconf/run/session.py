@@ -16,9 +16,11 @@ from .preprocess import Transform, load_images, transform_from_fields
 from ..caffe.weights import read_caffemodel
 
 
-def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device) -> CaffeNet:
+def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device,
+                random_weights: bool = False) -> CaffeNet:
     stored = read_caffemodel(weights) if weights else None
-    return CaffeNet(net, phase=phase, seed=seed, weights=stored, device=device).to(device)
+    return CaffeNet(net, phase=phase, seed=seed, weights=stored, device=device,
+                    random_weights=random_weights).to(device)
 
 
 def input_shapes(net: Net, batch: int | None) -> dict[str, tuple[int, ...]]:

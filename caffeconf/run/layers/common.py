@@ -28,7 +28,7 @@ def inner_product(ctx: LayerContext) -> Op:
         inputs = _count(shapes[0][axis:])
         weight = (inputs, outputs) if transpose else (outputs, inputs)
         blobs = [BlobSpec(weight, p["weight_filler"])]
-        return blobs + ([BlobSpec((outputs,), p["bias_filler"])] if bias else [])
+        return blobs + ([BlobSpec((outputs,), p["bias_filler"], "bias")] if bias else [])
 
     def forward(bottoms, blobs):
         x = bottoms[0]
@@ -47,7 +47,7 @@ def embed(ctx: LayerContext) -> Op:
 
     def specs(shapes):
         blobs = [BlobSpec((vocabulary, outputs), p["weight_filler"])]
-        return blobs + ([BlobSpec((outputs,), p["bias_filler"])] if bias else [])
+        return blobs + ([BlobSpec((outputs,), p["bias_filler"], "bias")] if bias else [])
 
     def forward(bottoms, blobs):
         index = bottoms[0].long()
@@ -78,7 +78,8 @@ def batch_norm(ctx: LayerContext) -> Op:
     def specs(shapes):
         channels = shapes[0][1] if len(shapes[0]) > 1 else 1
         zero = filler("constant")
-        return [BlobSpec((channels,), zero), BlobSpec((channels,), zero), BlobSpec((1,), zero)]
+        return [BlobSpec((channels,), zero, "mean"), BlobSpec((channels,), zero, "variance"),
+                BlobSpec((1,), zero, "normalizer")]
 
     def stored_statistics(blobs):
         # Blob 2 is the moving-average normalizer; Caffe treats 0 as "no statistics yet".
@@ -180,8 +181,8 @@ def scale(ctx: LayerContext) -> Op:
     def specs(shapes):
         factor_shape = tuple(shapes[1]) if two_bottoms else _factor_axes(ctx, p, shapes[0])[1]
         blobs = [] if two_bottoms else [
-            BlobSpec(factor_shape, filler_or(p, "filler", filler("constant", value=1.0)))]
-        return blobs + ([BlobSpec(factor_shape, p["bias_filler"])] if bias else [])
+            BlobSpec(factor_shape, filler_or(p, "filler", filler("constant", value=1.0)), "gain")]
+        return blobs + ([BlobSpec(factor_shape, p["bias_filler"], "bias")] if bias else [])
 
     def operands(bottoms, blobs):
         x = bottoms[0]
@@ -208,7 +209,7 @@ def bias(ctx: LayerContext) -> Op:
     two_bottoms = len(ctx.layer.bottoms) > 1
 
     def specs(shapes):
-        return [] if two_bottoms else [BlobSpec(_factor_axes(ctx, p, shapes[0])[1], p["filler"])]
+        return [] if two_bottoms else [BlobSpec(_factor_axes(ctx, p, shapes[0])[1], p["filler"], "bias")]
 
     def operands(bottoms, blobs):
         x = bottoms[0]

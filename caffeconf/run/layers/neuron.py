@@ -124,7 +124,7 @@ def prelu(ctx: LayerContext) -> Op:
         if len(shapes[0]) < 2:
             raise ctx.error("PReLU needs a bottom with at least 2 axes")
         shape = () if shared else (shapes[0][1],)
-        return [BlobSpec(shape, filler_or(p, "filler", filler("constant", value=0.25)))]
+        return [BlobSpec(shape, filler_or(p, "filler", filler("constant", value=0.25)), "slope")]
 
     def forward(bottoms, blobs):
         x, slope = bottoms[0], blobs[0]

@@ -97,13 +97,13 @@ def _recurrent_op(ctx: LayerContext, kind: _Recurrence, steps) -> Op:
     def specs(shapes):
         x_inputs = _input_count(ctx, shapes[0], 2, "x")
         blobs = [BlobSpec((kind.gates * hidden, x_inputs), p["weight_filler"]),
-                 BlobSpec((kind.gates * hidden,), p["bias_filler"])]
+                 BlobSpec((kind.gates * hidden,), p["bias_filler"], "bias")]
         if static:
             static_inputs = _input_count(ctx, shapes[2], 1, "x_static")
             blobs.append(BlobSpec((kind.gates * hidden, static_inputs), p["weight_filler"]))
         blobs.append(BlobSpec((kind.gates * hidden, hidden), p["weight_filler"]))
         if kind is RNN:
-            blobs += [BlobSpec((hidden, hidden), p["weight_filler"]), BlobSpec((hidden,), p["bias_filler"])]
+            blobs += [BlobSpec((hidden, hidden), p["weight_filler"]), BlobSpec((hidden,), p["bias_filler"], "bias")]
         return blobs
 
     def forward(bottoms, blobs):

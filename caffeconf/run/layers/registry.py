@@ -25,10 +25,12 @@ Forward = Callable[[list[Tensor], list[Tensor]], list[Tensor]]
 
 @dataclass(frozen=True)
 class BlobSpec:
-    """One learnable blob: its shape and the FillerParameter that initializes it."""
+    """One learnable blob: its shape, the FillerParameter that initializes it, and its role
+    (a key of fillers.RANDOM_BY_ROLE: what `run --random-weights` fills it with)."""
 
     shape: Shape
     filler: Params
+    role: str = "weight"
 
 
 @dataclass

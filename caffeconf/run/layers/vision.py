@@ -84,7 +84,7 @@ def _convolution(ctx: LayerContext, transposed: bool) -> Op:
         # Caffe's layouts: conv (out, in/group, k...), deconv (in, out/group, k...).
         weight = ((channels, outputs // groups) if transposed else (outputs, channels // groups))
         blobs = [BlobSpec(weight + geo.kernel, p["weight_filler"])]
-        return blobs + ([BlobSpec((outputs,), p["bias_filler"])] if bias else [])
+        return blobs + ([BlobSpec((outputs,), p["bias_filler"], "bias")] if bias else [])
 
     group = p["group"]
 
