@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "schema": ("schema", "print the JSON Schema for configs"),
     "run": ("run", "run a net forward with PyTorch"),
     "time": ("time", "time forward and backward per layer, like `caffe time`"),
-    "inspect": ("inspect", "shapes, parameters, FLOPs and memory per layer or module"),
+    "inspect": ("inspect", "shapes, parameters, MACs and memory per layer or module"),
     "draw": ("draw", "draw a net (modules as boxes, or flat)"),
     "view": ("view", "open a net's explorable drawing in the browser"),
     "diff": ("diff", "semantic differences between two nets (exit 0 equal, 1 different, 2 trouble)"),
