@@ -80,3 +80,28 @@ def test_an_output_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_
     result = caffeconf("compile", str(ROOT / "configs" / "lenet.yaml"), "-o", str(link), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and target.read_text().startswith('name: "LeNet"')
+
+
+def _first_line(path: str) -> str:
+    return Path(path).read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("flags", [[], ["--allow-absolute-imports"]])
+def test_a_prototxt_named_link_to_a_system_file_is_refused_without_echoing_it(tmp_path, flags):
+    (tmp_path / "head.prototxt").symlink_to("/etc/passwd")
+    (tmp_path / "net.yaml").write_text("caffeconf: 1\nimports: {head: head.prototxt}\nlayers: []\n")
+    stderr = _refused(caffeconf("validate", *flags, "net.yaml", cwd=tmp_path))
+    assert "net.yaml:2:17: error: import 'head.prototxt' (a link to '/etc/passwd') has no config or prototxt suffix" \
+        in stderr
+    assert _first_line("/etc/passwd") not in stderr
+
+
+def test_a_link_leading_out_of_the_config_folder_is_refused(tmp_path):
+    (tmp_path / "outside.yaml").write_text("caffeconf: 1\n")
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "blocks.yaml").symlink_to(tmp_path / "outside.yaml")
+    (tmp_path / "nets" / "net.yaml").write_text("caffeconf: 1\nimports: {b: blocks.yaml}\nlayers: []\n")
+    stderr = _refused(caffeconf("validate", "nets/net.yaml", cwd=tmp_path))
+    assert (f"nets/net.yaml:2:14: error: import 'blocks.yaml' (a link to '{tmp_path}/outside.yaml') "
+            "leads outside the folder of net.yaml") in stderr
+    assert "hint: imports are relative paths that stay inside the config's folder" in stderr
