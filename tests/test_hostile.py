@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from caffeconf.errors import MAX_ECHOED_LINE, MAX_ECHOED_NAME, Diagnostic, Note, SourceLines, Span, render_text
+
 from conftest import ROOT
 
 HOSTILE = ROOT / "tests" / "hostile"
@@ -105,3 +107,26 @@ def test_a_link_leading_out_of_the_config_folder_is_refused(tmp_path):
     assert (f"nets/net.yaml:2:14: error: import 'blocks.yaml' (a link to '{tmp_path}/outside.yaml') "
             "leads outside the folder of net.yaml") in stderr
     assert "hint: imports are relative paths that stay inside the config's folder" in stderr
+
+
+def test_a_long_quoted_name_is_cut_in_every_rendered_part():
+    name = "x" * 4000
+    text = render_text([Diagnostic(f"unknown blob '{name}'", hint=f"did you mean '{name}x'?",
+                                   notes=(Note(f"in module use '{name}'"),))])
+    assert text.count("x" * (MAX_ECHOED_NAME - 1) + "\u2026' (4000 characters)") == 2
+    assert "x" * (MAX_ECHOED_NAME - 1) + "\u2026' (4001 characters)" in text
+    assert "x" * MAX_ECHOED_NAME not in text
+    assert render_text([Diagnostic("unknown blob '" + "x" * MAX_ECHOED_NAME + "'")]).count("x") == MAX_ECHOED_NAME
+
+
+@pytest.mark.parametrize("column", [1, 15_000, 29_998])
+def test_a_long_source_line_is_shown_around_its_caret(column):
+    sources = SourceLines()
+    line = "".join(chr(ord("a") + i % 26) for i in range(30_000))
+    sources.register("long.yaml", line)
+    span = Span("long.yaml", 1, column, 1, column + 3)
+    shown, caret = render_text([Diagnostic("bad", span)], sources).splitlines()[1:3]
+    assert len(shown) <= 4 + MAX_ECHOED_LINE + 2
+    start = caret.index("^")
+    assert shown[start:start + 3] == line[column - 1:column + 2] and caret[start:] == "^~~"
+    assert shown.startswith("    \u2026") == (column > 1) and shown.endswith("\u2026") == (column < 29_000)
