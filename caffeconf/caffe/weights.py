@@ -9,6 +9,7 @@ reads them after upgrading. Writing goes through `files.write_atomic`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -49,7 +50,7 @@ def blob_from_proto(proto) -> StoredBlob:
         shape, legacy = (proto.num, proto.channels, proto.height, proto.width), True
     values = proto.double_data if len(proto.double_data) else proto.data
     data = np.asarray(values, dtype=np.float32)
-    if data.size != int(np.prod(shape)):
+    if data.size != math.prod(shape):  # exact: a hostile shape's product may overflow int64
         raise ValueError(f"a blob of shape {shape} holds {data.size} values")
     return StoredBlob(data, shape, legacy)
 
