@@ -6,7 +6,7 @@ import pytest
 
 from caffeconf.errors import CaffeconfError, Span, render_text
 from caffeconf.ir import Layer, Net, Origin, Use
-from caffeconf.inspect.shapes import SHAPE_RULES, format_shape, infer_shapes
+from caffeconf.inspect.shapes import SHAPE_RULES, format_shape, infer_shapes, over_blob_limit
 
 from conftest import model_files
 
@@ -361,3 +361,12 @@ def test_convolution_pad_h_alone_pads_height_only():
     conv = Layer("conv", "Convolution", ("data",), ("conv",),
                  {"convolution_param": {"num_output": 2, "kernel_size": [3], "pad_h": 1}})
     assert infer_shapes(Net("n", (data, conv))).layers[-1].tops == ((1, 2, 5, 3),)
+
+
+@pytest.mark.parametrize("shape, over", [
+    ((2**31 - 1,), False), ((2**31,), True), ((46341, 46341), True), ((46340, 46340), False),
+    ((0, 2**40, 2**40), False),  # as Blob::Reshape: once the count is 0 nothing is checked
+    ((2**40, 2**40, 0), True), ((None, 2**31), True), ((None, 3, 224, 224), False),
+])
+def test_blob_limit_is_caffes_int_max_checked_axis_by_axis(shape, over):
+    assert over_blob_limit(shape) is over
