@@ -114,8 +114,13 @@ _QUOTED = re.compile(r"'([^'\n]{%d,})'" % (MAX_ECHOED_NAME + 1))
 
 def shorten_names(text: str) -> str:
     """`text` with each quoted name over MAX_ECHOED_NAME characters cut, so that a hostile 4 KB
-    identifier is not echoed in full."""
-    return _QUOTED.sub(lambda m: f"'{m[1][:MAX_ECHOED_NAME - 1]}{ELLIPSIS}' ({len(m[1])} characters)", text)
+    identifier is not echoed in full. File paths (in a folder that exists) are kept whole."""
+    return _QUOTED.sub(lambda m: m[0] if _is_path(m[1]) else
+                       f"'{m[1][:MAX_ECHOED_NAME - 1]}{ELLIPSIS}' ({len(m[1])} characters)", text)
+
+
+def _is_path(text: str) -> bool:
+    return len(text) <= 4096 and os.sep in text and os.path.isdir(os.path.dirname(text))
 
 
 def _headline(diag: Diagnostic) -> str:

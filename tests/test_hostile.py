@@ -130,3 +130,26 @@ def test_a_long_source_line_is_shown_around_its_caret(column):
     start = caret.index("^")
     assert shown[start:start + 3] == line[column - 1:column + 2] and caret[start:] == "^~~"
     assert shown.startswith("    \u2026") == (column > 1) and shown.endswith("\u2026") == (column < 29_000)
+
+
+def test_commands_that_read_a_net_refuse_an_absolute_import_unless_allowed(tmp_path):
+    blocks = tmp_path / "elsewhere" / "blocks.yaml"
+    blocks.parent.mkdir()
+    blocks.write_text("caffeconf: 1\nmodules:\n  relu:\n    inputs: [x]\n    layers: [{name: y, type: ReLU}]\n")
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "a.yaml").write_text(
+        f"caffeconf: 1\nimports: {{b: {blocks}}}\nlayers:\n"
+        "  - {name: data, type: Input, input_param: {shape: {dim: [1, 2]}}}\n  - {use: b.relu, name: r}\n")
+    stderr = _refused(caffeconf("inspect", "net/a.yaml", cwd=tmp_path))
+    assert f"net/a.yaml:2:14: error: import '{blocks}' is an absolute path" in stderr
+    allowed = caffeconf("inspect", "--allow-absolute-imports", "net/a.yaml", cwd=tmp_path)
+    assert allowed.returncode == 0 and "r/y" in allowed.stdout, allowed.stderr
+
+
+def test_a_long_quoted_file_path_is_kept_whole(tmp_path):
+    folder = tmp_path / ("d" * 100)
+    folder.mkdir()
+    text = render_text([Diagnostic(f"cannot draw to '{folder / 'net.jpg'}'"),
+                        Diagnostic("unknown blob '" + "a/" * 60 + "'")])  # a layer name, not a file
+    assert f"'{folder / 'net.jpg'}'" in text
+    assert "'" + ("a/" * 60)[:MAX_ECHOED_NAME - 1] + "\u2026' (120 characters)" in text
