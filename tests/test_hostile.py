@@ -103,10 +103,11 @@ def test_a_link_leading_out_of_the_config_folder_is_refused(tmp_path):
     (tmp_path / "nets").mkdir()
     (tmp_path / "nets" / "blocks.yaml").symlink_to(tmp_path / "outside.yaml")
     (tmp_path / "nets" / "net.yaml").write_text("caffeconf: 1\nimports: {b: blocks.yaml}\nlayers: []\n")
-    stderr = _refused(caffeconf("validate", "nets/net.yaml", cwd=tmp_path))
-    assert (f"nets/net.yaml:2:14: error: import 'blocks.yaml' (a link to '{tmp_path}/outside.yaml') "
-            "leads outside the folder of net.yaml") in stderr
-    assert "hint: imports are relative paths that stay inside the config's folder" in stderr
+    stderr = _refused(caffeconf("validate", "net.yaml", cwd=tmp_path / "nets"))
+    assert (f"net.yaml:2:14: error: import 'blocks.yaml' (a link to '{tmp_path}/outside.yaml') "
+            "leads outside the folder of net.yaml and the current directory") in stderr
+    assert "hint: imports are relative paths that stay inside the config's folder or the current directory" in stderr
+    assert caffeconf("validate", "nets/net.yaml", cwd=tmp_path).returncode == 0  # inside the current directory
 
 
 def test_a_long_quoted_name_is_cut_in_every_rendered_part():

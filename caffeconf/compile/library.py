@@ -132,13 +132,15 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
 
 
 NET_SUFFIXES = (".prototxt", ".pbtxt")
-_OUTSIDE_HINT = "imports are relative paths that stay inside the config's folder; --allow-absolute-imports allows others"
+_OUTSIDE_HINT = ("imports are relative paths that stay inside the config's folder or the current directory; "
+                 "--allow-absolute-imports allows others")
 
 
 def import_refusal(value: Scalar, path: str, root: str, limits: Limits) -> Diagnostic | None:
     """Why the import `value` (the file `path`) is refused, or None: it must name a config or a
     prototxt by suffix, so no other file is ever read and echoed in an error, and unless allowed
-    it must stay inside the folder of the root config `root`, symlinks followed."""
+    it must be relative and stay inside the folder of the root config `root` or the current
+    directory (the user's project: `../blocks.yaml` beside a nets folder), symlinks followed."""
     text, real, suffixes = value.value, os.path.realpath(path), CONFIG_SUFFIXES + NET_SUFFIXES
     named = f"'{text}'" if real == os.path.abspath(path) else f"'{text}' (a link to '{real}')"
     if not all(p.lower().endswith(suffixes) for p in (path, real)):
@@ -148,10 +150,10 @@ def import_refusal(value: Scalar, path: str, root: str, limits: Limits) -> Diagn
         return None
     if os.path.isabs(text):
         return Diagnostic(f"import '{text}' is an absolute path", value.span, hint=_OUTSIDE_HINT)
-    folder = os.path.realpath(os.path.dirname(root) or ".")
-    if os.path.commonpath([folder, real]) != folder:
-        return Diagnostic(f"import {named} leads outside the folder of {os.path.basename(root)}",
-                          value.span, hint=_OUTSIDE_HINT)
+    folders = {os.path.realpath(os.path.dirname(root) or "."), os.path.realpath(".")}
+    if not any(os.path.commonpath([folder, real]) == folder for folder in folders):
+        return Diagnostic(f"import {named} leads outside the folder of {os.path.basename(root)} "
+                          "and the current directory", value.span, hint=_OUTSIDE_HINT)
     return None
 
 
