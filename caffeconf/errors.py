@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -103,9 +106,26 @@ def _edits(a: str, b: str) -> int:
     return previous[len(b)]
 
 
+MAX_ECHOED_NAME = 80  # characters of a quoted name shown in a message
+MAX_ECHOED_LINE = 200  # characters of a source line shown under a message
+ELLIPSIS = "\u2026"
+_QUOTED = re.compile(r"'([^'\n]{%d,})'" % (MAX_ECHOED_NAME + 1))
+
+
+def shorten_names(text: str) -> str:
+    """`text` with each quoted name over MAX_ECHOED_NAME characters cut, so that a hostile 4 KB
+    identifier is not echoed in full. File paths (in a folder that exists) are kept whole."""
+    return _QUOTED.sub(lambda m: m[0] if _is_path(m[1]) else
+                       f"'{m[1][:MAX_ECHOED_NAME - 1]}{ELLIPSIS}' ({len(m[1])} characters)", text)
+
+
+def _is_path(text: str) -> bool:
+    return len(text) <= 4096 and os.sep in text and os.path.isdir(os.path.dirname(text))
+
+
 def _headline(diag: Diagnostic) -> str:
     where = f"{diag.span}: " if diag.span else ""
-    return f"{where}{diag.severity}: {diag.message}"
+    return shorten_names(f"{where}{diag.severity}: {diag.message}")
 
 
 class SourceLines:
@@ -119,11 +139,7 @@ class SourceLines:
 
     def line(self, path: str, number: int) -> str | None:
         if path not in self._lines:
-            try:
-                text = Path(path).read_text(encoding="utf-8", errors="replace")
-                self._lines[path] = text.splitlines()
-            except OSError:
-                self._lines[path] = None
+            self._lines[path] = _read_lines(path)
         lines = self._lines[path]
         if lines is None or not 1 <= number <= len(lines):
             return None
@@ -131,6 +147,19 @@ class SourceLines:
 
 
 SOURCES = SourceLines()
+MAX_EXCERPT_FILE_BYTES = 64 * 1024 * 1024
+
+
+def _read_lines(path: str) -> list[str] | None:
+    """The lines of a regular file of a sane size, else None: an excerpt never blocks on a FIFO
+    nor reads a huge file again."""
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_EXCERPT_FILE_BYTES:
+            return None
+        return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
 
 
 def _excerpt(span: Span, sources: SourceLines) -> list[str]:
@@ -141,7 +170,20 @@ def _excerpt(span: Span, sources: SourceLines) -> list[str]:
     width = 1
     if span.end_line == span.line and span.end_col and span.end_col > span.col:
         width = span.end_col - span.col
-    return [f"    {text}", "    " + " " * (span.col - 1) + "^" + "~" * (width - 1)]
+    text, caret = _window(text, span.col - 1)
+    width = max(1, min(width, len(text) - caret))
+    return [f"    {text}", "    " + " " * caret + "^" + "~" * (width - 1)]
+
+
+def _window(text: str, caret: int) -> tuple[str, int]:
+    """At most MAX_ECHOED_LINE characters of `text` around column `caret` (0-based), an ellipsis
+    marking each cut end, and the caret's column in what is shown."""
+    if len(text) <= MAX_ECHOED_LINE:
+        return text, caret
+    start = min(max(0, caret - MAX_ECHOED_LINE // 4), len(text) - MAX_ECHOED_LINE)
+    end = start + MAX_ECHOED_LINE
+    head, tail = (ELLIPSIS if start > 0 else ""), (ELLIPSIS if end < len(text) else "")
+    return head + text[start:end] + tail, caret - start + len(head)
 
 
 def render_text(diagnostics: Iterable[Diagnostic], sources: SourceLines = SOURCES) -> str:
@@ -152,10 +194,10 @@ def render_text(diagnostics: Iterable[Diagnostic], sources: SourceLines = SOURCE
         if diag.span:
             out.extend(_excerpt(diag.span, sources))
         if diag.hint:
-            out.append(f"  hint: {diag.hint}")
+            out.append(shorten_names(f"  hint: {diag.hint}"))
         for note in diag.notes:
             where = f"{note.span}: " if note.span else ""
-            out.append(f"{where}note: {note.message}")
+            out.append(shorten_names(f"{where}note: {note.message}"))
     return "\n".join(out) + ("\n" if out else "")
 
 

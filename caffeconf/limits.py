@@ -17,6 +17,7 @@ class Limits:
     max_layers: int = 1_000_000  # flat layers after expansion
     max_repeat: int = 10_000  # one `repeat` count
     max_import_depth: int = 16  # chain of imports
+    allow_absolute_imports: bool = False  # imports by absolute path or from outside the config's folder
 
 
 DEFAULT_LIMITS = Limits()
@@ -37,8 +38,10 @@ def add_limit_arguments(parser) -> None:
         group.add_argument("--" + name.replace("_", "-"), type=int, metavar="N", dest=name,
                            default=getattr(DEFAULT_LIMITS, name),
                            help=f"{help_text} (default {getattr(DEFAULT_LIMITS, name)})")
+    group.add_argument("--allow-absolute-imports", action="store_true",
+                       help="allow imports by absolute path or from outside the config's folder")
 
 
 def limits_from(args) -> Limits:
-    return Limits(**{name: getattr(args, name) for name in _FLAGS},
+    return Limits(**{name: getattr(args, name) for name in _FLAGS}, allow_absolute_imports=args.allow_absolute_imports,
                   max_tree_depth=DEFAULT_LIMITS.max_tree_depth, max_import_depth=DEFAULT_LIMITS.max_import_depth)

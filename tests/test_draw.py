@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
@@ -107,3 +108,22 @@ def test_view_writes_the_page_and_prints_its_path_without_a_browser(tmp_path, ca
     assert main(["view", "tests/draw/tower.yaml", "-o", str(out), "--no-browser"]) == 0
     assert capsys.readouterr().out == f"{out}\n"
     assert 'id="net-data"' in out.read_text()
+
+
+def test_a_dot_that_runs_too_long_is_stopped_with_a_clear_error(tmp_path, capsys, monkeypatch):
+    slow = tmp_path / "dot"
+    slow.write_text("#!/bin/sh\nexec sleep 30\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(slow))
+    started = time.monotonic()
+    assert draw("tests/draw/tower.yaml", "-o", tmp_path / "net.svg", "--dot-timeout", "0.5") == 1
+    assert time.monotonic() - started < 10
+    err = capsys.readouterr().err
+    assert err.startswith("error: Graphviz 'dot' did not lay out the net within 0.5 s: stopped\n"
+                          "  hint: draw fewer boxes (--depth K), write .html or .dot, or allow more time")
+    assert not (tmp_path / "net.svg").exists()
+
+
+def test_a_dot_timeout_must_be_positive(tmp_path, capsys):
+    assert draw("tests/draw/tower.yaml", "-o", tmp_path / "net.svg", "--dot-timeout", "0") == 1
+    assert capsys.readouterr().err == "error: --dot-timeout must be positive, got 0\n"

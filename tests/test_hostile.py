@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from caffeconf.errors import MAX_ECHOED_LINE, MAX_ECHOED_NAME, Diagnostic, Note, SourceLines, Span, render_text
+
 from conftest import ROOT
 
 HOSTILE = ROOT / "tests" / "hostile"
@@ -80,3 +82,75 @@ def test_an_output_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_
     result = caffeconf("compile", str(ROOT / "configs" / "lenet.yaml"), "-o", str(link), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert link.is_symlink() and target.read_text().startswith('name: "LeNet"')
+
+
+def _first_line(path: str) -> str:
+    return Path(path).read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize("flags", [[], ["--allow-absolute-imports"]])
+def test_a_prototxt_named_link_to_a_system_file_is_refused_without_echoing_it(tmp_path, flags):
+    (tmp_path / "head.prototxt").symlink_to("/etc/passwd")
+    (tmp_path / "net.yaml").write_text("caffeconf: 1\nimports: {head: head.prototxt}\nlayers: []\n")
+    stderr = _refused(caffeconf("validate", *flags, "net.yaml", cwd=tmp_path))
+    assert "net.yaml:2:17: error: import 'head.prototxt' (a link to '/etc/passwd') has no config or prototxt suffix" \
+        in stderr
+    assert _first_line("/etc/passwd") not in stderr
+
+
+def test_a_link_leading_out_of_the_config_folder_is_refused(tmp_path):
+    (tmp_path / "outside.yaml").write_text("caffeconf: 1\n")
+    (tmp_path / "nets").mkdir()
+    (tmp_path / "nets" / "blocks.yaml").symlink_to(tmp_path / "outside.yaml")
+    (tmp_path / "nets" / "net.yaml").write_text("caffeconf: 1\nimports: {b: blocks.yaml}\nlayers: []\n")
+    stderr = _refused(caffeconf("validate", "net.yaml", cwd=tmp_path / "nets"))
+    assert (f"net.yaml:2:14: error: import 'blocks.yaml' (a link to '{tmp_path}/outside.yaml') "
+            "leads outside the folder of net.yaml and the current directory") in stderr
+    assert "hint: imports are relative paths that stay inside the config's folder or the current directory" in stderr
+    assert caffeconf("validate", "nets/net.yaml", cwd=tmp_path).returncode == 0  # inside the current directory
+
+
+def test_a_long_quoted_name_is_cut_in_every_rendered_part():
+    name = "x" * 4000
+    text = render_text([Diagnostic(f"unknown blob '{name}'", hint=f"did you mean '{name}x'?",
+                                   notes=(Note(f"in module use '{name}'"),))])
+    assert text.count("x" * (MAX_ECHOED_NAME - 1) + "\u2026' (4000 characters)") == 2
+    assert "x" * (MAX_ECHOED_NAME - 1) + "\u2026' (4001 characters)" in text
+    assert "x" * MAX_ECHOED_NAME not in text
+    assert render_text([Diagnostic("unknown blob '" + "x" * MAX_ECHOED_NAME + "'")]).count("x") == MAX_ECHOED_NAME
+
+
+@pytest.mark.parametrize("column", [1, 15_000, 29_998])
+def test_a_long_source_line_is_shown_around_its_caret(column):
+    sources = SourceLines()
+    line = "".join(chr(ord("a") + i % 26) for i in range(30_000))
+    sources.register("long.yaml", line)
+    span = Span("long.yaml", 1, column, 1, column + 3)
+    shown, caret = render_text([Diagnostic("bad", span)], sources).splitlines()[1:3]
+    assert len(shown) <= 4 + MAX_ECHOED_LINE + 2
+    start = caret.index("^")
+    assert shown[start:start + 3] == line[column - 1:column + 2] and caret[start:] == "^~~"
+    assert shown.startswith("    \u2026") == (column > 1) and shown.endswith("\u2026") == (column < 29_000)
+
+
+def test_commands_that_read_a_net_refuse_an_absolute_import_unless_allowed(tmp_path):
+    blocks = tmp_path / "elsewhere" / "blocks.yaml"
+    blocks.parent.mkdir()
+    blocks.write_text("caffeconf: 1\nmodules:\n  relu:\n    inputs: [x]\n    layers: [{name: y, type: ReLU}]\n")
+    (tmp_path / "net").mkdir()
+    (tmp_path / "net" / "a.yaml").write_text(
+        f"caffeconf: 1\nimports: {{b: {blocks}}}\nlayers:\n"
+        "  - {name: data, type: Input, input_param: {shape: {dim: [1, 2]}}}\n  - {use: b.relu, name: r}\n")
+    stderr = _refused(caffeconf("inspect", "net/a.yaml", cwd=tmp_path))
+    assert f"net/a.yaml:2:14: error: import '{blocks}' is an absolute path" in stderr
+    allowed = caffeconf("inspect", "--allow-absolute-imports", "net/a.yaml", cwd=tmp_path)
+    assert allowed.returncode == 0 and "r/y" in allowed.stdout, allowed.stderr
+
+
+def test_a_long_quoted_file_path_is_kept_whole(tmp_path):
+    folder = tmp_path / ("d" * 100)
+    folder.mkdir()
+    text = render_text([Diagnostic(f"cannot draw to '{folder / 'net.jpg'}'"),
+                        Diagnostic("unknown blob '" + "a/" * 60 + "'")])  # a layer name, not a file
+    assert f"'{folder / 'net.jpg'}'" in text
+    assert "'" + ("a/" * 60)[:MAX_ECHOED_NAME - 1] + "\u2026' (120 characters)" in text

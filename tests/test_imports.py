@@ -6,6 +6,7 @@ from pathlib import Path
 
 from caffeconf.compile.compiler import build
 from caffeconf.errors import render_text
+from caffeconf.limits import Limits
 
 from conftest import ROOT
 
@@ -87,3 +88,29 @@ def test_module_cycle_across_files(tmp_path):
     text = errors_of(tmp_path / "a.yaml")
     assert "error: import cycle: a.yaml -> b.yaml -> a.yaml" in text
     assert "uses itself" not in text  # the import cycle is refused first, so b.yaml never sees a.m
+
+
+def test_a_nested_import_may_go_up_while_it_stays_in_the_root_config_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, {
+        "relu.yaml": "caffeconf: 1\nmodules:\n  relu:\n    inputs: [x]\n    layers: [{name: y, type: ReLU}]\n",
+        "sub/blocks.yaml": "caffeconf: 1\nimports: {act: ../relu.yaml}\nmodules:\n"
+                           "  both:\n    inputs: [x]\n    layers: [{use: act.relu, name: r}]\n",
+        "a.yaml": "caffeconf: 1\nimports: {blocks: sub/blocks.yaml}\nlayers:\n"
+                  "  - {name: data, type: Input, input_param: {shape: {dim: [1]}}}\n"
+                  "  - {use: blocks.both, name: b}\n",
+    })
+    assert [layer.name for layer in compile_ok(tmp_path / "a.yaml").layers] == ["data", "b/r/y"]
+
+
+def test_an_absolute_import_works_only_when_allowed(tmp_path):
+    blocks = tmp_path / "elsewhere" / "blocks.yaml"
+    blocks.parent.mkdir()
+    blocks.write_text("caffeconf: 1\nmodules:\n  relu:\n    inputs: [x]\n    layers: [{name: y, type: ReLU}]\n")
+    (tmp_path / "net").mkdir()
+    write(tmp_path, {"net/a.yaml": f"caffeconf: 1\nimports: {{b: {blocks}}}\nlayers:\n"
+                                   "  - {name: data, type: Input, input_param: {shape: {dim: [1]}}}\n"
+                                   "  - {use: b.relu, name: r}\n"})
+    assert f"a.yaml:2:14: error: import '{blocks}' is an absolute path" in errors_of(tmp_path / "net" / "a.yaml")
+    allowed = build(tmp_path / "net" / "a.yaml", Limits(allow_absolute_imports=True))
+    assert allowed.ok and [layer.name for layer in allowed.net.layers] == ["data", "r/y"]

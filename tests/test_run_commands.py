@@ -191,3 +191,20 @@ def test_run_saves_blobs_whose_names_are_np_savez_arguments(tmp_path):
         np.testing.assert_array_equal(blobs["file"], np.maximum(data, 0))
         np.testing.assert_allclose(blobs["allow_pickle"], torch.softmax(torch.from_numpy(data), 1).numpy(), rtol=1e-6)
         np.testing.assert_allclose(blobs["a/b"], np.tanh(data), rtol=1e-6)
+
+
+@pytest.mark.parametrize("command", ["run", "time"])
+def test_a_batch_past_int_max_elements_is_refused_before_allocating(tiny, capsys, command):
+    assert main([command, str(tiny), "--batch", "1000000000"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{tiny}:2:1: error: layer 'data' (Input): top 'data' of shape 1000000000x3x8x8 has more elements "
+        "than the 2147483647 (INT_MAX) a Caffe blob can hold")
+
+
+def test_a_weight_blob_past_int_max_elements_is_refused_before_allocating(tmp_path, capsys):
+    net = tmp_path / "wide.prototxt"
+    net.write_text(TINY.replace("num_output: 6", "num_output: 1000000000"))
+    assert main(["run", str(net)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{net}:7:1: error: layer 'fc' (InnerProduct): learnable blob 0 of shape 1000000000x4 has more elements "
+        "than the 2147483647 (INT_MAX) a Caffe blob can hold")

@@ -191,8 +191,26 @@ def test_caffemodel_is_written_atomically(tmp_path, monkeypatch):
 def test_not_a_caffemodel(tmp_path):
     path = tmp_path / "bad.caffemodel"
     path.write_bytes(b"\xff\xff\xff")
-    with pytest.raises(CaffeconfError, match="not a binary NetParameter"):
+    with pytest.raises(CaffeconfError, match="not a binary NetParameter") as caught:
         read_caffemodel(path)
+    assert caught.value.diagnostics[0].span is None  # its binary first line is never shown
+
+
+@pytest.mark.parametrize("content, what", [(b"", "is empty"), (b"\x08\x01", "holds no layer"),
+                                           (b"\x98\x06\x07\x98\x06\x07", "holds no layer")])
+def test_an_empty_or_junk_weights_file_is_refused_naming_it(tmp_path, content, what):
+    path = tmp_path / "w.caffemodel"
+    path.write_bytes(content)  # the junk is protobuf's unknown fields, so it parses
+    with pytest.raises(CaffeconfError) as caught:
+        read_caffemodel(path)
+    assert caught.value.diagnostics[0].message == f"{path}: the weights file {what}: not a .caffemodel"
+    assert caught.value.diagnostics[0].hint == "leave out --weights to start from the fillers"
+
+
+def test_a_weights_file_of_a_net_without_learned_blobs_is_read(tmp_path):
+    path = tmp_path / "w.caffemodel"
+    write_caffemodel(path, make_net(), {})
+    assert read_caffemodel(path) == {}
 
 
 # ----------------------------------------------------- interpreter checks

@@ -6,7 +6,7 @@ import pytest
 
 from caffeconf.errors import CaffeconfError, Span, render_text
 from caffeconf.ir import Layer, Net, Origin, Use
-from caffeconf.inspect.shapes import SHAPE_RULES, format_shape, infer_shapes
+from caffeconf.inspect.shapes import SHAPE_RULES, format_shape, infer_shapes, over_blob_limit
 
 from conftest import model_files
 
@@ -377,3 +377,12 @@ def test_pooling_non_positive_size_is_refused():
     # ceil((1 - 4) / 1) + 1 = -2
     text = error_text(pool(pool="MAX", kernel_size=4), (1, 8, 1, 1))
     assert text.endswith("kernel 4 is larger than the padded input 1\n")
+
+
+@pytest.mark.parametrize("shape, over", [
+    ((2**31 - 1,), False), ((2**31,), True), ((46341, 46341), True), ((46340, 46340), False),
+    ((0, 2**40, 2**40), False),  # as Blob::Reshape: once the count is 0 nothing is checked
+    ((2**40, 2**40, 0), True), ((None, 2**31), True), ((None, 3, 224, 224), False),
+])
+def test_blob_limit_is_caffes_int_max_checked_axis_by_axis(shape, over):
+    assert over_blob_limit(shape) is over

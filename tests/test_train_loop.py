@@ -160,3 +160,41 @@ def test_resume_refuses_a_file_that_is_not_a_solver_state(tmp_path):
     weights.write_bytes(net.SerializeToString())
     with pytest.raises(CaffeconfError, match="not a binary SolverState"):
         read_snapshot(str(weights))
+
+
+@pytest.mark.parametrize("iter_size", [0, -3])
+def test_an_iter_size_below_one_is_refused_before_training(tmp_path, monkeypatch, capsys, iter_size):
+    monkeypatch.chdir(tmp_path)
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=2, iter_size=iter_size)
+    assert main(["train", "--solver", str(solver), "-q"]) == 1
+    assert capsys.readouterr().err == f"error: {solver}: solver iter_size must be at least 1, got {iter_size}\n"
+
+
+@pytest.mark.parametrize("field, value", [("iter", -1), ("current_step", -2)])
+def test_resume_refuses_a_negative_iteration(tmp_path, field, value):
+    from caffeconf.errors import CaffeconfError
+    from caffeconf.caffe import caffe_pb2
+    from caffeconf.caffe.solverstate import read_snapshot
+
+    state = tmp_path / "net_iter_10.solverstate"
+    fields = {"iter": 10, "current_step": 0, field: value}
+    state.write_bytes(caffe_pb2.SolverState(learned_net="net_iter_10.caffemodel", **fields).SerializeToString())
+    with pytest.raises(CaffeconfError) as caught:
+        read_snapshot(str(state))
+    assert caught.value.diagnostics[0].message == (
+        f"{state}: the solver state's iter ({fields['iter']}) and current_step ({fields['current_step']}) "
+        "must not be negative")
+
+
+def test_resume_refuses_a_history_shape_whose_product_overflows(tmp_path):
+    from caffeconf.errors import CaffeconfError
+    from caffeconf.caffe import caffe_pb2
+    from caffeconf.caffe.solverstate import read_snapshot
+
+    state = tmp_path / "net_iter_1.solverstate"
+    message = caffe_pb2.SolverState(iter=1)
+    message.history.add().shape.dim.extend([2**32, 2**32])  # 2^64: 0 once wrapped in int64
+    state.write_bytes(message.SerializeToString())
+    with pytest.raises(CaffeconfError, match="a history blob in the solver state is broken: "
+                                             r"a blob of shape \(4294967296, 4294967296\) holds 0 values"):
+        read_snapshot(str(state))

@@ -100,6 +100,9 @@ DATA_TYPES = FED_TYPES | {"DummyData"}
 # Types that take no bottom blob: an omitted `bottom` means none rather than the previous top.
 SOURCE_TYPES = DATA_TYPES | {"Parameter"}
 
+# Blob::Reshape checks, axis by axis, that a blob's element count stays within INT_MAX.
+MAX_BLOB_ELEMENTS = 2**31 - 1
+
 # (low, high, caffe.proto's name) of each integer C++ type.
 INT_RANGES = {
     FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1, "int32"),

@@ -58,6 +58,9 @@ def read_snapshot(state_path: str) -> Resumed:
         # a .caffemodel parses as a SolverState with unknown fields: refuse it, as Caffe would
         raise CaffeconfError.at(None, f"{state_path}: not a binary SolverState (.solverstate) file",
                                 hint="resume from the .solverstate that a snapshot wrote beside its .caffemodel")
+    if state.iter < 0 or state.current_step < 0:
+        raise CaffeconfError.at(None, f"{state_path}: the solver state's iter ({state.iter}) and current_step "
+                                      f"({state.current_step}) must not be negative")
     weights = read_caffemodel(_learned_net_path(state_path, state.learned_net)) if state.learned_net else {}
     try:
         history = [blob_from_proto(blob) for blob in state.history]

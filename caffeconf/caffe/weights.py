@@ -9,6 +9,7 @@ reads them after upgrading. Writing goes through `files.write_atomic`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -16,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from ..errors import CaffeconfError, Span
+from ..errors import CaffeconfError
 from ..files import read_bounded, write_atomic
 from ..ir import Net
 from . import messages
@@ -49,27 +50,35 @@ def blob_from_proto(proto) -> StoredBlob:
         shape, legacy = (proto.num, proto.channels, proto.height, proto.width), True
     values = proto.double_data if len(proto.double_data) else proto.data
     data = np.asarray(values, dtype=np.float32)
-    if data.size != int(np.prod(shape)):
+    if data.size != math.prod(shape):  # exact: a hostile shape's product may overflow int64
         raise ValueError(f"a blob of shape {shape} holds {data.size} values")
     return StoredBlob(data, shape, legacy)
 
 
 def read_caffemodel(path: str | Path) -> dict[str, list[StoredBlob]]:
-    """Blobs by layer name; layers without blobs are left out."""
+    """Blobs by layer name; layers without blobs are left out. A file holding no layer at all
+    (empty, or junk that protobuf happens to accept) is refused, so that the fillers are
+    never used in its place unnoticed. Errors name the file without quoting its binary text."""
     message = messages.NetParameter()
     try:
-        message.ParseFromString(read_bounded(path))
+        data = read_bounded(path)
+        message.ParseFromString(data)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read weights '{path}': {error.strerror}") from None
     except DecodeError:
-        raise CaffeconfError.at(Span(str(path), 1, 1), "not a binary NetParameter (.caffemodel) file") from None
+        raise CaffeconfError.at(None, f"{path}: not a binary NetParameter (.caffemodel) file") from None
     named = [(layer.name, layer.blobs) for layer in message.layer]
     named += [(layer.name, layer.blobs) for layer in message.layers if not layer.HasField("layer")]
     named += [(layer.layer.name, layer.layer.blobs) for layer in message.layers if layer.HasField("layer")]
     try:
-        return {name: [blob_from_proto(blob) for blob in blobs] for name, blobs in named if len(blobs)}
+        stored = {name: [blob_from_proto(blob) for blob in blobs] for name, blobs in named if len(blobs)}
     except ValueError as error:
-        raise CaffeconfError.at(Span(str(path), 1, 1), f"corrupt blob: {error}") from None
+        raise CaffeconfError.at(None, f"{path}: corrupt blob: {error}") from None
+    if not named:
+        what = "is empty" if not data else "holds no layer"
+        raise CaffeconfError.at(None, f"{path}: the weights file {what}: not a .caffemodel",
+                                hint="leave out --weights to start from the fillers")
+    return stored
 
 
 def read_blob_file(path: str | Path) -> np.ndarray:
@@ -81,7 +90,7 @@ def read_blob_file(path: str | Path) -> np.ndarray:
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read blob file '{path}': {error.strerror}") from None
     except (DecodeError, ValueError) as error:
-        raise CaffeconfError.at(Span(str(path), 1, 1), f"not a binary BlobProto file ({error})") from None
+        raise CaffeconfError.at(None, f"{path}: not a binary BlobProto file ({error})") from None
     return blob.data.reshape(blob.shape)
 
 

@@ -43,6 +43,7 @@ def source_map(net: Net) -> dict:
 def run(args) -> int:
     from ..caffe import prototxt, serde
     from ..files import check_writable
+    from .validate import shape_diagnostics
 
     for output in (args.output, args.source_map):
         if output and output != "-":
@@ -52,9 +53,10 @@ def run(args) -> int:
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
                                      "to turn it into a config, `caffeconf import`")
     result = compile_config(args.file, limits_from(args), variants=frozenset(args.stage or ()))
-    if result.diagnostics:
-        sys.stderr.write(render_text(result.diagnostics))
-    if not result.ok:
+    diagnostics = result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
+    if diagnostics:
+        sys.stderr.write(render_text(diagnostics))
+    if not result.ok or any(d.severity == "error" for d in diagnostics):  # as validate refuses it
         return 1
     net = result.net
     unknown = [stage for stage in args.stage or () if stage not in result.variants]

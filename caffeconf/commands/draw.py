@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..inspect.draw import RANKDIRS, render_with_dot, to_dot
+from ..inspect.draw import DOT_TIMEOUT_S, RANKDIRS, render_with_dot, to_dot
 from ..errors import CaffeconfError
 from ..files import check_writable, write_atomic
 from ..inspect.shapes import infer_shapes
@@ -25,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           help="one box per module use at depth K (default: nested clusters)")
     grouping.add_argument("--flat", action="store_true", help="layers only, no module boxes")
     parser.add_argument("--rankdir", choices=RANKDIRS, default="TB", help="direction of flow (default TB)")
+    parser.add_argument("--dot-timeout", type=float, default=DOT_TIMEOUT_S, metavar="SECONDS",
+                        help=f"stop Graphviz's dot after this long (default {DOT_TIMEOUT_S:g})")
     add_state_arguments(parser)
     add_input_arguments(parser)
 
@@ -34,6 +36,8 @@ def run(args: argparse.Namespace) -> int:
     if suffix not in FORMATS:
         raise CaffeconfError.at(None, f"cannot draw to '{args.output}': the name must end in "
                                       + ", ".join(FORMATS))
+    if not args.dot_timeout > 0:
+        raise CaffeconfError.at(None, f"--dot-timeout must be positive, got {args.dot_timeout:g}")
     if args.depth is not None and args.depth < 1:
         raise CaffeconfError.at(None, f"--depth must be 1 or more, got {args.depth}")
     if suffix == ".html" and (args.depth is not None or args.flat):
@@ -45,5 +49,5 @@ def run(args: argparse.Namespace) -> int:
         write_atomic(args.output, to_html(net, shapes, args.rankdir))
         return 0
     dot_text = to_dot(net, shapes, depth=args.depth, flat=args.flat, rankdir=args.rankdir)
-    write_atomic(args.output, dot_text if suffix == ".dot" else render_with_dot(dot_text, suffix[1:]))
+    write_atomic(args.output, dot_text if suffix == ".dot" else render_with_dot(dot_text, suffix[1:], args.dot_timeout))
     return 0

@@ -1,12 +1,14 @@
 """Command-line options shared by the commands that read one net: which state
-(phase, stages, level) to build it for, and shapes for its inputs."""
+(phase, stages, level) to build it for, whether a config may import from outside its
+folder, and shapes for its inputs."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..compile.load import Loaded, StateChoice, load
+from ..compile.load import Loaded, LoadOptions, StateChoice, load
 from ..errors import CaffeconfError
+from ..limits import Limits
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,6 +17,8 @@ def add_state_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", action="append", default=None, metavar="STAGE",
                         help="a NetState stage (repeatable); for a config, also selects a declared variant")
     parser.add_argument("--level", type=int, default=None, help="the NetState level")
+    parser.add_argument("--allow-absolute-imports", action="store_true",
+                        help="allow a config's imports by absolute path or from outside its folder")
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +47,11 @@ def warn(note: str | None) -> None:
 
 def load_for_state(args: argparse.Namespace, default_phase: str = "TEST") -> Loaded:
     """The net at args.net, as Caffe builds it for the state the arguments choose."""
-    return load(args.net, StateChoice.of(args.phase, args.stage, args.level, default_phase))
+    return load(args.net, StateChoice.of(args.phase, args.stage, args.level, default_phase), load_options(args))
+
+
+def load_options(args: argparse.Namespace) -> LoadOptions:
+    return LoadOptions(Limits(allow_absolute_imports=args.allow_absolute_imports))
 
 
 def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:

@@ -4,7 +4,7 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 from __future__ import annotations
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments, add_threads_argument, check_threads, warn
+from .net_options import add_state_arguments, add_threads_argument, check_threads, load_options, warn
 from .optional_modules import required_modules
 
 
@@ -39,7 +39,7 @@ def _score(args) -> int:
 
     warn(use_threads(args.threads))
     phase = args.phase or "TEST"
-    net = load(args.net, StateChoice.of(phase, args.stage, args.level)).net
+    net = load(args.net, StateChoice.of(phase, args.stage, args.level), load_options(args)).net
     device = select_device(args.device)
     model = CaffeNet(net, phase=phase, seed=args.seed, weights=read_caffemodel(args.weights), device=device)
     feeder = Feeder(net, phase, args.seed, Shard(), None, device)

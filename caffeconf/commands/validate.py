@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
     add_limit_arguments(parser)
 
 
-def _shape_diagnostics(net) -> tuple:
+def shape_diagnostics(net) -> tuple:
     """Shape mismatches in each state the net runs in, wherever the input shapes are known."""
     from ..errors import DiagnosticList
     from ..compile.rules import filter_net
@@ -35,12 +35,12 @@ def _shape_diagnostics(net) -> tuple:
 def _diagnostics(path: str, limits) -> tuple:
     if is_config(path):
         result = compile_config(path, limits)
-        return result.diagnostics + (_shape_diagnostics(result.net) if result.ok else ())
+        return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     try:
         loaded = load(path, options=LoadOptions(limits, verify=True))
     except CaffeconfError as error:
         return error.diagnostics
-    return loaded.diagnostics + (_shape_diagnostics(loaded.net) if loaded.ok else ())
+    return loaded.diagnostics + (shape_diagnostics(loaded.net) if loaded.ok else ())
 
 
 def run(args) -> int:

@@ -13,12 +13,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..errors import CaffeconfError, DiagnosticList, Note, Span
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Note, Span
 from ..ir import Net
 from ..limits import Limits
 from .tree import Map, Node, Scalar, Seq
 from .source import load_tree
-from .source import is_config
+from .source import CONFIG_SUFFIXES, is_config
 from ..caffe.netfile import read_net_file
 from .syntax import Document, ModuleDecl, Port
 
@@ -102,6 +102,10 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
         diags.error(value.span, f"import '{namespace}' must be a relative file path")
         return None
     path = os.path.join(os.path.dirname(document.path), value.value)
+    refusal = import_refusal(value, path, chain[0], limits)
+    if refusal is not None:
+        diags.add(refusal)
+        return None
     key = unit_key(path)
     if key in chain:
         cycle = " -> ".join([*(os.path.basename(k) for k in chain[chain.index(key):]), os.path.basename(key)])
@@ -125,6 +129,32 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
         diags.error(value.span, f"cannot import '{value.value}'",
                     notes=[] if located else [Note(d.message) for d in error.diagnostics[:1]])
         return None
+
+
+NET_SUFFIXES = (".prototxt", ".pbtxt")
+_OUTSIDE_HINT = ("imports are relative paths that stay inside the config's folder or the current directory; "
+                 "--allow-absolute-imports allows others")
+
+
+def import_refusal(value: Scalar, path: str, root: str, limits: Limits) -> Diagnostic | None:
+    """Why the import `value` (the file `path`) is refused, or None: it must name a config or a
+    prototxt by suffix, so no other file is ever read and echoed in an error, and unless allowed
+    it must be relative and stay inside the folder of the root config `root` or the current
+    directory (the user's project: `../blocks.yaml` beside a nets folder), symlinks followed."""
+    text, real, suffixes = value.value, os.path.realpath(path), CONFIG_SUFFIXES + NET_SUFFIXES
+    named = f"'{text}'" if real == os.path.abspath(path) else f"'{text}' (a link to '{real}')"
+    if not all(p.lower().endswith(suffixes) for p in (path, real)):
+        return Diagnostic(f"import {named} has no config or prototxt suffix ({', '.join(suffixes)}): not read",
+                          value.span)
+    if limits.allow_absolute_imports:
+        return None
+    if os.path.isabs(text):
+        return Diagnostic(f"import '{text}' is an absolute path", value.span, hint=_OUTSIDE_HINT)
+    folders = {os.path.realpath(os.path.dirname(root) or "."), os.path.realpath(".")}
+    if not any(os.path.commonpath([folder, real]) == folder for folder in folders):
+        return Diagnostic(f"import {named} leads outside the folder of {os.path.basename(root)} "
+                          "and the current directory", value.span, hint=_OUTSIDE_HINT)
+    return None
 
 
 def module_from_net(name: str, net: Net, path: str) -> ModuleDecl:

@@ -231,15 +231,23 @@ def to_dot(net: Net, shapes: NetShapes | None = None, *, depth: int | None = Non
 
 # ---------------------------------------------------------------- rendering
 
-def render_with_dot(dot_text: str, fmt: str) -> bytes:
-    """SVG or PNG bytes from Graphviz's `dot` program."""
+DOT_TIMEOUT_S = 60.0  # a 5,000-way fan-in takes dot about 50 s
+
+
+def render_with_dot(dot_text: str, fmt: str, timeout_s: float = DOT_TIMEOUT_S) -> bytes:
+    """SVG or PNG bytes from Graphviz's `dot` program, which is killed past `timeout_s`."""
     program = shutil.which("dot")
     if program is None:
         raise CaffeconfError.at(None, f"drawing .{fmt} needs Graphviz's 'dot' program, which is not installed",
                                 hint="install Graphviz (Debian/Ubuntu: apt-get install graphviz), "
                                      "or write .dot and render it elsewhere")
-    done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode("utf-8"),
-                          capture_output=True, check=False)
+    try:
+        done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode("utf-8"),
+                              capture_output=True, check=False, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        raise CaffeconfError.at(None, f"Graphviz 'dot' did not lay out the net within {timeout_s:g} s: stopped",
+                                hint="draw fewer boxes (--depth K), write .html or .dot, "
+                                     "or allow more time (--dot-timeout SECONDS)") from None
     if done.returncode != 0:
         raise CaffeconfError.at(None, f"Graphviz 'dot' failed: {done.stderr.decode(errors='replace').strip()}")
     return done.stdout

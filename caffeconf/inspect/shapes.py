@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from ..caffe.facts import DATA_TYPES, proto_default
+from ..caffe.facts import DATA_TYPES, MAX_BLOB_ELEMENTS, proto_default
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -703,6 +703,10 @@ def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
             problems.append(_diagnostic(layer, str(mismatch)))
             inferred = Inferred((None,) * len(layer.tops), None)
         inferred = _apply_overrides(layer, inferred, overrides, batch)
+        oversized = oversized_blobs(layer, inferred)
+        if oversized:
+            problems.append(_diagnostic(layer, oversized[0]))
+            inferred = Inferred((None,) * len(layer.tops), None)
         blobs.update(zip(layer.tops, inferred.tops))
         entries.append(LayerShapes(layer, bottoms, inferred.tops, inferred.params))
     if problems:
@@ -724,6 +728,37 @@ def _infer_layer(layer: Layer, bottoms: tuple[Shape | None, ...]) -> Inferred:
         if shape is not None and any(d is not None and d < 0 for d in shape):
             raise ShapeMismatch(f"negative size in output shape {format_shape(shape)}")
     return inferred
+
+
+def over_blob_limit(shape: Shape | None) -> bool:
+    """Whether Caffe's Blob::Reshape would refuse `shape`: the count grows past INT_MAX at some
+    axis (a zero earlier stops the growth, as in Caffe). Unknown dims are left out."""
+    count = 1
+    for dim in shape or ():
+        if dim is None:
+            continue
+        if count and dim > MAX_BLOB_ELEMENTS // count:
+            return True
+        count *= dim
+    return False
+
+
+def oversized_blobs(layer: Layer, inferred: Inferred) -> list[str]:
+    """What of the layer's tops and learnable blobs is too big for a Caffe blob, in words."""
+    named = [(f"top '{top}'", shape) for top, shape in zip(layer.tops, inferred.tops)]
+    named += [(f"learnable blob {i}", shape) for i, shape in enumerate(inferred.params or ())]
+    return [f"{what} of shape {format_shape(shape)} has more elements than the {MAX_BLOB_ELEMENTS} (INT_MAX) "
+            "a Caffe blob can hold"
+            for what, shape in named if over_blob_limit(shape)]
+
+
+def check_source_sizes(net: Net, shapes: Mapping[str, Shape]) -> None:
+    """Refuse, before anything is allocated, source tops (`shapes`, e.g. with --batch applied)
+    that no Caffe blob could hold, at their layers."""
+    problems = [_diagnostic(layer, message) for layer in net.layers if layer.type in DATA_TYPES
+                for message in oversized_blobs(layer, Inferred(tuple(shapes.get(top) for top in layer.tops)))]
+    if problems:
+        raise CaffeconfError(problems)
 
 
 def _bottom_shape(layer: Layer, name: str, blobs: Mapping[str, Shape | None]) -> Shape | None:

@@ -12,6 +12,7 @@ from ..errors import CaffeconfError
 from ..ir import Net
 from .interpreter import CaffeNet
 from .layers.data import declared_shapes
+from ..inspect.shapes import check_source_sizes
 from .preprocess import Transform, load_images, transform_from_fields
 from ..caffe.weights import read_caffemodel
 
@@ -30,6 +31,7 @@ def input_shapes(net: Net, batch: int | None) -> dict[str, tuple[int, ...]]:
         if layer.type == "Input":
             for top, shape in zip(layer.tops, declared_shapes(layer.fields, layer.tops) or ()):
                 shapes[top] = ((batch,) + tuple(shape[1:])) if batch and shape else tuple(shape)
+    check_source_sizes(net, shapes)
     return shapes
 
 

@@ -36,7 +36,15 @@ def read_solver_file(path: str) -> messages.SolverParameter:
     solver = _solver_from_tree(path) if is_config(path) else upgrade.upgrade_solver(prototxt.read_solver(path),
                                                                                   source=path)
     _default_snapshot_prefix(solver, path)
+    check_iteration_counts(solver, path)
     return solver
+
+
+def check_iteration_counts(solver: messages.SolverParameter, path: str) -> None:
+    """Refuse what Caffe would divide by or loop on forever: `iter_size` below 1 (its losses and
+    gradients are divided by it)."""
+    if solver.iter_size < 1:
+        raise CaffeconfError.at(None, f"{path}: solver iter_size must be at least 1, got {solver.iter_size}")
 
 
 def config_solver(path: str) -> messages.SolverParameter | None:
