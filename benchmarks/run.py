@@ -185,25 +185,12 @@ def optimized(model: CaffeNet, device) -> CaffeNet:
 
 
 def caffeconf_model(name: str, device) -> tuple[CaffeNet, dict[str, list[np.ndarray]]]:
+    """The net with `run --random-weights`' seeded values (deploy nets have no fillers)."""
     net = load(str(NETS[name]), StateChoice("TEST")).net
-    model = CaffeNet(net, seed=0, device=device)
-    generator = torch.Generator().manual_seed(0)
+    model = CaffeNet(net, seed=0, random_weights=True)
     with torch.no_grad():
-        model({"data": torch.zeros(1, 3, 224, 224)})
-        for step in model.steps:
-            for position, blob in enumerate(model.layer_blobs[step.index]):
-                blob.copy_(random_blob(step.layer.type, position, tuple(blob.shape), generator))
+        model({"data": torch.zeros(1, 3, 224, 224)})  # creates the blobs
     return model.to(device), model.blob_arrays()
-
-
-def random_blob(layer_type, position, shape, generator):
-    if layer_type == "BatchNorm":
-        return [torch.randn(shape, generator=generator) * 0.1, torch.rand(shape, generator=generator) + 0.5,
-                torch.ones(shape)][position]
-    if layer_type == "Scale" and position == 0:
-        return torch.rand(shape, generator=generator) + 0.5
-    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 100
-    return torch.randn(shape, generator=generator) / np.sqrt(fan_in)
 
 
 # ------------------------------------------------------------ measuring
