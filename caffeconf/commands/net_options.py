@@ -5,6 +5,7 @@ folder, and shapes for its inputs."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..compile.load import Loaded, LoadOptions, StateChoice, load
 from ..errors import CaffeconfError
@@ -40,8 +41,6 @@ def check_threads(args: argparse.Namespace) -> None:
 
 def warn(note: str | None) -> None:
     if note:
-        import sys
-
         sys.stderr.write(note + "\n")
 
 
