@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,29 @@ def model_files(pattern: str = "**/*.prototxt") -> list[Path]:
     if not MODELS.is_dir():
         return []
     return sorted(p for p in MODELS.glob(pattern) if p.relative_to(MODELS).as_posix() not in FORK_FILES)
+
+
+@pytest.fixture
+def fork_proto(tmp_path, monkeypatch) -> Path:
+    """BVLC's caffe.proto with the tiny fork's messages (tests/dialects/tiny_fork.proto) and
+    LayerParameter fields added."""
+    from caffeconf.caffe import dialect
+
+    monkeypatch.setenv("CAFFECONF_CACHE", str(tmp_path / "cache"))
+    additions = (ROOT / "tests" / "dialects" / "tiny_fork.proto").read_text()
+    fields = re.findall(r"^// LayerParameter: (.*)$", additions, flags=re.MULTILINE)
+    text = dialect.BVLC_PROTO.read_text().replace("message LayerParameter {\n",
+                                                  "message LayerParameter {\n" + "\n".join(fields) + "\n", 1)
+    path = tmp_path / "fork" / "caffe.proto"
+    path.parent.mkdir()
+    path.write_text(text + additions)
+    return path
+
+
+@pytest.fixture
+def tiny_fork(fork_proto):
+    """The tiny fork's dialect in force for the test."""
+    from caffeconf.caffe import dialect
+
+    with dialect.use(dialect.load_dialect(fork_proto)) as active:
+        yield active

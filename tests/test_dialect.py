@@ -3,7 +3,6 @@ BVLC's), cached by content, with located errors; and the hints given without it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -11,27 +10,12 @@ import pytest
 from caffeconf.caffe import dialect
 from caffeconf.cli import main
 
-HERE = Path(__file__).resolve().parent
 NET = '''name: "fork"
 input: "data"
 input_shape { dim: 1 dim: 4 dim: 2 dim: 3 }
 layer { name: "perm" type: "Permute" bottom: "data" top: "perm" permute_param { order: 0 order: 2 order: 3 order: 1 } }
 layer { name: "shuffle" type: "ShuffleChannel" bottom: "perm" top: "shuffle" shuffle_channel_param { group: 2 } }
 '''
-
-
-@pytest.fixture
-def fork_proto(tmp_path, monkeypatch) -> Path:
-    """BVLC's caffe.proto with the tiny fork's messages and LayerParameter fields added."""
-    monkeypatch.setenv("CAFFECONF_CACHE", str(tmp_path / "cache"))
-    additions = (HERE / "dialects" / "tiny_fork.proto").read_text()
-    fields = re.findall(r"^// LayerParameter: (.*)$", additions, flags=re.MULTILINE)
-    text = dialect.BVLC_PROTO.read_text().replace("message LayerParameter {\n",
-                                                  "message LayerParameter {\n" + "\n".join(fields) + "\n", 1)
-    path = tmp_path / "fork" / "caffe.proto"
-    path.parent.mkdir()
-    path.write_text(text + additions)
-    return path
 
 
 def test_fork_net_validates_and_round_trips_with_its_proto(fork_proto, tmp_path, capsys):

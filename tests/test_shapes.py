@@ -303,16 +303,70 @@ def test_rule_table_covers_the_runner_layer_set():
     assert runner <= set(SHAPE_RULES)
 
 
+# ---------------------------------------------------------------- SSD's layers (the tiny fork's proto)
+
+def test_permute_puts_the_unnamed_axes_last(tiny_fork):
+    assert single(Layer("p", "Permute", (), ("p",), {"permute_param": {"order": [0, 2, 3, 1]}}),
+                  (2, 3, 4, 5)) == ((2, 4, 5, 3),)
+    assert single(Layer("p", "Permute", (), ("p",), {"permute_param": {"order": [2]}}),
+                  (2, 3, 4, 5)) == ((4, 2, 3, 5),)
+    twice = Layer("p", "Permute", (), ("p",), {"permute_param": {"order": [1, 1]}})
+    assert "permute_param.order [1, 1] names an axis twice" in error_text(twice, (2, 3, 4, 5))
+
+
+def test_normalize_keeps_the_shape_and_owns_a_scale(tiny_fork):
+    def scale(**param):
+        layer = Layer("n", "Normalize", ("data",), ("n",), {"norm_param": param})
+        return infer_shapes(Net("t", (source((2, 8, 3, 3)), layer))).layers[-1]
+
+    assert scale().tops == ((2, 8, 3, 3),) and scale().params == ((),)
+    assert scale(channel_shared=False).params == ((8,),)
+
+
+def prior_box(**param):
+    return Layer("pb", "PriorBox", (), ("pb",), {"prior_box_param": param})
+
+
+def test_prior_box_counts_ratios_flips_and_max_sizes(tiny_fork):
+    # ratios 1, 2, 1/2, 3, 1/3 (the repeated 2 is dropped) per min_size, plus one per max_size: 6
+    layer = prior_box(min_size=[105.0], max_size=[150.0], aspect_ratio=[2.0, 3.0, 2.0])
+    assert single(layer, (1, 8, 10, 10), (1, 3, 300, 300)) == ((1, 2, 10 * 10 * 6 * 4),)
+    no_flip = prior_box(min_size=[30.0, 60.0], aspect_ratio=[2.0], flip=False)
+    assert single(no_flip, (1, 8, 3, 5), (1, 3, 300, 300)) == ((1, 2, 3 * 5 * 4 * 4),)
+
+
+@pytest.mark.parametrize("param, message", [
+    ({}, "prior_box_param needs min_size, each positive"),
+    ({"min_size": [30.0], "max_size": [20.0]}, "prior_box_param.max_size must be greater than its min_size"),
+    ({"min_size": [30.0], "variance": [0.1, 0.2]}, "prior_box_param.variance needs 1 or 4 positive values"),
+    ({"min_size": [30.0], "step": 8.0, "step_h": 8.0}, "give either prior_box_param.step or step_h/step_w"),
+])
+def test_prior_box_refuses_what_the_fork_checks(tiny_fork, param, message):
+    assert message in error_text(prior_box(**param), (1, 8, 3, 3), (1, 3, 30, 30))
+
+
+def detection_output(**param):
+    return Layer("d", "DetectionOutput", (), ("d",), {"detection_output_param": {"num_classes": 3, **param}})
+
+
+def test_detection_output_declares_one_row_and_checks_the_prior_count(tiny_fork):
+    # 10 priors: 40 location values, 30 scores, priors blob (1, 2, 40)
+    assert single(detection_output(), (2, 40), (2, 30), (1, 2, 40)) == ((1, 1, 1, 7),)
+    assert single(detection_output(share_location=False), (2, 120), (2, 30), (1, 2, 40)) == ((1, 1, 1, 7),)
+    assert "confidences 2x33 need 30 channels (10 priors x 3)" in \
+        error_text(detection_output(), (2, 40), (2, 33), (1, 2, 40))
+
+
 # ---------------------------------------------------------------- the shared models
 
 NETS = [p for p in model_files() if "solver" not in p.name]
 
 
-def _load(path):
+def _load(path, phase="TRAIN"):
     from caffeconf.compile.load import load
     from caffeconf.compile.rules import filter_net
 
-    return filter_net(load(path).net, phase="TRAIN")
+    return filter_net(load(path).net, phase=phase)
 
 
 @pytest.mark.parametrize("path", NETS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -332,6 +386,18 @@ def test_known_deploy_nets(models, name, output, params):
     shapes = infer_shapes(_load(models / name))
     assert shapes.layers[-1].tops[0] == output
     assert net_totals(layer_costs(shapes))[0] == params
+
+
+def test_mobilenet_ssd_has_every_shape_with_its_proto(models):
+    from caffeconf.caffe import dialect
+
+    with dialect.use(dialect.load_dialect(models.parent / "dialects" / "ssd" / "caffe.proto")):
+        shapes = infer_shapes(_load(models / "mobilenet-ssd" / "MobileNetSSD_deploy.prototxt", "TEST"))
+    assert all(shape is not None and None not in shape for entry in shapes.layers for shape in entry.tops)
+    # 1917 priors (19x19x3 + 10x10x6 + 5x5x6 + 3x3x6 + 2x2x6 + 1x1x6), 21 classes
+    assert shapes.blob("mbox_priorbox") == (1, 2, 1917 * 4)
+    assert shapes.blob("mbox_conf_flatten") == (1, 1917 * 21)
+    assert shapes.blob("detection_out") == (1, 1, 1, 7)
 
 
 def test_net_level_inputs_take_their_declared_shape():

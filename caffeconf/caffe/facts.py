@@ -1,11 +1,14 @@
 """The one table of Caffe facts caffeconf relies on (BVLC master): layer types, which types take
 no bottom or are fed data, learnable blobs per type with their names, integer field ranges,
 caffe.proto defaults, telling a net from a solver, and the layer types and fields that the
-common forks (SSD, SegNet/ENet, Faster R-CNN, ShuffleNet, PSPNet) add to caffe.proto."""
+common forks (SSD, SegNet/ENet, Faster R-CNN, ShuffleNet, PSPNet) add to caffe.proto, with the
+setup rules of SSD's Permute and PriorBox that shape inference and the runner share."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+import struct
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
 
 from google.protobuf.descriptor import FieldDescriptor
 
@@ -130,7 +133,8 @@ def learnable_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: in
 
 _WEIGHT_AND_BIAS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
                     "InnerProduct": "inner_product_param", "Embed": "embed_param"}
-_FIXED_BLOBS = {"PReLU": ("slope",), "Parameter": ("value",), "BatchNorm": ("mean", "variance", "scale_factor")}
+_FIXED_BLOBS = {"PReLU": ("slope",), "Parameter": ("value",), "BatchNorm": ("mean", "variance", "scale_factor"),
+                "Normalize": ("scale",)}
 # Caffe's order: the x weight and bias, (the x_static weight), then the recurrent ones.
 _RECURRENT = {"LSTM": (("W_xc", "b_c"), ("W_hc",), 2),
               "RNN": (("W_xh", "b_h"), ("W_hh", "W_ho", "b_o"), 1)}
@@ -142,6 +146,86 @@ def _recurrent_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: i
     exposed = exposed_states if fields.get("recurrent_param", {}).get("expose_hidden") else 0
     static = (before[0] + "_x_static",) if bottom_count > 2 + exposed else ()
     return before + static + after
+
+
+def permute_order(order: list[int], rank: int) -> list[int]:
+    """SSD's Permute: the written axes, then the unnamed ones in their order; ValueError for an
+    axis out of range or named twice (the fork's CHECKs)."""
+    for axis in order:
+        if axis >= rank:
+            raise ValueError(f"permute_param.order {axis} is not an axis of a {rank}-axis bottom")
+    if len(set(order)) != len(order):
+        raise ValueError(f"permute_param.order {list(order)} names an axis twice")
+    return list(order) + [axis for axis in range(rank) if axis not in order]
+
+
+def _float32(value: float) -> float:
+    return struct.unpack("f", struct.pack("f", value))[0]
+
+
+def prior_aspect_ratios(ratios: Sequence[float], flip: bool) -> list[float]:
+    """SSD's PriorBox: 1, then each written ratio not already there (within 1e-6), each followed by
+    its inverse with `flip` (rounded to float, as the fork keeps them in a vector<float>)."""
+    kept = [1.0]
+    for ratio in ratios:
+        if all(abs(ratio - seen) >= 1e-6 for seen in kept):
+            kept.append(ratio)
+            if flip:
+                kept.append(_float32(1.0 / ratio))
+    return kept
+
+
+@dataclass(frozen=True)
+class PriorBoxSetup:
+    """What SSD's PriorBoxLayer::LayerSetUp reads from prior_box_param; 0 image size or step:
+    taken from the bottoms at forward time."""
+
+    min_sizes: tuple[float, ...]
+    max_sizes: tuple[float, ...]
+    aspect_ratios: tuple[float, ...]
+    clip: bool
+    variances: tuple[float, ...]
+    image: tuple[int, int]  # (height, width)
+    step: tuple[float, float]  # (height, width)
+    offset: float
+
+    @property
+    def priors_per_cell(self) -> int:
+        return len(self.aspect_ratios) * len(self.min_sizes) + len(self.max_sizes)
+
+
+def prior_box_setup(written: Mapping[str, Any]) -> PriorBoxSetup:
+    """The layer's prior_box_param (as written) checked as the fork's CHECKs do; ValueError if not."""
+    def get(name):
+        return written[name] if name in written else proto_default("prior_box_param", name)
+
+    min_sizes, max_sizes = tuple(get("min_size")), tuple(get("max_size"))
+    if not min_sizes or any(size <= 0 for size in min_sizes):
+        raise ValueError("prior_box_param needs min_size, each positive")
+    if max_sizes and len(max_sizes) != len(min_sizes):
+        raise ValueError(f"prior_box_param has {len(max_sizes)} max_size for {len(min_sizes)} min_size")
+    if any(high <= low for low, high in zip(min_sizes, max_sizes)):
+        raise ValueError("prior_box_param.max_size must be greater than its min_size")
+    variances = tuple(get("variance")) or (0.1,)
+    if len(variances) not in (1, 4) or any(v <= 0 for v in variances):
+        raise ValueError(f"prior_box_param.variance needs 1 or 4 positive values, got {list(variances)}")
+    return PriorBoxSetup(min_sizes, max_sizes, tuple(prior_aspect_ratios(get("aspect_ratio"), get("flip"))),
+                         get("clip"), variances, _either_pair(written, "img", "img_size", int),
+                         _either_pair(written, "step", "step", float), get("offset"))
+
+
+def _either_pair(written: Mapping[str, Any], prefix: str, single: str, kind: type) -> tuple:
+    """(h, w) from `<prefix>_h`/`<prefix>_w`, else `single` for both, else zeros; not both, none zero."""
+    pair = (f"{prefix}_h", f"{prefix}_w")
+    if any(name in written for name in pair):
+        if single in written:
+            raise ValueError(f"give either prior_box_param.{single} or {pair[0]}/{pair[1]}, not both")
+        values = tuple(kind(written.get(name, 0)) for name in pair)
+    else:
+        values = (kind(written.get(single, 0)),) * 2
+    if (any(name in written for name in (*pair, single))) and min(values) <= 0:
+        raise ValueError(f"prior_box_param.{single} ({pair[0]}/{pair[1]}) must be larger than 0")
+    return values
 
 
 def _layer_field(message: str, name: str) -> FieldDescriptor:

@@ -175,7 +175,8 @@ MAC_RULES = {
 }
 
 # Caffe's types with no matrix product: sources, element-wise and per-channel arithmetic, pooling and
-# normalization, blob plumbing, lookups, and losses and metrics.
+# normalization, blob plumbing, lookups, losses and metrics, and SSD's layers (whose box decoding and
+# NMS are no matrix products).
 ZERO_MAC_TYPES = frozenset("""
 Data DummyData HDF5Data ImageData Input MemoryData WindowData Parameter HDF5Output Silence
 AbsVal BNLL Clip ELU Exp Log Power PReLU ReLU Sigmoid Swish TanH Threshold Dropout
@@ -183,6 +184,7 @@ Bias Scale Eltwise LSTMUnit BatchNorm LRN MVN Softmax Pooling SPP Reduction
 ArgMax BatchReindex Concat Crop Embed Filter Flatten Im2col Reshape Slice Split Tile
 Accuracy ContrastiveLoss EuclideanLoss HingeLoss InfogainLoss MultinomialLogisticLoss
 SigmoidCrossEntropyLoss SoftmaxWithLoss
+Normalize Permute PriorBox DetectionOutput
 """.split())
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from ..caffe.facts import DATA_TYPES, MAX_BLOB_ELEMENTS, proto_default
+from ..caffe.facts import DATA_TYPES, MAX_BLOB_ELEMENTS, permute_order, prior_box_setup, proto_default
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -572,6 +572,67 @@ def _lstm_unit(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred((bottoms[0], bottoms[0]))
 
 
+# ---------------------------------------------------------------- SSD's detection layers
+
+def _legacy_dim(shape: Shape, index: int) -> Dim:
+    """Blob::LegacyShape (num, channels, height, width): 1 past the last axis, at most 4 axes."""
+    if len(shape) > 4:
+        raise ShapeMismatch(f"needs at most 4 axes (num, channels, height, width), got {format_shape(shape)}")
+    return shape[index] if index < len(shape) else 1
+
+
+def _normalize(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    if len(bottom) < 2:
+        raise ShapeMismatch("Normalize needs a bottom with at least 2 axes")
+    if layer_param(layer, "norm_param", "channel_shared"):
+        return Inferred((bottom,), ((),))
+    return Inferred((bottom,), None if bottom[1] is None else ((bottom[1],),))
+
+
+def _permute(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = bottoms[0]
+    try:
+        order = permute_order(list(layer_param(layer, "permute_param", "order")), len(bottom))
+    except ValueError as problem:
+        raise ShapeMismatch(str(problem)) from None
+    return Inferred((tuple(bottom[axis] for axis in order),))
+
+
+def _prior_box(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """(1, 2, H*W*priors*4): the boxes, then their variances; the image bottom's size is read at
+    forward time only."""
+    try:
+        priors = prior_box_setup(layer.fields.get("prior_box_param") or {}).priors_per_cell
+    except ValueError as problem:
+        raise ShapeMismatch(str(problem)) from None
+    if len(bottoms) != 2:
+        raise ShapeMismatch(f"PriorBox takes 2 bottoms (a feature map and the image), got {len(bottoms)}")
+    cells = count((_legacy_dim(bottoms[0], 2), _legacy_dim(bottoms[0], 3)))
+    return Inferred(((1, 2, None if cells is None else cells * priors * 4),))
+
+
+def _detection_output(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """Caffe's Reshape declares one row, [1, 1, 1, 7]; forward resizes it to the detections kept."""
+    if len(bottoms) != 3:
+        raise ShapeMismatch(f"DetectionOutput takes 3 bottoms (locations, confidences, priors), got {len(bottoms)}")
+    if not has_param(layer, "detection_output_param", "num_classes"):
+        raise ShapeMismatch("detection_output_param.num_classes is required")
+    loc, conf, priors = bottoms
+    classes = layer_param(layer, "detection_output_param", "num_classes")
+    loc_classes = 1 if layer_param(layer, "detection_output_param", "share_location") else classes
+    num_priors = None if _legacy_dim(priors, 2) is None else _legacy_dim(priors, 2) // 4
+    if not _same(loc[0], conf[0]):
+        raise ShapeMismatch(f"locations {format_shape(loc)} and confidences {format_shape(conf)} "
+                            "differ in batch size")
+    for what, shape, per_prior in (("locations", loc, loc_classes * 4), ("confidences", conf, classes)):
+        expected = None if num_priors is None else num_priors * per_prior
+        if not _same(_legacy_dim(shape, 1), expected):
+            raise ShapeMismatch(f"{what} {format_shape(shape)} need {expected} channels "
+                                f"({num_priors} priors x {per_prior})")
+    return Inferred(((1, 1, 1, 7),))
+
+
 # ---------------------------------------------------------------- sources (no bottoms)
 
 def _blob_shape(message: Mapping) -> Shape:
@@ -672,6 +733,7 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "LSTM": _recurrent(4, 2, lambda h: ((4 * h, h),)),
     "RNN": _recurrent(1, 1, lambda h: ((h, h), (h, h), (h,))),
     "LSTMUnit": _lstm_unit, "Silence": _no_tops, "HDF5Output": _no_tops,
+    "Normalize": _normalize, "Permute": _permute, "PriorBox": _prior_box, "DetectionOutput": _detection_output,
     **{t: _same_as_bottom for t in (
         "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",
         "Clip", "Swish", "Dropout", "Split", "Softmax", "MVN")},
