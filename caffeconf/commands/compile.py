@@ -15,7 +15,7 @@ from ..compile.rules import filter_net
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("file", metavar="FILE", help="a caffeconf config (.yaml or .toml)")
+    parser.add_argument("file", metavar="NET", help="a caffeconf config (.yaml or .toml)")
     parser.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     parser.add_argument("--binary", action="store_true", help="write the binary NetParameter")
     parser.add_argument("--source-map", metavar="MAP.json",
@@ -23,9 +23,10 @@ def add_arguments(parser) -> None:
     variant = parser.add_argument_group(
         "variants", "--stage NAME selects a variant the config declares (`variants:`); with --phase or "
         "--level the net is also pruned as Caffe's FilterNet would for that state, and its rules dropped")
-    variant.add_argument("--phase", choices=("TRAIN", "TEST"))
-    variant.add_argument("--stage", action="append", default=None, metavar="NAME")
-    variant.add_argument("--level", type=int)
+    variant.add_argument("--phase", choices=("TRAIN", "TEST"), help="the NetState phase to prune for")
+    variant.add_argument("--stage", action="append", default=None, metavar="NAME",
+                         help="a NetState stage (repeatable); also selects a declared variant")
+    variant.add_argument("--level", type=int, help="the NetState level to prune for")
     add_limit_arguments(parser)
 
 

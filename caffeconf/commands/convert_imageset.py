@@ -11,8 +11,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--gray", action="store_true", help="read the images as grayscale")
     parser.add_argument("--shuffle", action="store_true", help="shuffle the lines first")
     parser.add_argument("--seed", type=int, default=0, help="seed of --shuffle")
-    parser.add_argument("--resize_height", "--resize-height", type=int, default=0, metavar="H")
-    parser.add_argument("--resize_width", "--resize-width", type=int, default=0, metavar="W")
+    parser.add_argument("--resize_height", "--resize-height", type=int, default=0, metavar="H",
+                        help="resize every image to this height (default 0: keep)")
+    parser.add_argument("--resize_width", "--resize-width", type=int, default=0, metavar="W",
+                        help="resize every image to this width (default 0: keep)")
     parser.add_argument("--encoded", action="store_true", help="store encoded images (PNG/JPEG bytes)")
     parser.add_argument("--encode_type", "--encode-type", default="", metavar="EXT",
                         help="re-encode as this type with --encoded (default: each file's own)")

@@ -16,9 +16,10 @@ EPILOG = "exit status: 0 if the nets are equal, 1 if they differ, 2 if a net can
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("a", help="a config (.yaml/.toml) or a Caffe prototxt or binary net (.caffemodel)")
-    parser.add_argument("b", help="the net to compare it with")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("a", metavar="NET_A", help="a config (.yaml/.toml) or a Caffe prototxt or binary net (.caffemodel)")
+    parser.add_argument("b", metavar="NET_B", help="the net to compare it with")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text (default) or JSON of the differences")
 
 
 def run(args: argparse.Namespace) -> int:

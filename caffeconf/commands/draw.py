@@ -16,7 +16,7 @@ FORMATS = (".svg", ".png", ".dot", ".html")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("net", help="a config (.yaml/.toml) or a Caffe prototxt")
+    parser.add_argument("net", metavar="NET", help="a config (.yaml/.toml) or a Caffe prototxt")
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="where to write: .svg, .png (need Graphviz's dot), .dot, or .html "
                              "(an explorable page that lays itself out; needs nothing installed)")

@@ -17,14 +17,15 @@ COLUMNS = ("layer", "type", "output", "params", "MACs", "activations")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("net", help="a config (.yaml/.toml) or a Caffe prototxt")
+    parser.add_argument("net", metavar="NET", help="a config (.yaml/.toml) or a Caffe prototxt")
     add_input_arguments(parser)
     add_state_arguments(parser)
     parser.add_argument("--depth", type=int, default=0, metavar="K",
                         help="one row per module use at depth K (0: one row per layer)")
     parser.add_argument("--solver", choices=sorted(SOLVER_HISTORY), default="SGD",
                         help="solver whose history the training estimate counts (default SGD)")
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                        help="a table (default), JSON or CSV of the layers")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,11 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the first dim of every input blob")
 
 
+def add_device_argument(parser: argparse.ArgumentParser, action: str) -> None:
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help=f"where to {action} (default auto: CUDA when available)")
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads per process (default: the cores divided among the processes)")

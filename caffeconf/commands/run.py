@@ -6,7 +6,7 @@ import sys
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
-from .net_options import add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -26,8 +26,9 @@ def add_arguments(parser) -> None:
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
     add_threads_argument(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    add_device_argument(parser, "run")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                        help="arithmetic of the forward pass: fp32 (Caffe's, default) or autocast to bf16/fp16")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
     parser.add_argument("--seed", type=int, default=0, help="seed for fillers, random weights and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")

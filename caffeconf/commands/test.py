@@ -4,7 +4,7 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 from __future__ import annotations
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments, add_threads_argument, check_threads, load_options, warn
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, load_options, warn
 from .optional_modules import required_modules
 
 
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
                         help="batches to average over (default 50, as caffe test)")
     add_state_arguments(parser)
     add_threads_argument(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    add_device_argument(parser, "test")
     parser.add_argument("--seed", type=int, default=0, help="seed for random transforms and Dropout")
 
 

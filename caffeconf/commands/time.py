@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .net_options import add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
 from .optional_modules import required_modules
 
 
@@ -17,8 +17,8 @@ def add_arguments(parser) -> None:
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
     add_threads_argument(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--seed", type=int, default=0)
+    add_device_argument(parser, "time")
+    parser.add_argument("--seed", type=int, default=0, help="seed for fillers and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
 
 

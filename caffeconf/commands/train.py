@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..train.signals import EFFECTS
-from .net_options import add_threads_argument, check_threads, warn
+from .net_options import add_device_argument, add_threads_argument, check_threads, warn
 from .optional_modules import required_modules
 
 
@@ -18,8 +18,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
     add_threads_argument(parser)
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="where to train (default auto: CUDA when available)")
+    add_device_argument(parser, "train")
     parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
                         help="what SIGINT (Ctrl-C) and SIGTERM do, as Caffe's -sigint_effect: stop after "
                              "the current iteration and snapshot (default), snapshot and go on, or nothing")

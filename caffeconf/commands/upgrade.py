@@ -11,7 +11,7 @@ from ..caffe import messages
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("input", metavar="IN", help="a Caffe net or solver (prototxt or binary)")
+    parser.add_argument("input", metavar="NET", help="a Caffe net (or solver) (prototxt or binary)")
     parser.add_argument("-o", "--output", default="-", metavar="OUT",
                         help="output file, written atomically (default: stdout)")
     parser.add_argument("--binary", action="store_true", help="write binary protobuf, not text")

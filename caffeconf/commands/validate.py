@@ -11,8 +11,9 @@ from ..limits import add_limit_arguments, limits_from
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="configs (.yaml, .toml) or Caffe prototxt")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("files", nargs="+", metavar="NET", help="configs (.yaml, .toml) or Caffe prototxt")
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help="text (default) or JSON of the diagnostics")
     add_limit_arguments(parser)
 
 

@@ -16,7 +16,7 @@ from .net_options import add_input_arguments, add_state_arguments, load_for_stat
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("net", help="a config (.yaml/.toml) or a Caffe prototxt")
+    parser.add_argument("net", metavar="NET", help="a config (.yaml/.toml) or a Caffe prototxt")
     parser.add_argument("-o", "--output", metavar="FILE.html",
                         help="where to write the page (default: a new file in a fresh temporary folder)")
     parser.add_argument("--no-browser", action="store_true", help="only write the page and print its path")
