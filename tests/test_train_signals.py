@@ -157,3 +157,13 @@ def test_progress_line_shows_rate_eta_loss_and_lr_on_a_terminal_only(monkeypatch
         assert terminal.text == ""
     else:
         assert re.search(r"5/10 \[\d\d:\d\d<\d\d:\d\d, +[\d.?]+it/s\], loss 0\.5, lr 0\.01", terminal.text), terminal.text
+
+
+def test_a_solver_given_with_a_config_says_it_replaces_the_configs_section(in_digits, tmp_path, capsys):
+    from test_train_loop import CONFIG
+
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=1)
+    assert main(["train", str(CONFIG), "--solver", str(solver), "--log", str(tmp_path / "log.csv"), "-q"]) == 0
+    assert f"note: --solver {solver} replaces the `solver:` section of {CONFIG}\n" in capsys.readouterr().err
+    assert main(["train", "--solver", str(solver), "--log", str(tmp_path / "log.csv"), "-q"]) == 0
+    assert "replaces" not in capsys.readouterr().err

@@ -96,6 +96,8 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     if rank in (None, 0):
         warn(note)
     solver = read_solver_file(solver_path)
+    if rank in (None, 0):
+        warn(_overridden_section(solver_path, net_path))
     device = select_device(args.device)
     options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
                            resumed=read_snapshot(args.resume) if args.resume else None, device=device)
@@ -129,6 +131,16 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         if not finished:
             _tell_how_to_resume(args, trainer)
     return 0 if finished else exit_status(trainer.stopped_by)
+
+
+def _overridden_section(solver_path: str, net_path: str | None) -> str | None:
+    """A note when --solver replaces the `solver:` section of the config being trained."""
+    from ..compile.source import is_config
+    from ..train.settings import config_solver
+
+    if net_path is None or solver_path == net_path or not is_config(net_path) or config_solver(net_path) is None:
+        return None
+    return f"note: --solver {solver_path} replaces the `solver:` section of {net_path}"
 
 
 def _tell_how_to_resume(args, trainer) -> None:
