@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..inspect.shapes import conv_geometry, pool_geometry
-from .graph import Emit, Unexpressible
+from .emit import Emit, Unexpressible
 
 EMITTERS: dict[str, Callable[[Emit], None]] = {}
 
