@@ -12,7 +12,7 @@ names. `caffeconf.serde` converts to and from `NetParameter`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from .errors import Span
 
@@ -86,3 +86,14 @@ class Net:
     def dump(self) -> str:
         """One line per layer, stable across runs."""
         return "\n".join(layer.summary() for layer in self.layers) + "\n"
+
+
+def output_names(layers: Iterable[Layer]) -> list[str]:
+    """Caffe's net outputs: tops that no later layer consumes, in order of production."""
+    available: dict[str, None] = {}
+    for layer in layers:
+        for bottom in layer.bottoms:
+            available.pop(bottom, None)
+        for top in layer.tops:
+            available[top] = None
+    return list(available)

@@ -253,8 +253,9 @@ def _im2col(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred(((*top[:geo.axis], columns, *top[geo.axis + 1:]),))
 
 
-def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    bottom = _require_rank(bottoms[0], 4, "Pooling")
+def pool_geometry(layer: Layer, bottom: Shape) -> tuple[list[Dim], list[int], list[int]]:
+    """A Pooling layer's (kernel, pad, stride) per spatial axis for a 4-axis bottom; a global
+    pooling's kernel is the bottom's spatial size (None where unknown)."""
     param = layer.fields.get("pooling_param") or {}
     if layer_param(layer, "pooling_param", "global_pooling"):
         if "kernel_size" in param or "kernel_h" in param:
@@ -264,6 +265,12 @@ def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
         kernel = _per_axis(param, "kernel_size", 2, None)
     pad = _per_axis(param, "pad", 2, layer_param(layer, "pooling_param", "pad"))
     stride = _per_axis(param, "stride", 2, layer_param(layer, "pooling_param", "stride"))
+    return kernel, pad, stride
+
+
+def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    bottom = _require_rank(bottoms[0], 4, "Pooling")
+    kernel, pad, stride = pool_geometry(layer, bottom)
     if None in kernel:
         return Inferred((bottom[:2] + (1, 1),) * len(layer.tops))
     if any(p >= k for p, k in zip(pad, kernel)):

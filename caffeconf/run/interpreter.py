@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
-from ..ir import Layer, Net
+from ..ir import Layer, Net, output_names
 from . import layers as registry
 from .fillers import fill, fill_random
 from .fold import Folded, fold_affine
@@ -60,17 +60,6 @@ def _closest_type(name: str) -> str | None:
     by_lower = {type_name.lower(): type_name for type_name in registry.LAYERS}
     match = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.75)
     return f"did you mean '{by_lower[match[0]]}'?" if match else None
-
-
-def output_names(layers: Iterable[Layer]) -> list[str]:
-    """Caffe's net outputs: tops that no later layer consumes, in order of production."""
-    available: dict[str, None] = {}
-    for layer in layers:
-        for bottom in layer.bottoms:
-            available.pop(bottom, None)
-        for top in layer.tops:
-            available[top] = None
-    return list(available)
 
 
 def fed_names(layers: Iterable[Layer]) -> list[str]:
