@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "draw": ("draw", "draw a net (modules as boxes, or flat)"),
     "view": ("view", "open a net's explorable drawing in the browser"),
     "diff": ("diff", "semantic differences between two nets (exit 0 equal, 1 different, 2 trouble)"),
+    "export": ("export", "write a net and its weights as an ONNX model with Caffe's numerics"),
     "import": ("import_net", "turn a prototxt into a caffeconf config"),
     "train": ("train", "train a net with a Caffe solver"),
     "test": ("test", "score a trained model over a test set, like `caffe test`"),

@@ -84,12 +84,12 @@ def test_the_compiler_never_reaches_the_runner_the_trainer_or_torch():
         if module not in reached:
             reached.add(module)
             todo += GRAPH[module]
-    assert not sorted(m for m in reached if m.startswith(("caffeconf.run", "caffeconf.train")))
-    assert not sorted(m for m in reached if any(name.split(".")[0] == "torch" for name in _imports(m)))
+    assert not sorted(m for m in reached if m.startswith(("caffeconf.run", "caffeconf.train", "caffeconf.export")))
+    assert not sorted(m for m in reached if any(name.split(".")[0] in ("torch", "onnx") for name in _imports(m)))
 
 
 def test_every_subpackage_says_what_goes_in_and_what_comes_out():
-    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "commands"):
+    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "commands"):
         doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8")))
         assert doc, f"caffeconf/{package}/__init__.py has no docstring"
 

@@ -11,9 +11,9 @@ from ..errors import CaffeconfError
 # top-level module -> (what it is, the extra that installs it)
 _PROVIDED = {"torch": ("PyTorch", "run"), "numpy": ("NumPy", "run"), "cv2": ("OpenCV for image inputs", "run"),
              "lmdb": ("LMDB", "train"), "h5py": ("h5py for HDF5 data", "train"),
-             "tqdm": ("tqdm for the progress line", "train")}
+             "tqdm": ("tqdm for the progress line", "train"), "onnx": ("the onnx package", "onnx")}
 # the extras each command needs
-_EXTRAS = {"train": "run,train", "test": "run,train"}
+_EXTRAS = {"train": "run,train", "test": "run,train", "export": "run,onnx"}
 
 
 @contextmanager

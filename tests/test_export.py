@@ -1,0 +1,123 @@
+"""`caffeconf export`: ONNX Runtime runs the exported net to caffeconf's runner's values (every blob, on
+seeded random weights) and to OpenCV's reading of the same Caffe net; refusals are located."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+cv2 = pytest.importorskip("cv2")
+
+from caffeconf.cli import main  # noqa: E402
+from caffeconf.compile.load import StateChoice, load  # noqa: E402
+from caffeconf.export.graph import export_net  # noqa: E402
+from caffeconf.run.session import build_model, input_shapes  # noqa: E402
+from caffeconf.caffe.weights import write_caffemodel  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO.parent / "shared" / "models"
+CONFIGS = [("googlenet.yaml", "deploy"), ("squeezenet.yaml", "deploy"), ("resnet50.yaml", "deploy"),
+           ("lenet_digits.yaml", "deploy")]
+SHARED = ["lenet/lenet.prototxt", "caffenet/deploy.prototxt", "squeezenet-v1.1/deploy.prototxt",
+          "bvlc_googlenet/deploy.prototxt", "resnet/ResNet-50-deploy.prototxt"]
+TOLERANCE = 1e-4  # relative to the blob's largest magnitude
+
+
+def session(model: onnx.ModelProto) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+def relative_error(expected: np.ndarray, got: np.ndarray) -> float:
+    assert expected.shape == got.shape
+    return float(np.abs(expected - got).max() / max(np.abs(expected).max(), 1e-12))
+
+
+def exported(path: Path, stages=None, batch=None):
+    net = load(path, StateChoice.of("TEST", stages, None, "TEST")).net
+    shapes = input_shapes(net, batch)
+    model = build_model(net, None, "TEST", 0, torch.device("cpu"), random_weights=True)
+    model.materialize(shapes)
+    return net, model, shapes
+
+
+def feed_for(shapes, seed=0):
+    rng = np.random.default_rng(seed)
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+
+
+def check_every_blob(net, model, shapes):
+    """ORT's value of every blob (a blob Caffe rewrites in place: its final value) against the runner's."""
+    every_blob = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
+    onnx_model = export_net(net, model.blob_arrays(), shapes, extra_outputs=every_blob)
+    feed = feed_for(shapes)
+    runtime = session(onnx_model)
+    outputs = dict(zip([o.name for o in runtime.get_outputs()], runtime.run(None, feed)))
+    with torch.no_grad():
+        reference = model({k: torch.from_numpy(v) for k, v in feed.items()}, keep_all=True)
+    errors = {name: relative_error(reference[name].numpy(), value) for name, value in outputs.items()}
+    assert set(errors) == set(every_blob) - set(shapes)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, (worst, errors[worst])
+    return onnx_model, feed, outputs
+
+
+@pytest.mark.parametrize("config,stage", CONFIGS)
+def test_every_configs_deploy_net_exports_to_the_runners_values(config, stage):
+    check_every_blob(*exported(REPO / "configs" / config, [stage]))
+
+
+@pytest.mark.parametrize("relative", SHARED)
+def test_shared_deploy_nets_export_to_the_runners_and_opencvs_values(relative, tmp_path):
+    path = MODELS / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent (../shared holds the reference nets)")
+    net, model, shapes = exported(path)
+    _, feed, outputs = check_every_blob(net, model, shapes)
+    weights = tmp_path / "w.caffemodel"
+    write_caffemodel(weights, net, model.blob_arrays())
+    opencv = cv2.dnn.readNetFromCaffe(str(path), str(weights))
+    for name, value in feed.items():
+        opencv.setInput(value, name)
+    final = [name for name in opencv.getUnconnectedOutLayersNames()]
+    for name, value in zip(final, opencv.forward(final)):
+        assert relative_error(value, outputs[name]) < TOLERANCE, name
+
+
+def test_a_dynamic_batch_export_runs_at_batch_1_and_10(tmp_path):
+    out = tmp_path / "squeezenet.onnx"
+    config = REPO / "configs" / "squeezenet.yaml"
+    assert main(["export", str(config), "--stage", "deploy", "--random-weights", "--dynamic-batch",
+                 "-o", str(out)]) == 0
+    runtime = session(onnx.load(str(out)))
+    net, model, _ = exported(config, ["deploy"])
+    for batch in (1, 10):
+        shapes = input_shapes(net, batch)
+        feed = feed_for(shapes, seed=batch)
+        (prob,) = runtime.run(["prob"], feed)
+        with torch.no_grad():
+            reference = model({k: torch.from_numpy(v) for k, v in feed.items()})["prob"].numpy()
+        assert relative_error(reference, prob) < TOLERANCE
+
+
+def test_a_net_that_reads_its_own_data_is_refused_at_the_layer(tmp_path, capsys):
+    out = tmp_path / "caffenet.onnx"
+    assert main(["export", "configs/caffenet.yaml", "-o", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.splitlines()[0] == (
+        "configs/caffenet.yaml:16:9: error: layer 'data' (Data): cannot export to ONNX: a Data layer reads its "
+        "data itself; export a net whose inputs are Input layers (a deploy net, e.g. --stage deploy) "
+        "(in module imagenet_data, used as test_data at configs/caffenet.yaml:67:5)")
+    assert err.count("error:") == 1  # what reads the refused tops is not reported again
+    assert not out.exists()
+
+
+def test_an_opset_out_of_range_is_refused_before_loading(tmp_path, capsys):
+    assert main(["export", "missing.yaml", "--opset", "7", "-o", str(tmp_path / "x.onnx")]) == 1
+    assert "--opset must lie in" in capsys.readouterr().err
