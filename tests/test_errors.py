@@ -1,6 +1,8 @@
-"""The config compiler's negative suite: each tests/errors/NAME.yaml holds one (or a few)
-mistakes and NAME.expected the exact diagnostics `caffeconf validate` prints for it, with
-paths relative to the repository root. Set CAFFECONF_UPDATE_GOLDEN=1 to rewrite the
+"""The config compiler's negative suite: each tests/errors/NAME.yaml (or NAME.toml) holds one
+mistake and NAME.expected the exact diagnostics `caffeconf validate` prints for it, with
+paths relative to the repository root: exactly one error, however many layers, uses,
+repetitions or states the mistake touches (MULTI_MISTAKE_CASES hold several on purpose).
+Files a case imports live in tests/errors/lib/. Set CAFFECONF_UPDATE_GOLDEN=1 to rewrite the
 expected files (then read every change). A case whose current message is known to be
 wrong says so in a `# KNOWN-ISSUE:` comment at its top.
 """
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,15 +25,22 @@ from conftest import ROOT, UPDATE_GOLDEN, check_golden
 ERRORS_DIR = ROOT / "tests" / "errors"
 # Cases with a test of their own (they must also finish within a time limit).
 TIMED_CASES = {"billion_laughs"}
+# Cases that show every independent mistake of a file reported in one run.
+MULTI_MISTAKE_CASES = {"several_errors"}
 MIN_CASES = 45
+SUFFIXES = (".yaml", ".toml")
+
+
+def _case_paths() -> dict[str, Path]:
+    return {path.stem: path for suffix in SUFFIXES for path in sorted(ERRORS_DIR.glob(f"*{suffix}"))}
 
 
 def _case_names() -> list[str]:
-    return sorted(path.stem for path in ERRORS_DIR.glob("*.yaml"))
+    return sorted(_case_paths())
 
 
 def _relative(name: str) -> str:
-    return f"tests/errors/{name}.yaml"
+    return _case_paths()[name].relative_to(ROOT).as_posix()
 
 
 def _diagnose(name: str) -> str:
@@ -47,11 +57,15 @@ def test_error_golden(name, monkeypatch):
     actual = _diagnose(name)
     assert "error:" in actual, "a negative case must produce at least one error"
     _check_golden(name, actual)
+    if name not in MULTI_MISTAKE_CASES:
+        assert actual.count(": error: ") == 1, "one mistake, one error"
 
 
 def test_suite_is_complete():
     names = _case_names()
     assert len(names) >= MIN_CASES
+    assert len(names) == sum(1 for suffix in SUFFIXES for _ in ERRORS_DIR.glob(f"*{suffix}")), \
+        "two cases share a name"
     orphans = sorted({p.stem for p in ERRORS_DIR.glob("*.expected")} - set(names))
     assert not orphans, f"expected files without a case: {orphans}"
 

@@ -33,6 +33,9 @@ class Scope:
     layer_tops: dict[str, list[str]] = field(default_factory=dict)  # layer name -> its tops, for hints
     rules: tuple[RuleSet, ...] = ()  # include/exclude of the enclosing uses, outermost first
     share: Any = None  # the innermost sharing.Share around this scope
+    # Names whose producer failed (its errors already reported): reading one is no new mistake.
+    # An entry ending in the separator stands for every output of an instance of an unknown module.
+    poisoned: set[str] = field(default_factory=set)
 
     def qualify(self, name: str) -> str:
         return f"{self.prefix}{self.separator}{name}" if self.prefix else str(name)
@@ -42,6 +45,14 @@ class Scope:
         flat = self.blobs.get(name) or self.outputs.get(name) or self.qualify(name)
         self.blobs[name] = flat
         return flat
+
+    def poison(self, names: list[str]) -> None:
+        """Declare the names a failed entry would have produced (so the entry returns None)."""
+        self.poisoned.update(names)
+
+    def is_poisoned(self, name: str) -> bool:
+        return name in self.poisoned or any(name.startswith(p) for p in self.poisoned
+                                              if self.separator and p.endswith(self.separator))
 
 
 def layer_type(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> str | None:
@@ -106,6 +117,8 @@ def tops(evaluator: Evaluator, entry: Map, name: str | None, written_bottoms: li
 def flat_blob(evaluator: Evaluator, name: str, scope: Scope, entry: Map) -> str:
     """The flat blob a bottom named `name` reads in this scope."""
     flat = scope.blobs.get(name)
+    if flat is None and scope.is_poisoned(name):
+        return scope.qualify(name)  # its producer's errors are reported; reading it is no new mistake
     if flat is None and name in scope.unbound:
         evaluator.diags.error(getattr(name, "span", entry.span), f"input '{name}' is bound to null by this use "
                               f"of module '{scope.module.name}', so no layer can read it",

@@ -100,10 +100,11 @@ class Resolver:
         """`repeat: N` or `repeat: {count: N, var: NAME}` -> (the count's node, the index name)."""
         if not isinstance(node, Map):
             return node, "i"
-        check_keys(node, REPEAT_KEYS, "`repeat`", self.diags)
+        known_keys = check_keys(node, REPEAT_KEYS, "`repeat`", self.diags)
         count_node = node.get("count")
         if count_node is None:
-            self.diags.error(node.span, "`repeat` needs a `count`")
+            if known_keys:  # else the misspelt key is the mistake
+                self.diags.error(node.span, "`repeat` needs a `count`")
             return None, "i"
         if node.get("var") is None:
             return count_node, "i"
@@ -153,7 +154,7 @@ class Resolver:
         written_tops = tops(evaluator, entry, name, written_bottoms, env)
         fields = evaluator.fields(env).message(entry, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
         if name is None or kind is None or written_bottoms is None or written_tops is None:
-            return None
+            return scope.poison(written_tops or [])
         self._count_layer(entry.span)
         flat_bottoms = tuple(flat_blob(evaluator, b, scope, entry) for b in written_bottoms)
         flat_tops = tuple(scope.blob_for_top(t) for t in written_tops)
@@ -193,25 +194,47 @@ class Resolver:
     # -- module uses --------------------------------------------------------------------------
 
     def expand_use(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
-        check_keys(entry, USE_KEYS, "a module use", self.diags)
         module = module_for(self.evaluator, entry, scope, self.library)
+        misplaced = self._misplaced_params(entry, module)
+        check_keys(entry, USE_KEYS, "a module use", self.diags)
         instance = self.evaluator.text(entry.get("name"), "the instance `name`", scope.values)
         if entry.get("name") is None:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
-        if module is None or instance is None or not self._can_expand(module, entry, scope):
-            return None
+        outputs = self.use_outputs(entry, scope, module, instance)
+        if module is None or instance is None or misplaced or not self._can_expand(module, entry, scope):
+            return scope.poison(outputs)
         instantiated = self.instantiate(module, instance, entry, scope, prev)
         if instantiated is None:
-            return None
-        callee, outputs, written_tops, first = instantiated
+            return scope.poison(outputs)
+        callee, ports, written_tops, first = instantiated
         before = len(self.diags.items)
         self.expand(module.layers, callee, prev=first)
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
         if failed_inside:
-            return None  # an output missing now is a consequence of the errors already reported
-        return collect_outputs(self.evaluator, module, outputs, callee, scope, instance, written_tops, entry)
+            return scope.poison(outputs)  # a missing output now is a consequence of the errors reported
+        collected = collect_outputs(self.evaluator, module, ports, callee, scope, instance, written_tops, entry)
+        return scope.poison(outputs) if collected is None else collected
+
+    def _misplaced_params(self, entry: Map, module: ModuleDecl | None) -> bool:
+        """Parameters written as keys of the use instead of under `with:`, reported; their
+        parameters count as given, so the instance is not checked against missing ones."""
+        misplaced = [key for key in entry.values if key not in USE_KEYS and module and key in module.params]
+        for key in misplaced:
+            self.diags.error(entry.keys[key], f"unknown key '{key}' in a module use",
+                             hint=f"'{key}' is a parameter of module '{module.name}': write it under `with:`")
+        return bool(misplaced)
+
+    def use_outputs(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None) -> list[str]:
+        """The caller's names for a use's outputs as far as they can be told without new errors:
+        its `top:`, else `<instance>/<output>` (for an unknown module, every `<instance>/...`)."""
+        written = self.evaluator.quiet_names(entry.get("top"), scope.values)
+        if written or instance is None:
+            return written
+        if module is None:
+            return [f"{instance}{scope.separator}"]
+        return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name for port in module.outputs]
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
         if id(module) in scope.chain:

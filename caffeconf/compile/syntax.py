@@ -82,11 +82,13 @@ class Document:
     solver: Node | None = None  # SolverParameter fields for training this net (`caffeconf train`)
 
 
-def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> None:
-    for key in node.values:
-        if key not in allowed:
-            diags.error(node.keys[key], f"unknown key '{key}' in {what}",
-                        hint=did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}")
+def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> bool:
+    """Report each key of `node` not in `allowed`; True when there was none."""
+    unknown = [key for key in node.values if key not in allowed]
+    for key in unknown:
+        diags.error(node.keys[key], f"unknown key '{key}' in {what}",
+                    hint=did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}")
+    return not unknown
 
 
 def _text(node: Node | None, what: str, diags: DiagnosticList) -> str | None:

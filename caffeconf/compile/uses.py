@@ -84,7 +84,7 @@ def _ports_by_name(evaluator: Evaluator, node: Map, key: str, ports: tuple[Port,
                                   f"{'input' if key == 'bottom' else 'output'} '{name}'",
                                   hint=did_you_mean(name, known))
     missing = [port.name for port in ports if port.name not in node.values]
-    if missing:
+    if missing and ok:  # else a misspelt name is the mistake, and the port it meant is missing
         ok = False
         evaluator.diags.error(node.span, f"`{key}` binds no blob to {', '.join(missing)} of module '{module.name}'")
     if not ok:
@@ -113,6 +113,8 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
     names = []
     for index, port in enumerate(outputs):
         flat = callee.blobs.get(port.name)
+        if flat is None and callee.is_poisoned(port.name):
+            return None  # its producer failed, with its own error
         if flat is None:
             written = callee.layer_tops.get(port.name)
             hint = (f"'{port.name}' is a layer that writes {', '.join(repr(t) for t in written)}: "

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 from ..errors import CaffeconfError, DiagnosticList, Span
 from .expr import compile_template
 from .fields import FieldChecker, describe
-from .tree import Node, Scalar, Seq
+from .tree import Map, Node, Scalar, Seq
 
 Env = Mapping[str, Any]
 
@@ -99,6 +99,21 @@ class Evaluator:
                 else:
                     self.diags.error(item.span, f"{what} must be blob names, got {describe(name)}")
                     return None
+        return names
+
+
+    def quiet_names(self, node: Node | None, env: Env) -> list[str]:
+        """The blob names `node` gives (a list, one name, or a map's values), reporting nothing:
+        for naming what a failed entry would have produced, whose errors are reported elsewhere."""
+        written = () if node is None else node.values.values() if isinstance(node, Map) else \
+            node.items if isinstance(node, Seq) else (node,)
+        names = []
+        for item in written:
+            try:
+                value = self.value(item, env)
+            except CaffeconfError:
+                continue
+            names.extend(name for name in (value if isinstance(value, list) else [value]) if isinstance(name, str))
         return names
 
 

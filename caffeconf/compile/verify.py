@@ -163,8 +163,9 @@ def check_sharing(net: Net, diags: DiagnosticList) -> None:
         return
     param_shapes = _param_shapes(net)
     ignored_fillers: dict[str, tuple[Layer, Layer, list[str]]] = {}
+    mismatched: set[tuple[str, str]] = set()  # one shape error per pair of layers: one mistake
     for name, layer, spec, owner, owner_spec in sharers:
-        _check_sharer(name, layer, spec, owner, owner_spec, param_shapes, diags)
+        _check_sharer(name, layer, spec, owner, owner_spec, param_shapes, diags, mismatched)
         if layer.params.index(spec) < 2 and _filler(layer, layer.params.index(spec)) is not None:
             ignored_fillers.setdefault(layer.name, (layer, owner, []))[2].append(name)
     for layer, owner, names in ignored_fillers.values():
@@ -187,22 +188,32 @@ def _owner_note(owner: Layer) -> Note:
 
 
 def _check_sharer(name: str, layer: Layer, spec: dict, owner: Layer, owner_spec: dict,
-                  param_shapes: dict, diags: DiagnosticList) -> None:
+                  param_shapes: dict, diags: DiagnosticList, mismatched: set[tuple[str, str]]) -> None:
     note = _sharer_notes(layer, owner)
     index, owner_index = layer.params.index(spec), owner.params.index(owner_spec)
     ours, theirs = _blob_shape(layer, index, param_shapes), _blob_shape(owner, owner_index, param_shapes)
-    if ours is not None and theirs is not None and ours != theirs:
-        diags.error(_span(layer), f"layer '{layer.name}' shares '{name}' with '{owner.name}' but its blob has shape "
-                    f"{_shape_text(ours)}, not {_shape_text(theirs)}", notes=note)
-    elif ours is None or theirs is None:
-        difference = _field_difference(layer, owner)
-        if difference:
-            diags.error(_span(layer), f"layer '{layer.name}' shares '{name}' with '{owner.name}' but their "
-                        f"{difference} differ, so their blobs cannot have one shape", notes=note)
+    pair = (layer.name, owner.name)
+    if pair not in mismatched and _shape_mismatch(name, layer, owner, ours, theirs, note, diags):
+        mismatched.add(pair)
     for key in ("lr_mult", "decay_mult"):
         if spec.get(key, 1.0) != owner_spec.get(key, 1.0):
             diags.warning(_span(layer), f"layer '{layer.name}' shares '{name}' with {key} {spec.get(key, 1.0)} but "
                           f"'{owner.name}' uses {owner_spec.get(key, 1.0)}", notes=note)
+
+
+def _shape_mismatch(name: str, layer: Layer, owner: Layer, ours: tuple | None, theirs: tuple | None,
+                    note: list[Note], diags: DiagnosticList) -> bool:
+    """Report (and say) whether the shared blob's shapes differ, or the fields that set them."""
+    if ours is not None and theirs is not None:
+        if ours != theirs:
+            diags.error(_span(layer), f"layer '{layer.name}' shares '{name}' with '{owner.name}' but its blob has "
+                        f"shape {_shape_text(ours)}, not {_shape_text(theirs)}", notes=note)
+        return ours != theirs
+    difference = _field_difference(layer, owner)
+    if difference:
+        diags.error(_span(layer), f"layer '{layer.name}' shares '{name}' with '{owner.name}' but their "
+                    f"{difference} differ, so their blobs cannot have one shape", notes=note)
+    return bool(difference)
 
 
 def _param_shapes(net: Net) -> dict[str, tuple]:
