@@ -12,7 +12,7 @@ from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
 from ..ir import Layer
-from .document import layer_entry, literal
+from .document import compact_fields, layer_entry, literal
 from .params import Merge, identifier, same
 
 # Short words for layer types in module names; a Scale right after a BatchNorm is part of `bn`.
@@ -141,7 +141,7 @@ def _unit(runs: list[range], layers: tuple[Layer, ...], taken: set[str]) -> tupl
     members = [[layers[i] for i in run] for run in runs]
     types = tuple(layer.type for layer in members[0])
     merge = Merge()
-    body = [merge.merge([dict(copy[k].fields) for copy in members], "value", _word(types, k) or "layer")
+    body = [merge.merge([compact_fields(dict(copy[k].fields)) for copy in members], "value", _word(types, k) or "layer")
             for k in range(len(types))]
     if merge.failed:
         return None
