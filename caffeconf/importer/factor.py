@@ -25,7 +25,7 @@ from typing import Any, Callable
 from ..caffe.facts import SOURCE_TYPES
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
-from .params import ABSENT, Merge, Param, same
+from .params import ABSENT, Merge, Param, indexed, same
 from .units import UnitModule, Use, with_units
 
 MAX_OCCURRENCES = 8  # of an id inside one name, when looking for its template
@@ -442,14 +442,17 @@ def entries(layers: tuple[Layer, ...], modules: list[Module]) -> list[dict[str, 
 # Repeats
 
 
-def with_repeats(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs of chained uses of one module whose names follow a sequence, as one `repeat` entry."""
+def with_repeats(entries: list[dict[str, Any]],
+                 defaults: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of chained uses of one module whose names follow a sequence, as one `repeat` entry; values
+    that differ along the run are a sequence too (`res${i + 2}`) or a list indexed by `i`.
+    `defaults(module)`: its parameters' defaults, for the uses that leave one out."""
     out: list[dict[str, Any]] = []
     start = 0
     while start < len(entries):
         stop, merged = start + 1, None
         for end in range(start + 2, len(entries) + 1):
-            candidate = _repeat(entries[start:end])
+            candidate = _repeat(entries[start:end], defaults)
             if candidate is None:
                 break
             stop, merged = end, candidate
@@ -458,26 +461,30 @@ def with_repeats(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _repeat(run: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not all("use" in e and "bottom" not in e and "top" not in e and e["use"] == run[0]["use"] for e in run):
-        return None
+def _repeat(run: list[dict[str, Any]], defaults: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
+    first = run[0]
+    if not all("use" in e and "top" not in e and e["use"] == first["use"] for e in run) \
+            or any("bottom" in e for e in run[1:]):
+        return None  # the copies of a repeat chain: only the first reads a blob of its own
     name = _sequence([e["name"] for e in run])
-    keys = list(dict.fromkeys(key for e in run for key in e.get("with", {})))
-    given = {}
-    for key in keys:
-        values = [e.get("with", {}).get(key, ABSENT) for e in run]
-        if all(same(value, values[0]) for value in values) and values[0] is not ABSENT:
-            given[key] = values[0]
-        elif all(isinstance(value, str) for value in values):
-            given[key] = _sequence(values)
-        else:
-            return None
-    if name is None or None in given.values():
+    if name is None:
         return None
-    entry = {"use": run[0]["use"], "name": name, "repeat": len(run)}
+    known = defaults(first["use"])
+    given = {}
+    for key in dict.fromkeys(key for e in run for key in e.get("with", {})):
+        values = [e.get("with", {}).get(key, known.get(key, ABSENT)) for e in run]
+        if any(value is ABSENT for value in values):
+            return None
+        if all(same(value, values[0]) for value in values):
+            given[key] = values[0]
+            continue
+        sequence = _sequence(values) if all(isinstance(value, str) for value in values) else None
+        given[key] = sequence or indexed(values)
+        if given[key] is None:
+            return None
+    entry = {"use": first["use"], "name": name, **({"bottom": first["bottom"]} if "bottom" in first else {}),
+             "repeat": len(run)}
     return {**entry, "with": given} if given else entry
-
-
 
 
 def _sequence(texts: list[str]) -> str | None:
@@ -537,7 +544,9 @@ class Plan:
         counts = Counter(item.type for item in self.items if isinstance(item, Use))
         declared = {unit.name: unit.declaration(counts[unit.name]) for unit in self.units}
         declared.update({module.name: module.declaration() for module in modules})
-        return render(document(self.imported, with_repeats(top) if repeats else top, declared))
+        defaults = {name: {key: spec["default"] for key, spec in decl.get("params", {}).items() if "default" in spec}
+                    for name, decl in declared.items()}
+        return render(document(self.imported, with_repeats(top, defaults.__getitem__) if repeats else top, declared))
 
 
 def _checked(plan: Plan, render: Callable[[dict], str],

@@ -144,9 +144,25 @@ def _initial(role: str) -> str:
     return "n" if role == "channels" else role[0]
 
 
+def indexed(values: list[Any]) -> str | None:
+    """`${[a, b, c][i]}`: one value per repeat index, if each can be written in an expression."""
+    if not all(_writable(value) for value in values):
+        return None
+    return "${[" + ", ".join(_expression_literal(value) for value in values) + "][i]}"
+
+
+def _writable(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_writable(item) for item in value)
+    return isinstance(value, (int, float)) or value is None or isinstance(value, str) \
+        and bool(_EXPRESSION_TEXT.fullmatch(value))
+
+
 def _expression_literal(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if value is None:
+        return "null"
     if isinstance(value, str):
         return f"'{value}'"
     if isinstance(value, list):

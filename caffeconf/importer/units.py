@@ -35,8 +35,8 @@ class NamePattern:
 
     def applied(self, written_instance: str) -> str | None:
         """The name for an instance written as `written_instance`, if it can be told from the text."""
-        if "${" in written_instance[:self.cut + 2]:
-            return None
+        if "${" in written_instance[:self.cut]:
+            return None  # the cut would fall inside a template
         return literal(self.prefix) + written_instance[self.cut:] + literal(self.suffix)
 
 
