@@ -389,23 +389,36 @@ def find_modules(layers: tuple[Layer, ...]) -> list[Module]:
 
 
 def _namings(copies: list[Instance]) -> list[tuple[list[Instance], Naming]]:
-    """Copies with a naming that fits them all; else groups of copies that qualify alike."""
+    """Copies with a naming that fits them all; else groups of copies named alike (the same inner names,
+    or the same names but for their numbers), each with a naming that fits it, covering the most copies."""
     if len(copies) < 2:
         return []
-    for choose in (qualified_naming, prefixed_naming, templated_naming):
-        naming = choose(copies)
-        if naming is not None:
-            return [(copies, naming)]
-    alike: dict[tuple, list[Instance]] = {}
-    for copy in copies:
-        inner = tuple(name.split("/", 1)[-1] for name in [layer.name for layer in copy.layers] + copy.blobs)
-        alike.setdefault(inner, []).append(copy)
-    found = []
-    for subset in alike.values():
-        naming = qualified_naming(subset) if len(subset) >= 2 else None
-        if naming is not None:
-            found.append((subset, naming))
-    return found
+    naming = _naming_for(copies)
+    if naming is not None:
+        return [(copies, naming)]
+    best: list[tuple[list[Instance], Naming]] = []
+    for alike in (_inner_names, _names_but_numbers):
+        groups: dict[tuple, list[Instance]] = {}
+        for copy in copies:
+            groups.setdefault(alike(copy), []).append(copy)
+        found = [(subset, naming) for subset in groups.values() if len(subset) >= 2
+                 for naming in [_naming_for(subset)] if naming is not None]
+        if sum(len(subset) for subset, _ in found) > sum(len(subset) for subset, _ in best):
+            best = found
+    return best
+
+
+def _naming_for(copies: list[Instance]) -> Naming | None:
+    return next((naming for choose in (qualified_naming, prefixed_naming, templated_naming)
+                 for naming in [choose(copies)] if naming is not None), None)
+
+
+def _inner_names(copy: Instance) -> tuple:
+    return tuple(name.split("/", 1)[-1] for name in copy.names + copy.blobs)
+
+
+def _names_but_numbers(copy: Instance) -> tuple:
+    return tuple(re.sub(r"[0-9]+", "#", name) for name in copy.names + copy.blobs)
 
 
 def _module_name(naming: Naming, taken: set[str]) -> str:
