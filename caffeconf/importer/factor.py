@@ -532,15 +532,16 @@ def factored_document(imported: Imported, render: Callable[[dict], str],
                       compiles_back: Callable[[str], bool]) -> tuple[str | None, list[str]]:
     """The modular config text, or None (with a note) when no modules could be kept.
 
-    Blocks are factored both over units and over plain layers; the shorter document wins. Every
-    candidate is checked by compiling: a module whose config does not give back the net exactly is
-    left flat and reported, so the result is always exact."""
+    Blocks are factored both over units and over plain layers; the shortest document wins, the flat
+    one (None) included. Every candidate is checked by compiling: a module whose config does not give
+    back the net exactly is left flat and reported, so the result is always exact."""
+    flat = render(document(imported, flat_entries(imported.layers)))
     best: tuple[str | None, list[str]] = (None, [])
     for over_units in (True, False):
         items, units = with_units(imported.layers) if over_units else (list(imported.layers), [])
         text, notes = _checked(Plan(imported, tuple(items), units, find_modules(tuple(items))), render,
                                compiles_back)
-        if text is not None and (best[0] is None or _lines(text) < _lines(best[0])):
+        if text is not None and _lines(text) < _lines(best[0] or flat):
             best = (text, notes)
     return best
 
