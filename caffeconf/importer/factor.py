@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..caffe.facts import SOURCE_TYPES
+from .config_text import yaml_item_lines
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
 from .params import ABSENT, Merge, Param, indexed, same
@@ -463,12 +464,14 @@ def with_repeats(entries: list[dict[str, Any]],
     out: list[dict[str, Any]] = []
     start = 0
     while start < len(entries):
-        stop, merged = start + 1, None
+        stop, merged, saved = start + 1, None, 0
         for end in range(start + 2, len(entries) + 1):
             candidate = _repeat(entries[start:end], defaults)
             if candidate is None:
                 break
-            stop, merged = end, candidate
+            lines = sum(yaml_item_lines(entry) for entry in entries[start:end]) - yaml_item_lines(candidate)
+            if lines >= saved:  # the longest run that saves the most lines
+                stop, merged, saved = end, candidate, lines
         out.append(merged or entries[start])
         start = stop
     return out
