@@ -48,6 +48,13 @@ def name_pattern(instance: str, name: str) -> NamePattern | None:
     return None
 
 
+def _within_folder(instance: str, name: str) -> tuple[str, str]:
+    """Both names without the `P/` they share: inside a module that qualifies names, a unit's
+    instance is written without it (`1x1`, whose ReLU is `relu_1x1`)."""
+    folder = instance.rsplit("/", 1)[0] + "/" if "/" in instance else ""
+    return (instance[len(folder):], name[len(folder):]) if name.startswith(folder) else (instance, name)
+
+
 @dataclass
 class UnitModule:
     name: str
@@ -148,13 +155,13 @@ def _unit(runs: list[range], layers: tuple[Layer, ...], taken: set[str]) -> tupl
     instances = [copy[0].name for copy in members]
     layer_names, name_params = ["${instance}"], {}
     for k in range(1, len(types)):
-        patterns = [name_pattern(instance, copy[k].name) for instance, copy in zip(instances, members)]
+        patterns = [name_pattern(*_within_folder(instance, copy[k].name)) for instance, copy in zip(instances, members)]
         common, _ = Counter(patterns).most_common(1)[0]
-        if common is not None and all(pattern == common for pattern in patterns):
-            layer_names.append(common.template())
-            continue
         if common is None:
             return None
+        if all(common.applied(literal(instance)) == literal(copy[k].name) for instance, copy in zip(instances, members)):
+            layer_names.append(common.template())
+            continue
         key = identifier(_word(types, k) or types[k].lower(), {p.name for p in merge.params} | set(name_params))
         name_params[key] = common
         layer_names.append("${" + key + "}")
