@@ -214,13 +214,13 @@ def test_factored_configs_are_five_times_shorter(name):
     assert config_lines * 5 <= prototxt_lines
 
 
-def test_googlenet_is_one_inception_module_used_nine_times():
+def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
     config, _, _ = _factored("bvlc_googlenet/deploy.prototxt")
-    assert list(config["modules"]) == ["inception"]
-    assert _uses(config) == {"inception": 9}
+    assert list(config["modules"]) == ["conv_relu", "inception"]
+    assert _uses(config) == {"conv_relu": 3, "inception": 9}
     inception = config["modules"]["inception"]
     assert list(inception["params"]) == ["n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"]
-    assert [layer["name"] for layer in inception["layers"]][:2] == ["1x1", "relu_1x1"]
+    assert inception["layers"][0] == {"use": "conv_relu", "name": "1x1", "with": {"channels": "${n1x1}", "std": 0.03}}
     first = next(entry for entry in config["layers"] if entry.get("use") == "inception")
     assert first == {"use": "inception", "name": "inception_3a",
                      "with": {"n1x1": 64, "n3x3_reduce": 96, "n3x3": 128, "n5x5_reduce": 16, "n5x5": 32,
@@ -233,14 +233,88 @@ def test_resnet_is_bottlenecks_in_repeated_stages():
     assert config["modules"]["res_2"]["qualify"] is False
     assert config["modules"]["res_2"]["outputs"] == ["res${id}"]
     repeats = [entry for entry in config["layers"] if "repeat" in entry]
-    assert [entry["repeat"] for entry in repeats] == [2, 3, 5, 2]
+    assert [entry["repeat"] for entry in repeats] == [2, 3, 5]  # res5b and res5c: two lines, shorter than a repeat
     assert repeats[2]["name"] == "res4${letter(i + 1)}"
     assert repeats[2]["with"] == {"id": "4${letter(i + 1)}", "branch2a": 256, "branch2c": 1024}
 
 
-def test_squeezenet_is_a_fire_module():
-    config, _, _ = _factored("squeezenet-v1.1/deploy.prototxt")
-    assert _uses(config) == {"fire": 8}
-    assert config["modules"]["fire"]["outputs"] == ["concat"]
-    assert {"use": "fire", "name": "fire${i + 2}", "repeat": 2,
-            "with": {"squeeze1x1": 16, "expand1x1": 64}} in config["layers"]
+@pytest.mark.parametrize("name, expected", [("bvlc_googlenet/deploy.prototxt", "googlenet_modules.yaml"),
+                                            ("resnet/ResNet-50-deploy.prototxt", "resnet50_modules.yaml")])
+def test_golden_factored(name, expected, golden):
+    golden(import_config(require_models() / name, modules=True).text, GOLDEN / expected)
+
+
+# Lines of `import --modules` before nested modules (units, per-index repeats): never more than these.
+LINES_BEFORE_UNITS = {
+    "bvlc_googlenet/deploy.prototxt": 138, "bvlc_googlenet/train_val.prototxt": 203,
+    "bvlc_googlenet-v1/train_val.prototxt": 196, "bvlc_reference_caffenet/deploy.prototxt": 28,
+    "bvlc_reference_caffenet/train_val.prototxt": 102, "bvlc_reference_caffenet-v1/train_val.prototxt": 102,
+    "cifar10/cifar10_full_sigmoid_train_test_bn.prototxt": 68, "cifar10/cifar10_quick.prototxt": 26,
+    "hdf5_classification/nonlinear_train_val.prototxt": 26, "lenet/lenet.prototxt": 35,
+    "lenet/lenet_train_test.prototxt": 48, "lenet-v0/lenet.prototxt": 35, "lenet-v0/lenet_test.prototxt": 37,
+    "lenet-v0/lenet_train.prototxt": 40, "lenet-v1/lenet.prototxt": 35, "lenet-v1/lenet_train_test.prototxt": 48,
+    "mnist_autoencoder/mnist_autoencoder.prototxt": 86, "resnet/ResNet-50-deploy.prototxt": 95,
+    "siamese/mnist_siamese.prototxt": 19, "siamese/mnist_siamese_train_test.prototxt": 86,
+    "siamese-v1/mnist_siamese_train_test.prototxt": 86, "squeezenet-v1.1/deploy.prototxt": 35,
+    "squeezenet-v1.1/train_val.prototxt": 57,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINES_BEFORE_UNITS))
+def test_factored_config_is_not_longer_than_before(name):
+    path = require_models() / name
+    if not path.exists():
+        pytest.skip(f"{name} is not in this copy of ../shared/models")
+    assert import_config(path, modules=True).config_lines <= LINES_BEFORE_UNITS[name]
+
+
+# ---------------------------------------------------------------------------
+# Constructed cases, one per rule
+
+
+def _conv(name: str, bottom: str, channels: int, extra: str = "") -> str:
+    return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"\n'
+            f'  param {{ lr_mult: 1 decay_mult: 1 }} convolution_param {{ num_output: {channels} kernel_size: 3 '
+            f'bias_term: false weight_filler {{ type: "xavier" std: 0.01 }} {extra}}} }}\n'
+            f'layer {{ name: "{name}_bn" type: "BatchNorm" bottom: "{name}" top: "{name}"'
+            f' batch_norm_param {{ use_global_stats: true eps: 0.001 }} }}\n'
+            f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
+
+
+def _block(name: str, bottom: str, channels: int, extra: str = "") -> str:
+    return (_conv(f"{name}_a", bottom, channels) + _conv(f"{name}_b", bottom, channels, extra)
+            + f'layer {{ name: "{name}_out" type: "Concat" bottom: "{name}_a" bottom: "{name}_b" top: "{name}_out" }}\n')
+
+
+INPUT = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+
+
+def _constructed(tmp_path, text: str) -> tuple[dict, str]:
+    source = tmp_path / "net.prototxt"
+    source.write_text(INPUT + text)
+    result = import_config(source, modules=True)
+    assert compiled(result.text, tmp_path) == upgraded(source)
+    return yaml.safe_load(result.text), result.text
+
+
+def test_convolution_batchnorm_relu_is_a_unit_named_on_its_instance(tmp_path):
+    blocks, bottom = "", "data"
+    for index, channels in enumerate([8, 8, 16, 16, 16, 16], start=1):
+        blocks += _block(f"mix{index}", bottom, channels)
+        bottom = f"mix{index}_out"
+    config, _ = _constructed(tmp_path, blocks)
+    unit = config["modules"]["conv_bn_relu"]
+    assert unit["qualify"] is False and unit["outputs"] == ["${instance}"]
+    assert [layer["name"] for layer in unit["layers"]] == ["${instance}", "${instance}_bn", "${instance}_relu"]
+    assert {"use": "conv_bn_relu", "name": "mix2_b", "bottom": "mix1_out", "with": {"channels": 8}} in config["layers"]
+
+
+def test_a_field_some_copies_lack_is_a_parameter(tmp_path):
+    text = "".join(_conv(f"c{n}", f"c{n - 1}" if n else "data", 8) for n in range(4)) \
+        + _conv("c4", "c3", 8, "bias_filler { type: \"constant\" } ") + _conv("c5", "c4", 8, "pad: 1 ")
+    config, _ = _constructed(tmp_path, text)
+    params = config["modules"]["conv_bn_relu"]["params"]
+    assert params["pad"] == {"type": "int", "default": None}
+    assert params["bias_filler"] == {"type": "bool", "default": False}
+    body = config["modules"]["conv_bn_relu"]["layers"][0]["convolution_param"]
+    assert body["bias_filler"] == {"type": "${'constant' if bias_filler else null}"}

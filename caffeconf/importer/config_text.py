@@ -58,6 +58,13 @@ def _yaml_value(head: str, value: Any, indent: int, out: list[str]) -> None:
             _yaml_item(item, indent + 2, out)
 
 
+def yaml_item_lines(item: Any) -> int:
+    """How many lines a top-level list item takes in the YAML (for choosing between layouts)."""
+    out: list[str] = []
+    _yaml_item(item, 2, out)
+    return len(out)
+
+
 def _yaml_item(item: Any, indent: int, out: list[str]) -> None:
     prefix = " " * indent + "- "
     flow = yaml_flow(item)

@@ -17,19 +17,18 @@ The caller checks that the result compiles back to the net, dropping modules tha
 from __future__ import annotations
 
 import itertools
-import keyword
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..caffe.facts import SOURCE_TYPES
+from .config_text import yaml_item_lines
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
+from .params import ABSENT, Merge, Param, indexed, same
+from .units import UnitModule, Use, with_units
 
-# Names a parameter must not take: the expression language's own words.
-RESERVED = frozenset({"i", "id", "instance", "true", "false", "null", "min", "max", "len", "abs", "int",
-                      "float", "str", "round", "upper", "lower", "letter"} | set(keyword.kwlist))
 MAX_OCCURRENCES = 8  # of an id inside one name, when looking for its template
 
 
@@ -89,6 +88,12 @@ class Instance:
     outputs: set[str]  # produced blobs read after the block
     wiring: tuple  # per layer: (type, bottom refs, top refs); a ref is ("in", k) or ("blob", k)
 
+    @property
+    def names(self) -> list[str]:
+        """Every layer name: each layer's, then the name parameters of its units."""
+        return [layer.name for layer in self.layers] + [name for layer in self.layers if isinstance(layer, Use)
+                                                        for name in layer.names.values()]
+
     def key(self) -> tuple:
         return (self.wiring, len(self.inputs), tuple(_skeleton(f) for f in self.fields))
 
@@ -143,7 +148,7 @@ def _skeleton(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# Names: qualified (`P/inner`) or templates on an id
+# Names: qualified (`P/inner`), `${instance}` followed by the same text in every copy, or templates on an id
 
 
 @dataclass
@@ -151,15 +156,21 @@ class Naming:
     qualified: bool
     instance_names: list[str]  # raw
     ids: list[str] | None  # raw ids, for templates
-    layer_names: list[str]  # written (literal inner names, or templates)
+    layer_names: list[str]  # written (literal inner names, or templates): each layer's, then its units' names
     blob_names: list[str]  # written
+
+
+def _naming(qualified: bool, instance_names: list[str], ids: list[str] | None, written: list[str],
+            copy: Instance) -> Naming:
+    count = len(copy.names)
+    return Naming(qualified, instance_names, ids, written[:count], written[count:])
 
 
 def qualified_naming(copies: list[Instance]) -> Naming | None:
     prefixes = [copy.layers[0].name.split("/", 1)[0] + "/" for copy in copies]
     inner = []
     for prefix, copy in zip(prefixes, copies):
-        names = [layer.name for layer in copy.layers] + copy.blobs
+        names = copy.names + copy.blobs
         if not all(name.startswith(prefix) and len(name) > len(prefix) for name in names):
             return None
         if any(spec.get("name") for f in copy.fields for spec in _param_specs(f)):
@@ -167,9 +178,28 @@ def qualified_naming(copies: list[Instance]) -> Naming | None:
         inner.append([name[len(prefix):] for name in names])
     if any(names != inner[0] for names in inner) or "/" not in copies[0].layers[0].name:
         return None
-    count = len(copies[0].layers)
-    written = [literal(name) for name in inner[0]]
-    return Naming(True, [prefix[:-1] for prefix in prefixes], None, written[:count], written[count:])
+    return _naming(True, [prefix[:-1] for prefix in prefixes], None, [literal(name) for name in inner[0]], copies[0])
+
+
+_SEPARATORS = "_/-."
+
+
+def prefixed_naming(copies: list[Instance]) -> Naming | None:
+    """Names that all start with the instance's name and a separator (`inception_a1` + `_1x1`), the rest
+    alike in every copy: a `qualify: false` module on `${instance}`."""
+    rests = []
+    instance_names = []
+    for copy in copies:
+        names = copy.names + copy.blobs
+        common = _common_prefix(names)
+        cut = max(common.rfind(separator) for separator in _SEPARATORS)
+        if cut <= 0 or any(len(name) > cut and name[cut] not in _SEPARATORS for name in names):
+            return None
+        instance_names.append(common[:cut])
+        rests.append([name[cut:] for name in names])
+    if any(rest != rests[0] for rest in rests) or len(set(instance_names)) != len(instance_names):
+        return None
+    return _naming(False, instance_names, None, ["${instance}" + literal(rest) for rest in rests[0]], copies[0])
 
 
 def _param_specs(fields: dict[str, Any]) -> list[dict[str, Any]]:
@@ -182,14 +212,13 @@ def templated_naming(copies: list[Instance]) -> Naming | None:
     ids = _middles(firsts)
     if ids is None or len(set(ids)) != len(ids):
         return None
-    slots = zip(*[[layer.name for layer in copy.layers] + copy.blobs for copy in copies])
+    slots = zip(*[copy.names + copy.blobs for copy in copies])
     templates = [_template(list(names), ids) for names in slots]
     if None in templates:
         return None
-    count = len(copies[0].layers)
     instance_names = [(sorted(copy.outputs, key=copy.blobs.index) or [copy.layers[-1].name])[0]
                       for copy in copies]
-    return Naming(False, instance_names, ids, templates[:count], templates[count:])
+    return _naming(False, instance_names, ids, templates, copies[0])
 
 
 def _middles(names: list[str]) -> list[str] | None:
@@ -229,110 +258,6 @@ def _split(text: str, places: tuple[int, ...], width: int) -> list[str]:
 
 
 # ---------------------------------------------------------------------------
-# Parameters: what differs between copies
-
-
-@dataclass
-class Param:
-    key: str  # the field it sets
-    hint: str  # the layer it is in
-    values: list[Any]  # per copy
-    kind: str
-    name: str = ""
-    default: Any = None
-    has_default: bool = False
-
-    @property
-    def placeholder(self) -> str:
-        return f"\0{id(self)}\0"
-
-
-@dataclass
-class Merge:
-    """Field values of all copies merged into one module body, collecting parameters."""
-
-    params: list[Param] = field(default_factory=list)
-    failed: bool = False
-
-    def merge(self, values: list[Any], key: str, hint: str) -> Any:
-        first = values[0]
-        if all(_same(value, first) for value in values):
-            return first
-        if all(isinstance(value, dict) for value in values):
-            return {k: self.merge([value[k] for value in values], k, hint) for k in first}
-        if all(isinstance(value, list) for value in values) and any(isinstance(v, dict) for v in first):
-            return [self.merge([value[i] for value in values], key, hint) for i in range(len(first))]
-        return self.param(values, key, hint).placeholder
-
-    def param(self, values: list[Any], key: str, hint: str) -> Param:
-        for known in self.params:
-            if all(_same(a, b) for a, b in zip(known.values, values)):
-                return known
-        kind = _kind(values)
-        if kind is None:
-            self.failed = True
-        self.params.append(Param(key, hint, values, kind or "string"))
-        return self.params[-1]
-
-    def name_params(self) -> None:
-        """The field's name where only one parameter sets that field, else the layer's (`n1x1` for
-        the num_output of layer 1x1), else both."""
-        keys = Counter(param.key for param in self.params)
-        hints = Counter(param.hint for param in self.params)
-        taken: set[str] = set()
-        for param in self.params:
-            if keys[param.key] == 1:
-                wanted = param.key
-            elif hints[param.hint] == 1 and param.hint:
-                wanted = param.hint if param.hint[0].isalpha() else param.key[0] + param.hint
-            else:
-                wanted = f"{param.key}_{param.hint}"
-            param.name = _identifier(wanted, taken)
-            taken.add(param.name)
-
-    def named(self, body: Any) -> Any:
-        """`body` with each placeholder replaced by its parameter's `${name}`."""
-        if isinstance(body, dict):
-            return {key: self.named(item) for key, item in body.items()}
-        if isinstance(body, list):
-            return [self.named(item) for item in body]
-        for param in self.params:
-            if body == param.placeholder:
-                return "${" + param.name + "}"
-        return body
-
-
-def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
-
-
-def _kind(values: list[Any]) -> str | None:
-    if all(isinstance(v, list) for v in values):
-        items = [item for v in values for item in v]
-        inner = _kind(items) if items else "int"
-        return f"list[{inner}]" if inner and not inner.startswith("list") else None
-    if all(isinstance(v, bool) for v in values):
-        return "bool"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "int"
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return "float"
-    if all(isinstance(v, str) for v in values):
-        return "string"
-    return None
-
-
-def _identifier(wanted: str, taken: set[str]) -> str:
-    first = re.sub(r"[^A-Za-z0-9]+", "_", wanted).strip("_") or "value"
-    for candidate in [first] + [f"{first}_{n}" for n in range(2, 1000)]:
-        if not candidate[0].isalpha():
-            candidate = "p_" + candidate
-        if candidate not in taken and candidate not in RESERVED:
-            return candidate
-    raise AssertionError("unreachable: a thousand names taken")
-
-
-# ---------------------------------------------------------------------------
 # Modules
 
 
@@ -341,7 +266,7 @@ class Module:
     name: str
     copies: list[Instance]
     naming: Naming
-    body: list[dict[str, Any]]  # merged fields per layer
+    body: list[dict[str, Any]]  # merged fields per layer (a unit's: its `with` values)
     params: list[Param]
     inputs: list[str]  # port names
     outputs: list[int]  # blob indexes that are outputs
@@ -351,8 +276,7 @@ class Module:
         if not self.naming.qualified:
             decl["qualify"] = False
         params = ({"id": {"type": "string"}} if self.naming.ids else {})
-        for param in self.params:
-            params[param.name] = {"type": param.kind, **({"default": param.default} if param.has_default else {})}
+        params.update({param.name: param.declaration() for param in self.params})
         if params:
             decl["params"] = params
         decl["inputs"] = self.inputs
@@ -363,10 +287,15 @@ class Module:
     def layer_entries(self) -> list[dict[str, Any]]:
         entries = []
         prev = [self.inputs[0]] if len(self.inputs) == 1 else None
-        for (layer_type, bottom_refs, top_refs), name, fields in zip(self.copies[0].wiring, self.naming.layer_names,
-                                                                     self.body):
+        unit_names = iter(self.naming.layer_names[len(self.body):])
+        for member, (layer_type, bottom_refs, top_refs), name, fields in zip(
+                self.copies[0].layers, self.copies[0].wiring, self.naming.layer_names, self.body):
             bottoms, tops = [self.ref(r) for r in bottom_refs], [self.ref(r) for r in top_refs]
-            entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
+            if isinstance(member, Use):
+                names = {key: next(unit_names) for key in member.names}
+                entries.append(use_entry(member, name, bottoms, fields, names, prev))
+            else:
+                entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
             prev = tops
         return entries
 
@@ -384,7 +313,7 @@ class Module:
         given = {"id": literal(self.naming.ids[copy_index])} if self.naming.ids else {}
         for param in self.params:
             value = param.values[copy_index]
-            if not (param.has_default and _same(value, param.default)):
+            if not (param.has_default and same(value, param.default)):
                 given[param.name] = value
         if given:
             entry["with"] = given
@@ -396,32 +325,38 @@ class Module:
         return len(self.copies) * body - (6 + len(self.params) + body + len(self.copies))
 
 
+def use_entry(use: Use, name: str, bottoms: list[str], values: dict[str, Any], names: dict[str, str],
+              prev: list[str] | None) -> dict[str, Any]:
+    """A unit's use entry, written as `name` reading `bottoms`: its output is its name, so no `top`."""
+    entry: dict[str, Any] = {"use": use.type, "name": name}
+    if not (len(bottoms) == 1 and prev == bottoms):
+        entry["bottom"] = bottoms[0] if len(bottoms) == 1 else bottoms
+    given = use.unit.with_values(values, names, name)
+    if given:
+        entry["with"] = given
+    return entry
+
+
+def _hint(written: str) -> str:
+    """The part of a written layer name that tells its role (`res${id}_branch2a` -> branch2a)."""
+    if "${id}" in written:
+        return written.replace("${id}", "").rsplit("_", 1)[-1]
+    return written.replace("${instance}", "").strip(_SEPARATORS)
+
+
 def build_module(name: str, copies: list[Instance], naming: Naming) -> Module | None:
     merge = Merge()
-    body = []
-    for index in range(len(copies[0].layers)):
-        hint = naming.layer_names[index]
-        if not naming.qualified:  # res${id}_branch2a -> branch2a
-            hint = hint.replace("${id}", "").rsplit("_", 1)[-1]
-        body.append(merge.merge([copy.fields[index] for copy in copies], "value", hint))
+    body = [merge.merge([copy.fields[index] for copy in copies], "value", _hint(naming.layer_names[index]))
+            for index in range(len(copies[0].layers))]
     if merge.failed:
         return None
     merge.name_params()
     body = [merge.named(fields) for fields in body]
-    for param in merge.params:
-        _choose_default(param)
+    merge.choose_defaults()
     taken = set(naming.layer_names) | set(naming.blob_names)
     ports = _port_names(len(copies[0].inputs), taken)
     outputs = sorted({copy.blobs.index(blob) for copy in copies for blob in copy.outputs})
     return Module(name, copies, naming, body, merge.params, ports, outputs)
-
-
-def _choose_default(param: Param) -> None:
-    counts = Counter(repr(value) for value in param.values)
-    text, count = counts.most_common(1)[0]
-    if count >= 2 and count * 2 > len(param.values):
-        param.default = next(value for value in param.values if repr(value) == text)
-        param.has_default = True
 
 
 def _port_names(count: int, taken: set[str]) -> list[str]:
@@ -455,23 +390,36 @@ def find_modules(layers: tuple[Layer, ...]) -> list[Module]:
 
 
 def _namings(copies: list[Instance]) -> list[tuple[list[Instance], Naming]]:
-    """Copies with a naming that fits them all; else groups of copies that qualify alike."""
+    """Copies with a naming that fits them all; else groups of copies named alike (the same inner names,
+    or the same names but for their numbers), each with a naming that fits it, covering the most copies."""
     if len(copies) < 2:
         return []
-    for choose in (qualified_naming, templated_naming):
-        naming = choose(copies)
-        if naming is not None:
-            return [(copies, naming)]
-    alike: dict[tuple, list[Instance]] = {}
-    for copy in copies:
-        inner = tuple(name.split("/", 1)[-1] for name in [layer.name for layer in copy.layers] + copy.blobs)
-        alike.setdefault(inner, []).append(copy)
-    found = []
-    for subset in alike.values():
-        naming = qualified_naming(subset) if len(subset) >= 2 else None
-        if naming is not None:
-            found.append((subset, naming))
-    return found
+    naming = _naming_for(copies)
+    if naming is not None:
+        return [(copies, naming)]
+    best: list[tuple[list[Instance], Naming]] = []
+    for alike in (_inner_names, _names_but_numbers):
+        groups: dict[tuple, list[Instance]] = {}
+        for copy in copies:
+            groups.setdefault(alike(copy), []).append(copy)
+        found = [(subset, naming) for subset in groups.values() if len(subset) >= 2
+                 for naming in [_naming_for(subset)] if naming is not None]
+        if sum(len(subset) for subset, _ in found) > sum(len(subset) for subset, _ in best):
+            best = found
+    return best
+
+
+def _naming_for(copies: list[Instance]) -> Naming | None:
+    return next((naming for choose in (qualified_naming, prefixed_naming, templated_naming)
+                 for naming in [choose(copies)] if naming is not None), None)
+
+
+def _inner_names(copy: Instance) -> tuple:
+    return tuple(name.split("/", 1)[-1] for name in copy.names + copy.blobs)
+
+
+def _names_but_numbers(copy: Instance) -> tuple:
+    return tuple(re.sub(r"[0-9]+", "#", name) for name in copy.names + copy.blobs)
 
 
 def _module_name(naming: Naming, taken: set[str]) -> str:
@@ -493,9 +441,13 @@ def entries(layers: tuple[Layer, ...], modules: list[Module]) -> list[dict[str, 
             out.append(entry)
             position = module.copies[index].span.stop
         else:
-            entry = flat_entries([layers[position]], prev)[0]
-            out.append(entry)
-            prev = [literal(top) for top in layers[position].tops]
+            item = layers[position]
+            if isinstance(item, Use):
+                out.append(use_entry(item, literal(item.name), [literal(b) for b in item.bottoms], dict(item.fields),
+                                     {key: literal(name) for key, name in item.names.items()}, prev))
+            else:
+                out.append(flat_entries([item], prev)[0])
+            prev = [literal(top) for top in item.tops]
             position += 1
     return out
 
@@ -504,43 +456,51 @@ def entries(layers: tuple[Layer, ...], modules: list[Module]) -> list[dict[str, 
 # Repeats
 
 
-def with_repeats(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Runs of chained uses of one module whose names follow a sequence, as one `repeat` entry."""
+def with_repeats(entries: list[dict[str, Any]],
+                 defaults: Callable[[str], dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of chained uses of one module whose names follow a sequence, as one `repeat` entry; values
+    that differ along the run are a sequence too (`res${i + 2}`) or a list indexed by `i`.
+    `defaults(module)`: its parameters' defaults, for the uses that leave one out."""
     out: list[dict[str, Any]] = []
     start = 0
     while start < len(entries):
-        stop, merged = start + 1, None
+        stop, merged, saved = start + 1, None, 0
         for end in range(start + 2, len(entries) + 1):
-            candidate = _repeat(entries[start:end])
+            candidate = _repeat(entries[start:end], defaults)
             if candidate is None:
                 break
-            stop, merged = end, candidate
+            lines = sum(yaml_item_lines(entry) for entry in entries[start:end]) - yaml_item_lines(candidate)
+            if lines >= saved:  # the longest run that saves the most lines
+                stop, merged, saved = end, candidate, lines
         out.append(merged or entries[start])
         start = stop
     return out
 
 
-def _repeat(run: list[dict[str, Any]]) -> dict[str, Any] | None:
-    if not all("use" in e and "bottom" not in e and "top" not in e and e["use"] == run[0]["use"] for e in run):
-        return None
+def _repeat(run: list[dict[str, Any]], defaults: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
+    first = run[0]
+    if not all("use" in e and "top" not in e and e["use"] == first["use"] for e in run) \
+            or any("bottom" in e for e in run[1:]):
+        return None  # the copies of a repeat chain: only the first reads a blob of its own
     name = _sequence([e["name"] for e in run])
-    keys = list(dict.fromkeys(key for e in run for key in e.get("with", {})))
-    given = {}
-    for key in keys:
-        values = [e.get("with", {}).get(key, _ABSENT) for e in run]
-        if all(_same(value, values[0]) for value in values) and values[0] is not _ABSENT:
-            given[key] = values[0]
-        elif all(isinstance(value, str) for value in values):
-            given[key] = _sequence(values)
-        else:
-            return None
-    if name is None or None in given.values():
+    if name is None:
         return None
-    entry = {"use": run[0]["use"], "name": name, "repeat": len(run)}
+    known = defaults(first["use"])
+    given = {}
+    for key in dict.fromkeys(key for e in run for key in e.get("with", {})):
+        values = [e.get("with", {}).get(key, known.get(key, ABSENT)) for e in run]
+        if any(value is ABSENT for value in values):
+            return None
+        if all(same(value, values[0]) for value in values):
+            given[key] = values[0]
+            continue
+        sequence = _sequence(values) if all(isinstance(value, str) for value in values) else None
+        given[key] = sequence or indexed(values)
+        if given[key] is None:
+            return None
+    entry = {"use": first["use"], "name": name, **({"bottom": first["bottom"]} if "bottom" in first else {}),
+             "repeat": len(run)}
     return {**entry, "with": given} if given else entry
-
-
-_ABSENT = object()
 
 
 def _sequence(texts: list[str]) -> str | None:
@@ -575,24 +535,53 @@ def factored_document(imported: Imported, render: Callable[[dict], str],
                       compiles_back: Callable[[str], bool]) -> tuple[str | None, list[str]]:
     """The modular config text, or None (with a note) when no modules could be kept.
 
-    Every candidate is checked by compiling: a module whose config does not give back the net
-    exactly is left flat and reported, so the result is always exact."""
-    modules = find_modules(imported.layers)
-    if not modules:
+    Blocks are factored both over units and over plain layers; the shortest document wins, the flat
+    one (None) included. Every candidate is checked by compiling: a module whose config does not give
+    back the net exactly is left flat and reported, so the result is always exact."""
+    flat = render(document(imported, flat_entries(imported.layers)))
+    best: tuple[str | None, list[str]] = (None, [])
+    for over_units in (True, False):
+        items, units = with_units(imported.layers) if over_units else (list(imported.layers), [])
+        text, notes = _checked(Plan(imported, tuple(items), units, find_modules(tuple(items))), render,
+                               compiles_back)
+        if text is not None and _lines(text) < _lines(best[0] or flat):
+            best = (text, notes)
+    return best
+
+
+@dataclass
+class Plan:
+    imported: Imported
+    items: tuple[Layer, ...]  # layers, and uses of units in place of theirs
+    units: list[UnitModule]
+    modules: list[Module]
+
+    def text(self, modules: list[Module], repeats: bool, render: Callable[[dict], str]) -> str:
+        top = entries(self.items, modules)
+        counts = Counter(item.type for item in self.items if isinstance(item, Use))
+        declared = {unit.name: unit.declaration(counts[unit.name]) for unit in self.units}
+        declared.update({module.name: module.declaration() for module in modules})
+        defaults = {name: {key: spec["default"] for key, spec in decl.get("params", {}).items() if "default" in spec}
+                    for name, decl in declared.items()}
+        return render(document(self.imported, with_repeats(top, defaults.__getitem__) if repeats else top, declared))
+
+
+def _checked(plan: Plan, render: Callable[[dict], str],
+             compiles_back: Callable[[str], bool]) -> tuple[str | None, list[str]]:
+    modules = plan.modules
+    if not modules and not plan.units:
         return None, []
-    for chosen, repeats in ((modules, True), (modules, False)):
-        text = _text(imported, chosen, repeats, render)
+    for repeats in (True, False):
+        text = plan.text(modules, repeats, render)
         if compiles_back(text):
             return text, []
-    kept = [m for m in modules if compiles_back(_text(imported, [m], False, render))]
+    kept = [m for m in modules if compiles_back(plan.text([m], False, render))]
     dropped = [m.name for m in modules if m not in kept]
     notes = [f"module {name} was left flat: it did not compile back to the same layers" for name in dropped]
-    if kept and compiles_back(text := _text(imported, kept, False, render)):
+    if compiles_back(text := plan.text(kept, False, render)):
         return text, notes
     return None, notes
 
 
-def _text(imported: Imported, modules: list[Module], repeats: bool, render: Callable[[dict], str]) -> str:
-    top = entries(imported.layers, modules)
-    declared = {module.name: module.declaration() for module in modules}
-    return render(document(imported, with_repeats(top) if repeats else top, declared))
+def _lines(text: str) -> int:
+    return text.count("\n")

@@ -1,0 +1,210 @@
+"""The field values of a module's copies → one module body, with typed parameters where they differ.
+
+A value that differs between copies becomes a parameter (values that differ alike share one); a
+scalar field that some copies lack becomes a nullable parameter (null leaves it out); a message that
+some copies lack and the others agree on is switched on by a bool parameter named after the field.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# Names a parameter must not take: the expression language's own words.
+RESERVED = frozenset({"i", "id", "instance", "true", "false", "null", "min", "max", "len", "abs", "int",
+                      "float", "str", "round", "upper", "lower", "letter"} | set(keyword.kwlist))
+# Parameter names by the role of the Caffe field they set.
+ROLES = {"num_output": "channels", "kernel_size": "kernel", "negative_slope": "slope", "dropout_ratio": "ratio"}
+ABSENT = object()  # a field a copy does not set
+_EXPRESSION_TEXT = re.compile(r"[A-Za-z0-9_ ./+-]*")  # strings a `${'...'}` may hold as they are
+
+
+@dataclass
+class Param:
+    key: str  # the field (or inner parameter) it sets
+    hint: str  # the layer it is in
+    values: list[Any]  # per copy; None where the copy leaves the field out
+    kind: str
+    name: str = ""
+    default: Any = None
+    has_default: bool = False
+
+    @property
+    def placeholder(self) -> str:
+        return f"\0{id(self)}\0"
+
+    def declaration(self) -> dict[str, Any]:
+        return {"type": self.kind, **({"default": self.default} if self.has_default else {})}
+
+
+@dataclass(frozen=True)
+class Switched:
+    """A value written only where a bool parameter is true."""
+
+    param: Param
+    value: Any
+
+
+@dataclass
+class Merge:
+    """Field values of all copies merged into one module body, collecting parameters."""
+
+    params: list[Param] = field(default_factory=list)
+    failed: bool = False
+
+    def merge(self, values: list[Any], key: str, hint: str) -> Any:
+        first = values[0]
+        if all(same(value, first) for value in values):
+            return first
+        if all(isinstance(value, dict) for value in values):
+            keys = list(dict.fromkeys(k for value in values for k in value))
+            return {k: self._merge_present([value.get(k, ABSENT) for value in values], k, hint) for k in keys}
+        if all(isinstance(value, list) and len(value) == len(first) for value in values) \
+                and any(isinstance(v, dict) for v in first):
+            return [self.merge([value[i] for value in values], key, hint) for i in range(len(first))]
+        return self.param(values, key, hint).placeholder
+
+    def _merge_present(self, values: list[Any], key: str, hint: str) -> Any:
+        if all(value is not ABSENT for value in values):
+            return self.merge(values, key, hint)
+        present = [value for value in values if value is not ABSENT]
+        if not any(_holds_message(value) for value in present):
+            return self.param([None if value is ABSENT else value for value in values], key, hint).placeholder
+        if all(same(value, present[0]) for value in present):
+            return self._switched(present[0], self.param([value is not ABSENT for value in values], key, hint))
+        self.failed = True
+        return None
+
+    def _switched(self, value: Any, switch: Param) -> Any:
+        if isinstance(value, dict):
+            return {key: self._switched(item, switch) for key, item in value.items()}
+        if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+            return [self._switched(item, switch) for item in value]
+        if isinstance(value, str) and not _EXPRESSION_TEXT.fullmatch(value):
+            self.failed = True
+        return Switched(switch, value)
+
+    def param(self, values: list[Any], key: str, hint: str) -> Param:
+        for known in self.params:
+            if all(same(a, b) for a, b in zip(known.values, values)):
+                return known
+        kind = _kind([value for value in values if value is not None])
+        if kind is None:
+            self.failed = True
+        self.params.append(Param(key, hint, values, kind or "string"))
+        return self.params[-1]
+
+    def name_params(self, taken: set[str] | None = None) -> None:
+        """By the field's role where only one parameter sets that field, else by the layer (`n1x1`
+        for the channels of layer 1x1), else by both."""
+        keys = Counter(param.key for param in self.params)
+        hints = Counter(param.hint for param in self.params)
+        taken = set(taken or ())
+        for param in self.params:
+            role = ROLES.get(param.key, param.key)
+            if keys[param.key] == 1:
+                wanted = role
+            elif hints[param.hint] == 1 and param.hint:
+                wanted = param.hint if param.hint[0].isalpha() else _initial(role) + param.hint
+            else:
+                wanted = f"{role}_{param.hint}"
+            param.name = identifier(wanted, taken)
+            taken.add(param.name)
+
+    def named(self, body: Any) -> Any:
+        """`body` with each placeholder replaced by its parameter's `${name}`."""
+        if isinstance(body, dict):
+            return {key: self.named(item) for key, item in body.items()}
+        if isinstance(body, list):
+            return [self.named(item) for item in body]
+        if isinstance(body, Switched):
+            return "${" + _expression_literal(body.value) + " if " + body.param.name + " else null}"
+        for param in self.params:
+            if body == param.placeholder:
+                return "${" + param.name + "}"
+        return body
+
+    def choose_defaults(self) -> None:
+        for param in self.params:
+            _choose_default(param)
+
+
+def same(a: Any, b: Any) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _holds_message(value: Any) -> bool:
+    return isinstance(value, dict) or isinstance(value, list) and any(isinstance(item, dict) for item in value)
+
+
+def _initial(role: str) -> str:
+    return "n" if role == "channels" else role[0]
+
+
+def indexed(values: list[Any]) -> str | None:
+    """`${[a, b, c][i]}`: one value per repeat index, if each can be written in an expression."""
+    if not all(_writable(value) for value in values):
+        return None
+    return "${[" + ", ".join(_expression_literal(value) for value in values) + "][i]}"
+
+
+def _writable(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(_writable(item) for item in value)
+    return isinstance(value, (int, float)) or value is None or isinstance(value, str) \
+        and bool(_EXPRESSION_TEXT.fullmatch(value))
+
+
+def _expression_literal(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return f"'{value}'"
+    if isinstance(value, list):
+        return "[" + ", ".join(_expression_literal(item) for item in value) + "]"
+    return repr(value)
+
+
+def _kind(values: list[Any]) -> str | None:
+    if not values:
+        return None
+    if all(isinstance(v, list) for v in values):
+        items = [item for v in values for item in v]
+        inner = _kind(items) if items else "int"
+        return f"list[{inner}]" if inner and not inner.startswith("list") else None
+    if all(isinstance(v, bool) for v in values):
+        return "bool"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "float"
+    if all(isinstance(v, str) for v in values):
+        return "string"
+    return None
+
+
+def _choose_default(param: Param) -> None:
+    """The most common value, when most copies share it; a field most copies leave out: null."""
+    counts = Counter(repr(value) for value in param.values)
+    text, count = counts.most_common(1)[0]
+    if count >= 2 and count * 2 > len(param.values):
+        param.default = next(value for value in param.values if repr(value) == text)
+        param.has_default = True
+    elif None in param.values:
+        param.default, param.has_default = None, True  # null is the only default a field left out can have
+
+
+def identifier(wanted: str, taken: set[str]) -> str:
+    first = re.sub(r"[^A-Za-z0-9]+", "_", wanted).strip("_") or "value"
+    for candidate in [first] + [f"{first}_{n}" for n in range(2, 1000)]:
+        if not candidate[0].isalpha():
+            candidate = "p_" + candidate
+        if candidate not in taken and candidate not in RESERVED:
+            return candidate
+    raise AssertionError("unreachable: a thousand names taken")
+
