@@ -32,7 +32,7 @@ ACCEPTED = CONFIGS + sorted((ROOT / "tests" / "cases").glob("*/config.yaml")) + 
 SCHEMA_VISIBLE_ERRORS = (
     "bad_param_type", "enum_without_values", "field_float_into_int", "field_list_into_scalar",
     "field_negative_uint", "field_string_into_int", "field_unknown_enum", "in_place_not_bool",
-    "layer_type_is_module", "layer_without_name_or_type", "missing_version", "module_without_layers",
+    "layer_type_is_module", "layer_without_name", "layer_without_type", "missing_version", "module_without_layers",
     "net_field_wrong_type", "non_mapping_document", "param_field_on_layer", "param_message_not_mapping",
     "qualify_not_bool", "reserved_param_instance", "rule_unknown_phase", "unknown_document_key",
     "unknown_field_in_param", "unknown_field_on_layer", "unknown_layer_type", "unknown_module_key",
