@@ -121,3 +121,24 @@ def test_a_net_that_reads_its_own_data_is_refused_at_the_layer(tmp_path, capsys)
 def test_an_opset_out_of_range_is_refused_before_loading(tmp_path, capsys):
     assert main(["export", "missing.yaml", "--opset", "7", "-o", str(tmp_path / "x.onnx")]) == 1
     assert "--opset must lie in" in capsys.readouterr().err
+
+
+def test_run_with_the_onnxruntime_engine_gives_the_pytorch_engines_blobs(tmp_path, capsys):
+    config = str(REPO / "configs" / "googlenet.yaml")
+    saved = {}
+    for engine in ("pytorch", "onnxruntime"):
+        out = tmp_path / f"{engine}.npz"
+        assert main(["run", config, "--stage", "deploy", "--random-weights", "--batch", "1", "--engine", engine,
+                     "-o", str(out), "--blobs", "all"]) == 0
+        saved[engine] = dict(np.load(out))
+    printed = capsys.readouterr().out
+    assert "engine ONNX Runtime" in printed
+    assert set(saved["pytorch"]) == set(saved["onnxruntime"]) and "inception_4a/output" in saved["pytorch"]
+    for name, expected in saved["pytorch"].items():
+        assert relative_error(expected, saved["onnxruntime"][name]) < TOLERANCE, name
+
+
+def test_the_onnxruntime_engine_refuses_what_it_cannot_honour(capsys):
+    assert main(["run", "configs/squeezenet.yaml", "--engine", "onnxruntime", "--precision", "bf16"]) == 1
+    assert capsys.readouterr().err == ("error: --engine onnxruntime runs in fp32 on the CPU: it takes no "
+                                       "--precision, --channels-last or --device cuda\n")

@@ -30,6 +30,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="arithmetic of the forward pass: fp32 (Caffe's, default) or autocast to bf16/fp16")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
+    parser.add_argument("--engine", choices=("pytorch", "onnxruntime"), default="pytorch",
+                        help="pytorch (default), or onnxruntime: the net exported to ONNX in memory and run "
+                             "by ONNX Runtime on the CPU (needs the onnx extra; see docs/export.md)")
     parser.add_argument("--seed", type=int, default=0, help="seed for fillers, random weights and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
     parser.add_argument("--mean-value", type=float, action="append", default=None,
@@ -47,7 +50,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     _check_options(args)
     check_threads(args)
-    with required_modules("run"):
+    with required_modules("export" if args.engine == "onnxruntime" else "run"):
         return _run(args)
 
 
@@ -60,6 +63,9 @@ def _check_options(args) -> None:
                                 hint="0 means no crop, as crop_size in transform_param")
     if args.scale is not None and not args.scale > 0:
         raise CaffeconfError.at(None, f"--scale must be positive, got {args.scale:g}")
+    if args.engine == "onnxruntime" and (args.precision != "fp32" or args.channels_last or args.device == "cuda"):
+        raise CaffeconfError.at(None, "--engine onnxruntime runs in fp32 on the CPU: it takes no --precision, "
+                                      "--channels-last or --device cuda")
     if args.blobs is not None and not args.output:
         raise CaffeconfError.at(None, "--blobs saves blobs to -o OUT.npz, but no -o was given")
     if args.blobs is not None and not _blob_names(args.blobs):
@@ -95,7 +101,7 @@ def _run(args) -> int:
     warn(use_threads(args.threads))
     loaded = load_for_state(args)
     net, phase = loaded.net, loaded.state.phase
-    device = select_device(args.device)
+    device = torch.device("cpu") if args.engine == "onnxruntime" else select_device(args.device)
     requested = _blob_names(args.blobs) if args.blobs is not None else []
     _check_blobs(requested, net)
     model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights)
@@ -110,12 +116,17 @@ def _run(args) -> int:
     # the convolutions (a copy; the blobs written by --write-weights stay Caffe's own). Folding
     # skips the folded layers' tops, so not when --blobs asks for intermediate blobs.
     model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
-    if not requested:
-        model.fold_for_inference()
-    with torch.no_grad(), autocast(device, args.precision):
-        blobs = model(inputs, keep_all=bool(requested))
+    if args.engine == "onnxruntime":
+        every_blob = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
+        blobs = _run_onnxruntime(net, model, inputs, every_blob if "all" in requested else requested)
+    else:
+        if not requested:
+            model.fold_for_inference()
+        with torch.no_grad(), autocast(device, args.precision):
+            blobs = model(inputs, keep_all=bool(requested))
     outputs = {name: blobs[name] for name in model.outputs}
-    print(f"device: {describe(device)}; precision {args.precision}; phase {phase}")
+    engine = "; engine ONNX Runtime" if args.engine == "onnxruntime" else ""
+    print(f"device: {describe(device)}; precision {args.precision}; phase {phase}{engine}")
     for name, value in outputs.items():
         print("\n".join(summarize(name, value)))
     if args.output:
@@ -125,6 +136,21 @@ def _run(args) -> int:
         write_caffemodel(args.write_weights, net, model.blob_arrays())
     sys.stdout.flush()
     return 0
+
+
+def _run_onnxruntime(net: Net, model, inputs: dict, requested: list[str]) -> dict:
+    """The net exported in memory (its weights as `model` holds them) and run by ONNX Runtime: the
+    net's outputs and the `requested` blobs (final values), with the inputs, as tensors."""
+    import torch
+
+    from ..export.graph import export_net
+    from ..export.ort import run_model
+
+    shapes = {name: tuple(value.shape) for name, value in inputs.items()}
+    arrays = {name: value.numpy() for name, value in inputs.items()}
+    exported = export_net(net, model.blob_arrays(), shapes, extra_outputs=[n for n in requested if n not in arrays])
+    values = run_model(exported, arrays, torch.get_num_threads())
+    return {**inputs, **{name: torch.from_numpy(value) for name, value in values.items()}}
 
 
 def _to_device(value, device, memory_format):
