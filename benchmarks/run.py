@@ -5,6 +5,7 @@ same random weights everywhere:
   caffeconf   the interpreter (caffeconf.run.CaffeNet) on the flat net
   plain       the same architecture written directly as a torch nn.Module
   opencv      cv2.dnn.readNetFromCaffe on the prototxt and the .caffemodel we wrote
+  onnxruntime ONNX Runtime on `caffeconf export`'s model (CPU, same threads, no spinning; when installed)
 It measures forward at batch 1 and 10, forward+backward at batch 10 (not OpenCV:
 it has no backward), and peak memory of a batch-10 forward in a fresh process (CUDA:
 the allocator's peak; CPU: the peak of the running sum of the pass's allocations, from
@@ -271,6 +272,19 @@ def opencv_forward(prototxt: Path, blobs, net, batch: int):
     return action
 
 
+def onnxruntime_forward(net, blobs, batch: int):
+    """ONNX Runtime on the exported net, or None without the onnx extra."""
+    try:
+        from caffeconf.export.graph import export_net
+        from caffeconf.export.ort import cpu_session
+    except ImportError:
+        return None
+    shape = (batch, 3, 224, 224)
+    session = cpu_session(export_net(net, blobs, {"data": shape}), torch.get_num_threads())
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    return lambda: session.run(None, {"data": x})
+
+
 def bench(name: str, device, repeats: int, with_memory: bool) -> None:
     model, blobs = caffeconf_model(name, device)
     plain = load_plain(PLAIN[name](), blobs).to(device)
@@ -288,6 +302,9 @@ def bench(name: str, device, repeats: int, with_memory: bool) -> None:
         if device.type == "cpu":
             net = filter_net(load(str(NETS[name]), StateChoice("TEST")).net, phase="TEST")
             row["opencv"] = best_ms(opencv_forward(NETS[name], blobs, net, batch), repeats, device)
+            ort_forward = onnxruntime_forward(net, blobs, batch)
+            if ort_forward is not None:
+                row["onnxruntime"] = best_ms(ort_forward, repeats, device)
         rows.append((f"forward, batch {batch}", row))
     if device.type == "cuda":
         rows.append(("forward, batch 10, bf16+compile", _fast_gpu_row(ours, plain, device, repeats)))
@@ -299,6 +316,8 @@ def bench(name: str, device, repeats: int, with_memory: bool) -> None:
         ratios = "  ".join(f"{k}/caffeconf {row[k] / row['caffeconf']:.2f}" for k in row if k != "caffeconf")
         times = "  ".join(f"{k} {v:8.1f} ms" for k, v in row.items())
         print(f"  {label:<28} {times}   ({ratios})")
+        if "onnxruntime" in row:
+            print(f"  {'':<28} caffeconf/onnxruntime {row['caffeconf'] / row['onnxruntime']:.2f} (target <= 1.0)")
     if with_memory:
         ours_mb = peak_memory_mb(name, "caffeconf", device.type, 10)
         plain_mb = peak_memory_mb(name, "plain", device.type, 10)
