@@ -46,6 +46,8 @@ class Resolver:
         self.evaluator = Evaluator(diags)
         self.sharing = Sharing(self.evaluator, document.separator)
         self.layers: list[Layer] = []
+        self.text_bytes = 0  # names and strings of self.layers, against limits.max_text_bytes
+        self.made: dict[int, int] = {}  # id of a module -> layers its last complete use made
         self.document_values: dict[str, Any] = {}
 
     def run(self) -> Net:
@@ -69,7 +71,10 @@ class Resolver:
 
     def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:
-            for each in self.iterations(entry, scope):
+            copies, start = self.iterations(entry, scope), len(self.layers)
+            for done, each in enumerate(copies):
+                if done:
+                    self._check_repeat_projection(entry, done, len(copies), len(self.layers) - start)
                 if not self.wanted(entry, each):
                     continue
                 expand = self.expand_use if "use" in entry else self.expand_layer
@@ -128,6 +133,16 @@ class Resolver:
             return None
         return count
 
+    def _check_repeat_projection(self, entry: Map, done: int, count: int, made: int) -> None:
+        """Refuse a repeat as soon as its first copies show the rest would pass --max-layers,
+        rather than after building the limit's worth of layers (10,000 x 10,000 nested repeats)."""
+        projected = len(self.layers) + made * (count - done) // done
+        if projected > self.limits.max_layers:
+            raise CaffeconfError.at(entry.get("repeat").span, f"this `repeat` would expand the net to about "
+                                    f"{projected} layers (its first {done} of {count} copies made {made}), "
+                                    f"over the limit of {self.limits.max_layers}",
+                                    hint="raise the limit with --max-layers if this is intended")
+
     def wanted(self, entry: Map, scope: Scope) -> bool:
         """`when:` decides whether this entry is emitted at all."""
         node = entry.get("when")
@@ -154,10 +169,10 @@ class Resolver:
         fields = evaluator.fields(env).message(entry, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
         if name is None or kind is None or written_bottoms is None or written_tops is None:
             return None
-        self._count_layer(entry.span)
         flat_bottoms = tuple(flat_blob(evaluator, b, scope, entry) for b in written_bottoms)
         flat_tops = tuple(scope.blob_for_top(t) for t in written_tops)
         flat_name = scope.qualify(name)
+        self._count_layer(entry.span, (flat_name, *flat_bottoms, *flat_tops), fields)
         fields = self.settle_rules(fields, scope, entry)
         if fields is None:
             return written_tops  # never kept in the chosen variant
@@ -185,10 +200,15 @@ class Resolver:
             fields[settled.kind] = list(settled.rules)
         return fields
 
-    def _count_layer(self, span: Span) -> None:
+    def _count_layer(self, span: Span, names: tuple[str, ...], fields: dict[str, Any]) -> None:
         if len(self.layers) >= self.limits.max_layers:
             raise CaffeconfError.at(span, f"the net expands to more than {self.limits.max_layers} layers",
                                     hint="raise the limit with --max-layers if this is intended")
+        self.text_bytes += sum(map(len, names)) + _text_size(fields)
+        if self.text_bytes > self.limits.max_text_bytes:
+            raise CaffeconfError.at(span, f"the net's names and strings expand to more than "
+                                    f"{self.limits.max_text_bytes} bytes",
+                                    hint="raise the limit with --max-text-bytes if this is intended")
 
     # -- module uses --------------------------------------------------------------------------
 
@@ -204,14 +224,26 @@ class Resolver:
         if instantiated is None:
             return None
         callee, outputs, written_tops, first = instantiated
-        before = len(self.diags.items)
+        self._check_use_projection(module, entry)
+        before, start = len(self.diags.items), len(self.layers)
         self.expand(module.layers, callee, prev=first)
+        self.made[id(module)] = len(self.layers) - start
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
         if failed_inside:
             return None  # an output missing now is a consequence of the errors already reported
         return collect_outputs(self.evaluator, module, outputs, callee, scope, instance, written_tops, entry)
+
+    def _check_use_projection(self, module: ModuleDecl, entry: Map) -> None:
+        """Refuse a use before expanding it when its module's last use made more layers than are
+        left under --max-layers, so a 2^30 fan-out stops early rather than after the limit's worth."""
+        projected = len(self.layers) + self.made.get(id(module), 0)
+        if projected > self.limits.max_layers:
+            raise CaffeconfError.at(entry.span, f"this use of module '{module.name}' would expand the net to about "
+                                    f"{projected} layers (its last use made {self.made[id(module)]}), "
+                                    f"over the limit of {self.limits.max_layers}",
+                                    hint="raise the limit with --max-layers if this is intended")
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
         if id(module) in scope.chain:
@@ -252,3 +284,14 @@ class Resolver:
         )
         first = [inputs[0].name] if len(inputs) == 1 and flat_bottoms[0] is not None else None
         return callee, outputs, written_tops, first
+
+
+def _text_size(value: Any) -> int:
+    """Characters of the strings in a layer's field data (keys are caffe.proto's, not counted)."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_text_size(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_text_size(item) for item in value)
+    return 0
