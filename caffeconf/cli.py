@@ -88,6 +88,9 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # OpenCV logs its decoders' complaints (naming its own source files) to stderr; the commands
+    # word each failure themselves.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     command = next((a for a in argv if not a.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)

@@ -162,11 +162,16 @@ def _read_lines(path: str) -> list[str] | None:
         return None
 
 
+_CONTROL_PICTURES = {code: 0x2400 + code for code in range(32)} | {0x7F: 0x2421}
+
+
 def _excerpt(span: Span, sources: SourceLines) -> list[str]:
     text = sources.line(span.path, span.line)
     if text is None:
         return []
-    text = text.expandtabs(1)  # keep columns aligned with the caret
+    # tabs as one space, other control characters as their Unicode pictures (a NUL as ␀):
+    # one column each, so the caret stays aligned, and nothing reaches the terminal raw
+    text = text.expandtabs(1).translate(_CONTROL_PICTURES)
     width = 1
     if span.end_line == span.line and span.end_col and span.end_col > span.col:
         width = span.end_col - span.col

@@ -14,7 +14,8 @@ class Limits:
     max_nodes: int = 2_000_000  # YAML nodes after alias expansion (refuses "billion laughs")
     max_tree_depth: int = 64  # nesting of YAML collections
     max_use_depth: int = 32  # nesting of module uses
-    max_layers: int = 1_000_000  # flat layers after expansion
+    max_layers: int = 100_000  # flat layers after expansion (about 7 s of expansion on one core)
+    max_text_bytes: int = 32 * 1024 * 1024  # names and string fields of the flat layers, all together
     max_repeat: int = 10_000  # one `repeat` count
     max_import_depth: int = 16  # chain of imports
     allow_absolute_imports: bool = False  # imports by absolute path or from outside the config's folder
@@ -28,6 +29,7 @@ _FLAGS = {
     "max_nodes": "YAML nodes after alias expansion",
     "max_use_depth": "nesting of module uses",
     "max_layers": "flat layers after expansion",
+    "max_text_bytes": "names and string fields of all flat layers together, in bytes",
     "max_repeat": "count of one `repeat`",
 }
 

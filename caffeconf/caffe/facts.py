@@ -105,6 +105,8 @@ SOURCE_TYPES = DATA_TYPES | {"Parameter"}
 
 # Blob::Reshape checks, axis by axis, that a blob's element count stays within INT_MAX.
 MAX_BLOB_ELEMENTS = 2**31 - 1
+# Blob::Reshape also refuses a shape of more than kMaxBlobAxes axes.
+MAX_BLOB_AXES = 32
 
 # (low, high, caffe.proto's name) of each integer C++ type.
 INT_RANGES = {

@@ -6,6 +6,7 @@ snapshotting leaves either no new files, or a complete .caffemodel without its s
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,7 +15,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import CaffeconfError
-from ..files import read_bounded, write_atomic
+from ..files import read_bounded, remove_stale_temporaries, write_atomic_together
 from ..ir import Net
 from . import messages
 from .weights import StoredBlob, blob_bytes, blob_from_proto, caffemodel_bytes, read_caffemodel
@@ -36,12 +37,19 @@ def snapshot_paths(prefix: str, iteration: int) -> tuple[str, str]:
 def write_snapshot(prefix: str, iteration: int, current_step: int, net: Net,
                    blobs: dict[str, list[np.ndarray]], history: Sequence[np.ndarray]) -> tuple[str, str]:
     model_path, state_path = snapshot_paths(prefix, iteration)
-    write_atomic(model_path, caffemodel_bytes(net, blobs))
     state = messages.SolverState(iter=iteration, learned_net=model_path, current_step=current_step)
     for array in history:
         state.history.add().MergeFromString(blob_bytes(np.asarray(array, dtype=np.float32)))
-    write_atomic(state_path, state.SerializeToString())
+    # Both complete on disk before either appears, the state last: a kill leaves no state without
+    # its weights, and at worst a .caffemodel of the last iteration without its state.
+    write_atomic_together([(model_path, caffemodel_bytes(net, blobs)), (state_path, state.SerializeToString())])
     return model_path, state_path
+
+
+def remove_stale_snapshot_temporaries(prefix: str) -> list:
+    """The temp files a run killed mid-snapshot left beside `prefix`'s snapshots, removed."""
+    folder, name = os.path.split(prefix)
+    return remove_stale_temporaries(folder or ".", f"{name}_iter_")
 
 
 def read_snapshot(state_path: str) -> Resumed:

@@ -22,6 +22,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    import sys
+
     import numpy as np
 
     from ..errors import CaffeconfError
@@ -34,10 +36,12 @@ def run(args) -> int:
         order = np.random.default_rng(args.seed).permutation(len(entries))
         entries = [entries[i] for i in order]
     skipped: list[str] = []
-    count = write_lmdb(args.db, image_records(args.root, entries, gray=args.gray, height=args.resize_height,
-                                              width=args.resize_width, encoded=args.encoded,
-                                              encode_type=args.encode_type, skipped=skipped))
-    for name in skipped:
-        print(f"warning: could not read image '{args.root + name}': skipped")
+    try:
+        count = write_lmdb(args.db, image_records(args.root, entries, gray=args.gray, height=args.resize_height,
+                                                  width=args.resize_width, encoded=args.encoded,
+                                                  encode_type=args.encode_type, skipped=skipped))
+    finally:  # the reasons, also when no image could be read and nothing was created
+        for reason in skipped:
+            print(f"warning: {reason}: skipped", file=sys.stderr)
     print(f"Processed {count} files into {args.db}")
-    return 0 if count else 1
+    return 0

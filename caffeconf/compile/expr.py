@@ -548,8 +548,18 @@ class Template:
         """The value itself for exactly `${expr}`; otherwise the text with each value formatted."""
         if len(self._pieces) == 1 and isinstance(self._pieces[0], _Expression):
             return self._pieces[0].evaluate(scope)
-        return "".join(piece if isinstance(piece, str) else _format_piece(piece, scope)
-                       for piece in self._pieces)
+        parts, size = [], 0
+        for piece in self._pieces:
+            part = piece if isinstance(piece, str) else _format_piece(piece, scope)
+            size += len(part)
+            if size > MAX_SEQUENCE_SIZE:  # "${p}${p}" nested in uses would double past any bound
+                where = piece if isinstance(piece, _Expression) else self._last_expression()
+                raise CaffeconfError.at(where.span, f"text is too long (more than {MAX_SEQUENCE_SIZE} characters)")
+            parts.append(part)
+        return "".join(parts)
+
+    def _last_expression(self) -> _Expression:
+        return next(piece for piece in reversed(self._pieces) if isinstance(piece, _Expression))
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

@@ -9,14 +9,14 @@ flat IR holds (see `caffeconf.ir`).
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..errors import CaffeconfError, DiagnosticList, did_you_mean
 from .tree import Map, Node, Scalar, Seq
 from ..caffe import messages
-from ..caffe.facts import INT_RANGES, fork_field_hint
+from ..caffe.facts import INT_RANGES, MAX_BLOB_AXES, fork_field_hint
 
 
 
@@ -121,13 +121,18 @@ class FieldChecker:
             items = self._items(node)
             if items is None:
                 return _MISSING
+            if field.full_name.endswith("BlobShape.dim") and len(items) > MAX_BLOB_AXES:
+                # refused before the items are checked: 10,000 shapes of 99,999 dims would never finish
+                self.diags.error(node.span, f"{path} has {len(items)} dims: a Caffe blob has at most "
+                                 f"{MAX_BLOB_AXES} axes (kMaxBlobAxes)")
+                return _MISSING
             values = [self._single(item, field, path) for item in items]
             return [v for v in values if v is not _MISSING]
         return self._single(node, field, path)
 
-    def _items(self, node: Node) -> list[Node] | None:
+    def _items(self, node: Node) -> Sequence[Node] | None:
         if isinstance(node, Seq):
-            return list(node.items)
+            return node.items
         if isinstance(node, Scalar):
             value = self._value(node)
             if value is _MISSING:

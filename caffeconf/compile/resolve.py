@@ -16,9 +16,10 @@ import re
 from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
-from ..errors import CaffeconfError, DiagnosticList, Note, Span
+from ..errors import DiagnosticList, Note
 from ..ir import Layer, Net, Origin, Use
 from ..limits import Limits
+from .budget import Budget
 from .entries import Scope, bottoms, flat_blob, layer_type, tops
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
@@ -46,6 +47,7 @@ class Resolver:
         self.evaluator = Evaluator(diags)
         self.sharing = Sharing(self.evaluator, document.separator)
         self.layers: list[Layer] = []
+        self.budget = Budget(limits)
         self.document_values: dict[str, Any] = {}
 
     def run(self) -> Net:
@@ -69,7 +71,11 @@ class Resolver:
 
     def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:
-            for each in self.iterations(entry, scope):
+            copies, start = self.iterations(entry, scope), len(self.layers)
+            for done, each in enumerate(copies):
+                if done:
+                    self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(copies),
+                                             len(self.layers) - start)
                 if not self.wanted(entry, each):
                     continue
                 expand = self.expand_use if "use" in entry else self.expand_layer
@@ -155,10 +161,10 @@ class Resolver:
         fields = evaluator.fields(env).message(entry, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
         if name is None or kind is None or written_bottoms is None or written_tops is None:
             return scope.poison(written_tops or [])
-        self._count_layer(entry.span)
         flat_bottoms = tuple(flat_blob(evaluator, b, scope, entry) for b in written_bottoms)
         flat_tops = tuple(scope.blob_for_top(t) for t in written_tops)
         flat_name = scope.qualify(name)
+        self.budget.count_layer(entry.span, len(self.layers), (flat_name, *flat_bottoms, *flat_tops), fields)
         fields = self.settle_rules(fields, scope, entry)
         if fields is None:
             return written_tops  # never kept in the chosen variant
@@ -186,11 +192,6 @@ class Resolver:
             fields[settled.kind] = list(settled.rules)
         return fields
 
-    def _count_layer(self, span: Span) -> None:
-        if len(self.layers) >= self.limits.max_layers:
-            raise CaffeconfError.at(span, f"the net expands to more than {self.limits.max_layers} layers",
-                                    hint="raise the limit with --max-layers if this is intended")
-
     # -- module uses --------------------------------------------------------------------------
 
     def expand_use(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
@@ -207,8 +208,10 @@ class Resolver:
         if instantiated is None:
             return scope.poison(outputs)
         callee, ports, written_tops, first = instantiated
-        before = len(self.diags.items)
+        self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
+        before, start = len(self.diags.items), len(self.layers)
         self.expand(module.layers, callee, prev=first)
+        self.budget.made[id(module)] = len(self.layers) - start
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))

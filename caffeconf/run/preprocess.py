@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CaffeconfError
+from ..files import check_image_size, check_path
 from ..caffe.weights import read_blob_file
 
 
@@ -43,6 +44,9 @@ def load_images(paths: Sequence[str], shape: Sequence[int], transform: Transform
     import cv2
 
     channels, height, width = shape[1], shape[2], shape[3]
+    if not 0 <= transform.crop_size <= min(height, width):
+        raise CaffeconfError.at(None, f"crop size {transform.crop_size} does not fit the input's {height}x{width} "
+                                      "(it is at least 0 and at most the input's height and width)")
     mean = _mean(transform, channels)
     batch = [_prepare(_read(cv2, path, channels), height, width, transform, mean, cv2) for path in paths]
     return np.stack(batch).astype(np.float32)
@@ -50,7 +54,12 @@ def load_images(paths: Sequence[str], shape: Sequence[int], transform: Transform
 
 def _read(cv2, path: str, channels: int) -> np.ndarray:
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    image = cv2.imread(path, flag)
+    check_path(path)
+    check_image_size(path)
+    try:
+        image = cv2.imread(path, flag)
+    except cv2.error:  # OpenCV's own limits and broken files: its text names its source lines, not ours
+        image = None
     if image is None:
         raise CaffeconfError.at(None, f"cannot read image '{path}'")
     return image[:, :, None] if image.ndim == 2 else image

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..caffe.facts import MAX_BLOB_ELEMENTS
 from ..errors import CaffeconfError
+from ..files import check_path
 from ..ir import Net
 from .interpreter import CaffeNet
 from .layers.data import declared_shapes
@@ -57,9 +61,39 @@ def _load_array(spec: str) -> tuple[str, np.ndarray]:
     if not separator or not name or not path:
         raise CaffeconfError.at(None, f"bad --input '{spec}': expected BLOB=FILE.npy")
     try:
-        return name, np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
-        raise CaffeconfError.at(None, f"cannot read --input {name}={path}: {error}") from None
+        return name, read_npy(path)
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read --input {name}={path}: {error.strerror or error}") from None
+
+
+def read_npy(path: str) -> np.ndarray:
+    """A numeric .npy array, its header checked before any data is read: a file declaring
+    petabytes, or more elements than a Caffe blob holds, is refused without allocating them."""
+    from numpy.lib import format as npy
+
+    check_path(path)
+    if not os.path.isfile(path):
+        raise CaffeconfError.at(None, f"{path}: not a regular file: not read") if os.path.exists(path) \
+            else FileNotFoundError(2, "No such file or directory", path)
+    with open(path, "rb") as handle:
+        try:
+            version = npy.read_magic(handle)
+            read_header = {(1, 0): npy.read_array_header_1_0, (2, 0): npy.read_array_header_2_0}.get(version)
+            if read_header is None:
+                raise ValueError(version)
+            shape, _, dtype = read_header(handle)
+        except (ValueError, SyntaxError, TypeError, EOFError):
+            raise CaffeconfError.at(None, f"{path}: not a .npy file (or its header is broken)") from None
+        if dtype.kind not in "biuf":
+            raise CaffeconfError.at(None, f"{path}: holds {dtype} values; a blob takes numbers")
+        count = math.prod(shape)
+        if count > MAX_BLOB_ELEMENTS:
+            raise CaffeconfError.at(None, f"{path}: its shape {'x'.join(map(str, shape))} has more elements than "
+                                          f"the {MAX_BLOB_ELEMENTS} (INT_MAX) a Caffe blob can hold")
+        if os.fstat(handle.fileno()).st_size - handle.tell() < count * dtype.itemsize:
+            raise CaffeconfError.at(None, f"{path}: shorter than its header's shape {'x'.join(map(str, shape))}")
+        handle.seek(0)
+        return np.load(handle, allow_pickle=False)
 
 
 def _image_shape(net: Net, blob: str, batch: int | None) -> tuple[int, ...]:

@@ -18,7 +18,10 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from google.protobuf.message import DecodeError
+
 from ..errors import CaffeconfError
+from ..files import check_image_size, read_bounded
 from ..ir import Layer
 from ..caffe import messages
 from ..run.params import Params, layer_params
@@ -104,6 +107,9 @@ def datum_to_array(datum, force_color: bool = False, force_gray: bool = False) -
             raise CaffeconfError.at(None, "a Datum's encoded image cannot be decoded")
         return image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
     shape = (datum.channels, datum.height, datum.width)
+    stored = len(datum.data) if datum.data else len(datum.float_data)
+    if stored != datum.channels * datum.height * datum.width:
+        raise CaffeconfError.at(None, f"the Datum holds {stored} values for its {'x'.join(map(str, shape))} shape")
     if datum.data:
         return np.frombuffer(datum.data, np.uint8).reshape(shape)
     return np.asarray(datum.float_data, np.float32).reshape(shape)
@@ -163,14 +169,22 @@ def lmdb_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:
     p = layer_params(layer.fields, "data_param")
     if p["backend"] != "LMDB":
         raise _error(layer, f"backend {p['backend']} is not supported", hint="convert the database to LMDB")
+    import lmdb
+
     environment, keys = open_lmdb(layer, p["source"])
     transform = Transformer(layer_params(layer.fields, "transform_param"), phase, layer)
     t = layer_params(layer.fields, "transform_param")
 
     def read(record, rng):
-        with environment.begin() as txn:
-            datum = messages.Datum.FromString(txn.get(keys[record]))
-        image = datum_to_array(datum, t["force_color"], t["force_gray"])
+        try:
+            with environment.begin() as txn:
+                datum = messages.Datum.FromString(txn.get(keys[record]))
+            image = datum_to_array(datum, t["force_color"], t["force_gray"])
+        except (DecodeError, ValueError, lmdb.Error) as error:  # not a Datum, or its sizes disagree
+            raise _error(layer, f"record {keys[record]!r} of '{p['source']}' is not a usable Datum: "
+                                f"{_worded(error)}") from None
+        except CaffeconfError as error:
+            raise _error(layer, f"record {keys[record]!r} of '{p['source']}': {error.diagnostics[0].message}") from None
         return transform(image, rng), _label(datum.label)
 
     return Source(layer, layer.tops, p["batch_size"], len(keys), read, seed, phase, shard)
@@ -181,10 +195,21 @@ def open_lmdb(layer: Layer, source: str):
 
     if not Path(source, "data.mdb").is_file():
         raise _error(layer, f"no LMDB at '{source}' (relative paths are read from {Path.cwd()}, as Caffe does)")
-    environment = lmdb.open(source, readonly=True, lock=False, readahead=False, max_readers=126)
-    with environment.begin() as txn:
-        keys = list(txn.cursor().iternext(keys=True, values=False))
+    try:
+        environment = lmdb.open(source, readonly=True, lock=False, readahead=False, max_readers=126)
+        with environment.begin() as txn:
+            keys = list(txn.cursor().iternext(keys=True, values=False))
+    except lmdb.Error as error:
+        raise _error(layer, f"'{source}' is not a readable LMDB: {_worded(error)}") from None
+    if not keys:
+        raise _error(layer, f"the LMDB at '{source}' holds no record")
     return environment, keys
+
+
+def _worded(error: Exception) -> str:
+    """A library's message without its own prefixes (LMDB names the file it failed on first)."""
+    text = str(error).strip() or type(error).__name__
+    return text.rsplit(": ", 1)[-1]
 
 
 def image_data_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:
@@ -199,6 +224,10 @@ def image_data_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Sour
 
     def read(record, rng):
         path, label = entries[record]
+        try:
+            check_image_size(p["root_folder"] + path)
+        except CaffeconfError as error:
+            raise _error(layer, error.diagnostics[0].message) from None
         image = cv2.imread(p["root_folder"] + path, flag)
         if image is None:
             raise _error(layer, f"cannot read image '{p['root_folder'] + path}'")
@@ -213,13 +242,13 @@ def image_data_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Sour
 
 def read_image_list(layer: Layer, source: str) -> list[tuple[str, int]]:
     """ImageData's list file, its lines as Caffe reads them (imageset.parse_list)."""
-    from .imageset import parse_list
+    from .imageset import MAX_LIST_BYTES, decode_lines, parse_list
 
     try:
-        lines = Path(source).read_text().splitlines()
+        data = read_bounded(source, MAX_LIST_BYTES)
     except OSError as error:
         raise _error(layer, f"cannot read image list '{source}': {error.strerror}") from None
-    return parse_list(lines, source)
+    return parse_list(decode_lines(data, source), source)
 
 
 def hdf5_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:

@@ -15,10 +15,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import CaffeconfError
+from ..errors import CaffeconfError, Span
+from ..files import MAX_IMAGE_PIXELS, check_image_size, read_bounded
 from ..caffe import messages
 
 COMMIT_EVERY = 1000  # records per LMDB transaction, as Caffe's tool commits
+INITIAL_MAP_BYTES = 1 << 26
+MAX_LIST_BYTES = 1 << 30
 
 
 def array_datum(image: np.ndarray, label: int) -> messages.Datum:
@@ -42,7 +45,7 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes, messages.
                                 hint="Caffe's convert_imageset also refuses to overwrite a database")
     building = Path(tempfile.mkdtemp(dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}."))
     try:
-        count = _fill(lmdb, building, records)
+        count = _fill(lmdb, building, records, target)
         os.rename(building, target)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
@@ -50,22 +53,39 @@ def write_lmdb(path: str | os.PathLike, records: Iterable[tuple[bytes, messages.
     return count
 
 
-def _fill(lmdb, folder: Path, records) -> int:
-    environment = lmdb.open(str(folder), map_size=1 << 40, subdir=True, map_async=False)
-    count = 0
+def _fill(lmdb, folder: Path, records, target: Path) -> int:
+    # A small map grown as it fills, as Caffe's LMDB writer does: a 1 TiB map cannot be
+    # reserved under an address-space limit.
+    environment = lmdb.open(str(folder), map_size=INITIAL_MAP_BYTES, subdir=True, map_async=False)
+    count, batch = 0, []
     try:
-        txn = environment.begin(write=True)
         for key, datum in records:
-            txn.put(key, datum.SerializeToString())
+            batch.append((key, datum.SerializeToString()))
             count += 1
-            if count % COMMIT_EVERY == 0:
-                txn.commit()
-                txn = environment.begin(write=True)
-        txn.commit()
+            if len(batch) == COMMIT_EVERY:
+                _commit(lmdb, environment, batch)
+                batch = []
+        _commit(lmdb, environment, batch)
         environment.sync(True)
+    except lmdb.Error as error:
+        raise CaffeconfError.at(None, f"{target}: cannot write the database: {error}") from None
     finally:
         environment.close()
+    if not count:
+        raise CaffeconfError.at(None, f"{target}: no record to write: nothing was created")
     return count
+
+
+def _commit(lmdb, environment, batch: list[tuple[bytes, bytes]]) -> None:
+    """One transaction of `batch`, redone in a map twice as large whenever it fills the map."""
+    while True:
+        try:
+            with environment.begin(write=True) as txn:
+                for key, value in batch:
+                    txn.put(key, value)
+            return
+        except lmdb.MapFullError:
+            environment.set_mapsize(environment.info()["map_size"] * 2)
 
 
 def array_records(images: np.ndarray, labels: Iterable[int]) -> Iterator[tuple[bytes, messages.Datum]]:
@@ -76,10 +96,19 @@ def array_records(images: np.ndarray, labels: Iterable[int]) -> Iterator[tuple[b
 def read_list(path: str) -> list[tuple[str, int]]:
     """`filename label` lines (the last space separates them)."""
     try:
-        lines = Path(path).read_text().splitlines()
+        data = read_bounded(path, MAX_LIST_BYTES)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read list '{path}': {error.strerror}") from None
-    return parse_list(lines, path)
+    return parse_list(decode_lines(data, path), path)
+
+
+def decode_lines(data: bytes, source: str) -> list[str]:
+    """The lines of a UTF-8 text file, an undecodable one refused at its line."""
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise CaffeconfError.at(Span(source, line, 1), "not UTF-8 text (file names in a list must be UTF-8)") from None
 
 
 def parse_list(lines: Iterable[str], source: str) -> list[tuple[str, int]]:
@@ -95,21 +124,36 @@ def parse_list(lines: Iterable[str], source: str) -> list[tuple[str, int]]:
     return entries
 
 
+def check_resize(height: int, width: int) -> None:
+    if height < 0 or width < 0 or height * width > MAX_IMAGE_PIXELS:
+        raise CaffeconfError.at(None, f"a resize to {height}x{width} is out of bounds (each at least 0, "
+                                      f"at most {MAX_IMAGE_PIXELS} pixels in all)")
+
+
 def image_records(root: str, entries: list[tuple[str, int]], *, gray: bool, height: int, width: int,
                   encoded: bool, encode_type: str, skipped: list[str]) -> Iterator[tuple[bytes, messages.Datum]]:
-    """Caffe's ReadImageToDatum per line; unreadable images are skipped (named in `skipped`)."""
+    """Caffe's ReadImageToDatum per line; unreadable images are skipped (each named, with why, in
+    `skipped`)."""
     import cv2
 
+    check_resize(height, width)
     for index, (name, label) in enumerate(entries):
-        datum = _image_datum(cv2, root + name, label, gray, height, width,
-                             encode_type or (Path(name).suffix.lstrip(".").lower() if encoded else ""))
+        try:
+            datum = _image_datum(cv2, root + name, label, gray, height, width,
+                                 encode_type or (Path(name).suffix.lstrip(".").lower() if encoded else ""))
+        except CaffeconfError as error:
+            skipped.append(error.diagnostics[0].message)
+            continue
+        except cv2.error:
+            datum = None
         if datum is None:
-            skipped.append(name)
+            skipped.append(f"could not read image '{root + name}'")
             continue
         yield f"{index:08d}_{name}".encode(), datum
 
 
 def _image_datum(cv2, path: str, label: int, gray: bool, height: int, width: int, encoding: str):
+    check_image_size(path)
     image = cv2.imread(path, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
     if image is None:
         return None

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..caffe.facts import FED_TYPES
-from ..caffe.solverstate import Resumed, snapshot_paths, write_snapshot
+from ..caffe.solverstate import Resumed, remove_stale_snapshot_temporaries, snapshot_paths, write_snapshot
 from ..files import check_writable
 from ..caffe.weights import StoredBlob
 from ..compile.load import StateChoice, load
@@ -124,6 +124,8 @@ class Trainer:
         self.settings, self.options, self.report = solver, options, report
         if options.leader:  # as Caffe's CheckSnapshotWritePermissions: before the time is spent
             check_writable(snapshot_paths(solver.snapshot_prefix, 0)[0])
+            for stale in remove_stale_snapshot_temporaries(solver.snapshot_prefix):
+                report.line(f"removed '{stale}', left by a run killed while it wrote a snapshot")
         # Decaying weights and gradients reach denormal floats, which slow CPU arithmetic ~20x;
         # flushing them to zero changes values below 1.2e-38 only.
         torch.set_flush_denormal(True)
