@@ -41,7 +41,7 @@ def test_golden_dot(tmp_path, name, options, golden):
 
 
 @needs_dot
-@pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".png", b"\x89PNG")])
+@pytest.mark.parametrize("suffix, magic", [(".svg", b"<svg"), (".png", b"\x89PNG"), (".pdf", b"%PDF")])
 def test_renders_through_dot(tmp_path, suffix, magic):
     out = tmp_path / f"net{suffix}"
     assert draw("tests/draw/tower.yaml", "-o", out) == 0
@@ -51,7 +51,16 @@ def test_renders_through_dot(tmp_path, suffix, magic):
 def test_unknown_output_kind_is_refused(tmp_path, capsys):
     assert draw("tests/draw/tower.yaml", "-o", tmp_path / "net.jpg") == 1
     assert capsys.readouterr().err == (
-        f"error: cannot draw to '{tmp_path / 'net.jpg'}': the name must end in .svg, .png, .dot, .html\n")
+        f"error: cannot draw to '{tmp_path / 'net.jpg'}': the name must end in .svg, .png, .pdf, .dot, .html\n"
+        "  hint: or give --format\n")
+
+
+def test_draw_to_stdout_writes_dot_or_the_format_given(tmp_path, capfdbinary):
+    assert draw("tests/draw/tower.yaml", "-o", "-") == 0
+    written = capfdbinary.readouterr().out
+    assert written == (HERE / "tower_clusters.dot").read_bytes()
+    assert draw("tests/draw/tower.yaml", "-o", "-", "--format", "html") == 0
+    assert capfdbinary.readouterr().out.startswith(b"<!DOCTYPE html>")
 
 
 def test_missing_dot_is_a_clear_error(tmp_path, capsys, monkeypatch):
