@@ -62,7 +62,7 @@ def test_import_cycle_shows_the_chain(tmp_path):
 def test_missing_import_is_located(tmp_path):
     write(tmp_path, {"a.yaml": "caffeconf: 1\nimports:\n  b: nothere.yaml\nlayers: []\n"})
     text = errors_of(tmp_path / "a.yaml")
-    assert "nothere.yaml: no such file" in text
+    assert f"cannot read {tmp_path / 'nothere.yaml'}: No such file or directory" in text
     assert f"{tmp_path}/a.yaml:3:6: error: cannot import 'nothere.yaml'" in text
 
 

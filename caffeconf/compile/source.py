@@ -24,14 +24,10 @@ def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     name = str(path)
     try:
         text = read_bounded(path, limits.max_file_bytes).decode("utf-8")
-    except FileNotFoundError:
-        raise CaffeconfError.at(None, f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise CaffeconfError.at(None, f"{name}: is a directory") from None
     except UnicodeDecodeError as error:
         raise CaffeconfError.at(Span(name, 1, 1), f"file is not UTF-8 text ({error.reason} at byte {error.start})") from None
-    except OSError as error:
-        raise CaffeconfError.at(None, f"{name}: {error.strerror}") from None
+    except OSError as error:  # one wording for every file a command cannot read, as caffe/prototxt.py's
+        raise CaffeconfError.at(None, f"cannot read {name}: {error.strerror or error}") from None
     SOURCES.register(name, text)
     return text
 
