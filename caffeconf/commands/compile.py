@@ -12,6 +12,7 @@ from ..ir import Net
 from ..limits import add_limit_arguments, limits_from
 from ..compile.source import is_config
 from ..compile.rules import filter_net
+from .net_options import add_settings_argument, settings_from
 
 
 def add_arguments(parser) -> None:
@@ -27,6 +28,7 @@ def add_arguments(parser) -> None:
     variant.add_argument("--stage", action="append", default=None, metavar="NAME",
                          help="a NetState stage (repeatable); also selects a declared variant")
     variant.add_argument("--level", type=int, help="the NetState level to prune for")
+    add_settings_argument(parser)
     add_limit_arguments(parser)
 
 
@@ -53,7 +55,8 @@ def run(args) -> int:
         raise CaffeconfError.at(None, f"{args.file}: compile takes a config (.yaml, .yml or .toml)",
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
                                      "to turn it into a config, `caffeconf import`")
-    result = compile_config(args.file, limits_from(args), variants=frozenset(args.stage or ()))
+    limits = limits_from(args)
+    result = compile_config(args.file, limits, frozenset(args.stage or ()), settings_from(args, limits))
     diagnostics = result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     if diagnostics:
         sys.stderr.write(render_text(diagnostics))

@@ -9,7 +9,10 @@ import sys
 
 from ..inspect.diff import diff_nets
 from ..errors import CaffeconfError, render_json, render_text
-from ..compile.load import load
+from ..compile.load import LoadOptions, load
+from ..compile.settings import NO_SETTINGS
+from ..compile.source import is_config
+from .net_options import add_settings_argument, settings_from
 
 EPILOG = "exit status: 0 if the nets are equal, 1 if they differ, 2 if a net cannot be read"
 
@@ -20,11 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("b", metavar="NET_B", help="the net to compare it with")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text (default) or JSON of the differences")
+    add_settings_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        differences = diff_nets(load(args.a).net, load(args.b).net)
+        settings = settings_from(args)  # for each config of the two; a prototxt has no parameters
+        a, b = (load(path, options=LoadOptions(settings=settings if is_config(path) else NO_SETTINGS)).net
+                for path in (args.a, args.b))
+        differences = diff_nets(a, b)
     except CaffeconfError as error:
         _report(error, args.format)
         return 2

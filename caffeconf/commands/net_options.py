@@ -1,6 +1,6 @@
 """Command-line options shared by the commands that read one net: which state
-(phase, stages, level) to build it for, whether a config may import from outside its
-folder, and shapes for its inputs."""
+(phase, stages, level) to build it for, a config's `--set` overrides, whether it may import
+from outside its folder, and shapes for its inputs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import argparse
 import sys
 
 from ..compile.load import Loaded, LoadOptions, StateChoice, load
+from ..compile.settings import Settings, parse_settings
 from ..errors import CaffeconfError
-from ..limits import Limits
+from ..limits import DEFAULT_LIMITS, Limits
 
 
 def add_state_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +19,24 @@ def add_state_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", action="append", default=None, metavar="STAGE",
                         help="a NetState stage (repeatable); for a config, also selects a declared variant")
     parser.add_argument("--level", type=int, default=None, help="the NetState level")
+    add_config_arguments(parser)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """What a command that reads a config may change in how it compiles."""
     parser.add_argument("--allow-absolute-imports", action="store_true",
                         help="allow a config's imports by absolute path or from outside its folder")
+    add_settings_argument(parser)
+
+
+def add_settings_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                        help="give a config's parameter NAME, or a solver field as solver.FIELD, the value "
+                             "VALUE (YAML: a number, string, bool, null or [list]); repeatable")
+
+
+def settings_from(args: argparse.Namespace, limits: Limits = DEFAULT_LIMITS) -> Settings:
+    return parse_settings(args.settings, limits)
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,7 +72,8 @@ def load_for_state(args: argparse.Namespace, default_phase: str = "TEST") -> Loa
 
 
 def load_options(args: argparse.Namespace) -> LoadOptions:
-    return LoadOptions(Limits(allow_absolute_imports=args.allow_absolute_imports))
+    limits = Limits(allow_absolute_imports=args.allow_absolute_imports)
+    return LoadOptions(limits, settings=settings_from(args, limits))
 
 
 def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..train.signals import EFFECTS
-from .net_options import add_device_argument, add_threads_argument, check_threads, warn
+from .net_options import add_config_arguments, add_device_argument, add_threads_argument, check_threads, load_options, warn
 from .optional_modules import required_modules
 
 
@@ -17,6 +17,7 @@ def add_arguments(parser) -> None:
     start.add_argument("--resume", metavar="STATE.solverstate", help="continue from a snapshot")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
+    add_config_arguments(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "train")
     parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
@@ -95,12 +96,13 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     note = use_threads(args.threads, world or int(os.environ.get("WORLD_SIZE", 1)))
     if rank in (None, 0):
         warn(note)
-    solver = read_solver_file(solver_path)
+    how = load_options(args)
+    solver = read_solver_file(solver_path, how)
     if rank in (None, 0):
-        warn(_overridden_section(solver_path, net_path))
+        warn(_overridden_section(solver_path, net_path, how))
     device = select_device(args.device)
     options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
-                           resumed=read_snapshot(args.resume) if args.resume else None, device=device)
+                           resumed=read_snapshot(args.resume) if args.resume else None, device=device, load=how)
     if distributed:
         if device.type == "cuda":
             device = torch.device("cuda", rank if rank is not None else int(os.environ.get("LOCAL_RANK", 0)))
@@ -133,12 +135,13 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     return 0 if finished else exit_status(trainer.stopped_by)
 
 
-def _overridden_section(solver_path: str, net_path: str | None) -> str | None:
+def _overridden_section(solver_path: str, net_path: str | None, how) -> str | None:
     """A note when --solver replaces the `solver:` section of the config being trained."""
     from ..compile.source import is_config
     from ..train.settings import config_solver
 
-    if net_path is None or solver_path == net_path or not is_config(net_path) or config_solver(net_path) is None:
+    if (net_path is None or solver_path == net_path or not is_config(net_path)
+            or config_solver(net_path, how) is None):
         return None
     return f"note: --solver {solver_path} replaces the `solver:` section of {net_path}"
 

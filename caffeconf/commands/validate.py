@@ -8,12 +8,14 @@ from ..compile.load import LoadOptions, compile_config, load
 from ..compile.source import is_config
 from ..errors import CaffeconfError, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
+from .net_options import add_settings_argument, settings_from
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("files", nargs="+", metavar="NET", help="configs (.yaml, .toml) or Caffe prototxt")
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text (default) or JSON of the diagnostics")
+    add_settings_argument(parser)
     add_limit_arguments(parser)
 
 
@@ -33,19 +35,21 @@ def shape_diagnostics(net) -> tuple:
     return tuple(found)
 
 
-def _diagnostics(path: str, limits) -> tuple:
+def _diagnostics(path: str, limits, settings) -> tuple:
     if is_config(path):
-        result = compile_config(path, limits)
+        result = compile_config(path, limits, settings=settings)
         return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     try:
-        loaded = load(path, options=LoadOptions(limits, verify=True))
+        loaded = load(path, options=LoadOptions(limits, verify=True, settings=settings))
     except CaffeconfError as error:
         return error.diagnostics
     return loaded.diagnostics + (shape_diagnostics(loaded.net) if loaded.ok else ())
 
 
 def run(args) -> int:
-    diagnostics = [d for path in args.files for d in _diagnostics(path, limits_from(args))]
+    limits = limits_from(args)
+    settings = settings_from(args, limits)
+    diagnostics = [d for path in args.files for d in _diagnostics(path, limits, settings)]
     if args.format == "json":
         sys.stdout.write(render_json(diagnostics))
     elif diagnostics:

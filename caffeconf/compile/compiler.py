@@ -21,6 +21,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from .tree import Map
 from .source import load_tree
 from .resolve import Resolver
+from .settings import NO_SETTINGS, Settings, with_solver_settings
 from .syntax import parse_document
 from .verify import check_sharing, verify_net
 
@@ -48,15 +49,17 @@ class Build:
         return self.net is not None and not any(d.severity == "error" for d in self.diagnostics)
 
 
-def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Build:
-    """Compile a config; `variants` are the compile-time stages selected (see `variants:`). It is
-    checked in the dialect in force, or the one its (or an import's) `caffe_proto:` names."""
+def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset(),
+          settings: Settings = NO_SETTINGS) -> Build:
+    """Compile a config; `variants` are the compile-time stages selected (see `variants:`),
+    `settings` the command line's `--set` overrides. It is checked in the dialect in force, or
+    the one its (or an import's) `caffe_proto:` names."""
     with use(None):
-        result = _build(path, limits, variants)
+        result = _build(path, limits, variants, settings)
         return dataclasses.replace(result, dialect=current())
 
 
-def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
+def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings: Settings) -> Build:
     diags = DiagnosticList()
     try:
         def parse(tree, source: str):
@@ -66,9 +69,11 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
         document = parse(load_tree(path, limits), str(path))
         library = load_library(document, parse, limits, diags)
         check_modules(library, unit_key(document.path), document.layers, diags)
-        resolver = Resolver(document, library, diags, limits, variants)
+        resolver = Resolver(document, library, diags, limits, variants, settings.params)
         net = resolver.run()
-        solver = check_solver(document, resolver, diags)
+        if net is None:
+            return Build(None, tuple(diags.sorted()))
+        solver = check_solver(with_solver_settings(document.solver, settings), resolver, diags)
         if not diags.has_errors:
             verify_net(net, diags)
             check_sharing(net, diags)
@@ -79,9 +84,8 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
     return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
 
 
-def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | None:
-    """The `solver:` section checked against SolverParameter (values may use the document's params)."""
-    node = document.solver
+def check_solver(node, resolver: Resolver, diags: DiagnosticList) -> dict | None:
+    """A `solver:` section checked against SolverParameter (values may use the document's params)."""
     if node is None:
         return None
     if isinstance(node, Map):
@@ -91,9 +95,10 @@ def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | 
     return resolver.document_message(node, solver_message(), "solver", SOLVER_NET_FIELDS)
 
 
-def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Net:
+def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset(),
+                 settings: Settings = NO_SETTINGS) -> Net:
     """The flat net of a config; raises CaffeconfError with every error found."""
-    result = build(path, limits, variants)
+    result = build(path, limits, variants, settings)
     if not result.ok:
         raise CaffeconfError(result.diagnostics)
     return result.net

@@ -24,6 +24,7 @@ from ..ir import Net
 from ..limits import DEFAULT_LIMITS, Limits
 from .compiler import Build, build
 from .rules import NetState, filter_net
+from .settings import NO_SETTINGS, Settings
 from .source import is_config
 from .verify import check_sharing, verify_net
 
@@ -47,6 +48,7 @@ class StateChoice:
 class LoadOptions:
     limits: Limits = DEFAULT_LIMITS
     verify: bool = False  # also check a prototxt as Caffe would refuse it (configs always are)
+    settings: Settings = NO_SETTINGS  # `--set` overrides for a config
 
 
 @dataclass(frozen=True)
@@ -83,11 +85,15 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
     """The net at `path`, for `state` when given; raises CaffeconfError when a config has errors."""
     variants = frozenset(state.stages or ()) if state else frozenset()
     if is_config(path):
-        result = compile_config(path, options.limits, variants)
+        result = compile_config(path, options.limits, variants, options.settings)
         if not result.ok:
             raise CaffeconfError(result.diagnostics)
         whole, diagnostics, solver = legacy_inputs_as_layer(result.net, str(path)), result.diagnostics, result.solver
     else:
+        if options.settings.params is not None:
+            name = next(iter(options.settings.params.keys))
+            raise CaffeconfError.at(options.settings.params.keys[name], f"--set {name}: {path} is not a config "
+                                    "(only a config has parameters)")
         whole, solver = read_net_file(path).net(), None
         diagnostics = _prototxt_diagnostics(whole) if options.verify else ()
     if state is None:
@@ -98,13 +104,13 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
 
 
 def compile_config(path: str | Path, limits: Limits = DEFAULT_LIMITS,
-                   variants: frozenset[str] = frozenset()) -> Build:
-    """`build`, once per (file, limits, variants) inside `one_command()`."""
+                   variants: frozenset[str] = frozenset(), settings: Settings = NO_SETTINGS) -> Build:
+    """`build`, once per (file, limits, variants, settings) inside `one_command()`."""
     if _compiled is None:
-        return build(path, limits, variants)
-    key = (str(Path(path).resolve()), limits, variants)
+        return build(path, limits, variants, settings)
+    key = (str(Path(path).resolve()), limits, variants, settings.flags)
     if key not in _compiled:
-        _compiled[key] = build(path, limits, variants)
+        _compiled[key] = build(path, limits, variants, settings)
     if _compiled[key].ok:  # the rest of the command reads and writes the net in its dialect
         adopt(_compiled[key].dialect)
     return _compiled[key]

@@ -38,8 +38,9 @@ REPEAT_KEYS = ("count", "var")
 
 class Resolver:
     def __init__(self, document: Document, library: Library, diags: DiagnosticList,
-                 limits: Limits, variants: frozenset[str] = frozenset()):
+                 limits: Limits, variants: frozenset[str] = frozenset(), overrides: Map | None = None):
         self.document, self.library, self.diags, self.limits = document, library, diags, limits
+        self.overrides = overrides  # the command line's values for the document's parameters
         self.selected = variants
         self.variants = frozenset(document.variants)
         # Each declared variant is a bool visible in every scope: `when: ${deploy}`.
@@ -50,11 +51,15 @@ class Resolver:
         self.budget = Budget(limits)
         self.document_values: dict[str, Any] = {}
 
-    def run(self) -> Net:
+    def run(self) -> Net | None:
+        """The flat net, or None when the document's own parameters fail."""
         doc = self.document
         scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
-        scope.values = bind_params(self.evaluator, doc.params, None, scope.values, doc.span, "the document",
-                                   builtins=self.globals) or {}
+        values = bind_params(self.evaluator, doc.params, self.overrides, scope.values, doc.span, "the document",
+                             builtins=self.globals)
+        if values is None:
+            return None  # every entry would only repeat that the parameters are unknown
+        scope.values = values
         name = self.evaluator.text(doc.name, "`name`", scope.values) if doc.name is not None else ""
         net_fields = self.evaluator.fields(scope.values).message(
             Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",

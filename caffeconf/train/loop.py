@@ -22,7 +22,7 @@ from ..caffe.facts import FED_TYPES
 from ..caffe.solverstate import Resumed, remove_stale_snapshot_temporaries, snapshot_paths, write_snapshot
 from ..files import check_writable
 from ..caffe.weights import StoredBlob
-from ..compile.load import StateChoice, load
+from ..compile.load import LoadOptions, StateChoice, load
 from ..compile.rules import filter_net
 from ..run.interpreter import CaffeNet, loss_weights
 from .data import Shard, Source, make_source
@@ -46,12 +46,13 @@ class TrainOptions:
     requests: Requests = field(default_factory=Requests)  # what signals ask for
     # The strongest request across processes (every process stops at the same iteration).
     agree: Callable[[int], int] | None = None
+    load: LoadOptions = field(default_factory=LoadOptions)  # how the nets' configs compile (`--set`, imports)
 
 
-def load_choice(choice: NetChoice):
+def load_choice(choice: NetChoice, how: LoadOptions):
     if choice.inline is not None:
         return filter_net(choice.inline, phase=choice.phase, stages=choice.stages, level=choice.level)
-    return load(choice.path, StateChoice.of(choice.phase, choice.stages, choice.level)).net
+    return load(choice.path, StateChoice.of(choice.phase, choice.stages, choice.level), how).net
 
 
 class Feeder:
@@ -130,7 +131,7 @@ class Trainer:
         # flushing them to zero changes values below 1.2e-38 only.
         torch.set_flush_denormal(True)
         self.seed = max(solver.random_seed, 0)
-        self.net = load_choice(train_choice)
+        self.net = load_choice(train_choice, options.load)
         resumed = options.resumed
         self.feeder = Feeder(self.net, "TRAIN", self.seed, options.shard, options.arrays, options.device)
         self.model = CaffeNet(self.net, phase="TRAIN", seed=self.seed,
@@ -140,7 +141,7 @@ class Trainer:
         # values and no BatchNorm statistics move.
         self.model.materialize({name: tuple(blob.shape) for name, blob in self.feeder.batch(0).items()})
         self.initial = stored_blobs(self.model.blob_arrays())
-        self.tests = [TestNet(load_choice(choice), iters, self.seed, options, i)
+        self.tests = [TestNet(load_choice(choice, options.load), iters, self.seed, options, i)
                       for i, (choice, iters) in enumerate(zip(test_choices, solver.test_iter))]
         self.iteration = resumed.iteration if resumed else 0
         self.current_step = resumed.current_step if resumed else 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..compile.load import LoadOptions
 from ..errors import CaffeconfError
 from ..ir import Net
 from ..caffe import messages
@@ -28,13 +29,17 @@ class NetChoice:
     inline: Net | None = None  # from net_param / train_net_param / test_net_param
 
 
-def read_solver_file(path: str) -> messages.SolverParameter:
-    """The solver in `path`, upgraded (old solver_type), snapshot_prefix filled in."""
+def read_solver_file(path: str, how: LoadOptions = LoadOptions()) -> messages.SolverParameter:
+    """The solver in `path`, upgraded (old solver_type), with the `solver.FIELD` settings of `how`
+    (a config applies them itself), snapshot_prefix filled in."""
     from ..caffe import prototxt, upgrade
     from ..compile.source import is_config
 
-    solver = _solver_from_tree(path) if is_config(path) else upgrade.upgrade_solver(prototxt.read_solver(path),
-                                                                                  source=path)
+    if is_config(path):
+        solver = _solver_from_tree(path, how)
+    else:
+        solver = upgrade.upgrade_solver(prototxt.read_solver(path), source=path)
+        _apply_settings(solver, how.settings.solver)
     _default_snapshot_prefix(solver, path)
     check_iteration_counts(solver, path)
     return solver
@@ -47,12 +52,12 @@ def check_iteration_counts(solver: messages.SolverParameter, path: str) -> None:
         raise CaffeconfError.at(None, f"{path}: solver iter_size must be at least 1, got {solver.iter_size}")
 
 
-def config_solver(path: str) -> messages.SolverParameter | None:
+def config_solver(path: str, how: LoadOptions = LoadOptions()) -> messages.SolverParameter | None:
     """A config's own `solver:` section (its net is the config), or None when it has none."""
     from ..compile.load import compile_config
     from ..caffe.serde import data_to_message
 
-    result = compile_config(path)
+    result = compile_config(path, how.limits, settings=how.settings)
     if not result.ok:
         raise CaffeconfError(result.diagnostics)
     if result.solver is None:
@@ -63,25 +68,40 @@ def config_solver(path: str) -> messages.SolverParameter | None:
     return solver
 
 
-def _solver_from_tree(path: str) -> messages.SolverParameter:
+def _solver_from_tree(path: str, how: LoadOptions) -> messages.SolverParameter:
     """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
     SolverParameter fields, each checked where it is written."""
-    from ..errors import DiagnosticList
-    from ..compile.fields import FieldChecker, solver_message
     from ..compile.tree import Map
+    from ..compile.settings import with_solver_settings
     from ..compile.source import load_tree
-    from ..caffe.serde import data_to_message
 
-    tree = load_tree(path)
+    tree = load_tree(path, how.limits)
     if isinstance(tree, Map) and "caffeconf" in tree:
-        solver = config_solver(path)
+        solver = config_solver(path, how)
         if solver is None:
             raise CaffeconfError.at(tree.span, "this config has no `solver:` section")
         return solver
+    solver = messages.SolverParameter()
+    _apply_settings(solver, with_solver_settings(tree, how.settings), field_path="", source=path)
+    return solver
+
+
+def _apply_settings(solver: messages.SolverParameter, fields, field_path: str = "solver",
+                    source: str = "--set") -> None:
+    """Set the located SolverParameter `fields` (a Map, or None for none) on `solver`, each checked
+    where it is written; a field given replaces the solver's value, as a config's section would."""
+    from ..errors import DiagnosticList
+    from ..compile.fields import FieldChecker, solver_message
+    from ..caffe.serde import data_to_message
+
+    if fields is None:
+        return
     diags = DiagnosticList()
-    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, solver_message(), "")
+    data = FieldChecker(lambda scalar: scalar.value, diags).message(fields, solver_message(), field_path)
     diags.raise_if_errors()
-    return data_to_message(data, messages.SolverParameter(), path)
+    for name in data:
+        solver.ClearField(name)
+    data_to_message(data, solver, source)
 
 
 def _default_snapshot_prefix(solver: messages.SolverParameter, path: str) -> None:
