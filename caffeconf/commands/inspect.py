@@ -11,6 +11,7 @@ import sys
 from ..errors import CaffeconfError
 from ..inspect.measure import SOLVER_HISTORY, MemoryEstimate, Row, estimate_memory, layer_costs, net_totals, rows
 from ..inspect.shapes import Shape, format_shape, infer_shapes
+from ..inspect.sources import read_source_shapes, source_inputs
 from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
 
 COLUMNS = ("layer", "type", "output", "params", "MACs", "activations")
@@ -34,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
     if args.depth < 0:
         raise CaffeconfError.at(None, f"--depth must be 0 or more, got {args.depth}")
     net = load_for_state(args).net
-    shapes = infer_shapes(net, parse_inputs(args.input), args.batch)
+    given = parse_inputs(args.input)
+    read = [r for r in read_source_shapes(net) if not set(r.tops) <= set(given)]
+    for source in read:
+        sys.stderr.write(f"shapes read: {source.describe()}\n")
+    shapes = infer_shapes(net, {**source_inputs(read), **given}, args.batch)
     costs = layer_costs(shapes)
     table = rows(costs, args.depth)
     totals = net_totals(costs)

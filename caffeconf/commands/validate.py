@@ -20,18 +20,25 @@ def add_arguments(parser) -> None:
 
 
 def shape_diagnostics(net) -> tuple:
-    """Shape mismatches in each state the net runs in, wherever the input shapes are known."""
-    from ..errors import DiagnosticList
+    """Shape mismatches in each state the net runs in, wherever the input shapes are known (from
+    the net, or read from its data layers' sources, which a note then names)."""
+    import dataclasses
+
+    from ..errors import DiagnosticList, Note
     from ..compile.rules import filter_net
     from ..inspect.shapes import infer_shapes
+    from ..inspect.sources import read_source_shapes, source_inputs
     from ..compile.verify import run_states
 
     found: dict = {}
     for state, _ in run_states(net, DiagnosticList()):
+        filtered = filter_net(net, phase=state.phase, stages=state.stages, level=state.level)
+        read = read_source_shapes(filtered)
         try:
-            infer_shapes(filter_net(net, phase=state.phase, stages=state.stages, level=state.level))
+            infer_shapes(filtered, source_inputs(read))
         except CaffeconfError as error:
-            found.update(dict.fromkeys(error.diagnostics))
+            notes = tuple(Note(f"shapes read: {r.describe()}") for r in read)
+            found.update(dict.fromkeys(dataclasses.replace(d, notes=d.notes + notes) for d in error.diagnostics))
     return tuple(found)
 
 

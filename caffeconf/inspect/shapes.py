@@ -718,8 +718,13 @@ def _parameter(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 
 def _unknown_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    """HDF5Data and Python layers: shapes come from files or code."""
+    """Python layers and unknown types: shapes and learnable blobs come from code."""
     return Inferred((None,) * len(layer.tops), None)
+
+
+def _hdf5_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """Shapes come from the files (inspect/sources.py reads them); no learnable blobs."""
+    return Inferred((None,) * len(layer.tops), ())
 
 
 def _no_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
@@ -728,7 +733,7 @@ def _no_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "Input": _input, "DummyData": _dummy_data, "Data": _data, "ImageData": _image_data,
-    "WindowData": _window_data, "MemoryData": _memory_data, "HDF5Data": _unknown_tops,
+    "WindowData": _window_data, "MemoryData": _memory_data, "HDF5Data": _hdf5_data,
     "Python": _unknown_tops, "Parameter": _parameter,
     "Convolution": _convolution, "Deconvolution": _deconvolution, "Im2col": _im2col,
     "Pooling": _pooling, "SPP": _spp, "InnerProduct": _inner_product, "Embed": _embed,

@@ -21,7 +21,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from ..errors import CaffeconfError
-from ..files import check_image_size, read_bounded
+from ..files import check_image_size
 from ..ir import Layer
 from ..caffe import messages
 from ..run.params import Params, layer_params
@@ -241,14 +241,13 @@ def image_data_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Sour
 
 
 def read_image_list(layer: Layer, source: str) -> list[tuple[str, int]]:
-    """ImageData's list file, its lines as Caffe reads them (imageset.parse_list)."""
-    from .imageset import MAX_LIST_BYTES, decode_lines, parse_list
+    """ImageData's list file, its lines as Caffe reads them."""
+    from ..caffe.image_list import read_image_list as read_entries
 
     try:
-        data = read_bounded(source, MAX_LIST_BYTES)
+        return read_entries(source)
     except OSError as error:
         raise _error(layer, f"cannot read image list '{source}': {error.strerror}") from None
-    return parse_list(decode_lines(data, source), source)
 
 
 def hdf5_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:

@@ -15,13 +15,13 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..errors import CaffeconfError, Span
-from ..files import MAX_IMAGE_PIXELS, check_image_size, read_bounded
+from ..errors import CaffeconfError
+from ..files import MAX_IMAGE_PIXELS, check_image_size
 from ..caffe import messages
+from ..caffe.image_list import read_image_list
 
 COMMIT_EVERY = 1000  # records per LMDB transaction, as Caffe's tool commits
 INITIAL_MAP_BYTES = 1 << 26
-MAX_LIST_BYTES = 1 << 30
 
 
 def array_datum(image: np.ndarray, label: int) -> messages.Datum:
@@ -96,32 +96,9 @@ def array_records(images: np.ndarray, labels: Iterable[int]) -> Iterator[tuple[b
 def read_list(path: str) -> list[tuple[str, int]]:
     """`filename label` lines (the last space separates them)."""
     try:
-        data = read_bounded(path, MAX_LIST_BYTES)
+        return read_image_list(path)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read list '{path}': {error.strerror}") from None
-    return parse_list(decode_lines(data, path), path)
-
-
-def decode_lines(data: bytes, source: str) -> list[str]:
-    """The lines of a UTF-8 text file, an undecodable one refused at its line."""
-    try:
-        return data.decode("utf-8").splitlines()
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise CaffeconfError.at(Span(source, line, 1), "not UTF-8 text (file names in a list must be UTF-8)") from None
-
-
-def parse_list(lines: Iterable[str], source: str) -> list[tuple[str, int]]:
-    """Caffe's image-list lines `path label`: the last space separates them, so paths may hold spaces."""
-    entries = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        name, _, label = line.rstrip().rpartition(" ")
-        if not name or not label.lstrip("-").isdigit():
-            raise CaffeconfError.at(None, f"{source}:{number}: expected 'path label', got '{line}'")
-        entries.append((name, int(label)))
-    return entries
 
 
 def check_resize(height: int, width: int) -> None:
