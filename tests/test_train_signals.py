@@ -167,3 +167,35 @@ def test_a_solver_given_with_a_config_says_it_replaces_the_configs_section(in_di
     assert f"note: --solver {solver} replaces the `solver:` section of {CONFIG}\n" in capsys.readouterr().err
     assert main(["train", "--solver", str(solver), "--log", str(tmp_path / "log.csv"), "-q"]) == 0
     assert "replaces" not in capsys.readouterr().err
+
+
+def test_ctrl_c_stops_every_process_of_nproc_at_one_iteration_with_one_snapshot(tmp_path):
+    import os
+
+    import numpy as np
+
+    from caffeconf.train.imageset import array_records, write_lmdb
+
+    rng = np.random.default_rng(0)
+    write_lmdb(tmp_path / "db", array_records(rng.integers(0, 256, size=(40, 1, 4, 4), dtype=np.uint8),
+                                              rng.integers(0, 4, size=40)))
+    net = tmp_path / "net.prototxt"
+    net.write_text(f'layer {{ name: "data" type: "Data" top: "data" top: "label" data_param {{ source: "{tmp_path / "db"}"'
+                   ' batch_size: 4 backend: LMDB } }\n'
+                   'layer { name: "ip" type: "InnerProduct" bottom: "data" top: "ip" inner_product_param {'
+                   ' num_output: 4 weight_filler { type: "xavier" } } }\n'
+                   'layer { name: "loss" type: "SoftmaxWithLoss" bottom: "ip" bottom: "label" top: "loss" }\n')
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f'net: "{net}"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: {LONG}\ndisplay: 1\n'
+                      f'snapshot_prefix: "{tmp_path / "snap"}"\n')
+    process = subprocess.Popen([sys.executable, "-m", "caffeconf", "train", "--solver", str(solver), "--nproc", "2",
+                                "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    read_until(process, r"^Iteration 3,")
+    os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches every process of the group
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    at = re.search(r"stopped by SIGINT at iteration (\d+)", err)[1]
+    assert err.count("stopped by SIGINT") == 1
+    assert sorted(p.name for p in tmp_path.glob("snap_iter_*")) == [f"snap_iter_{at}.caffemodel",
+                                                                    f"snap_iter_{at}.solverstate"]
