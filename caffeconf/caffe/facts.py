@@ -150,6 +150,42 @@ def _recurrent_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: i
     return before + static + after
 
 
+# Caffe's GetFiller knows these; any other type is fatal when the layer is set up.
+FILLER_TYPES = ("constant", "gaussian", "positive_unitball", "uniform", "xavier", "msra", "bilinear")
+
+
+def constructed_fillers(layer_type: str, fields: Mapping[str, Any], bottom_count: int) -> list[tuple[str, Mapping]]:
+    """(field path, FillerParameter data) of each filler Caffe builds when it sets the layer up:
+    those of its learnable blobs (built even when weights are loaded later), DummyData's."""
+    blobs = learnable_blobs(layer_type, fields, bottom_count)
+    message = _WEIGHT_AND_BIAS.get(layer_type) or {"LSTM": "recurrent_param", "RNN": "recurrent_param"}.get(layer_type)
+    wanted: list[tuple[str, str]] = []
+    if message:
+        wanted = [(message, "weight_filler")] + ([(message, "bias_filler")] if "bias" in blobs or
+                                                 layer_type in _RECURRENT else [])
+    elif layer_type == "Scale":
+        wanted = ([("scale_param", "filler")] if "scale" in blobs else []) + \
+                 ([("scale_param", "bias_filler")] if "bias" in blobs else [])
+    elif layer_type in ("Bias", "PReLU") and blobs:
+        wanted = [(f"{layer_type.lower()}_param", "filler")]
+    found = [(f"{m}.{f}", fields[m][f]) for m, f in wanted if f in fields.get(m, {})]
+    fillers = fields.get("dummy_data_param", {}).get("data_filler", []) if layer_type == "DummyData" else []
+    return found + [(f"dummy_data_param.data_filler[{i}]", spec) for i, spec in enumerate(fillers)]
+
+
+def filler_problem(spec: Mapping[str, Any]) -> str | None:
+    """What Caffe's filler would abort on (caffe_rng_gaussian's sigma > 0, caffe_rng_uniform's
+    min <= max, GetFiller's known types), or None."""
+    kind = spec.get("type", "constant")
+    if kind not in FILLER_TYPES:
+        return f"unknown filler type '{kind}' (Caffe's are {', '.join(FILLER_TYPES)})"
+    if kind == "gaussian" and not spec.get("std", 1.0) > 0:
+        return f"a gaussian filler needs std > 0, got {spec['std']}"
+    if kind == "uniform" and not spec.get("min", 0.0) <= spec.get("max", 1.0):
+        return f"a uniform filler needs min <= max, got min {spec.get('min', 0.0)} and max {spec.get('max', 1.0)}"
+    return None
+
+
 def permute_order(order: list[int], rank: int) -> list[int]:
     """SSD's Permute: the written axes, then the unnamed ones in their order; ValueError for an
     axis out of range or named twice (the fork's CHECKs)."""

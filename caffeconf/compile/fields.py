@@ -8,7 +8,9 @@ flat IR holds (see `caffeconf.ir`).
 
 from __future__ import annotations
 
+
 import re
+import sys
 from typing import Any, Callable, Sequence
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
@@ -71,6 +73,8 @@ def check_scalar(field: FieldDescriptor, value: Any) -> tuple[Any, str | None]:
     if cpp in (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None, f"expects a number ({type_name(field)}), got {describe(value)}"
+        if isinstance(value, int) and abs(value) > sys.float_info.max:
+            return None, f"value {value} is out of range for {type_name(field)}"
         return value, None
     if cpp == FieldDescriptor.CPPTYPE_BOOL:
         if not isinstance(value, bool):

@@ -141,6 +141,8 @@ def import_refusal(value: Scalar, path: str, root: str, limits: Limits) -> Diagn
     prototxt by suffix, so no other file is ever read and echoed in an error, and unless allowed
     it must be relative and stay inside the folder of the root config `root` or the current
     directory (the user's project: `../blocks.yaml` beside a nets folder), symlinks followed."""
+    if "\0" in path:
+        return Diagnostic(f"import {value.value!r}: a file path cannot hold a NUL byte", value.span)
     text, real, suffixes = value.value, os.path.realpath(path), CONFIG_SUFFIXES + NET_SUFFIXES
     named = f"'{text}'" if real == os.path.abspath(path) else f"'{text}' (a link to '{real}')"
     if not all(p.lower().endswith(suffixes) for p in (path, real)):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from ..caffe.facts import DATA_TYPES, MAX_BLOB_ELEMENTS, permute_order, prior_box_setup, proto_default
+from ..caffe.facts import (DATA_TYPES, MAX_BLOB_ELEMENTS, constructed_fillers, filler_problem, permute_order,
+                           prior_box_setup, proto_default)
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -383,6 +384,11 @@ def _same_as_bottom(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred((bottoms[0],) * len(layer.tops))
 
 
+def _softmax(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    _canonical_axis(layer_param(layer, "softmax_param", "axis"), len(bottoms[0]))
+    return Inferred((bottoms[0],) * len(layer.tops))
+
+
 def _eltwise(layer: Layer, bottoms: list[Shape]) -> Inferred:
     for other in bottoms[1:]:
         if len(other) != len(bottoms[0]) or not all(map(_same, other, bottoms[0])):
@@ -437,6 +443,8 @@ def _flatten(layer: Layer, bottoms: list[Shape]) -> Inferred:
     bottom = bottoms[0]
     start = _canonical_axis(layer_param(layer, "flatten_param", "axis"), len(bottom))
     end = _canonical_axis(layer_param(layer, "flatten_param", "end_axis"), len(bottom))
+    if end < start:  # Blob::count(start, end + 1) CHECKs start <= end + 1
+        raise ShapeMismatch(f"flatten_param.end_axis (axis {end}) comes before axis (axis {start})")
     return Inferred(((*bottom[:start], count(bottom[start:end + 1]), *bottom[end + 1:]),))
 
 
@@ -455,6 +463,10 @@ def _reshape(layer: Layer, bottoms: list[Shape]) -> Inferred:
         raise ShapeMismatch("reshape_param.shape may infer (-1) at most one dim")
     if any(d < -1 for d in dims):
         raise ShapeMismatch(f"negative size in reshape_param.shape {dims}")
+    copied = [start + i for i, d in enumerate(dims) if d == 0]
+    if copied and copied[-1] >= len(bottom):
+        raise ShapeMismatch(f"reshape_param.shape {dims} has a 0 (copy the bottom's axis) at axis {copied[-1]}, "
+                            f"which input {format_shape(bottom)} does not have")
     middle = [bottom[start + i] if d == 0 else d for i, d in enumerate(dims)]
     if -1 in middle:
         middle[middle.index(-1)] = _inferred_dim(bottom[start:end], middle)
@@ -492,6 +504,8 @@ def _tile(layer: Layer, bottoms: list[Shape]) -> Inferred:
     bottom = bottoms[0]
     axis = _canonical_axis(layer_param(layer, "tile_param", "axis"), len(bottom))
     tiles = layer_param(layer, "tile_param", "tiles")
+    if tiles <= 0:
+        raise ShapeMismatch(f"tile_param.tiles must be positive, got {tiles}")
     size = None if bottom[axis] is None else bottom[axis] * tiles
     return Inferred(((*bottom[:axis], size, *bottom[axis + 1:]),))
 
@@ -506,7 +520,12 @@ def _argmax(layer: Layer, bottoms: list[Shape]) -> Inferred:
     top_k = layer_param(layer, "argmax_param", "top_k")
     if has_param(layer, "argmax_param", "axis"):
         axis = _canonical_axis(layer_param(layer, "argmax_param", "axis"), len(bottom))
+        if bottom[axis] is not None and top_k > bottom[axis]:
+            raise ShapeMismatch(f"argmax_param.top_k {top_k} is more than the {bottom[axis]} values of axis {axis}")
         return Inferred(((*bottom[:axis], top_k, *bottom[axis + 1:]),))
+    per_item = count(bottom[1:])
+    if per_item is not None and top_k > per_item:
+        raise ShapeMismatch(f"argmax_param.top_k {top_k} is more than the {per_item} values of each item")
     values = 2 if layer_param(layer, "argmax_param", "out_max_val") else 1
     return Inferred(((bottom[0], values, top_k) + (1,) * (len(bottom) - 3),))
 
@@ -562,6 +581,8 @@ def _recurrent(gates: int, states: int, extra: Callable[[int], tuple[Shape, ...]
         if len(x) < 3:
             raise ShapeMismatch(f"x must be T x N x ... (3 axes at least), got {format_shape(x)}")
         hidden = layer_param(layer, "recurrent_param", "num_output")
+        if hidden <= 0:
+            raise ShapeMismatch(f"recurrent_param.num_output must be positive, got {hidden}")
         exposed = states if layer_param(layer, "recurrent_param", "expose_hidden") else 0
         has_static = len(bottoms) > 2 + exposed
         inputs = count(x[2:])
@@ -709,6 +730,8 @@ def _window_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 def _memory_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
     sizes = [layer_param(layer, "memory_data_param", f) for f in ("batch_size", "channels", "height", "width")]
+    if 0 in sizes:  # MemoryDataLayer's CHECK_GT(batch_size * size, 0)
+        raise ShapeMismatch("memory_data_param's batch_size, channels, height and width must all be positive")
     return _labelled_batch(layer, tuple(sizes), sizes[0])
 
 
@@ -744,11 +767,11 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "SoftmaxWithLoss": _softmax_with_loss, "Accuracy": _accuracy,
     "LSTM": _recurrent(4, 2, lambda h: ((4 * h, h),)),
     "RNN": _recurrent(1, 1, lambda h: ((h, h), (h, h), (h,))),
-    "LSTMUnit": _lstm_unit, "Silence": _no_tops, "HDF5Output": _no_tops,
+    "Softmax": _softmax, "LSTMUnit": _lstm_unit, "Silence": _no_tops, "HDF5Output": _no_tops,
     "Normalize": _normalize, "Permute": _permute, "PriorBox": _prior_box, "DetectionOutput": _detection_output,
     **{t: _same_as_bottom for t in (
         "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",
-        "Clip", "Swish", "Dropout", "Split", "Softmax", "MVN")},
+        "Clip", "Swish", "Dropout", "Split", "MVN")},
     **{t: _scalar_loss for t in (
         "EuclideanLoss", "SigmoidCrossEntropyLoss", "ContrastiveLoss", "HingeLoss",
         "InfogainLoss", "MultinomialLogisticLoss")},
@@ -772,6 +795,7 @@ def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
     for layer in net.layers:
         bottoms = tuple(_bottom_shape(layer, name, blobs) for name in layer.bottoms)
         try:
+            _check_setup(layer)
             inferred = _infer_layer(layer, bottoms)
         except ShapeMismatch as mismatch:
             problems.append(_diagnostic(layer, str(mismatch)))
@@ -786,6 +810,17 @@ def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
     if problems:
         raise CaffeconfError(problems)
     return NetShapes(tuple(entries))
+
+
+def _check_setup(layer: Layer) -> None:
+    """What Caffe's Layer::SetUp aborts on before any shape: loss weights not one per top, fillers."""
+    weights = layer.fields.get("loss_weight") or []
+    if weights and len(weights) != len(layer.tops):
+        raise ShapeMismatch(f"{len(weights)} loss_weight values for {len(layer.tops)} tops: give none or one per top")
+    for path, spec in constructed_fillers(layer.type, layer.fields, len(layer.bottoms)):
+        problem = filler_problem(spec)
+        if problem:
+            raise ShapeMismatch(f"{path}: {problem}")
 
 
 def _infer_layer(layer: Layer, bottoms: tuple[Shape | None, ...]) -> Inferred:

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from google.protobuf.descriptor import FieldDescriptor
+
 from ..caffe import messages
+
+
+_FLOATS = (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE)
 
 
 class Params:
@@ -51,6 +56,8 @@ class Params:
     @staticmethod
     def _wrap(field: Any, value: Any) -> Any:
         if field.message_type is None:
+            if field.cpp_type in _FLOATS:  # as Caffe holds it: a config's `eps: 1` is 1.0 to every layer
+                return [float(v) for v in value] if field.is_repeated else float(value)
             return list(value) if field.is_repeated and not isinstance(value, list) else value
         if field.is_repeated:
             return [Params(field.message_type, item) for item in value]
