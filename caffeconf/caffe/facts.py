@@ -150,6 +150,14 @@ def _recurrent_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: i
     return before + static + after
 
 
+def legacy_dim(shape: Sequence, index: int):
+    """Blob::LegacyShape (num, channels, height, width): 1 past the last axis; ValueError beyond
+    4 axes (the fork's SSD layers read their bottoms so)."""
+    if len(shape) > 4:
+        raise ValueError(f"needs at most 4 axes (num, channels, height, width), got {len(shape)}")
+    return shape[index] if index < len(shape) else 1
+
+
 def permute_order(order: list[int], rank: int) -> list[int]:
     """SSD's Permute: the written axes, then the unnamed ones in their order; ValueError for an
     axis out of range or named twice (the fork's CHECKs)."""
