@@ -22,7 +22,7 @@ from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.layers.data import declared_shapes  # noqa: E402
 from caffeconf.caffe.weights import write_caffemodel  # noqa: E402
 
-from conftest import model_files  # noqa: E402
+from conftest import SHARED, model_files  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -317,18 +317,24 @@ def ssd_net(tmp_path: Path, norm="", prior="min_size: 8 max_size: 16 aspect_rati
     return path
 
 
-def caffe_detections(rows: np.ndarray) -> np.ndarray:
-    """OpenCV's detections as Caffe gives them: without OpenCV's padding (rows of zeros up to
-    keep_top_k per image), by image, then by label, then best score first (OpenCV sorts each
-    image's detections by score across labels instead)."""
-    rows = rows[~np.all(rows == 0, axis=1)]
-    return rows[np.lexsort((-rows[:, 2], rows[:, 1], rows[:, 0]))]
+def by_image_label_score(rows: np.ndarray) -> np.ndarray:
+    """Detections by image, then by label, then best score first (scores equal to 1e-5 by position)."""
+    return rows[np.lexsort((rows[:, 4], rows[:, 3], -np.round(rows[:, 2], 5), rows[:, 1], rows[:, 0]))]
 
 
 def assert_detections_match(ours: np.ndarray, theirs: np.ndarray) -> None:
-    ours, theirs = ours.reshape(-1, 7), caffe_detections(theirs.reshape(-1, 7))
+    """Our rows are in Caffe's order: by image, by label, best score first. OpenCV pads its output
+    with rows of zeros up to keep_top_k per image and sorts each image's rows by score across
+    labels, so its rows are compared without the padding, in that order too; rows of equal score
+    (Caffe keeps them in prior order, OpenCV in its sort's; random weights make them where deep
+    features are all zero) are compared by position."""
+    ours, theirs = ours.reshape(-1, 7), theirs.reshape(-1, 7)
+    theirs = theirs[~np.all(theirs == 0, axis=1)]
+    order = np.lexsort((-ours[:, 2], ours[:, 1], ours[:, 0]))
+    assert np.array_equal(ours[order], ours), "rows by image, then label, then best score first"
+    ours, theirs = by_image_label_score(ours), by_image_label_score(theirs)
     assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
-    assert np.array_equal(ours[:, :2], theirs[:, :2]), "images and labels, in order"
+    assert np.array_equal(ours[:, :2], theirs[:, :2]), "images and labels"
     assert float(np.abs(ours[:, 2:] - theirs[:, 2:]).max()) <= 1e-5
 
 
@@ -385,3 +391,33 @@ SSD_DETECTIONS = [
 def test_ssd_detection_output_matches_opencv(tiny_fork, tmp_path, detection, share_location):
     detections = check_ssd(tmp_path, detection=detection, share_location=share_location)
     assert detections.shape[2] > 5, "enough detections to compare"
+
+
+MOBILENET_SSD = SHARED / "models" / "mobilenet-ssd" / "MobileNetSSD_deploy.prototxt"
+SSD_PROTO = SHARED / "dialects" / "ssd" / "caffe.proto"
+
+
+def test_mobilenet_ssd_run_with_random_weights_matches_opencv(tmp_path):
+    """`caffeconf run --random-weights` on MobileNet-SSD (its confidence_threshold lowered so that
+    random weights leave detections) against OpenCV on the weights it writes."""
+    from caffeconf.cli import main
+
+    if not (MOBILENET_SSD.is_file() and SSD_PROTO.is_file()):
+        pytest.skip("../shared/models/mobilenet-ssd or ../shared/dialects/ssd is absent")
+    net = tmp_path / "ssd.prototxt"
+    net.write_text(MOBILENET_SSD.read_text().replace("confidence_threshold: 0.25", "confidence_threshold: 0.06"))
+    image = tmp_path / "data.npy"
+    np.save(image, np.random.default_rng(3).standard_normal((1, 3, 300, 300)).astype(np.float32))
+    weights, out = tmp_path / "random.caffemodel", tmp_path / "out.npz"
+    assert main(["run", "--proto", str(SSD_PROTO), str(net), "--random-weights", "--input", f"data={image}",
+                 "--write-weights", str(weights), "-o", str(out), "--blobs", "all"]) == 0
+    ours = dict(np.load(out))
+    reference = cv2.dnn.readNetFromCaffe(str(net), str(weights))
+    reference.setInput(np.load(image), "data")
+    # (not blobs a ReLU overwrites in place: OpenCV keeps a layer's own output apart)
+    compared = ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox", "conv11_mbox_loc", "conv17_2_mbox_conf"]
+    theirs = dict(zip(compared + ["detection_out"], reference.forward(compared + ["detection_out"])))
+    detections = ours.pop("detection_out")
+    assert detections.shape[2] > 20, "enough detections to compare"
+    assert_detections_match(detections, theirs.pop("detection_out"))
+    assert_close({name: ours[name] for name in theirs}, theirs)
