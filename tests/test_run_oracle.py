@@ -384,6 +384,8 @@ SSD_DETECTIONS = [
     ("code_type: CORNER confidence_threshold: 0.27 keep_top_k: 500 nms_param { nms_threshold: 0.5 top_k: 20 }", False),
     ("code_type: CORNER keep_top_k: 25 confidence_threshold: 0.26 nms_param { nms_threshold: 0.45 }", False),
     ("code_type: CENTER_SIZE nms_param { nms_threshold: 0.2 top_k: 10 } keep_top_k: 30", True),
+    # more candidates per class than the runner's NMS takes in one block (NMS_BLOCK)
+    ("code_type: CENTER_SIZE confidence_threshold: 0.01 keep_top_k: 500 nms_param { nms_threshold: 0.7 }", True),
 ]
 
 

@@ -139,41 +139,46 @@ def decode_boxes(loc: torch.Tensor, priors: torch.Tensor, variances: torch.Tenso
     return torch.cat([decoded_centre - half, decoded_centre + half], dim=-1)
 
 
-def box_areas(boxes: torch.Tensor) -> torch.Tensor:
+def box_areas(boxes: np.ndarray) -> np.ndarray:
     """BBoxSize: width * height, 0 for a box with xmax < xmin or ymax < ymin."""
     width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    return torch.where((width < 0) | (height < 0), torch.zeros_like(width), width * height)
+    return np.where((width < 0) | (height < 0), np.float32(0), width * height)
 
 
-def jaccard_overlaps(boxes: torch.Tensor) -> torch.Tensor:
-    """JaccardOverlap of every pair: 0 unless the intersection has positive width and height."""
-    low = torch.maximum(boxes[:, None, :2], boxes[None, :, :2])
-    high = torch.minimum(boxes[:, None, 2:], boxes[None, :, 2:])
-    width, height = (high - low).unbind(-1)
+def jaccard_overlaps(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """JaccardOverlap of every pair, in float32: 0 unless the intersection has positive width and height."""
+    low = np.maximum(boxes[:, None, :2], others[None, :, :2])
+    high = np.minimum(boxes[:, None, 2:], others[None, :, 2:])
+    width, height = high[..., 0] - low[..., 0], high[..., 1] - low[..., 1]
     inter = width * height
-    areas = box_areas(boxes)
-    overlap = inter / (areas[:, None] + areas[None, :] - inter)
-    return torch.where((width > 0) & (height > 0), overlap, torch.zeros_like(overlap))
+    union = box_areas(boxes)[:, None] + box_areas(others)[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        overlap = inter / union
+    return np.where((width > 0) & (height > 0), overlap, np.float32(0))
 
 
-def nms_fast(boxes: torch.Tensor, scores: torch.Tensor, threshold: float, nms_threshold: float,
+NMS_BLOCK = 256  # candidates whose overlaps are computed at once: bounds memory without top_k
+
+
+def nms_fast(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_threshold: float,
              eta: float, top_k: int) -> list[int]:
     """ApplyNMSFast: the scores above `threshold`, best first (ties in index order), at most
-    `top_k` of them; each kept unless it overlaps a kept one by more than the (adaptive) threshold."""
-    candidates = torch.nonzero(scores > threshold).reshape(-1)
-    order = torch.sort(scores[candidates], descending=True, stable=True).indices
-    candidates = candidates[order]
+    `top_k` of them; each kept unless it overlaps a kept one by more than the threshold, which
+    `eta` lowers after each kept box while it is above 0.5."""
+    candidates = np.nonzero(scores > threshold)[0]
+    candidates = candidates[np.argsort(-scores[candidates], kind="stable")]
     if top_k > -1:
         candidates = candidates[:top_k]
-    overlaps = jaccard_overlaps(boxes[candidates]).tolist()
+    ordered = boxes[candidates]
     adaptive, eta = np.float32(nms_threshold), np.float32(eta)
     kept: list[int] = []
-    for position in range(len(candidates)):
-        row = overlaps[position]
-        if all(row[k] <= adaptive for k in kept):
-            kept.append(position)
-            if eta < 1 and adaptive > 0.5:
-                adaptive = adaptive * eta
+    for start in range(0, len(candidates), NMS_BLOCK):
+        block = jaccard_overlaps(ordered[start:start + NMS_BLOCK], ordered[:start + NMS_BLOCK])
+        for position in range(start, min(start + NMS_BLOCK, len(candidates))):
+            if not kept or (block[position - start, kept] <= adaptive).all():
+                kept.append(position)
+                if eta < 1 and adaptive > 0.5:
+                    adaptive = adaptive * eta
     return candidates[kept].tolist()
 
 
@@ -220,7 +225,7 @@ def _split_bottoms(ctx: LayerContext, bottoms, s: dict):
     return loc, conf.reshape(conf.shape[0], count, s["classes"]), prior_values[0], prior_values[1]
 
 
-def _kept_per_class(boxes, scores, s: dict) -> dict[int, list[int]]:
+def _kept_per_class(boxes: np.ndarray, scores: np.ndarray, s: dict) -> dict[int, list[int]]:
     """For one image: class -> prior indices kept by NMS, then at most keep_top_k over all classes
     by score (each class's list in that score order)."""
     kept = {}
@@ -232,8 +237,8 @@ def _kept_per_class(boxes, scores, s: dict) -> dict[int, list[int]]:
     total = sum(len(indices) for indices in kept.values())
     if s["keep_top_k"] <= -1 or total <= s["keep_top_k"]:
         return kept
-    ranked = [(float(scores[index, label]), label, index) for label, indices in kept.items() for index in indices]
-    ranked.sort(key=lambda entry: -entry[0])
+    ranked = [(scores[index, label], label, index) for label, indices in kept.items() for index in indices]
+    ranked.sort(key=lambda entry: -entry[0])  # stable where the fork's std::sort leaves ties unordered
     best: dict[int, list[int]] = {}
     for _, label, index in ranked[:s["keep_top_k"]]:
         best.setdefault(label, []).append(index)
@@ -247,16 +252,15 @@ def detection_output(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         loc, conf, priors, variances = _split_bottoms(ctx, bottoms, s)
         boxes = decode_boxes(loc, priors, variances, s["code_type"], s["variance_in_target"])
+        boxes, conf = boxes.float().cpu().numpy(), conf.float().cpu().numpy()
         rows = []
-        for image in range(loc.shape[0]):
-            kept = _kept_per_class(boxes[image], conf[image], s)
-            for label, indices in kept.items():
-                for index in indices:
-                    box = boxes[image, 0 if s["share_location"] else label, index].tolist()
-                    rows.append([image, label, float(conf[image, index, label])] + box)
+        for image in range(len(boxes)):
+            for label, indices in _kept_per_class(boxes[image], conf[image], s).items():
+                located = boxes[image, 0 if s["share_location"] else label]
+                rows += [[image, label, conf[image, index, label], *located[index]] for index in indices]
         if not rows:
             # Caffe's convention for no detection: one row per image, [image, -1, -1, ...].
-            rows = [[image] + [-1.0] * 6 for image in range(loc.shape[0])]
-        return [torch.tensor(rows, dtype=torch.float32, device=loc.device).reshape(1, 1, len(rows), 7)]
+            rows = [[image] + [-1.0] * 6 for image in range(len(boxes))]
+        return [torch.tensor(np.array(rows, dtype=np.float32), device=bottoms[0].device).reshape(1, 1, len(rows), 7)]
 
     return Op(forward=forward)
