@@ -280,38 +280,45 @@ def test_config_deploy_form_matches_opencv(config, tmp_path):
 
 # ------------------------------------------------------------ SSD's layers
 
-def ssd_net(tmp_path: Path, norm="", prior="min_size: 8 max_size: 16 aspect_ratio: 2 variance: 0.1 clip: false", priors=4,
-            detection="", classes=4, share_location=True) -> Path:
+def prototxt_layer(name: str, layer_type: str, bottoms: tuple[str, ...], param: str = "") -> str:
+    """One layer of a prototxt, its top named after it."""
+    inputs = " ".join(f'bottom: "{bottom}"' for bottom in bottoms)
+    return f'layer {{ name: "{name}" type: "{layer_type}" {inputs} top: "{name}" {param} }}'
+
+
+def ssd_net(tmp_path: Path, norm="", prior="min_size: 8 max_size: 16 aspect_ratio: 2 variance: 0.1 clip: false",
+            priors=4, detection="", classes=4, share_location=True) -> Path:
     """A small SSD head: conv -> Normalize -> loc/conf convolutions -> Permute -> Flatten, PriorBox
     (`priors` per cell) on two feature maps, Concat, Softmax over classes, DetectionOutput.
     (OpenCV needs PriorBox's variance and clip (its default clip is true, Caffe's false) and
     DetectionOutput's code_type, keep_top_k, nms_threshold and background_label_id written; it
     sizes its output by keep_top_k, so keep_top_k -1 crashes it.)"""
     loc_classes = 1 if share_location else classes
-    layers = ['layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 2 dim: 3 dim: 32 dim: 32 } } }',
-              'layer { name: "c1" type: "Convolution" bottom: "data" top: "c1" convolution_param { num_output: 8 kernel_size: 3 stride: 4 pad: 1 } }',
-              f'layer {{ name: "norm" type: "Normalize" bottom: "c1" top: "norm" norm_param {{ {norm} }} }}',
-              'layer { name: "c2" type: "Convolution" bottom: "c1" top: "c2" convolution_param { num_output: 8 kernel_size: 3 stride: 2 pad: 1 } }']
+    layers = [prototxt_layer("data", "Input", (), "input_param { shape { dim: 2 dim: 3 dim: 32 dim: 32 } }"),
+              prototxt_layer("c1", "Convolution", ("data",), "convolution_param { num_output: 8 kernel_size: 3 "
+                             "stride: 4 pad: 1 }"),
+              prototxt_layer("norm", "Normalize", ("c1",), f"norm_param {{ {norm} }}"),
+              prototxt_layer("c2", "Convolution", ("c1",), "convolution_param { num_output: 8 kernel_size: 3 "
+                             "stride: 2 pad: 1 }")]
     for source in ("norm", "c2"):
         for head, outputs in (("loc", priors * loc_classes * 4), ("conf", priors * classes)):
             name = f"{source}_{head}"
-            layers += [f'layer {{ name: "{name}" type: "Convolution" bottom: "{source}" top: "{name}" '
-                       f'convolution_param {{ num_output: {outputs} kernel_size: 3 pad: 1 }} }}',
-                       f'layer {{ name: "{name}_perm" type: "Permute" bottom: "{name}" top: "{name}_perm" '
-                       'permute_param { order: 0 order: 2 order: 3 order: 1 } }',
-                       f'layer {{ name: "{name}_flat" type: "Flatten" bottom: "{name}_perm" top: "{name}_flat" }}']
-        layers.append(f'layer {{ name: "{source}_prior" type: "PriorBox" bottom: "{source}" bottom: "data" '
-                      f'top: "{source}_prior" prior_box_param {{ {prior} }} }}')
-    for head, axis in (("loc", 1), ("conf", 1), ("prior", 2)):
-        bottoms = " ".join(f'bottom: "{source}_{head}{"" if head == "prior" else "_flat"}"' for source in ("norm", "c2"))
-        layers.append(f'layer {{ name: "{head}" type: "Concat" {bottoms} top: "{head}" concat_param {{ axis: {axis} }} }}')
-    layers += [f'layer {{ name: "conf_shape" type: "Reshape" bottom: "conf" top: "conf_shape" '
-               f'reshape_param {{ shape {{ dim: 0 dim: -1 dim: {classes} }} }} }}',
-               'layer { name: "conf_prob" type: "Softmax" bottom: "conf_shape" top: "conf_prob" softmax_param { axis: 2 } }',
-               'layer { name: "conf_flat" type: "Flatten" bottom: "conf_prob" top: "conf_flat" }',
-               'layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf_flat" bottom: "prior" top: "det" '
-               f'detection_output_param {{ num_classes: {classes} share_location: {str(share_location).lower()} '
-               f'{detection if "background_label_id" in detection else detection + " background_label_id: 0"} }} }}']
+            layers += [prototxt_layer(name, "Convolution", (source,),
+                                      f"convolution_param {{ num_output: {outputs} kernel_size: 3 pad: 1 }}"),
+                       prototxt_layer(f"{name}_perm", "Permute", (name,),
+                                      "permute_param { order: 0 order: 2 order: 3 order: 1 }"),
+                       prototxt_layer(f"{name}_flat", "Flatten", (f"{name}_perm",))]
+        layers.append(prototxt_layer(f"{source}_prior", "PriorBox", (source, "data"), f"prior_box_param {{ {prior} }}"))
+    for head, suffix, axis in (("loc", "_flat", 1), ("conf", "_flat", 1), ("prior", "", 2)):
+        layers.append(prototxt_layer(head, "Concat", (f"norm_{head}{suffix}", f"c2_{head}{suffix}"),
+                                     f"concat_param {{ axis: {axis} }}"))
+    layers += [prototxt_layer("conf_shape", "Reshape", ("conf",),
+                              f"reshape_param {{ shape {{ dim: 0 dim: -1 dim: {classes} }} }}"),
+               prototxt_layer("conf_prob", "Softmax", ("conf_shape",), "softmax_param { axis: 2 }"),
+               prototxt_layer("conf_flat", "Flatten", ("conf_prob",)),
+               prototxt_layer("det", "DetectionOutput", ("loc", "conf_flat", "prior"),
+                              f"detection_output_param {{ num_classes: {classes} background_label_id: 0 "
+                              f"share_location: {str(share_location).lower()} {detection} }}")]
     path = tmp_path / "ssd.prototxt"
     path.write_text('name: "ssd"\n' + "\n".join(layers) + "\n")
     return path
@@ -380,7 +387,8 @@ def test_ssd_prior_box_matches_opencv(tiny_fork, tmp_path, prior, priors):
 
 SSD_DETECTIONS = [
     # (DetectionOutput's fields, share_location)
-    ("code_type: CENTER_SIZE confidence_threshold: 0.26 keep_top_k: 40 nms_param { nms_threshold: 0.45 top_k: 60 }", True),
+    ("code_type: CENTER_SIZE confidence_threshold: 0.26 keep_top_k: 40 "
+     "nms_param { nms_threshold: 0.45 top_k: 60 }", True),
     ("code_type: CORNER confidence_threshold: 0.27 keep_top_k: 500 nms_param { nms_threshold: 0.5 top_k: 20 }", False),
     ("code_type: CORNER keep_top_k: 25 confidence_threshold: 0.26 nms_param { nms_threshold: 0.45 }", False),
     ("code_type: CENTER_SIZE nms_param { nms_threshold: 0.2 top_k: 10 } keep_top_k: 30", True),

@@ -98,7 +98,7 @@ SCORES = [[0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.3, 0.3, 0.4]]
 def detect(loc=None, batch=1, **param):
     """DetectionOutput on PRIORS and SCORES (the same for each image): its rows."""
     param = {"num_classes": 3, "code_type": "CENTER_SIZE", "nms_param": {"nms_threshold": 0.45}, **param}
-    locations = np.zeros((batch, 12)) if loc is None else np.tile(np.asarray(loc, dtype=np.float64).reshape(1, -1), (batch, 1))
+    locations = np.tile(np.zeros(12) if loc is None else np.asarray(loc, dtype=np.float64).reshape(-1), (batch, 1))
     priors = np.array([sum(PRIORS, []), VARIANCE * 3]).reshape(1, 2, 12)
     confidences = np.tile(np.array(SCORES).reshape(1, 9), (batch, 1))
     (top,) = feed_layer("DetectionOutput", {"detection_output_param": param}, locations, confidences, priors)
