@@ -36,6 +36,32 @@ def test_normalize_within_each_cell_with_a_shared_scale():
     close(top, X / norms * 1.5)
 
 
+@pytest.mark.parametrize("across_spatial", [True, False])
+@pytest.mark.parametrize("channel_shared", [True, False])
+def test_normalize_backward_is_the_forks(across_spatial, channel_shared):
+    """bottom_diff = scale (dy - x sum(x dy) / norm^2) / norm, the sums over what the norm sums (with
+    a scale per channel not the forward's derivative); scale_diff = sum(top dy) / scale."""
+    from caffeconf.ir import Layer
+    from caffeconf.run.layers import LAYERS, LayerContext
+
+    layer = Layer("l", "Normalize", ("x",), ("y",), {"norm_param": {
+        "across_spatial": across_spatial, "channel_shared": channel_shared}})
+    op = LAYERS["Normalize"](LayerContext(layer, "TRAIN", torch.Generator()))
+    x = torch.from_numpy(X.astype(np.float64)).requires_grad_()
+    scale = torch.tensor(1.5 if channel_shared else [1.0, 2.0, 3.0], dtype=torch.float64, requires_grad=True)
+    dy = torch.from_numpy(np.random.default_rng(5).standard_normal(X.shape))
+    (top,) = op.forward([x], [scale])
+    top.backward(dy)
+    xs, dys, tops = X.astype(np.float64), dy.numpy(), top.detach().numpy()
+    axes = (1, 2, 3) if across_spatial else 1
+    norm = np.sqrt((xs ** 2).sum(axis=axes, keepdims=True) + 1e-10)
+    gain = scale.detach().numpy().reshape((1, -1, 1, 1) if not channel_shared else ())
+    along = (xs * dys).sum(axis=axes, keepdims=True)
+    close(x.grad.numpy(), gain * (dys - xs * along / norm ** 2) / norm)
+    products = (tops * dys).sum(axis=(0, 2, 3))
+    close(scale.grad.numpy(), (products.sum() if channel_shared else products) / scale.detach().numpy())
+
+
 def test_normalize_scale_starts_at_one_or_its_filler():
     from caffeconf.run.interpreter import CaffeNet
     from caffeconf.ir import Layer, Net

@@ -20,10 +20,35 @@ def _legacy(ctx: LayerContext, x: torch.Tensor, index: int) -> int:
         raise ctx.error(str(problem)) from None
 
 
+class _Normalize(torch.autograd.Function):
+    """top = x / sqrt(sum of x^2 + eps) * scale, the sum over `dims` of (N, C, cells), with the
+    fork's gradient (NormalizeLayer::Backward_cpu): dx = scale * (dy - x * sum(x dy) / norm^2) / norm,
+    which with a scale per channel is not the derivative of the forward (that would sum
+    x * scale * dy); dscale = sum(top * dy) / scale."""
+
+    @staticmethod
+    def forward(ctx, cells, scale, dims, eps):
+        # The fork adds eps to the sum of squares, not to the norm.
+        norm = torch.sqrt((cells * cells).sum(dim=dims, keepdim=True) + eps)
+        top = cells / norm * scale
+        ctx.save_for_backward(cells, scale, norm, top)
+        ctx.dims = dims
+        return top
+
+    @staticmethod
+    def backward(ctx, dy):
+        cells, scale, norm, top = ctx.saved_tensors
+        along = (cells * dy).sum(dim=ctx.dims, keepdim=True)
+        dx = (dy - cells * along / (norm * norm)) / norm * scale
+        products = (top * dy).sum(dim=(0, 2))
+        dscale = products.sum() / scale if scale.dim() == 0 else products.reshape(scale.shape) / scale
+        return dx, dscale, None, None
+
+
 @register("Normalize")
 def normalize(ctx: LayerContext) -> Op:
     p = ctx.param("norm_param")
-    across_spatial, channel_shared, eps = p["across_spatial"], p["channel_shared"], p["eps"]
+    dims, channel_shared, eps = ((1, 2) if p["across_spatial"] else (1,)), p["channel_shared"], p["eps"]
 
     def specs(shapes):
         if len(shapes[0]) < 2:
@@ -34,11 +59,9 @@ def normalize(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         x = bottoms[0]
         _legacy(ctx, x, 0)
-        cells = x.reshape(x.shape[0], x.shape[1], -1)
-        # The fork adds eps to the sum of squares, not to the norm.
-        squares = (cells * cells).sum(dim=(1, 2) if across_spatial else 1, keepdim=True)
         scale = blobs[0].reshape(()) if channel_shared else blobs[0].reshape(1, -1, 1)
-        return [(cells / torch.sqrt(squares + eps) * scale).reshape(x.shape)]
+        cells = x.reshape(x.shape[0], x.shape[1], -1)
+        return [_Normalize.apply(cells, scale, dims, eps).reshape(x.shape)]
 
     return Op(forward=forward, blob_specs=specs)
 
