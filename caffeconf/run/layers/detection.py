@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...caffe.facts import legacy_dim, permute_order, prior_box_setup
+from ...caffe.facts import PriorBoxSetup, legacy_dim, permute_order, prior_box_setup
 from .registry import BlobSpec, LayerContext, Op, filler, filler_or, register
 
 
@@ -58,7 +58,7 @@ def normalize(ctx: LayerContext) -> Op:
 
     def forward(bottoms, blobs):
         x = bottoms[0]
-        _legacy(ctx, x, 0)
+        _legacy(ctx, x, 0)  # the fork reads the bottom as (num, channels, height, width)
         scale = blobs[0].reshape(()) if channel_shared else blobs[0].reshape(1, -1, 1)
         cells = x.reshape(x.shape[0], x.shape[1], -1)
         return [_Normalize.apply(cells, scale, dims, eps).reshape(x.shape)]
@@ -83,7 +83,7 @@ def permute(ctx: LayerContext) -> Op:
 
 # ---------------------------------------------------------------- PriorBox
 
-def prior_sizes(setup) -> np.ndarray:
+def prior_sizes(setup: PriorBoxSetup) -> np.ndarray:
     """(priors, 2) float32 box (width, height) per cell, in the fork's order: for each min_size,
     the square of that size, the square of sqrt(min*max), then one box of the min_size's area per
     other aspect ratio. The fork reads the sizes into ints and takes square roots in double."""
@@ -101,7 +101,7 @@ def prior_sizes(setup) -> np.ndarray:
     return np.array(sizes, dtype=np.float64).astype(np.float32)
 
 
-def prior_boxes(setup, layer_hw: tuple[int, int], image_hw: tuple[int, int]) -> np.ndarray:
+def prior_boxes(setup: PriorBoxSetup, layer_hw: tuple[int, int], image_hw: tuple[int, int]) -> np.ndarray:
     """(1, 2, H*W*priors*4): every prior's (xmin, ymin, xmax, ymax) over the image, row by row,
     then its variances; centres in float32 as the fork computes them, the corners in double."""
     (height, width), (image_h, image_w) = layer_hw, image_hw
