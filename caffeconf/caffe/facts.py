@@ -150,7 +150,7 @@ def _recurrent_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: i
     return before + static + after
 
 
-def legacy_dim(shape: Sequence, index: int):
+def legacy_dim(shape: Sequence, index: int) -> Any:
     """Blob::LegacyShape (num, channels, height, width): 1 past the last axis; ValueError beyond
     4 axes (the fork's SSD layers read their bottoms so)."""
     if len(shape) > 4:
