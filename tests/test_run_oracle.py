@@ -22,7 +22,7 @@ from caffeconf.run.interpreter import CaffeNet  # noqa: E402
 from caffeconf.run.layers.data import declared_shapes  # noqa: E402
 from caffeconf.caffe.weights import write_caffemodel  # noqa: E402
 
-from conftest import model_files  # noqa: E402
+from conftest import SHARED, model_files  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -43,7 +43,7 @@ def _random_blob(layer_type, position, shape, generator):
             return torch.full(shape, 2.0)
         return torch.randn(shape, generator=generator) * 0.2 if position == 0 else \
             torch.rand(shape, generator=generator) + 0.5
-    if layer_type in ("Scale", "PReLU") and position == 0:
+    if layer_type in ("Scale", "PReLU", "Normalize") and position == 0:
         return torch.rand(shape, generator=generator) + 0.5
     fan_in = int(np.prod(shape[1:])) if len(shape) >= 2 else 100
     return torch.randn(shape, generator=generator) / np.sqrt(fan_in)
@@ -60,7 +60,10 @@ def run_both(prototxt: Path, inputs: dict[str, np.ndarray], tmp_path: Path, seed
         randomize_blobs(model, seed)
         blobs = model(feed, keep_all=True)
     weights = tmp_path / "weights.caffemodel"
-    write_caffemodel(weights, net, model.blob_arrays())
+    # OpenCV cannot read a 0-axis blob (Normalize's shared scale): written with one axis for it.
+    arrays = {name: [a.reshape(1) if a.ndim == 0 else a for a in blobs_of]
+              for name, blobs_of in model.blob_arrays().items()}
+    write_caffemodel(weights, net, arrays)
     reference = cv2.dnn.readNetFromCaffe(str(prototxt), str(weights))
     for name, value in inputs.items():
         reference.setInput(value, name)
@@ -273,3 +276,158 @@ def test_config_deploy_form_matches_opencv(config, tmp_path):
                 inputs[top] = np.random.default_rng(2).standard_normal((1,) + tuple(shape[1:])).astype(np.float32)
     ours, theirs = run_both(prototxt, inputs, tmp_path, extra_outputs=_logits(net))
     assert_close(ours, theirs)
+
+
+# ------------------------------------------------------------ SSD's layers
+
+def prototxt_layer(name: str, layer_type: str, bottoms: tuple[str, ...], param: str = "") -> str:
+    """One layer of a prototxt, its top named after it."""
+    inputs = " ".join(f'bottom: "{bottom}"' for bottom in bottoms)
+    return f'layer {{ name: "{name}" type: "{layer_type}" {inputs} top: "{name}" {param} }}'
+
+
+def ssd_net(tmp_path: Path, norm="", prior="min_size: 8 max_size: 16 aspect_ratio: 2 variance: 0.1 clip: false",
+            priors=4, detection="", classes=4, share_location=True) -> Path:
+    """A small SSD head: conv -> Normalize -> loc/conf convolutions -> Permute -> Flatten, PriorBox
+    (`priors` per cell) on two feature maps, Concat, Softmax over classes, DetectionOutput.
+    (OpenCV needs PriorBox's variance and clip (its default clip is true, Caffe's false) and
+    DetectionOutput's code_type, keep_top_k, nms_threshold and background_label_id written; it
+    sizes its output by keep_top_k, so keep_top_k -1 crashes it.)"""
+    loc_classes = 1 if share_location else classes
+    layers = [prototxt_layer("data", "Input", (), "input_param { shape { dim: 2 dim: 3 dim: 32 dim: 32 } }"),
+              prototxt_layer("c1", "Convolution", ("data",), "convolution_param { num_output: 8 kernel_size: 3 "
+                             "stride: 4 pad: 1 }"),
+              prototxt_layer("norm", "Normalize", ("c1",), f"norm_param {{ {norm} }}"),
+              prototxt_layer("c2", "Convolution", ("c1",), "convolution_param { num_output: 8 kernel_size: 3 "
+                             "stride: 2 pad: 1 }")]
+    for source in ("norm", "c2"):
+        for head, outputs in (("loc", priors * loc_classes * 4), ("conf", priors * classes)):
+            name = f"{source}_{head}"
+            layers += [prototxt_layer(name, "Convolution", (source,),
+                                      f"convolution_param {{ num_output: {outputs} kernel_size: 3 pad: 1 }}"),
+                       prototxt_layer(f"{name}_perm", "Permute", (name,),
+                                      "permute_param { order: 0 order: 2 order: 3 order: 1 }"),
+                       prototxt_layer(f"{name}_flat", "Flatten", (f"{name}_perm",))]
+        layers.append(prototxt_layer(f"{source}_prior", "PriorBox", (source, "data"), f"prior_box_param {{ {prior} }}"))
+    for head, suffix, axis in (("loc", "_flat", 1), ("conf", "_flat", 1), ("prior", "", 2)):
+        layers.append(prototxt_layer(head, "Concat", (f"norm_{head}{suffix}", f"c2_{head}{suffix}"),
+                                     f"concat_param {{ axis: {axis} }}"))
+    layers += [prototxt_layer("conf_shape", "Reshape", ("conf",),
+                              f"reshape_param {{ shape {{ dim: 0 dim: -1 dim: {classes} }} }}"),
+               prototxt_layer("conf_prob", "Softmax", ("conf_shape",), "softmax_param { axis: 2 }"),
+               prototxt_layer("conf_flat", "Flatten", ("conf_prob",)),
+               prototxt_layer("det", "DetectionOutput", ("loc", "conf_flat", "prior"),
+                              f"detection_output_param {{ num_classes: {classes} background_label_id: 0 "
+                              f"share_location: {str(share_location).lower()} {detection} }}")]
+    path = tmp_path / "ssd.prototxt"
+    path.write_text('name: "ssd"\n' + "\n".join(layers) + "\n")
+    return path
+
+
+def by_image_label_score(rows: np.ndarray) -> np.ndarray:
+    """Detections by image, then by label, then best score first (scores equal to 1e-5 by position)."""
+    return rows[np.lexsort((rows[:, 4], rows[:, 3], -np.round(rows[:, 2], 5), rows[:, 1], rows[:, 0]))]
+
+
+def assert_detections_match(ours: np.ndarray, theirs: np.ndarray) -> None:
+    """Our rows are in Caffe's order: by image, by label, best score first. OpenCV pads its output
+    with rows of zeros up to keep_top_k per image and sorts each image's rows by score across
+    labels, so its rows are compared without the padding, in that order too; rows of equal score
+    (Caffe keeps them in prior order, OpenCV in its sort's; random weights make them where deep
+    features are all zero) are compared by position."""
+    ours, theirs = ours.reshape(-1, 7), theirs.reshape(-1, 7)
+    theirs = theirs[~np.all(theirs == 0, axis=1)]
+    order = np.lexsort((-ours[:, 2], ours[:, 1], ours[:, 0]))
+    assert np.array_equal(ours[order], ours), "rows by image, then label, then best score first"
+    ours, theirs = by_image_label_score(ours), by_image_label_score(theirs)
+    assert ours.shape == theirs.shape, (ours.shape, theirs.shape)
+    assert np.array_equal(ours[:, :2], theirs[:, :2]), "images and labels"
+    assert float(np.abs(ours[:, 2:] - theirs[:, 2:]).max()) <= 1e-5
+
+
+def check_ssd(tmp_path, seed=0, **net) -> dict:
+    path = ssd_net(tmp_path, **net)
+    blobs = [top for layer in filter_net(load(path).net, phase="TEST").layers for top in layer.tops if top != "data"]
+    inputs = {"data": np.random.default_rng(seed).standard_normal((2, 3, 32, 32)).astype(np.float32)}
+    ours, theirs = run_both(path, inputs, tmp_path, seed, extra_outputs=blobs)
+    detections = ours.pop("det")
+    assert_detections_match(detections, theirs.pop("det"))
+    for name, expected in theirs.items():
+        assert ours[name].shape == expected.shape, name
+        assert float(np.abs(ours[name] - expected).max()) <= 1e-5, f"blob '{name}'"
+    return detections
+
+
+SSD_DETECTION = "code_type: CENTER_SIZE confidence_threshold: 0.3 keep_top_k: 500 nms_param { nms_threshold: 0.45 }"
+# (OpenCV refuses a scale per channel with across_spatial: the numpy tests cover it.)
+SSD_NORMALIZE = ["", "across_spatial: false", "across_spatial: false channel_shared: false eps: 0.001"]
+
+
+@pytest.mark.parametrize("norm", SSD_NORMALIZE)
+def test_ssd_normalize_matches_opencv(tiny_fork, tmp_path, norm):
+    check_ssd(tmp_path, norm=norm, detection=SSD_DETECTION)
+
+
+SSD_PRIORS = [
+    # (prior_box_param, priors per cell)
+    ("min_size: 8 max_size: 16 aspect_ratio: 2 aspect_ratio: 3 clip: true "
+     "variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2", 6),
+    ("min_size: 6 min_size: 10 aspect_ratio: 2 flip: false variance: 0.2 clip: false", 4),
+    ("min_size: 5 max_size: 9 min_size: 12 max_size: 20 step: 8 offset: 0.25 variance: 0.1 clip: false", 4),
+    ("min_size: 7 step_h: 6 step_w: 5 variance: 0.1 clip: false", 1),
+    ("min_size: 7 aspect_ratio: 3 aspect_ratio: 3 variance: 0.1 clip: true", 3),
+]
+
+
+@pytest.mark.parametrize("prior,priors", SSD_PRIORS, ids=[p for p, _ in SSD_PRIORS])
+def test_ssd_prior_box_matches_opencv(tiny_fork, tmp_path, prior, priors):
+    check_ssd(tmp_path, prior=prior, priors=priors,
+              detection=SSD_DETECTION)
+
+
+SSD_DETECTIONS = [
+    # (DetectionOutput's fields, share_location)
+    ("code_type: CENTER_SIZE confidence_threshold: 0.26 keep_top_k: 40 "
+     "nms_param { nms_threshold: 0.45 top_k: 60 }", True),
+    ("code_type: CORNER confidence_threshold: 0.27 keep_top_k: 500 nms_param { nms_threshold: 0.5 top_k: 20 }", False),
+    ("code_type: CORNER keep_top_k: 25 confidence_threshold: 0.26 nms_param { nms_threshold: 0.45 }", False),
+    ("code_type: CENTER_SIZE nms_param { nms_threshold: 0.2 top_k: 10 } keep_top_k: 30", True),
+    # more candidates per class than the runner's NMS takes in one block (NMS_BLOCK)
+    ("code_type: CENTER_SIZE confidence_threshold: 0.01 keep_top_k: 500 nms_param { nms_threshold: 0.7 }", True),
+]
+
+
+@pytest.mark.parametrize("detection,share_location", SSD_DETECTIONS, ids=[d for d, _ in SSD_DETECTIONS])
+def test_ssd_detection_output_matches_opencv(tiny_fork, tmp_path, detection, share_location):
+    detections = check_ssd(tmp_path, detection=detection, share_location=share_location)
+    assert detections.shape[2] > 5, "enough detections to compare"
+
+
+MOBILENET_SSD = SHARED / "models" / "mobilenet-ssd" / "MobileNetSSD_deploy.prototxt"
+SSD_PROTO = SHARED / "dialects" / "ssd" / "caffe.proto"
+
+
+def test_mobilenet_ssd_run_with_random_weights_matches_opencv(tmp_path):
+    """`caffeconf run --random-weights` on MobileNet-SSD (its confidence_threshold lowered so that
+    random weights leave detections) against OpenCV on the weights it writes."""
+    from caffeconf.cli import main
+
+    if not (MOBILENET_SSD.is_file() and SSD_PROTO.is_file()):
+        pytest.skip("../shared/models/mobilenet-ssd or ../shared/dialects/ssd is absent")
+    net = tmp_path / "ssd.prototxt"
+    net.write_text(MOBILENET_SSD.read_text().replace("confidence_threshold: 0.25", "confidence_threshold: 0.06"))
+    image = tmp_path / "data.npy"
+    np.save(image, np.random.default_rng(3).standard_normal((1, 3, 300, 300)).astype(np.float32))
+    weights, out = tmp_path / "random.caffemodel", tmp_path / "out.npz"
+    assert main(["run", "--proto", str(SSD_PROTO), str(net), "--random-weights", "--input", f"data={image}",
+                 "--write-weights", str(weights), "-o", str(out), "--blobs", "all"]) == 0
+    ours = dict(np.load(out))
+    reference = cv2.dnn.readNetFromCaffe(str(net), str(weights))
+    reference.setInput(np.load(image), "data")
+    # (not blobs a ReLU overwrites in place: OpenCV keeps a layer's own output apart)
+    compared = ["mbox_loc", "mbox_conf_flatten", "mbox_priorbox", "conv11_mbox_loc", "conv17_2_mbox_conf"]
+    theirs = dict(zip(compared + ["detection_out"], reference.forward(compared + ["detection_out"])))
+    detections = ours.pop("detection_out")
+    assert detections.shape[2] > 20, "enough detections to compare"
+    assert_detections_match(detections, theirs.pop("detection_out"))
+    assert_close({name: ours[name] for name in theirs}, theirs)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from ..caffe.facts import (DATA_TYPES, MAX_BLOB_ELEMENTS, constructed_fillers, filler_problem, permute_order,
-                           prior_box_setup, proto_default)
+from ..caffe.facts import (DATA_TYPES, MAX_BLOB_ELEMENTS, constructed_fillers, filler_problem, legacy_dim,
+                           permute_order, prior_box_setup, proto_default)
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -603,10 +603,10 @@ def _lstm_unit(layer: Layer, bottoms: list[Shape]) -> Inferred:
 # ---------------------------------------------------------------- SSD's detection layers
 
 def _legacy_dim(shape: Shape, index: int) -> Dim:
-    """Blob::LegacyShape (num, channels, height, width): 1 past the last axis, at most 4 axes."""
-    if len(shape) > 4:
-        raise ShapeMismatch(f"needs at most 4 axes (num, channels, height, width), got {format_shape(shape)}")
-    return shape[index] if index < len(shape) else 1
+    try:
+        return legacy_dim(shape, index)
+    except ValueError as problem:
+        raise ShapeMismatch(str(problem)) from None
 
 
 def _normalize(layer: Layer, bottoms: list[Shape]) -> Inferred:
