@@ -150,7 +150,6 @@ def _recurrent_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: i
     return before + static + after
 
 
-<<<<<<< HEAD
 # Caffe's GetFiller knows these; any other type is fatal when the layer is set up.
 FILLER_TYPES = ("constant", "gaussian", "positive_unitball", "uniform", "xavier", "msra", "bilinear")
 
@@ -185,14 +184,14 @@ def filler_problem(spec: Mapping[str, Any]) -> str | None:
     if kind == "uniform" and not spec.get("min", 0.0) <= spec.get("max", 1.0):
         return f"a uniform filler needs min <= max, got min {spec.get('min', 0.0)} and max {spec.get('max', 1.0)}"
     return None
-=======
+
+
 def legacy_dim(shape: Sequence, index: int) -> Any:
     """Blob::LegacyShape (num, channels, height, width): 1 past the last axis; ValueError beyond
     4 axes (the fork's SSD layers read their bottoms so)."""
     if len(shape) > 4:
         raise ValueError(f"needs at most 4 axes (num, channels, height, width), got {len(shape)}")
     return shape[index] if index < len(shape) else 1
->>>>>>> ssd
 
 
 def permute_order(order: list[int], rank: int) -> list[int]:
