@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from ..caffe.facts import (DATA_TYPES, MAX_BLOB_ELEMENTS, constructed_fillers, filler_problem, legacy_dim,
+from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, filler_problem, legacy_dim,
                            permute_order, prior_box_setup, proto_default)
 from ..ir import Layer, Net
 
@@ -853,12 +853,20 @@ def over_blob_limit(shape: Shape | None) -> bool:
 
 
 def oversized_blobs(layer: Layer, inferred: Inferred) -> list[str]:
-    """What of the layer's tops and learnable blobs is too big for a Caffe blob, in words."""
+    """What of the layer's tops and learnable blobs no Caffe blob could be, in words: more than
+    kMaxBlobAxes axes, a negative size, more elements than INT_MAX (Blob::Reshape's CHECKs)."""
     named = [(f"top '{top}'", shape) for top, shape in zip(layer.tops, inferred.tops)]
     named += [(f"learnable blob {i}", shape) for i, shape in enumerate(inferred.params or ())]
-    return [f"{what} of shape {format_shape(shape)} has more elements than the {MAX_BLOB_ELEMENTS} (INT_MAX) "
-            "a Caffe blob can hold"
-            for what, shape in named if over_blob_limit(shape)]
+    problems = []
+    for what, shape in named:
+        if shape is not None and len(shape) > MAX_BLOB_AXES:
+            problems.append(f"{what} has {len(shape)} axes: a Caffe blob has at most {MAX_BLOB_AXES} (kMaxBlobAxes)")
+        elif any(d is not None and d < 0 for d in shape or ()):
+            problems.append(f"{what} has a negative size: {format_shape(shape)}")
+        elif over_blob_limit(shape):
+            problems.append(f"{what} of shape {format_shape(shape)} has more elements than the "
+                            f"{MAX_BLOB_ELEMENTS} (INT_MAX) a Caffe blob can hold")
+    return problems
 
 
 def check_source_sizes(net: Net, shapes: Mapping[str, Shape]) -> None:
