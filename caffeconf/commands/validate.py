@@ -33,7 +33,9 @@ def shape_diagnostics(net) -> tuple:
     return tuple(found)
 
 
-def _diagnostics(path: str, limits) -> tuple:
+def file_diagnostics(path: str, limits) -> tuple:
+    """Everything `validate` reports for one net file: a config's or prototxt's errors and
+    warnings, then the shape mismatches of a net that compiled."""
     if is_config(path):
         result = compile_config(path, limits)
         return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
@@ -45,7 +47,7 @@ def _diagnostics(path: str, limits) -> tuple:
 
 
 def run(args) -> int:
-    diagnostics = [d for path in args.files for d in _diagnostics(path, limits_from(args))]
+    diagnostics = [d for path in args.files for d in file_diagnostics(path, limits_from(args))]
     if args.format == "json":
         sys.stdout.write(render_json(diagnostics))
     elif diagnostics:

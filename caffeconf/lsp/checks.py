@@ -1,0 +1,78 @@
+"""Open buffers -> the diagnostics `caffeconf validate` reports for each open net, by the file
+each one is in, and which open nets an edit to any file concerns.
+
+Every open document is checked as `validate` checks a file on disk, with the unsaved buffers read
+instead of the disk. Each check records the files it read, so that an edit to an imported file
+re-checks the open files that import it, and an error inside an imported file is shown there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+from ..commands.validate import file_diagnostics
+from ..compile.load import one_command
+from ..errors import Diagnostic, Span
+from ..files import reading_buffers
+from ..limits import DEFAULT_LIMITS, Limits
+
+
+@dataclass(frozen=True)
+class Check:
+    """One open net's check: what it reported, by absolute path, and every file it read."""
+
+    by_file: dict[str, tuple[Diagnostic, ...]]
+    reads: frozenset[str]
+
+
+class Checks:
+    """The open buffers (absolute path -> text) and the latest check of each."""
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self.limits = limits
+        self.buffers: dict[str, str] = {}
+        self.results: dict[str, Check] = {}
+
+    def open(self, path: str, text: str) -> None:
+        self.buffers[path] = text
+
+    def close(self, path: str) -> None:
+        self.buffers.pop(path, None)
+        self.results.pop(path, None)
+
+    def concerned(self, path: str) -> list[str]:
+        """The open nets to check again after `path` changed: itself, and those that read it."""
+        return [root for root in self.buffers if root == path or path in self.results.get(root, _NONE).reads]
+
+    def check(self, path: str) -> set[str]:
+        """Check the open net `path` again; returns the files whose diagnostics may have changed."""
+        before = set(self.results[path].by_file) if path in self.results else set()
+        encoded = {name: text.encode("utf-8") for name, text in self.buffers.items()}
+        with reading_buffers(encoded) as reads, one_command(fresh=True):
+            found = file_diagnostics(path, self.limits)
+        by_file: dict[str, list[Diagnostic]] = {path: []}
+        for diag in found:
+            located = _absolute(diag)
+            by_file.setdefault(located.span.path if located.span else path, []).append(located)
+        self.results[path] = Check({name: tuple(diags) for name, diags in by_file.items()}, frozenset(reads))
+        return before | set(by_file)
+
+    def diagnostics(self, path: str) -> list[Diagnostic]:
+        """What to show in file `path`: the union of every open net's findings there, each once."""
+        found = {diag: None for check in self.results.values() for diag in check.by_file.get(path, ())}
+        return list(found)
+
+
+_NONE = Check({}, frozenset())
+
+
+def _absolute(diag: Diagnostic) -> Diagnostic:
+    """`diag` with every span's path absolute and normalised (`nets/../blocks.yaml` is one file)."""
+    notes = tuple(dataclasses.replace(note, span=_absolute_span(note.span)) for note in diag.notes)
+    return dataclasses.replace(diag, span=_absolute_span(diag.span), notes=notes)
+
+
+def _absolute_span(span: Span | None) -> Span | None:
+    return dataclasses.replace(span, path=os.path.abspath(span.path)) if span else None

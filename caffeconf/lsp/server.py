@@ -1,0 +1,96 @@
+"""The language server itself: LSP messages over stdio or TCP -> checks of the open nets,
+published as diagnostics (debounced while typing), and the hover, definition and completion
+answers.
+
+Everything runs on the server's one event loop, in order, so a check never overlaps another
+(the checks share caffeconf's registers of sources and of the dialect in force)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from .. import __version__
+from ..limits import DEFAULT_LIMITS, Limits
+from .checks import Checks
+from .convert import lsp_diagnostic
+
+# Typing sends a change per keystroke; wait this long for a pause before checking.
+DEBOUNCE_SECONDS = 0.05
+
+
+class CaffeconfServer(LanguageServer):
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__("caffeconf", __version__)
+        self.checks = Checks(limits)
+        self.pending: dict[str, asyncio.TimerHandle] = {}
+
+    def recheck(self, path: str) -> None:
+        """Check every open net that `path` concerns and publish what changed."""
+        self.pending.pop(path, None)
+        touched: set[str] = set()
+        for root in self.checks.concerned(path):
+            touched |= self.checks.check(root)
+        self.publish(touched)
+
+    def recheck_later(self, path: str) -> None:
+        if (waiting := self.pending.pop(path, None)) is not None:
+            waiting.cancel()
+        self.pending[path] = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.recheck, path)
+
+    def publish(self, paths: set[str]) -> None:
+        for path in sorted(paths):
+            diagnostics = [lsp_diagnostic(diag) for diag in self.checks.diagnostics(path)]
+            self.text_document_publish_diagnostics(types.PublishDiagnosticsParams(from_fs_path(path), diagnostics))
+
+
+server = CaffeconfServer()
+
+
+def _path(uri: str) -> str:
+    return os.path.abspath(to_fs_path(uri) or uri)
+
+
+@server.feature(types.INITIALIZED)
+def _initialized(ls: CaffeconfServer, params: types.InitializedParams) -> None:
+    # imports may reach outside a config's folder but not outside the current directory, and
+    # `validate` runs in the project: so does the server
+    if ls.workspace.root_path and os.path.isdir(ls.workspace.root_path):
+        os.chdir(ls.workspace.root_path)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+def _did_open(ls: CaffeconfServer, params: types.DidOpenTextDocumentParams) -> None:
+    path = _path(params.text_document.uri)
+    ls.checks.open(path, params.text_document.text)
+    ls.recheck(path)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+async def _did_change(ls: CaffeconfServer, params: types.DidChangeTextDocumentParams) -> None:
+    path = _path(params.text_document.uri)
+    ls.checks.open(path, ls.workspace.get_text_document(params.text_document.uri).source)
+    ls.recheck_later(path)
+
+
+@server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+def _did_close(ls: CaffeconfServer, params: types.DidCloseTextDocumentParams) -> None:
+    path = _path(params.text_document.uri)
+    if (waiting := ls.pending.pop(path, None)) is not None:
+        waiting.cancel()
+    shown = {name for check in [ls.checks.results.get(path)] if check for name in check.by_file}
+    ls.checks.close(path)
+    ls.publish(shown | {path})
+    ls.recheck(path)  # the nets that import it read it from disk again
+
+
+def serve(tcp_port: int | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    server.checks.limits = limits
+    if tcp_port is None:
+        server.start_io()
+    else:
+        server.start_tcp("127.0.0.1", tcp_port)

@@ -1,0 +1,143 @@
+"""`caffeconf lsp` driven over stdio by a real LSP client (lsp_client.py), as an editor drives it:
+diagnostics exactly as `caffeconf validate` reports them, unsaved edits, imported files."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from caffeconf.commands.validate import file_diagnostics
+from caffeconf.compile.load import one_command
+from caffeconf.limits import DEFAULT_LIMITS
+
+from lsp_client import LanguageServer
+
+pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+SERVED = HERE / "server"
+NET, BLOCKS = SERVED / "net.yaml", SERVED / "blocks.yaml"
+ERROR = 1
+WARNING = 2
+
+
+@pytest.fixture(scope="module")
+def server():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    language_server = LanguageServer([sys.executable, "-m", "caffeconf", "lsp"], {}, cwd=ROOT, env=env)
+    language_server.initialize(ROOT)
+    yield language_server
+    language_server.close()
+
+
+def where(line: int, col: int, end_line: int, end_col: int) -> dict:
+    """An LSP range from 1-based line:col positions, as `validate` prints them."""
+    return {"start": {"line": line - 1, "character": col - 1}, "end": {"line": end_line - 1, "character": end_col - 1}}
+
+
+def opened(server: LanguageServer, path: Path, text: str | None = None, language: str = "yaml") -> list[dict]:
+    server.open(path.as_uri(), path.read_text() if text is None else text, language)
+    return server.diagnostics(path.as_uri())
+
+
+def change(server: LanguageServer, path: Path, text: str, version: int = 2) -> None:
+    server.notify("textDocument/didChange", {"textDocument": {"uri": path.as_uri(), "version": version},
+                                             "contentChanges": [{"text": text}]})
+
+
+def close(server: LanguageServer, path: Path) -> None:
+    server.notify("textDocument/didClose", {"textDocument": {"uri": path.as_uri()}})
+
+
+def brief(diagnostics: list[dict]) -> list[tuple]:
+    return [(d["range"], d["severity"], d["message"]) for d in diagnostics]
+
+
+BAD_USE = NET.read_text().replace("with: {n: 8}", "with: {n: 0, padd: 2}")
+
+
+def test_an_unsaved_mistake_is_reported_as_validate_words_it_with_notes_as_related_information(server):
+    found = opened(server, NET, BAD_USE)
+    assert brief(found) == [
+        (where(7, 51, 7, 52), ERROR, "parameter 'n' of module 'conv_relu': must be >= 1, got 0"),
+        (where(7, 54, 7, 58), ERROR, "module 'conv_relu' has no parameter 'padd'\nhint: did you mean 'pad'?")]
+    assert found[0]["relatedInformation"] == [
+        {"location": {"uri": BLOCKS.as_uri(), "range": where(6, 7, 6, 8)}, "message": "'n' declared here as int"}]
+    assert all(d["source"] == "caffeconf" for d in found)
+    change(server, NET, NET.read_text())
+    assert server.diagnostics(NET.as_uri()) == []
+    close(server, NET)
+
+
+def test_an_error_inside_an_imported_module_shows_in_that_file_and_editing_it_rechecks_the_importer(server):
+    assert opened(server, NET) == []
+    assert opened(server, BLOCKS) == []
+    broken = BLOCKS.read_text().replace("bottom: conv,", "bottom: cnv,")
+    change(server, BLOCKS, broken)
+    expected = [(where(12, 42, 12, 45), ERROR, "unknown blob 'cnv': no layer before this one produces it\n"
+                                                "hint: did you mean 'conv'?")]
+    # blocks.yaml alone has no use of conv_relu: the error comes from net.yaml's use, noted there
+    shown = server.diagnostics(BLOCKS.as_uri())
+    assert brief(shown) == expected
+    assert shown[0]["relatedInformation"] == [{"location": {"uri": NET.as_uri(), "range": where(7, 5, 7, 54)},
+                                               "message": "in module conv_relu, used as stem"}]
+    assert server.diagnostics(NET.as_uri()) == []
+    change(server, BLOCKS, BLOCKS.read_text(), version=3)
+    assert server.diagnostics(BLOCKS.as_uri()) == []
+    close(server, BLOCKS)
+    close(server, NET)
+
+
+def test_a_document_that_does_not_parse_gets_its_parse_error(server):
+    broken = SERVED / "unparsed.yaml"
+    found = opened(server, broken, "caffeconf: 1\nlayers: [\n")
+    assert brief(found) == [(where(3, 1, 3, 2), ERROR, "invalid YAML: did not find expected node content")]
+    close(server, broken)
+    assert server.diagnostics(broken.as_uri()) == []
+
+
+def test_toml_and_prototxt_buffers_are_checked_too(server):
+    toml = SERVED / "net.toml"
+    text = 'caffeconf = 1\n\n[[layers]]\nname = "data"\ntype = "Input"\ninput_param = {shape = {dim = [1, 3]}}\n\n' \
+           '[[layers]]\nname = "relu"\ntype = "ReLU"\nbottom = "dta"\n'
+    assert brief(opened(server, toml, text, "toml")) == [
+        (where(11, 10, 11, 15), ERROR, "unknown blob 'dta': no layer before this one produces it\n"
+                                     "hint: did you mean 'data'?")]
+    close(server, toml)
+    prototxt = SERVED / "net.prototxt"
+    text = 'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 } } }\n' \
+           'layer { name: "relu" type: "ReLU" bottom: "dta" top: "relu" }\n'
+    assert brief(opened(server, prototxt, text, "prototxt")) == [
+        (where(2, 1, 2, 2), ERROR, "layer 'relu' reads blob 'dta' that no earlier layer produces")]
+    close(server, prototxt)
+
+
+CASES = sorted((ROOT / "tests" / "errors").glob("*.yaml")) + sorted((ROOT / "tests" / "errors_prototxt").glob("*.prototxt"))
+
+
+def test_every_error_case_gets_what_validate_reports_at_the_same_places(server, monkeypatch):
+    monkeypatch.chdir(ROOT)  # where the server runs (the workspace root), as imports are checked from there
+    for case in CASES:
+        with one_command():
+            expected = sorted((Path(d.span.path).resolve().as_uri() if d.span else case.as_uri(),
+                               (d.span.line - 1, d.span.col - 1) if d.span else (0, 0), d.severity, d.message)
+                              for d in file_diagnostics(str(case), DEFAULT_LIMITS))
+        server.settle()
+        server.published()
+        server.open(case.as_uri(), case.read_text(), "yaml" if case.suffix == ".yaml" else "prototxt")
+        server.settle()
+        found = sorted((uri, (d["range"]["start"]["line"], d["range"]["start"]["character"]),
+                        {ERROR: "error", WARNING: "warning"}[d["severity"]], headline(d["message"]))
+                       for uri, diagnostics in server.published().items() for d in diagnostics)
+        close(server, case)
+        assert found == expected, case
+    assert len(CASES) > 100
+
+
+def headline(message: str) -> str:
+    """The message without the hint and notes the server adds as further lines."""
+    return message.split("\nhint: ")[0].split("\nnote: ")[0]
