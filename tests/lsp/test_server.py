@@ -4,6 +4,7 @@ diagnostics exactly as `caffeconf validate` reports them, unsaved edits, importe
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,8 +16,6 @@ from caffeconf.limits import DEFAULT_LIMITS
 
 from lsp_client import LanguageServer
 
-pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SERVED = HERE / "server"
@@ -27,6 +26,7 @@ WARNING = 2
 
 @pytest.fixture(scope="module")
 def server():
+    pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     language_server = LanguageServer([sys.executable, "-m", "caffeconf", "lsp"], {}, cwd=ROOT, env=env)
     language_server.initialize(ROOT)
@@ -141,3 +141,12 @@ def test_every_error_case_gets_what_validate_reports_at_the_same_places(server, 
 def headline(message: str) -> str:
     """The message without the hint and notes the server adds as further lines."""
     return message.split("\nhint: ")[0].split("\nnote: ")[0]
+
+
+def test_without_pygls_the_command_says_what_to_install():
+    program = "import sys; sys.modules['pygls'] = None; from caffeconf.cli import main; sys.exit(main(['lsp']))"
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == ("error: caffeconf lsp needs pygls for the language server (no module named 'pygls'): "
+                           "pip install 'caffeconf[lsp]' (see README)\n")
