@@ -8,9 +8,11 @@ re-checks the open files that import it, and an error inside an imported file is
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from dataclasses import dataclass
+from typing import Iterator
 
 from ..commands.validate import file_diagnostics
 from ..compile.load import one_command
@@ -49,8 +51,7 @@ class Checks:
     def check(self, path: str) -> set[str]:
         """Check the open net `path` again; returns the files whose diagnostics may have changed."""
         before = set(self.results[path].by_file) if path in self.results else set()
-        encoded = {name: text.encode("utf-8") for name, text in self.buffers.items()}
-        with reading_buffers(encoded) as reads, one_command(fresh=True):
+        with self.reading() as reads:
             found = file_diagnostics(path, self.limits)
         by_file: dict[str, list[Diagnostic]] = {path: []}
         for diag in found:
@@ -58,6 +59,13 @@ class Checks:
             by_file.setdefault(located.span.path if located.span else path, []).append(located)
         self.results[path] = Check({name: tuple(diags) for name, diags in by_file.items()}, frozenset(reads))
         return before | set(by_file)
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[set[str]]:
+        """A fresh command that reads the open buffers instead of the disk; yields the files read."""
+        encoded = {name: text.encode("utf-8") for name, text in self.buffers.items()}
+        with reading_buffers(encoded) as reads, one_command(fresh=True):
+            yield reads
 
     def diagnostics(self, path: str) -> list[Diagnostic]:
         """What to show in file `path`: the union of every open net's findings there, each once."""

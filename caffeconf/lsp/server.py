@@ -17,7 +17,9 @@ from pygls.uris import from_fs_path, to_fs_path
 from .. import __version__
 from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks
-from .convert import lsp_diagnostic
+from .convert import code_point_column, lsp_diagnostic
+from .documents import read_config
+from .hover import hover_text
 
 # Typing sends a change per keystroke; wait this long for a pause before checking.
 DEBOUNCE_SECONDS = 0.05
@@ -86,6 +88,26 @@ def _did_close(ls: CaffeconfServer, params: types.DidCloseTextDocumentParams) ->
     ls.checks.close(path)
     ls.publish(shown | {path})
     ls.recheck(path)  # the nets that import it read it from disk again
+
+
+@server.feature(types.TEXT_DOCUMENT_HOVER)
+def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None:
+    path = _path(params.text_document.uri)
+    with ls.checks.reading():
+        config = read_config(path, ls.checks.limits)
+        if config is None:
+            return None
+        line, col = _place(ls, params)
+        text = hover_text(config, config.place(line, col), ls.checks.limits)
+    return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text)) if text else None
+
+
+def _place(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[int, int]:
+    """The 1-based line and code point column of an LSP position."""
+    document = ls.workspace.get_text_document(params.text_document.uri)
+    line = params.position.line
+    text = document.lines[line] if line < len(document.lines) else ""
+    return line + 1, code_point_column(text, params.position.character)
 
 
 def serve(tcp_port: int | None = None, limits: Limits = DEFAULT_LIMITS) -> None:

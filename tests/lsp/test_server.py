@@ -143,6 +143,67 @@ def headline(message: str) -> str:
     return message.split("\nhint: ")[0].split("\nnote: ")[0]
 
 
+def at(path: Path, line: int, needle: str, offset: int = 0) -> dict:
+    """The LSP position of `needle` (plus `offset` characters) on 1-based `line` of `path`."""
+    text = path.read_text().splitlines()[line - 1]
+    assert needle in text, (needle, text)
+    return {"line": line - 1, "character": text.index(needle) + offset}
+
+
+def hover(server: LanguageServer, path: Path, position: dict) -> str | None:
+    found = server.request("textDocument/hover", {"textDocument": {"uri": path.as_uri()}, "position": position})
+    if found is None:
+        return None
+    assert found["contents"]["kind"] == "markdown"
+    return found["contents"]["value"]
+
+
+@pytest.fixture
+def net_open(server):
+    server.open(NET.as_uri(), NET.read_text())
+    server.diagnostics(NET.as_uri())
+    yield
+    close(server, NET)
+
+
+def test_hover_on_a_use_shows_the_module_its_parameters_and_ports(server, net_open):
+    assert hover(server, NET, at(NET, 7, "blocks.conv_relu", 3)) == (
+        "**module conv_relu** (blocks.yaml:3)\n\nA 3x3 convolution and its ReLU.\n\nParameters:\n"
+        "- `n`: int, required, min 1 — output channels\n- `pad`: int, default 1\n\ninputs: `x` · outputs: `out`")
+
+
+def test_hover_on_a_with_key_shows_the_parameter_declaration(server, net_open):
+    assert hover(server, NET, at(NET, 7, "{n: 8}", 1)) == (
+        "**n**: parameter of module `conv_relu`\n\n`n`: int, required, min 1 — output channels")
+
+
+def test_hover_on_a_layer_name_shows_its_inferred_shapes_parameters_and_macs(server, net_open):
+    assert hover(server, NET, at(NET, 8, "pool,", 1)) == (
+        "In the TEST phase:\n\n- `pool` (Pooling): pool 1x8x4x4; params 0; MACs 0")
+    assert hover(server, NET, at(NET, 7, "stem")) == (
+        "In the TEST phase:\n\n"
+        "- `stem/conv` (Convolution): stem/conv 1x8x8x8; params 224; MACs 13,824\n"
+        "- `stem/relu` (ReLU): stem/out 1x8x8x8; params 0; MACs 0\n"
+        "- in all: 2 layers; params 224; MACs 13,824")
+
+
+def test_hover_on_a_caffe_field_or_type_shows_its_caffe_proto_description(server, net_open):
+    assert hover(server, NET, at(NET, 8, "kernel_size", 2)) == \
+        "**PoolingParameter.kernel_size**: Window size (square). (uint32)"
+    assert hover(server, NET, at(NET, 8, "Pooling")) == \
+        "**Pooling**: Max, average or stochastic pooling over spatial windows."
+    assert hover(server, NET, at(NET, 8, "bottom")) == \
+        "**bottom**: Input blobs; omitted, the previous layer's single top."
+    assert hover(server, NET, at(NET, 1, "caffeconf")) is None
+
+
+def test_hover_reads_the_unsaved_buffer(server, net_open):
+    change(server, NET, NET.read_text().replace("kernel_size: 2, stride: 2", "kernel_size: 4, stride: 4"))
+    server.diagnostics(NET.as_uri())
+    assert hover(server, NET, at(NET, 8, "pool,", 1)) == (
+        "In the TEST phase:\n\n- `pool` (Pooling): pool 1x8x2x2; params 0; MACs 0")
+
+
 def test_without_pygls_the_command_says_what_to_install():
     program = "import sys; sys.modules['pygls'] = None; from caffeconf.cli import main; sys.exit(main(['lsp']))"
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT,
