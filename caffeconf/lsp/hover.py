@@ -41,7 +41,7 @@ def hover_text(config: Config, place: Place, limits: Limits) -> str | None:
     if keys == ("type",) and not place.on_key and isinstance(place.node, Scalar):
         text = descriptions.LAYER_TYPES.get(str(place.node.value))
         return f"**{place.node.value}**: {text}" if text else None
-    return field_text(keys)
+    return field_text(keys, "use" if "use" in entry else "layer")
 
 
 def module_text(module: ModuleDecl) -> str:
@@ -67,11 +67,13 @@ def param_line(decl: ParamDecl) -> str:
     return ", ".join(parts) + (f" — {decl.doc}" if decl.doc else "")
 
 
-def field_text(keys: tuple) -> str | None:
-    """The description of the Caffe field that `keys` (from a layer entry) name, or of the
-    format's own key."""
-    if len(keys) == 1 and f"layer.{keys[0]}" in descriptions.FORMAT:
-        return f"**{keys[0]}**: {descriptions.FORMAT[f'layer.{keys[0]}']}"
+def field_text(keys: tuple, kind: str = "layer") -> str | None:
+    """The description of the Caffe field that `keys` (from a layer entry, or a module use when
+    `kind` is "use") name, or of the format's own key."""
+    if len(keys) == 1 and f"{kind}.{keys[0]}" in descriptions.FORMAT:
+        return f"**{keys[0]}**: {descriptions.FORMAT[f'{kind}.{keys[0]}']}"
+    if kind == "use":
+        return None
     message, field = layer_message(), None
     for key in keys:
         if isinstance(key, int):

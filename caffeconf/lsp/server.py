@@ -17,7 +17,8 @@ from pygls.uris import from_fs_path, to_fs_path
 from .. import __version__
 from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks
-from .convert import code_point_column, lsp_diagnostic
+from .convert import code_point_column, lsp_diagnostic, span_range
+from .definition import definition
 from .documents import read_config
 from .hover import hover_text
 
@@ -97,9 +98,20 @@ def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None
         config = read_config(path, ls.checks.limits)
         if config is None:
             return None
-        line, col = _place(ls, params)
-        text = hover_text(config, config.place(line, col), ls.checks.limits)
+        text = hover_text(config, config.place(*_place(ls, params)), ls.checks.limits)
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text)) if text else None
+
+
+@server.feature(types.TEXT_DOCUMENT_DEFINITION)
+def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Location | None:
+    path = _path(params.text_document.uri)
+    with ls.checks.reading():
+        config = read_config(path, ls.checks.limits)
+        if config is None:
+            return None
+        target = definition(config, config.place(*_place(ls, params)), ls.checks.limits)
+        # the target's lines are read while the buffers are in force, for its UTF-16 columns
+        return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
 
 
 def _place(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[int, int]:

@@ -204,6 +204,22 @@ def test_hover_reads_the_unsaved_buffer(server, net_open):
         "In the TEST phase:\n\n- `pool` (Pooling): pool 1x8x2x2; params 0; MACs 0")
 
 
+def definition(server: LanguageServer, path: Path, position: dict) -> dict | None:
+    return server.request("textDocument/definition", {"textDocument": {"uri": path.as_uri()}, "position": position})
+
+
+def test_definition_of_a_use_is_its_module_in_the_imported_file_and_of_a_with_key_its_declaration(server, net_open):
+    assert definition(server, NET, at(NET, 7, "conv_relu")) == {"uri": BLOCKS.as_uri(), "range": where(3, 3, 3, 12)}
+    assert definition(server, NET, at(NET, 7, "{n: 8}", 1)) == {"uri": BLOCKS.as_uri(), "range": where(6, 7, 6, 8)}
+
+
+def test_definition_of_a_bottom_is_the_layer_producing_it_and_of_an_import_its_file(server, net_open):
+    # stem/out is written by the ReLU inside the module, in blocks.yaml
+    assert definition(server, NET, at(NET, 8, "stem/out")) == {"uri": BLOCKS.as_uri(), "range": where(12, 9, 12, 57)}
+    assert definition(server, NET, at(NET, 4, "blocks.yaml")) == {"uri": BLOCKS.as_uri(), "range": where(1, 1, 1, 2)}
+    assert definition(server, NET, at(NET, 8, "Pooling")) is None
+
+
 def test_without_pygls_the_command_says_what_to_install():
     program = "import sys; sys.modules['pygls'] = None; from caffeconf.cli import main; sys.exit(main(['lsp']))"
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT,
