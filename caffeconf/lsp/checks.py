@@ -61,9 +61,10 @@ class Checks:
         return before | set(by_file)
 
     @contextlib.contextmanager
-    def reading(self) -> Iterator[set[str]]:
-        """A fresh command that reads the open buffers instead of the disk; yields the files read."""
-        encoded = {name: text.encode("utf-8") for name, text in self.buffers.items()}
+    def reading(self, instead: dict[str, str] | None = None) -> Iterator[set[str]]:
+        """A fresh command that reads the open buffers (and the texts `instead`, by path) in
+        place of the disk; yields the files read."""
+        encoded = {name: text.encode("utf-8") for name, text in {**self.buffers, **(instead or {})}.items()}
         with reading_buffers(encoded) as reads, one_command(fresh=True):
             yield reads
 

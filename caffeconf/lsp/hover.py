@@ -6,10 +6,7 @@ from __future__ import annotations
 
 import os
 
-from google.protobuf.descriptor import FieldDescriptor
-
 from ..caffe import descriptions
-from ..compile.fields import layer_message
 from ..compile.load import StateChoice, compile_config, load
 from ..compile.schema import field_description
 from ..compile.syntax import ModuleDecl, ParamDecl
@@ -19,7 +16,7 @@ from ..inspect.measure import layer_costs
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
 from .documents import Config
-from .places import Place, source_text
+from .places import Place, caffe_field, source_text
 
 MAX_INSTANCES = 8  # instances of a module's layer listed in its hover
 
@@ -74,14 +71,7 @@ def field_text(keys: tuple, kind: str = "layer") -> str | None:
         return f"**{keys[0]}**: {descriptions.FORMAT[f'{kind}.{keys[0]}']}"
     if kind == "use":
         return None
-    message, field = layer_message(), None
-    for key in keys:
-        if isinstance(key, int):
-            continue
-        if message is None or key not in message.fields_by_name:
-            return None
-        field = message.fields_by_name[key]
-        message = field.message_type if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE else None
+    field = caffe_field(keys)
     return f"**{field.containing_type.name}.{field.name}**: {field_description(field)}" if field else None
 
 

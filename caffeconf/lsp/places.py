@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import SOURCES, Span
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+
+from ..compile.fields import layer_message
 from ..compile.tree import Map, Node, Scalar, Seq
+from ..errors import SOURCES, Span
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,25 @@ def source_text(node: Node) -> str:
     if isinstance(node, Scalar):
         return str(node.value)
     return "a list" if isinstance(node, Seq) else "a mapping"
+
+
+def caffe_field(keys: tuple) -> FieldDescriptor | None:
+    """The LayerParameter field, or field of a field's message, that `keys` (from a layer entry;
+    list indices skipped) name."""
+    message, field = layer_message(), None
+    for key in keys:
+        if isinstance(key, int):
+            continue
+        if message is None or key not in message.fields_by_name:
+            return None
+        field = message.fields_by_name[key]
+        message = field.message_type if field.cpp_type == FieldDescriptor.CPPTYPE_MESSAGE else None
+    return field
+
+
+def caffe_message(keys: tuple) -> Descriptor | None:
+    """The message whose fields go in the map that `keys` (from a layer entry) lead to."""
+    if not [key for key in keys if not isinstance(key, int)]:
+        return layer_message()
+    field = caffe_field(keys)
+    return field.message_type if field is not None else None

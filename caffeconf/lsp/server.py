@@ -18,6 +18,7 @@ from .. import __version__
 from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks
 from .convert import code_point_column, lsp_diagnostic, span_range
+from .completion import completions
 from .definition import definition
 from .documents import read_config
 from .hover import hover_text
@@ -112,6 +113,14 @@ def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Lo
         target = definition(config, config.place(*_place(ls, params)), ls.checks.limits)
         # the target's lines are read while the buffers are in force, for its UTF-16 columns
         return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
+
+
+@server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[" ", ":", "{", ","]))
+def _completion(ls: CaffeconfServer, params: types.CompletionParams) -> list[types.CompletionItem]:
+    path = _path(params.text_document.uri)
+    if path not in ls.checks.buffers:
+        return []
+    return completions(ls.checks, path, *_place(ls, params))
 
 
 def _place(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[int, int]:

@@ -220,6 +220,47 @@ def test_definition_of_a_bottom_is_the_layer_producing_it_and_of_an_import_its_f
     assert definition(server, NET, at(NET, 8, "Pooling")) is None
 
 
+def complete(server: LanguageServer, typed: str) -> list[dict]:
+    """The completion items at the `|` in `typed`, the text of net.yaml as typed so far."""
+    text, position = cursor(typed)
+    change(server, NET, text)
+    return server.request("textDocument/completion", {"textDocument": {"uri": NET.as_uri()}, "position": position})
+
+
+def cursor(text: str) -> tuple[str, dict]:
+    before = text[:text.index("|")]
+    lines = before.split("\n")
+    return text.replace("|", "", 1), {"line": len(lines) - 1, "character": len(lines[-1])}
+
+
+def labels(items: list[dict]) -> list[str]:
+    return [item["label"] for item in items]
+
+
+def test_completion_offers_modules_after_use_and_the_modules_parameters_inside_with(server, net_open):
+    net = NET.read_text()
+    assert labels(complete(server, net.replace("{use: blocks.conv_relu,", "{use: bl|,"))) == ["blocks.conv_relu"]
+    items = complete(server, net.replace("with: {n: 8}", "with: {n: 8, p|}"))
+    assert [(item["label"], item["detail"]) for item in items] == [
+        ("n", "`n`: int, required, min 1 — output channels"), ("pad", "`pad`: int, default 1")]
+    assert labels(complete(server, net.replace("with: {n: 8}", "with: {n: 8}, |"))) == [
+        "use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc"]
+
+
+def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_values(server, net_open):
+    net = NET.read_text()
+    assert labels(complete(server, net.replace("pool: MAX", "pool: |"))) == ["MAX", "AVE", "STOCHASTIC"]
+    fields = labels(complete(server, net.replace("stride: 2}}", "stride: 2, gl|}}")))
+    assert fields[:3] == ["pool", "pad", "pad_h"] and "global_pooling" in fields and "num_output" not in fields
+    fields = labels(complete(server, net + "  - name: conv2\n    convolution_param:\n      ker|"))
+    assert "kernel_size" in fields and "dilation" in fields and "pool" not in fields
+    layer = labels(complete(server, net + "  - {name: x, |}"))
+    assert layer[:7] == ["name", "type", "bottom", "top", "in_place", "repeat", "when"]
+    assert "convolution_param" in layer and "use" not in layer
+    types_ = labels(complete(server, net + "  - {name: x, type: |}"))
+    assert "Convolution" in types_ and "Pooling" in types_
+
+
 def test_without_pygls_the_command_says_what_to_install():
     program = "import sys; sys.modules['pygls'] = None; from caffeconf.cli import main; sys.exit(main(['lsp']))"
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, cwd=ROOT,

@@ -1,0 +1,106 @@
+"""A position in an open config, as typed so far -> what may go there: module names after
+`use:`, the module's parameters inside `with:` (type and default), Caffe fields of a layer or
+of one of its messages, the format's own keys, layer types and enum values.
+
+What is being typed rarely parses: a key without its colon is completed by reading the buffer
+with a placeholder value after the cursor (`kern` as `kern: 0`), so the tree says where it is."""
+
+from __future__ import annotations
+
+import re
+
+from google.protobuf.descriptor import FieldDescriptor
+from lsprotocol import types
+
+from ..caffe import descriptions
+from ..caffe.facts import layer_types
+from ..compile.library import unit_key
+from ..compile.resolve import USE_KEYS
+from ..compile.schema import field_description
+from .checks import Checks
+from .documents import Config, read_config
+from .hover import param_line
+from .places import Place, caffe_field, caffe_message
+
+Item = types.CompletionItem
+Kind = types.CompletionItemKind
+_TYPED = re.compile(r"[\w.]*$")  # the part of a name typed before the cursor
+_KEY_BEFORE = re.compile(r"([\w.]+)\s*:\s*$")  # `key: ` just before it: a value is being typed
+PLACEHOLDER = "_"
+
+
+def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
+    """The items for 1-based (line, code point column) in the open buffer `path`."""
+    text = checks.buffers[path]
+    before = (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "")[:col - 1]
+    typed = _TYPED.search(before).group(0)
+    start = col - len(typed)
+    value_of = _KEY_BEFORE.search(before[:len(before) - len(typed)])
+    if value_of:
+        place = _place_on_key(checks, path, text, line, value_of.start(1) + 1)
+        return _values(*place) if place else []
+    place = _place_on_key(checks, path, text, line, start)
+    if place is None:
+        patched = _insert(text, line, col, ("" if typed else PLACEHOLDER) + ": 0")
+        place = _place_on_key(checks, path, patched, line, start)
+    return _keys(*place) if place else []
+
+
+def _insert(text: str, line: int, col: int, extra: str) -> str:
+    lines = text.split("\n")
+    lines[line - 1] = lines[line - 1][:col - 1] + extra + lines[line - 1][col - 1:]
+    return "\n".join(lines)
+
+
+def _place_on_key(checks: Checks, path: str, text: str, line: int, col: int) -> tuple[Config, Place] | None:
+    """The config as `text` reads and the place of the key at (line, col), when there is one."""
+    with checks.reading({path: text}):
+        config = read_config(path, checks.limits)
+    if config is None:
+        return None
+    place = config.place(line, col)
+    return (config, place) if place.on_key else None
+
+
+def _keys(config: Config, place: Place) -> list[Item]:
+    """The keys that may go in the map holding the key at `place`."""
+    inside = place.within_entry()
+    if inside is None:
+        return []
+    entry, keys = inside
+    parent = keys[:-1]
+    if "use" in entry and parent == ():
+        return [Item(key, kind=Kind.Keyword, documentation=descriptions.FORMAT.get(f"use.{key}")) for key in USE_KEYS]
+    if "use" in entry and parent == ("with",):
+        module = config.entry_module(place)
+        return [Item(name, kind=Kind.Variable, detail=param_line(decl), documentation=decl.doc or None)
+                for name, decl in (module.params.items() if module else ())]
+    message = caffe_message(parent)
+    if message is None:
+        return []
+    own = [Item(key[len("layer."):], kind=Kind.Keyword, documentation=text)
+           for key, text in descriptions.FORMAT.items() if key.startswith("layer.")] if parent == () else []
+    own_names = {item.label for item in own}
+    return own + [Item(field.name, kind=Kind.Field, detail=field_description(field))
+                  for field in message.fields if field.name not in own_names]
+
+
+def _values(config: Config, place: Place) -> list[Item]:
+    """The values that may follow the key at `place`."""
+    inside = place.within_entry()
+    if inside is None:
+        return []
+    entry, keys = inside
+    if keys == ("use",):
+        return [Item(name, kind=Kind.Module, documentation=(module.doc or None) if module else None)
+                for name in config.library.visible(unit_key(config.document.path))
+                for module in [config.module(name)]]
+    if keys == ("type",) and "use" not in entry:
+        return [Item(name, kind=Kind.Class, documentation=descriptions.LAYER_TYPES.get(name))
+                for name in sorted(layer_types())]
+    field = caffe_field(keys)
+    if field is not None and field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
+        return [Item(value.name, kind=Kind.EnumMember) for value in field.enum_type.values]
+    if field is not None and field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
+        return [Item(name, kind=Kind.Value) for name in ("true", "false")]
+    return []
