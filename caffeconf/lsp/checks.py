@@ -11,11 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
 from ..commands.validate import file_diagnostics
 from ..compile.load import one_command
+from ..compile.source import is_config
 from ..errors import Diagnostic, Span
 from ..files import reading_buffers
 from ..limits import DEFAULT_LIMITS, Limits
@@ -46,7 +48,8 @@ class Checks:
 
     def concerned(self, path: str) -> list[str]:
         """The open nets to check again after `path` changed: itself, and those that read it."""
-        return [root for root in self.buffers if root == path or path in self.results.get(root, _NONE).reads]
+        return [root for root, text in self.buffers.items() if is_net(root, text)
+                and (root == path or path in self.results.get(root, _NONE).reads)]
 
     def check(self, path: str) -> set[str]:
         """Check the open net `path` again; returns the files whose diagnostics may have changed."""
@@ -75,6 +78,15 @@ class Checks:
 
 
 _NONE = Check({}, frozenset())
+# A config says what it is in its first lines: its format version, or the schema modeline.
+_CONFIG_MARK = re.compile(r"^caffeconf\s*[:=]|caffeconf\.schema\.json", re.MULTILINE)
+
+
+def is_net(path: str, text: str) -> bool:
+    """Whether an open document is checked: every prototxt, and the YAML and TOML files that are
+    caffeconf configs, so that other YAML in the editor (CI workflows...) gets no diagnostics
+    from us (a file that only an open config imports is still checked through it)."""
+    return not is_config(path) or _CONFIG_MARK.search(text) is not None
 
 
 def _absolute(diag: Diagnostic) -> Diagnostic:

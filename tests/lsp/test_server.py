@@ -119,9 +119,33 @@ def test_toml_and_prototxt_buffers_are_checked_too(server):
 CASES = sorted((ROOT / "tests" / "errors").glob("*.yaml")) + sorted((ROOT / "tests" / "errors_prototxt").glob("*.prototxt"))
 
 
+# Without `caffeconf:` (or the schema modeline) a YAML file is not taken for a config.
+NOT_CONFIGS = ("empty_document.yaml", "missing_version.yaml", "non_mapping_document.yaml")
+
+
+def test_yaml_that_is_no_config_gets_no_diagnostics_until_it_says_it_is_one(server):
+    other = SERVED / "workflow.yaml"
+    server.open(other.as_uri(), "on: push\njobs: {}\n")
+    server.settle()
+    assert other.as_uri() not in server.published()
+    change(server, other, "caffeconf: 1\njobs: {}\n")
+    assert brief(server.diagnostics(other.as_uri())) == [
+        (where(2, 1, 2, 5), ERROR, "unknown key 'jobs' in the document\nhint: allowed keys: caffeconf, caffe_proto, "
+                                   "name, separator, variants, params, imports, modules, layers, solver, "
+                                   "debug_info, force_backward, input, input_dim, input_shape, state")]
+    close(server, other)
+    for name in NOT_CONFIGS:
+        server.open((ROOT / "tests" / "errors" / name).as_uri(), (ROOT / "tests" / "errors" / name).read_text())
+        close(server, ROOT / "tests" / "errors" / name)
+    server.settle()
+    assert not any(server.published().values())
+
+
 def test_every_error_case_gets_what_validate_reports_at_the_same_places(server, monkeypatch):
     monkeypatch.chdir(ROOT)  # where the server runs (the workspace root), as imports are checked from there
     for case in CASES:
+        if case.name in NOT_CONFIGS:
+            continue
         with one_command():
             expected = sorted((Path(d.span.path).resolve().as_uri() if d.span else case.as_uri(),
                                (d.span.line - 1, d.span.col - 1) if d.span else (0, 0), d.severity, d.message)
