@@ -37,13 +37,12 @@ def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
     start = col - len(typed)
     value_of = _KEY_BEFORE.search(before[:len(before) - len(typed)])
     if value_of:
-        place = _place_on_key(checks, path, text, line, value_of.start(1) + 1)
-        return _values(*place) if place else []
-    place = _place_on_key(checks, path, text, line, start)
-    if place is None:
+        return _items_at(checks, path, text, (line, value_of.start(1) + 1), _values) or []
+    found = _items_at(checks, path, text, (line, start), _keys)
+    if found is None:
         patched = _insert(text, line, col, ("" if typed else PLACEHOLDER) + ": 0")
-        place = _place_on_key(checks, path, patched, line, start)
-    return _keys(*place) if place else []
+        found = _items_at(checks, path, patched, (line, start), _keys)
+    return found or []
 
 
 def _insert(text: str, line: int, col: int, extra: str) -> str:
@@ -52,14 +51,13 @@ def _insert(text: str, line: int, col: int, extra: str) -> str:
     return "\n".join(lines)
 
 
-def _place_on_key(checks: Checks, path: str, text: str, line: int, col: int) -> tuple[Config, Place] | None:
-    """The config as `text` reads and the place of the key at (line, col), when there is one."""
+def _items_at(checks: Checks, path: str, text: str, key_at: tuple[int, int], items_for) -> list[Item] | None:
+    """`items_for(config, place)` for the key at `key_at` when `path` reads as `text` (in the
+    dialect the config names); None when no key is there."""
     with checks.reading({path: text}):
         config = read_config(path, checks.limits)
-    if config is None:
-        return None
-    place = config.place(line, col)
-    return (config, place) if place.on_key else None
+        place = config.place(*key_at) if config else None
+        return items_for(config, place) if place is not None and place.on_key else None
 
 
 def _keys(config: Config, place: Place) -> list[Item]:

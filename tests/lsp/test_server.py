@@ -3,9 +3,12 @@ diagnostics exactly as `caffeconf validate` reports them, unsaved edits, importe
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -68,27 +71,41 @@ def test_an_unsaved_mistake_is_reported_as_validate_words_it_with_notes_as_relat
     assert found[0]["relatedInformation"] == [
         {"location": {"uri": BLOCKS.as_uri(), "range": where(6, 7, 6, 8)}, "message": "'n' declared here as int"}]
     assert all(d["source"] == "caffeconf" for d in found)
-    change(server, NET, NET.read_text())
-    assert server.diagnostics(NET.as_uri()) == []
+    assert edited(server, NET, NET.read_text(), 2) == {NET.as_uri(): []}
     close(server, NET)
+
+
+def edited(server: LanguageServer, path: Path, text: str, version: int) -> dict[str, list[dict]]:
+    """Change `path` to `text`, and return what the check after it published, by URI."""
+    server.settle()
+    server.published()
+    change(server, path, text, version)
+    first = server.diagnostics(path.as_uri())
+    server.settle()
+    return {path.as_uri(): first, **server.published()}
 
 
 def test_an_error_inside_an_imported_module_shows_in_that_file_and_editing_it_rechecks_the_importer(server):
     assert opened(server, NET) == []
     assert opened(server, BLOCKS) == []
     broken = BLOCKS.read_text().replace("bottom: conv,", "bottom: cnv,")
-    change(server, BLOCKS, broken)
-    expected = [(where(12, 42, 12, 45), ERROR, "unknown blob 'cnv': no layer before this one produces it\n"
-                                                "hint: did you mean 'conv'?")]
+    published = edited(server, BLOCKS, broken, 2)
+    assert set(published) == {BLOCKS.as_uri(), NET.as_uri()}
     # blocks.yaml alone has no use of conv_relu: the error comes from net.yaml's use, noted there
-    shown = server.diagnostics(BLOCKS.as_uri())
-    assert brief(shown) == expected
+    shown = published[BLOCKS.as_uri()]
+    assert brief(shown) == [(where(12, 42, 12, 45), ERROR, "unknown blob 'cnv': no layer before this one produces it\n"
+                                                           "hint: did you mean 'conv'?")]
     assert shown[0]["relatedInformation"] == [{"location": {"uri": NET.as_uri(), "range": where(7, 5, 7, 54)},
                                                "message": "in module conv_relu, used as stem"}]
-    assert server.diagnostics(NET.as_uri()) == []
-    change(server, BLOCKS, BLOCKS.read_text(), version=3)
-    assert server.diagnostics(BLOCKS.as_uri()) == []
+    assert published[NET.as_uri()] == []
+    assert edited(server, BLOCKS, BLOCKS.read_text(), 3) == {BLOCKS.as_uri(): [], NET.as_uri(): []}
+    published = edited(server, BLOCKS, BLOCKS.read_text().replace("{type: int, default: 1}", "int"), 4)
+    assert brief(published[NET.as_uri()]) == [
+        (where(7, 5, 7, 54), ERROR, "missing required parameter 'pad' (int) of module 'conv_relu'")]
+    # closed with its edit unsaved, blocks.yaml is read from disk again by the config importing it
     close(server, BLOCKS)
+    server.settle()
+    assert server.published() == {BLOCKS.as_uri(): [], NET.as_uri(): []}
     close(server, NET)
 
 
@@ -117,6 +134,61 @@ def test_toml_and_prototxt_buffers_are_checked_too(server):
 
 
 CASES = sorted((ROOT / "tests" / "errors").glob("*.yaml")) + sorted((ROOT / "tests" / "errors_prototxt").glob("*.prototxt"))
+
+
+def test_columns_after_characters_beyond_the_bmp_count_in_utf16_code_units(server, tmp_path):
+    emoji = tmp_path / "emoji.yaml"
+    emoji.write_text('caffeconf: 1\nname: "\U0001F600 net"\nlayers:\n  - {name: "\U0001F600", type: Input, '
+                     'input_param: {shape: {dim: [1]}}}\n  - {name: "\U0001F600\U0001F600", type: ReLU, bottom: dta}\n')
+    # validate's column 38 is in code points; the two emoji before it take two UTF-16 units each
+    with one_command():
+        assert [(d.span.line, d.span.col) for d in file_diagnostics(str(emoji), DEFAULT_LIMITS)] == [(5, 38)]
+    assert brief(opened(server, emoji)) == [(where(5, 40, 5, 43), ERROR, "unknown blob 'dta': no layer before this "
+                                                                         "one produces it")]
+    close(server, emoji)
+
+
+def test_the_server_listens_on_tcp_when_asked(tmp_path):
+    pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "caffeconf", "lsp", "--tcp", str(port)], cwd=ROOT,
+                               env=dict(os.environ, PYTHONPATH=str(ROOT)), stderr=subprocess.DEVNULL)
+    try:
+        connection = _connect(port)
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                           "params": {"processId": None, "rootUri": None, "capabilities": {}}}).encode()
+        connection.sendall(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        reply = _read_message(connection.makefile("rb"))
+        connection.close()
+    finally:
+        process.kill()
+        process.wait()
+    capabilities = reply["result"]["capabilities"]
+    assert reply["result"]["serverInfo"]["name"] == "caffeconf"
+    assert capabilities["hoverProvider"] and capabilities["definitionProvider"]
+    assert capabilities["completionProvider"]["triggerCharacters"] == [" ", ":", "{", ","]
+
+
+def _connect(port: int) -> socket.socket:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=30)
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _read_message(stream) -> dict:
+    length = None
+    while (line := stream.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode("ascii").partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    return json.loads(stream.read(length))
 
 
 # Without `caffeconf:` (or the schema modeline) a YAML file is not taken for a config.
@@ -222,8 +294,8 @@ def test_hover_on_a_caffe_field_or_type_shows_its_caffe_proto_description(server
 
 
 def test_hover_reads_the_unsaved_buffer(server, net_open):
-    change(server, NET, NET.read_text().replace("kernel_size: 2, stride: 2", "kernel_size: 4, stride: 4"))
-    server.diagnostics(NET.as_uri())
+    assert edited(server, NET, NET.read_text().replace("kernel_size: 2, stride: 2", "kernel_size: 4, stride: 4"), 2) \
+        == {NET.as_uri(): []}
     assert hover(server, NET, at(NET, 8, "pool,", 1)) == (
         "In the TEST phase:\n\n- `pool` (Pooling): pool 1x8x2x2; params 0; MACs 0")
 
