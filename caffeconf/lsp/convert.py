@@ -45,6 +45,13 @@ def span_range(span: Span | None) -> types.Range:
     return types.Range(_position(span.path, span.line, span.col), _position(span.path, span.line, end_col))
 
 
+def whole_range(span: Span) -> types.Range:
+    """All that a span covers, over several lines too (an outline's entry)."""
+    if span.end_line is None or span.end_col is None:
+        return span_range(span)
+    return types.Range(_position(span.path, span.line, span.col), _position(span.path, span.end_line, span.end_col))
+
+
 def lsp_diagnostic(diag: Diagnostic) -> types.Diagnostic:
     """`validate`'s headline message, with its hint and its place-less notes as further lines; the
     notes that have a place become related information."""

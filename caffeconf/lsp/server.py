@@ -8,7 +8,9 @@ Everything runs on the server's one event loop, in order, so a check never overl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from typing import Iterator
 
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
@@ -22,6 +24,7 @@ from .completion import completions
 from .definition import definition
 from .documents import read_config
 from .hover import hover_text
+from .outline import did_you_mean_fix, outline
 
 # Typing sends a change per keystroke; wait this long for a pause before checking.
 DEBOUNCE_SECONDS = 0.05
@@ -92,27 +95,44 @@ def _did_close(ls: CaffeconfServer, params: types.DidCloseTextDocumentParams) ->
     ls.recheck(path)  # the nets that import it read it from disk again
 
 
+@contextlib.contextmanager
+def _config_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> Iterator[tuple | None]:
+    """(the open config, the place at the position) read through the buffers, or None for a
+    prototxt or a config that does not parse; the buffers stay in force inside the block."""
+    with ls.checks.reading():
+        config = read_config(_path(params.text_document.uri), ls.checks.limits)
+        yield (config, config.place(*_place(ls, params))) if config else None
+
+
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None:
-    path = _path(params.text_document.uri)
-    with ls.checks.reading():
-        config = read_config(path, ls.checks.limits)
-        if config is None:
-            return None
-        text = hover_text(config, config.place(*_place(ls, params)), ls.checks.limits)
+    with _config_at(ls, params) as found:
+        text = hover_text(*found, ls.checks.limits) if found else None
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text)) if text else None
 
 
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Location | None:
+    with _config_at(ls, params) as found:
+        target = definition(*found, ls.checks.limits) if found else None
+        # the target's lines are read while the buffers are in force, for its UTF-16 columns
+        return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
+
+
+@server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
+def _symbols(ls: CaffeconfServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
     path = _path(params.text_document.uri)
     with ls.checks.reading():
         config = read_config(path, ls.checks.limits)
-        if config is None:
-            return None
-        target = definition(config, config.place(*_place(ls, params)), ls.checks.limits)
-        # the target's lines are read while the buffers are in force, for its UTF-16 columns
-        return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
+        return outline(config.root) if config else []
+
+
+@server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+def _code_actions(ls: CaffeconfServer, params: types.CodeActionParams) -> list[types.CodeAction]:
+    document = ls.workspace.get_text_document(params.text_document.uri)
+    return [fix for diagnostic in params.context.diagnostics
+            if (fix := did_you_mean_fix(document.uri, document.text_in_client_range(diagnostic.range), diagnostic))]
 
 
 @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(trigger_characters=[" ", ":", "{", ","]))

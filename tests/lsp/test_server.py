@@ -43,6 +43,9 @@ def where(line: int, col: int, end_line: int, end_col: int) -> dict:
 
 
 def opened(server: LanguageServer, path: Path, text: str | None = None, language: str = "yaml") -> list[dict]:
+    """Open `path` (as `text`, when given) and return the diagnostics published for it."""
+    server.settle()
+    server.published()  # what earlier steps published is no answer to this one
     server.open(path.as_uri(), path.read_text() if text is None else text, language)
     return server.diagnostics(path.as_uri())
 
@@ -355,6 +358,32 @@ def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_v
     assert "convolution_param" in layer and "use" not in layer
     types_ = labels(complete(server, net + "  - {name: x, type: |}"))
     assert "Convolution" in types_ and "Pooling" in types_
+
+
+def test_the_outline_lists_modules_with_their_layers_and_the_top_level_layers(server):
+    server.open(BLOCKS.as_uri(), BLOCKS.read_text())
+    symbols = server.request("textDocument/documentSymbol", {"textDocument": {"uri": BLOCKS.as_uri()}})
+    close(server, BLOCKS)
+    assert [(s["name"], s["detail"], [(c["name"], c["detail"]) for c in s["children"]]) for s in symbols] == [
+        ("conv_relu", "module", [("conv", "Convolution"), ("relu", "ReLU")])]
+    assert symbols[0]["selectionRange"] == where(3, 3, 3, 12)
+    assert symbols[0]["children"][1]["range"] == where(12, 9, 12, 57)
+    server.open(NET.as_uri(), NET.read_text())
+    symbols = server.request("textDocument/documentSymbol", {"textDocument": {"uri": NET.as_uri()}})
+    close(server, NET)
+    assert [(s["name"], s["detail"]) for s in symbols] == [
+        ("data", "Input"), ("stem", "use blocks.conv_relu"), ("pool", "Pooling")]
+
+
+def test_a_did_you_mean_hint_is_a_quick_fix(server):
+    text = NET.read_text().replace("with: {n: 8}", "with: {n: 8, padd: 2}")
+    found = opened(server, NET, text)
+    actions = server.request("textDocument/codeAction", {
+        "textDocument": {"uri": NET.as_uri()}, "range": found[0]["range"], "context": {"diagnostics": found}})
+    close(server, NET)
+    assert [(a["title"], a["kind"], a["edit"]) for a in actions] == [
+        ("Change 'padd' to 'pad'", "quickfix", {"changes": {NET.as_uri(): [{"range": where(7, 54, 7, 58),
+                                                                             "newText": "pad"}]}})]
 
 
 def test_without_pygls_the_command_says_what_to_install():
