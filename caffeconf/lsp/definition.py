@@ -1,11 +1,14 @@
 """A position in an open config -> where the thing there is defined: a `use:` -> its module
-(also in an imported file), a bottom -> the layer that produces that blob, an import -> its file."""
+(also in an imported file), a bottom -> the layer that produces that blob, an import -> its file;
+and a module -> every use of it, in the open configs and the files they import."""
 
 from __future__ import annotations
 
 import os
 
+from ..compile.library import unit_key
 from ..compile.load import compile_config
+from ..compile.syntax import ModuleDecl
 from ..compile.tree import Map, Scalar
 from ..errors import CaffeconfError, Span
 from ..limits import Limits
@@ -46,3 +49,31 @@ def producer(path: str, entry: Map, index: int, limits: Limits) -> Span | None:
     blob = layers[at].bottoms[index]
     found = next((layer for layer in reversed(layers[:at]) if blob in layer.tops), None)
     return found.origin.span if found and found.origin else None
+
+
+def module_at(config: Config, place: Place) -> ModuleDecl | None:
+    """The module named at `place`: its declaration's key under `modules:`, or a `use:` of it."""
+    if len(place.keys) == 2 and place.keys[0] == "modules" and place.on_key:
+        return config.document.modules.get(place.keys[1])
+    inside = place.within_entry()
+    return config.entry_module(place) if inside and inside[1][:1] == ("use",) else None
+
+
+def module_identity(module: ModuleDecl) -> tuple[str, str]:
+    return os.path.abspath(module.path), module.name
+
+
+def module_uses(config: Config, identity: tuple[str, str]) -> list[Span]:
+    """Where the module `identity` is used (the `use:` values) in `config` and its imports."""
+    found = []
+    root = unit_key(config.document.path)
+    for key, unit in config.library.units.items():
+        entries = [entry for module in unit.modules.values() for entry in module.layers]
+        entries += list(config.document.layers) if key == root else []
+        for entry in entries:
+            use = entry.get("use")
+            target = config.library.lookup(use.value, key) if isinstance(use, Scalar) and isinstance(use.value, str) \
+                else None
+            if target is not None and module_identity(target) == identity:
+                found.append(use.span)
+    return found

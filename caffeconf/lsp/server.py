@@ -18,10 +18,10 @@ from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
 from ..limits import DEFAULT_LIMITS, Limits
-from .checks import Checks
+from .checks import Checks, is_net
 from .convert import code_point_column, lsp_diagnostic, span_range
 from .completion import completions
-from .definition import definition
+from .definition import definition, module_at, module_identity, module_uses
 from .documents import read_config
 from .hover import hover_text
 from .outline import did_you_mean_fix, outline
@@ -117,6 +117,25 @@ def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Lo
         target = definition(*found, ls.checks.limits) if found else None
         # the target's lines are read while the buffers are in force, for its UTF-16 columns
         return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
+
+
+@server.feature(types.TEXT_DOCUMENT_REFERENCES)
+def _references(ls: CaffeconfServer, params: types.ReferenceParams) -> list[types.Location]:
+    """Every use of the module at the position, in each open config and the files it imports."""
+    with _config_at(ls, params) as found:
+        module = module_at(*found) if found else None
+    if module is None:
+        return []
+    identity, spans = module_identity(module), {}
+    for root, text in ls.checks.buffers.items():
+        with ls.checks.reading():
+            config = read_config(root, ls.checks.limits) if is_net(root, text) else None
+            for span in module_uses(config, identity) if config else ():
+                spans[span] = types.Location(from_fs_path(os.path.abspath(span.path)), span_range(span))
+    if params.context.include_declaration:
+        with ls.checks.reading():
+            spans[module.span] = types.Location(from_fs_path(identity[0]), span_range(module.span))
+    return list(spans.values())
 
 
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)

@@ -360,6 +360,25 @@ def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_v
     assert "Convolution" in types_ and "Pooling" in types_
 
 
+def test_references_of_a_module_are_its_uses_in_every_open_config(server):
+    other = SERVED / "second.yaml"
+    second = NET.read_text().replace("name: stem,", "name: stem2,").replace("stem/out", "stem2/out")
+    opened(server, NET)
+    opened(server, other, second)
+    opened(server, BLOCKS)
+    found = server.request("textDocument/references", {"textDocument": {"uri": BLOCKS.as_uri()},
+                                                       "position": at(BLOCKS, 3, "conv_relu"),
+                                                       "context": {"includeDeclaration": True}})
+    from_use = server.request("textDocument/references", {"textDocument": {"uri": NET.as_uri()},
+                                                          "position": at(NET, 7, "conv_relu"),
+                                                          "context": {"includeDeclaration": False}})
+    for path in (NET, other, BLOCKS):
+        close(server, path)
+    uses = [{"uri": NET.as_uri(), "range": where(7, 11, 7, 27)}, {"uri": other.as_uri(), "range": where(7, 11, 7, 27)}]
+    assert found == uses + [{"uri": BLOCKS.as_uri(), "range": where(3, 3, 3, 12)}]
+    assert from_use == uses
+
+
 def test_the_outline_lists_modules_with_their_layers_and_the_top_level_layers(server):
     server.open(BLOCKS.as_uri(), BLOCKS.read_text())
     symbols = server.request("textDocument/documentSymbol", {"textDocument": {"uri": BLOCKS.as_uri()}})
