@@ -20,12 +20,14 @@ from ..compile.schema import field_description
 from .checks import Checks
 from .documents import Config, read_config
 from .hover import param_line
+from ..compile.tree import Map, Scalar, Seq
 from .places import Place, caffe_field, caffe_message
 
 Item = types.CompletionItem
 Kind = types.CompletionItemKind
 _TYPED = re.compile(r"[\w.]*$")  # the part of a name typed before the cursor
 _KEY_BEFORE = re.compile(r"([\w.]+)\s*:\s*$")  # `key: ` just before it: a value is being typed
+_LIST_OF_KEY = re.compile(r"([\w.]+)\s*:\s*\[[^\[\]{}:]*$")  # `key: [a, ` an item of a list value
 PLACEHOLDER = "_"
 
 
@@ -35,7 +37,7 @@ def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
     before = (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "")[:col - 1]
     typed = _TYPED.search(before).group(0)
     start = col - len(typed)
-    value_of = _KEY_BEFORE.search(before[:len(before) - len(typed)])
+    value_of = _KEY_BEFORE.search(before[:len(before) - len(typed)]) or _LIST_OF_KEY.search(before)
     if value_of:
         return _items_at(checks, path, text, (line, value_of.start(1) + 1), _values) or []
     found = _items_at(checks, path, text, (line, start), _keys)
@@ -93,6 +95,8 @@ def _values(config: Config, place: Place) -> list[Item]:
         return [Item(name, kind=Kind.Module, documentation=(module.doc or None) if module else None)
                 for name in config.library.visible(unit_key(config.document.path))
                 for module in [config.module(name)]]
+    if keys[:1] == ("bottom",):
+        return [Item(name, kind=Kind.Variable, detail="blob") for name in _blobs(config, place)]
     if keys == ("type",) and "use" not in entry:
         return [Item(name, kind=Kind.Class, documentation=descriptions.LAYER_TYPES.get(name))
                 for name in sorted(layer_types())]
@@ -102,3 +106,35 @@ def _values(config: Config, place: Place) -> list[Item]:
     if field is not None and field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         return [Item(name, kind=Kind.Value) for name in ("true", "false")]
     return []
+
+
+def _blobs(config: Config, place: Place) -> list[str]:
+    """The blob names visible to the entry at `place`: its module's inputs, and the tops of the
+    entries before it in its list (as written; names with `${...}` left out)."""
+    after, _ = place.entry()
+    earlier = place.nodes[after - 1].items[:place.keys[after - 1]]
+    module = config.document.modules.get(place.keys[1]) if place.keys[0] == "modules" else None
+    names = [port.name for port in module.inputs] if module else []
+    for entry in earlier:
+        names += _tops(config, entry) if isinstance(entry, Map) else []
+    return list(dict.fromkeys(name for name in names if "${" not in name))
+
+
+def _tops(config: Config, entry: Map) -> list[str]:
+    """The blobs an entry writes: its `top`s; else a use's outputs under its instance name, a
+    layer's own name (none for one written in place)."""
+    written = _names(entry.get("top"))
+    name, use = entry.get("name"), entry.get("use")
+    if written or not isinstance(name, Scalar):
+        return written
+    if isinstance(use, Scalar):
+        module = config.module(str(use.value))
+        return [f"{name.value}{config.document.separator}{port.name}" for port in module.outputs] if module else []
+    in_place = entry.get("in_place")
+    return [] if isinstance(in_place, Scalar) and in_place.value is True else [str(name.value)]
+
+
+def _names(node) -> list[str]:
+    """Names written as one string, a list of them, or a mapping to them (by output name)."""
+    items = node.items if isinstance(node, Seq) else tuple(node.values.values()) if isinstance(node, Map) else (node,)
+    return [str(item.value) for item in items if isinstance(item, Scalar) and isinstance(item.value, str)]

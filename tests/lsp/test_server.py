@@ -360,6 +360,19 @@ def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_v
     assert "Convolution" in types_ and "Pooling" in types_
 
 
+def test_completion_offers_the_blobs_written_before_the_layer_in_its_scope(server):
+    opened(server, NET)
+    assert labels(complete(server, NET.read_text() + "  - {name: x, type: Concat, bottom: [pool, |]}")) == [
+        "data", "stem/out", "pool"]
+    close(server, NET)
+    opened(server, BLOCKS)
+    text, position = cursor(BLOCKS.read_text().replace("bottom: conv,", "bottom: |,"))
+    change(server, BLOCKS, text)
+    items = server.request("textDocument/completion", {"textDocument": {"uri": BLOCKS.as_uri()}, "position": position})
+    close(server, BLOCKS)
+    assert labels(items) == ["x", "conv"]  # the module's input, then the layer before
+
+
 def test_references_of_a_module_are_its_uses_in_every_open_config(server):
     other = SERVED / "second.yaml"
     second = NET.read_text().replace("name: stem,", "name: stem2,").replace("stem/out", "stem2/out")
