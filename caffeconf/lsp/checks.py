@@ -51,6 +51,10 @@ class Checks:
         return [root for root, text in self.buffers.items() if is_net(root, text)
                 and (root == path or path in self.results.get(root, _NONE).reads)]
 
+    def importers(self, path: str) -> tuple[str, ...]:
+        """The open nets, other than `path` itself, whose latest check read `path`."""
+        return tuple(root for root, check in self.results.items() if root != path and path in check.reads)
+
     def check(self, path: str) -> set[str]:
         """Check the open net `path` again; returns the files whose diagnostics may have changed."""
         before = set(self.results[path].by_file) if path in self.results else set()

@@ -11,7 +11,8 @@ from ..compile.load import StateChoice, compile_config, load
 from ..compile.schema import field_description
 from ..compile.syntax import ModuleDecl, ParamDecl
 from ..compile.tree import Map, Scalar
-from ..errors import CaffeconfError
+from ..errors import CaffeconfError, Span
+from ..ir import Layer
 from ..inspect.measure import layer_costs
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
@@ -21,7 +22,10 @@ from .places import Place, caffe_field, source_text
 MAX_INSTANCES = 8  # instances of a module's layer listed in its hover
 
 
-def hover_text(config: Config, place: Place, limits: Limits) -> str | None:
+def hover_text(config: Config, place: Place, limits: Limits, importers: tuple[str, ...] = ()) -> str | None:
+    """The hover at `place`; `importers` are the open configs that import this file, whose nets
+    hold the instances of its modules."""
+    roots = [config.document.path, *importers]
     inside = place.within_entry()
     if inside is None:
         return None
@@ -33,12 +37,52 @@ def hover_text(config: Config, place: Place, limits: Limits) -> str | None:
         module = config.entry_module(place)
         decl = module.params.get(keys[1]) if module else None
         return f"**{decl.name}**: parameter of module `{module.name}`\n\n{param_line(decl)}" if decl else None
+    if _is_template(place) and caffe_field(keys) is not None:
+        return f"{field_text(keys)}\n\n{expression_values(roots, entry, keys, limits)}"
     if keys == ("name",):
-        return layer_text(config.document.path, entry, limits)
+        return layer_text(roots, entry, limits)
     if keys == ("type",) and not place.on_key and isinstance(place.node, Scalar):
         text = descriptions.LAYER_TYPES.get(str(place.node.value))
         return f"**{place.node.value}**: {text}" if text else None
     return field_text(keys, "use" if "use" in entry else "layer")
+
+
+def _is_template(place: Place) -> bool:
+    node = place.node
+    return not place.on_key and isinstance(node, Scalar) and isinstance(node.value, str) and "${" in node.value
+
+
+def expression_values(roots: list[str], entry: Map, keys: tuple, limits: Limits) -> str:
+    """What a field written with `${...}` came to in each flat layer the entry wrote, in the nets
+    of `roots` (the file itself, then the open configs importing it)."""
+    lines = []
+    for root in roots:
+        try:
+            result = compile_config(root, limits)
+        except CaffeconfError:
+            continue
+        for layer in result.net.layers if result.ok else ():
+            if written_by(layer, entry.span):
+                lines.append(f"- `{layer.name}`: {_plain(_field_value(layer.fields, keys))}")
+    shown = lines[:MAX_INSTANCES] + ([f"… and {len(lines) - MAX_INSTANCES} more"] if len(lines) > MAX_INSTANCES else [])
+    return "In each instance:\n\n" + "\n".join(shown) if lines else "values unknown: no net that compiles uses it"
+
+
+def _field_value(fields, keys: tuple):
+    value = fields
+    for key in keys:
+        if isinstance(value, dict):
+            value = value.get(key)
+        else:
+            value = value[key] if isinstance(value, list) and isinstance(key, int) and key < len(value) else None
+    return value
+
+
+def _plain(value) -> str:
+    """A value as written in a config (lists of one repeated value shown as that value)."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return "true" if value is True else "false" if value is False else "unset" if value is None else str(value)
 
 
 def module_text(module: ModuleDecl) -> str:
@@ -75,20 +119,25 @@ def field_text(keys: tuple, kind: str = "layer") -> str | None:
     return f"**{field.containing_type.name}.{field.name}**: {field_description(field)}" if field else None
 
 
-def layer_text(path: str, entry: Map, limits: Limits) -> str | None:
-    """Each flat layer this entry wrote: its top shapes, parameter count and MACs, in the deploy
+def layer_text(roots: list[str], entry: Map, limits: Limits) -> str:
+    """Each flat layer this entry wrote, in the net of each config in `roots` (the file itself,
+    then the open configs importing it): top shapes, parameter count and MACs, in the deploy
     variant when the config has one (else the TEST phase, as `inspect` shows)."""
+    sections = [section for root in roots if (section := _layer_section(root, roots[0], entry, limits))]
+    return "\n\n".join(sections) or "not in the net in this phase (nor in the open configs importing it)"
+
+
+def _layer_section(root: str, own: str, entry: Map, limits: Limits) -> str | None:
+    of = "" if root == own else f" of {os.path.basename(root)}"
     try:
-        variants = compile_config(path, limits).variants
+        variants = compile_config(root, limits).variants
         stages = ("deploy",) if "deploy" in variants else None
-        net = load(path, StateChoice(stages=stages)).net
-        costs = layer_costs(infer_shapes(net))
+        costs = layer_costs(infer_shapes(load(root, StateChoice(stages=stages)).net))
     except CaffeconfError:
-        return "shapes unknown: the net has errors (see the problems list)"
-    mine = [cost for cost in costs if cost.layer.origin and entry.span in
-            (cost.layer.origin.span, *(use.span for use in cost.layer.origin.uses))]
+        return f"shapes unknown{of}: the net has errors (see the problems list)"
+    mine = [cost for cost in costs if written_by(cost.layer, entry.span, uses=True)]
     if not mine:
-        return "not in the net in this phase" + (" (deploy variant)" if stages else "")
+        return None
     lines = [f"`{cost.layer.name}` ({cost.layer.type}): " + ", ".join(
         f"{top} {format_shape(shape)}" for top, shape in zip(cost.layer.tops, cost.tops))
         + f"; params {_count(cost.params)}; MACs {_count(cost.macs)}" for cost in mine[:MAX_INSTANCES]]
@@ -98,7 +147,20 @@ def layer_text(path: str, entry: Map, limits: Limits) -> str | None:
         lines.append(f"in all: {len(mine)} layers; params {_count(_total(c.params for c in mine))}; "
                      f"MACs {_count(_total(c.macs for c in mine))}")
     where = "deploy variant" if stages else "TEST phase"
-    return f"In the {where}:\n\n" + "\n".join(f"- {line}" for line in lines)
+    return f"In the {where}{of}:\n\n" + "\n".join(f"- {line}" for line in lines)
+
+
+def written_by(layer: Layer, span: Span, uses: bool = False) -> bool:
+    """Whether the entry at `span` wrote the flat `layer` (or, with `uses`, is a module use
+    around it); paths compare as files (`nets/../blocks.yaml` is `blocks.yaml`)."""
+    if layer.origin is None:
+        return False
+    spans = (layer.origin.span, *(use.span for use in layer.origin.uses)) if uses else (layer.origin.span,)
+    return _where(span) in {_where(other) for other in spans}
+
+
+def _where(span: Span) -> tuple:
+    return os.path.abspath(span.path), span.line, span.col
 
 
 def _total(values) -> int | None:

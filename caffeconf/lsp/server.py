@@ -107,7 +107,8 @@ def _config_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) ->
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None:
     with _config_at(ls, params) as found:
-        text = hover_text(*found, ls.checks.limits) if found else None
+        importers = ls.checks.importers(_path(params.text_document.uri))
+        text = hover_text(*found, ls.checks.limits, importers) if found else None
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text)) if text else None
 
 

@@ -296,6 +296,17 @@ def test_hover_on_a_caffe_field_or_type_shows_its_caffe_proto_description(server
     assert hover(server, NET, at(NET, 1, "caffeconf")) is None
 
 
+def test_hover_in_a_module_file_shows_its_instances_in_the_open_configs_importing_it(server, net_open):
+    opened(server, BLOCKS)
+    expression = hover(server, BLOCKS, at(BLOCKS, 11, "${n}", 2))
+    layer = hover(server, BLOCKS, at(BLOCKS, 11, "conv,"))
+    close(server, BLOCKS)
+    assert expression == ("**ConvolutionParameter.num_output**: Number of output channels (filters). (uint32)\n\n"
+                          "In each instance:\n\n- `stem/conv`: 8")
+    assert layer == ("In the TEST phase of net.yaml:\n\n"
+                     "- `stem/conv` (Convolution): stem/conv 1x8x8x8; params 224; MACs 13,824")
+
+
 def test_hover_reads_the_unsaved_buffer(server, net_open):
     assert edited(server, NET, NET.read_text().replace("kernel_size: 2, stride: 2", "kernel_size: 4, stride: 4"), 2) \
         == {NET.as_uri(): []}
