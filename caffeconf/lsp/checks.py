@@ -42,9 +42,11 @@ class Checks:
     def open(self, path: str, text: str) -> None:
         self.buffers[path] = text
 
-    def close(self, path: str) -> None:
+    def close(self, path: str) -> set[str]:
+        """Forget the buffer and its check; returns the files that check had findings for."""
         self.buffers.pop(path, None)
-        self.results.pop(path, None)
+        check = self.results.pop(path, None)
+        return set(check.by_file) if check else set()
 
     def concerned(self, path: str) -> list[str]:
         """The open nets to check again after `path` changed: itself, and those that read it."""
@@ -59,7 +61,11 @@ class Checks:
         """Check the open net `path` again; returns the files whose diagnostics may have changed."""
         before = set(self.results[path].by_file) if path in self.results else set()
         with self.reading() as reads:
-            found = file_diagnostics(path, self.limits)
+            try:
+                found = file_diagnostics(path, self.limits)
+            except Exception as error:  # a bug of ours: said in the editor, as the CLI says it, not silence
+                found = (Diagnostic(f"caffeconf: internal error: {type(error).__name__}: {error}; please report "
+                                    "it with the file that caused it"),)
         by_file: dict[str, list[Diagnostic]] = {path: []}
         for diag in found:
             located = _absolute(diag)

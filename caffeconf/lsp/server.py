@@ -1,6 +1,6 @@
 """The language server itself: LSP messages over stdio or TCP -> checks of the open nets,
-published as diagnostics (debounced while typing), and the hover, definition and completion
-answers.
+published as diagnostics (debounced while typing), and the answers to hover, definition,
+references, completion, outline and quick-fix requests.
 
 Everything runs on the server's one event loop, in order, so a check never overlaps another
 (the checks share caffeconf's registers of sources and of the dialect in force)."""
@@ -31,6 +31,8 @@ DEBOUNCE_SECONDS = 0.05
 
 
 class CaffeconfServer(LanguageServer):
+    """pygls' server with the open buffers' checks and the checks waiting for typing to pause."""
+
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         super().__init__("caffeconf", __version__)
         self.checks = Checks(limits)
@@ -45,6 +47,7 @@ class CaffeconfServer(LanguageServer):
         self.publish(touched)
 
     def recheck_later(self, path: str) -> None:
+        """`recheck` once no change to `path` has come for DEBOUNCE_SECONDS."""
         if (waiting := self.pending.pop(path, None)) is not None:
             waiting.cancel()
         self.pending[path] = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.recheck, path)
@@ -89,9 +92,7 @@ def _did_close(ls: CaffeconfServer, params: types.DidCloseTextDocumentParams) ->
     path = _path(params.text_document.uri)
     if (waiting := ls.pending.pop(path, None)) is not None:
         waiting.cancel()
-    shown = {name for check in [ls.checks.results.get(path)] if check for name in check.by_file}
-    ls.checks.close(path)
-    ls.publish(shown | {path})
+    ls.publish(ls.checks.close(path) | {path})
     ls.recheck(path)  # the nets that import it read it from disk again
 
 
