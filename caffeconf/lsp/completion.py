@@ -26,8 +26,10 @@ from .places import Place, caffe_field, caffe_message
 Item = types.CompletionItem
 Kind = types.CompletionItemKind
 _TYPED = re.compile(r"[\w.]*$")  # the part of a name typed before the cursor
-_KEY_BEFORE = re.compile(r"([\w.]+)\s*:\s*$")  # `key: ` just before it: a value is being typed
-_LIST_OF_KEY = re.compile(r"([\w.]+)\s*:\s*\[[^\[\]{}:]*$")  # `key: [a, ` an item of a list value
+# By syntax, how a key meets its value: `key: ` or `key = ` just before the cursor (a value is
+# being typed), `key: [a, ` (an item of a list value), and the placeholder value for a bare key.
+_YAML = (re.compile(r"([\w.]+)\s*:\s*$"), re.compile(r"([\w.]+)\s*:\s*\[[^\[\]{}:]*$"), ": 0")
+_TOML = (re.compile(r"([\w.]+)\s*=\s*$"), re.compile(r"([\w.]+)\s*=\s*\[[^\[\]{}=]*$"), " = 0")
 PLACEHOLDER = "_"
 
 
@@ -37,12 +39,17 @@ def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
     before = (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "")[:col - 1]
     typed = _TYPED.search(before).group(0)
     start = col - len(typed)
-    value_of = _KEY_BEFORE.search(before[:len(before) - len(typed)]) or _LIST_OF_KEY.search(before)
-    if value_of:
-        return _items_at(checks, path, text, (line, value_of.start(1) + 1), _values) or []
+    key_before, list_of_key, placeholder_value = _TOML if path.lower().endswith(".toml") else _YAML
+    value_of = key_before.search(before[:len(before) - len(typed)]) or list_of_key.search(before)
+    if value_of:  # TOML has no empty value: read `key = ` as `key = 0` when it does not parse
+        key_at = (line, value_of.start(1) + 1)
+        found = _items_at(checks, path, text, key_at, _values)
+        if found is None and not typed:
+            found = _items_at(checks, path, _insert(text, line, col, "0"), key_at, _values)
+        return found or []
     found = _items_at(checks, path, text, (line, start), _keys)
     if found is None:
-        patched = _insert(text, line, col, ("" if typed else PLACEHOLDER) + ": 0")
+        patched = _insert(text, line, col, ("" if typed else PLACEHOLDER) + placeholder_value)
         found = _items_at(checks, path, patched, (line, start), _keys)
     return found or []
 

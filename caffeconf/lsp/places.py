@@ -44,6 +44,17 @@ def contains(span: Span, line: int, col: int, length: int = 1) -> bool:
     return (span.line, span.col) <= (line, col) <= end
 
 
+def covers(node: Node, line: int, col: int) -> bool:
+    """Whether the node holds (line, col): its span does, or one of its keys or values does (a
+    TOML table's span is its header alone, its keys follow)."""
+    if contains(node.span, line, col):
+        return True
+    if isinstance(node, Map):
+        return any(contains(node.keys[key], line, col, len(key)) or covers(child, line, col)
+                   for key, child in node.values.items())
+    return isinstance(node, Seq) and any(covers(item, line, col) for item in node.items)
+
+
 def place_at(root: Node, line: int, col: int) -> Place:
     keys: list[str | int] = []
     nodes: list[Node] = [root]
@@ -51,7 +62,7 @@ def place_at(root: Node, line: int, col: int) -> Place:
     while True:
         if isinstance(node, Map):
             step = next(((key, child) for key, child in node.values.items()
-                         if contains(node.keys[key], line, col, len(key)) or contains(child.span, line, col)), None)
+                         if contains(node.keys[key], line, col, len(key)) or covers(child, line, col)), None)
             if step is None:
                 break
             keys.append(step[0])
@@ -59,7 +70,7 @@ def place_at(root: Node, line: int, col: int) -> Place:
             if contains(node.keys[step[0]], line, col, len(step[0])):
                 return Place(tuple(keys), tuple(nodes), True)
         elif isinstance(node, Seq):
-            index = next((i for i, item in enumerate(node.items) if contains(item.span, line, col)), None)
+            index = next((i for i, item in enumerate(node.items) if covers(item, line, col)), None)
             if index is None:
                 break
             keys.append(index)

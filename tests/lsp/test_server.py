@@ -384,6 +384,24 @@ def test_completion_offers_the_blobs_written_before_the_layer_in_its_scope(serve
     assert labels(items) == ["x", "conv"]  # the module's input, then the layer before
 
 
+def test_toml_configs_get_hover_and_completion_too(server):
+    toml = SERVED / "typed.toml"
+    text = ('caffeconf = 1\n\n[[layers]]\nname = "data"\ntype = "Input"\ninput_param = {shape = {dim = [1, 3, 4, 4]}}\n'
+            '\n[[layers]]\nname = "pool"\ntype = "Pooling"\npooling_param = {pool = "MAX", kernel_size = 2, stride = 2}\n')
+    opened(server, toml, text, "toml")
+    hovered = [server.request("textDocument/hover", {"textDocument": {"uri": toml.as_uri()},
+                                                     "position": {"line": line, "character": character}})
+               for line, character in ((8, 8), (10, 33))]
+    assert [found["contents"]["value"] for found in hovered] == [
+        "In the TEST phase:\n\n- `pool` (Pooling): pool 1x3x2x2; params 0; MACs 0",
+        "**PoolingParameter.kernel_size**: Window size (square). (uint32)"]
+    text, position = cursor(text + "bottom = |\n")
+    change(server, toml, text)
+    assert labels(server.request("textDocument/completion", {"textDocument": {"uri": toml.as_uri()},
+                                                             "position": position})) == ["data"]
+    close(server, toml)
+
+
 def test_references_of_a_module_are_its_uses_in_every_open_config(server):
     other = SERVED / "second.yaml"
     second = NET.read_text().replace("name: stem,", "name: stem2,").replace("stem/out", "stem2/out")
