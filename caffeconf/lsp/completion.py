@@ -15,7 +15,9 @@ from lsprotocol import types
 from ..caffe import descriptions
 from ..caffe.facts import layer_types
 from ..compile.library import unit_key
+from ..compile.expr import FUNCTIONS
 from ..compile.resolve import USE_KEYS
+from ..compile.syntax import INSTANCE
 from ..compile.schema import field_description
 from .checks import Checks
 from .documents import Config, read_config
@@ -31,6 +33,7 @@ _TYPED = re.compile(r"[\w.]*$")  # the part of a name typed before the cursor
 _YAML = (re.compile(r"([\w.]+)\s*:\s*$"), re.compile(r"([\w.]+)\s*:\s*\[[^\[\]{}:]*$"), ": 0")
 _TOML = (re.compile(r"([\w.]+)\s*=\s*$"), re.compile(r"([\w.]+)\s*=\s*\[[^\[\]{}=]*$"), " = 0")
 PLACEHOLDER = "_"
+_IN_EXPRESSION = re.compile(r"\$\{[^}]*$")  # inside a `${...}` not closed before the cursor
 
 
 def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
@@ -39,6 +42,12 @@ def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
     before = (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "")[:col - 1]
     typed = _TYPED.search(before).group(0)
     start = col - len(typed)
+    if _IN_EXPRESSION.search(before):  # closing what an editor may not have closed yet
+        for closing in ("", "}", '}"', "}'"):
+            found = _items_at(checks, path, _insert(text, line, col, closing), (line, col), _expression, on_key=False)
+            if found is not None:
+                return found
+        return []
     key_before, list_of_key, placeholder_value = _TOML if path.lower().endswith(".toml") else _YAML
     value_of = key_before.search(before[:len(before) - len(typed)]) or list_of_key.search(before)
     if value_of:  # TOML has no empty value: read `key = ` as `key = 0` when it does not parse
@@ -60,13 +69,15 @@ def _insert(text: str, line: int, col: int, extra: str) -> str:
     return "\n".join(lines)
 
 
-def _items_at(checks: Checks, path: str, text: str, key_at: tuple[int, int], items_for) -> list[Item] | None:
-    """`items_for(config, place)` for the key at `key_at` when `path` reads as `text` (in the
-    dialect the config names); None when no key is there."""
+def _items_at(checks: Checks, path: str, text: str, at: tuple[int, int], items_for,
+              on_key: bool = True) -> list[Item] | None:
+    """`items_for(config, place)` for the key at `at` (or, not `on_key`, whatever is there) when
+    `path` reads as `text` (in the dialect the config names); None when `text` does not parse or
+    no key is there."""
     with checks.reading({path: text}):
         config = read_config(path, checks.limits)
-        place = config.place(*key_at) if config else None
-        return items_for(config, place) if place is not None and place.on_key else None
+        place = config.place(*at) if config else None
+        return items_for(config, place) if place is not None and (place.on_key or not on_key) else None
 
 
 def _keys(config: Config, place: Place) -> list[Item]:
@@ -145,3 +156,18 @@ def _names(node) -> list[str]:
     """Names written as one string, a list of them, or a mapping to them (by output name)."""
     items = node.items if isinstance(node, Seq) else tuple(node.values.values()) if isinstance(node, Map) else (node,)
     return [str(item.value) for item in items if isinstance(item, Scalar) and isinstance(item.value, str)]
+
+
+def _expression(config: Config, place: Place) -> list[Item]:
+    """Inside `${...}`: the parameters in scope (the module's and `instance`, else the document's),
+    the declared variants, the entry's repeat index, then the functions an expression may call."""
+    module = config.document.modules.get(place.keys[1]) if place.keys[:1] == ("modules",) else None
+    names = [*module.params, INSTANCE] if module else list(config.document.params)
+    names += config.document.variants
+    found = place.entry()
+    repeat = found[1].get("repeat") if found else None
+    if repeat is not None:
+        var = repeat.get("var") if isinstance(repeat, Map) else None
+        names.append(str(var.value) if isinstance(var, Scalar) else "i")
+    items = [Item(name, kind=Kind.Variable) for name in dict.fromkeys(names)]
+    return items + [Item(name, kind=Kind.Function, detail=f"{name}(...)") for name in FUNCTIONS]

@@ -384,6 +384,16 @@ def test_completion_offers_the_blobs_written_before_the_layer_in_its_scope(serve
     assert labels(items) == ["x", "conv"]  # the module's input, then the layer before
 
 
+def test_completion_inside_an_expression_offers_the_parameters_in_scope_and_the_functions(server):
+    opened(server, BLOCKS)
+    text, position = cursor(BLOCKS.read_text().replace('"${pad}"', '"${p|"'))
+    change(server, BLOCKS, text)
+    items = server.request("textDocument/completion", {"textDocument": {"uri": BLOCKS.as_uri()}, "position": position})
+    close(server, BLOCKS)
+    assert labels(items) == ["n", "pad", "instance", "abs", "float", "int", "len", "letter", "lower", "max", "min",
+                             "round", "str", "upper"]
+
+
 def test_toml_configs_get_hover_and_completion_too(server):
     toml = SERVED / "typed.toml"
     text = ('caffeconf = 1\n\n[[layers]]\nname = "data"\ntype = "Input"\ninput_param = {shape = {dim = [1, 3, 4, 4]}}\n'
