@@ -30,6 +30,9 @@ def definition(config: Config, place: Place, limits: Limits) -> Span | None:
         module = config.entry_module(place)
         decl = module.params.get(keys[1]) if module else None
         return decl.span if decl else None
+    if keys[:1] == ("share",):
+        others = [span for span in share_uses(config, entry) if span != entry.span]
+        return others[0] if others else None
     if keys[:1] == ("bottom",) and not place.on_key and "use" not in entry:
         return producer(config.document.path, entry, keys[1] if len(keys) > 1 else 0, limits)
     return None
@@ -77,3 +80,17 @@ def module_uses(config: Config, identity: tuple[str, str]) -> list[Span]:
             if target is not None and module_identity(target) == identity:
                 found.append(use.span)
     return found
+
+
+def share_key(entry: Map) -> str | None:
+    """The key a use shares its learned blobs under: `share: KEY` or `share: {key: KEY, ...}`."""
+    share = entry.get("share")
+    key = share.get("key") if isinstance(share, Map) else share
+    return str(key.value) if isinstance(key, Scalar) and key.value is not None else None
+
+
+def share_uses(config: Config, entry: Map) -> list[Span]:
+    """Where the uses that share under the same key as `entry` are written, in its file."""
+    key = share_key(entry)
+    entries = list(config.document.layers) + [e for module in config.document.modules.values() for e in module.layers]
+    return [other.span for other in entries if key is not None and share_key(other) == key]

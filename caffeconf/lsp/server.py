@@ -21,7 +21,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks, is_net
 from .convert import code_point_column, lsp_diagnostic, span_range
 from .completion import completions
-from .definition import definition, module_at, module_identity, module_uses
+from .definition import definition, module_at, module_identity, module_uses, share_uses
 from .documents import read_config
 from .hover import hover_text
 from .outline import did_you_mean_fix, outline
@@ -123,9 +123,13 @@ def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Lo
 
 @server.feature(types.TEXT_DOCUMENT_REFERENCES)
 def _references(ls: CaffeconfServer, params: types.ReferenceParams) -> list[types.Location]:
-    """Every use of the module at the position, in each open config and the files it imports."""
+    """Every use of the module at the position, in each open config and the files it imports; on
+    a `share:`, the uses sharing under that key."""
     with _config_at(ls, params) as found:
         module = module_at(*found) if found else None
+        inside = found[1].within_entry() if found else None
+        if inside and inside[1][:1] == ("share",):
+            return [types.Location(params.text_document.uri, span_range(span)) for span in share_uses(found[0], inside[0])]
     if module is None:
         return []
     identity, spans = module_identity(module), {}

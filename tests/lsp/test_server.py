@@ -431,6 +431,19 @@ def test_references_of_a_module_are_its_uses_in_every_open_config(server):
     assert from_use == uses
 
 
+def test_a_share_key_leads_to_the_other_uses_sharing_under_it(server):
+    siamese = ROOT / "configs" / "siamese.yaml"
+    opened(server, siamese)
+    target = definition(server, siamese, at(siamese, 44, "share", 1))
+    found = server.request("textDocument/references", {"textDocument": {"uri": siamese.as_uri()},
+                                                       "position": at(siamese, 43, "lenet"),
+                                                       "context": {"includeDeclaration": True}})
+    close(server, siamese)
+    left, right = where(43, 5, 43, 99), where(44, 5, 44, 83)
+    assert target == {"uri": siamese.as_uri(), "range": left}
+    assert found == [{"uri": siamese.as_uri(), "range": left}, {"uri": siamese.as_uri(), "range": right}]
+
+
 def test_the_outline_lists_modules_with_their_layers_and_the_top_level_layers(server):
     server.open(BLOCKS.as_uri(), BLOCKS.read_text())
     symbols = server.request("textDocument/documentSymbol", {"textDocument": {"uri": BLOCKS.as_uri()}})
