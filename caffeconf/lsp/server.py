@@ -65,12 +65,31 @@ def _path(uri: str) -> str:
     return os.path.abspath(to_fs_path(uri) or uri)
 
 
+# The files a net may read: configs, prototxt imports, a fork's caffe.proto.
+WATCHED = "**/*.{yaml,yml,toml,prototxt,pbtxt,proto}"
+
+
 @server.feature(types.INITIALIZED)
 def _initialized(ls: CaffeconfServer, params: types.InitializedParams) -> None:
     # imports may reach outside a config's folder but not outside the current directory, and
     # `validate` runs in the project: so does the server
     if ls.workspace.root_path and os.path.isdir(ls.workspace.root_path):
         os.chdir(ls.workspace.root_path)
+    watching = ls.client_capabilities.workspace and ls.client_capabilities.workspace.did_change_watched_files
+    if watching and watching.dynamic_registration:
+        options = types.DidChangeWatchedFilesRegistrationOptions([types.FileSystemWatcher(WATCHED)])
+        ls.client_register_capability(types.RegistrationParams([types.Registration(
+            "caffeconf-watched-files", types.WORKSPACE_DID_CHANGE_WATCHED_FILES, options)]))
+
+
+@server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+def _files_changed(ls: CaffeconfServer, params: types.DidChangeWatchedFilesParams) -> None:
+    """A file changed on disk (saved by another program, a checkout): the open nets that read it
+    are checked again (an open buffer itself is what the editor shows, not the disk)."""
+    for change in params.changes:
+        path = _path(change.uri)
+        if path not in ls.checks.buffers:
+            ls.recheck(path)
 
 
 @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -112,6 +112,19 @@ def test_an_error_inside_an_imported_module_shows_in_that_file_and_editing_it_re
     close(server, NET)
 
 
+def test_a_change_on_disk_to_a_file_an_open_config_imports_checks_it_again(server, tmp_path):
+    (tmp_path / "blocks.yaml").write_text(BLOCKS.read_text())
+    net = tmp_path / "net.yaml"
+    net.write_text(NET.read_text())
+    assert opened(server, net) == []
+    (tmp_path / "blocks.yaml").write_text(BLOCKS.read_text().replace("n: {type: int", "m: {type: int"))
+    server.notify("workspace/didChangeWatchedFiles", {"changes": [{"uri": (tmp_path / "blocks.yaml").as_uri(),
+                                                                   "type": 2}]})
+    assert [d["message"] for d in server.diagnostics(net.as_uri())] == [
+        "module 'conv_relu' has no parameter 'n'\nhint: its parameters: m, pad"]
+    close(server, net)
+
+
 def test_a_document_that_does_not_parse_gets_its_parse_error(server):
     broken = SERVED / "unparsed.yaml"
     found = opened(server, broken, "caffeconf: 1\nlayers: [\n")
