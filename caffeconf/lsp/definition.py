@@ -10,13 +10,15 @@ from ..compile.library import unit_key
 from ..compile.load import compile_config
 from ..compile.syntax import ModuleDecl
 from ..compile.tree import Map, Scalar
-from ..errors import CaffeconfError, Span
+from ..errors import Span
 from ..limits import Limits
-from .documents import Config
+from .documents import Config, written_by
 from .places import Place
 
 
-def definition(config: Config, place: Place, limits: Limits) -> Span | None:
+def definition(config: Config, place: Place, limits: Limits, importers: tuple[str, ...] = ()) -> Span | None:
+    """Where what is at `place` is defined; `importers` are the open configs importing this file,
+    whose nets hold the instances of its modules."""
     if len(place.keys) == 2 and place.keys[0] == "imports" and isinstance(place.node, Scalar):
         return Span(os.path.join(os.path.dirname(config.document.path), str(place.node.value)), 1, 1)
     inside = place.within_entry()
@@ -34,20 +36,23 @@ def definition(config: Config, place: Place, limits: Limits) -> Span | None:
         others = [span for span in share_uses(config, entry) if span != entry.span]
         return others[0] if others else None
     if keys[:1] == ("bottom",) and not place.on_key and "use" not in entry:
-        return producer(config.document.path, entry, keys[1] if len(keys) > 1 else 0, limits)
+        return producer([config.document.path, *importers], entry, keys[1] if len(keys) > 1 else 0, limits)
     return None
 
 
-def producer(path: str, entry: Map, index: int, limits: Limits) -> Span | None:
-    """Where the layer is written that produces bottom `index` of the (first) flat layer `entry`
-    wrote: the last earlier layer with that blob among its tops."""
-    try:
-        result = compile_config(path, limits)
-    except CaffeconfError:
+def producer(roots: list[str], entry: Map, index: int, limits: Limits) -> Span | None:
+    """Where the layer is written that produces bottom `index` of the first flat layer `entry`
+    wrote (in the first net of `roots` that has one): the last earlier layer with that blob among
+    its tops."""
+    for root in roots:
+        result = compile_config(root, limits)
+        layers = result.net.layers if result.ok else ()
+        at = next((i for i, layer in enumerate(layers) if written_by(layer, entry.span)), None)
+        if at is not None:
+            break
+    else:
         return None
-    layers = result.net.layers if result.ok else ()
-    at = next((i for i, layer in enumerate(layers) if layer.origin and layer.origin.span == entry.span), None)
-    if at is None or index >= len(layers[at].bottoms):
+    if index >= len(layers[at].bottoms):
         return None
     blob = layers[at].bottoms[index]
     found = next((layer for layer in reversed(layers[:at]) if blob in layer.tops), None)

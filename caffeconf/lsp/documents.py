@@ -1,8 +1,10 @@
 """An open config (read through the buffers) -> its located tree, its declarations and the
-modules visible from it: what hover, definition and completion look things up in."""
+modules visible from it: what hover, definition and completion look things up in; and which
+flat layers of a compiled net an entry wrote."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from ..compile.compiler import load_sources
@@ -10,7 +12,8 @@ from ..compile.library import Library, unit_key
 from ..compile.source import is_config, load_tree
 from ..compile.syntax import Document, ModuleDecl
 from ..compile.tree import Node
-from ..errors import CaffeconfError, DiagnosticList
+from ..errors import CaffeconfError, DiagnosticList, Span
+from ..ir import Layer
 from ..limits import Limits
 from .places import Place, place_at
 
@@ -46,3 +49,16 @@ def read_config(path: str, limits: Limits) -> Config | None:
     except CaffeconfError:
         return None
     return Config(root, document, library)
+
+
+def written_by(layer: Layer, span: Span, uses: bool = False) -> bool:
+    """Whether the entry at `span` wrote the flat `layer` (or, with `uses`, is a module use
+    around it); paths compare as files (`nets/../blocks.yaml` is `blocks.yaml`)."""
+    if layer.origin is None:
+        return False
+    spans = (layer.origin.span, *(use.span for use in layer.origin.uses)) if uses else (layer.origin.span,)
+    return _where(span) in {_where(other) for other in spans}
+
+
+def _where(span: Span) -> tuple:
+    return os.path.abspath(span.path), span.line, span.col

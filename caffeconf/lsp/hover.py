@@ -1,6 +1,7 @@
 """A position in an open config -> its hover text (markdown): a used module's doc, parameters and
 ports; a `with:` key's declaration; a layer's inferred top shapes, parameters and MACs; a Caffe
-field's description from caffe.proto; a layer type's description."""
+field's description from caffe.proto, with the value of its `${...}` in each instance; a layer
+type's description. A module's layers are looked for in the nets of the open configs importing it."""
 
 from __future__ import annotations
 
@@ -11,12 +12,11 @@ from ..compile.load import StateChoice, compile_config, load
 from ..compile.schema import field_description
 from ..compile.syntax import ModuleDecl, ParamDecl
 from ..compile.tree import Map, Scalar
-from ..errors import CaffeconfError, Span
-from ..ir import Layer
+from ..errors import CaffeconfError
 from ..inspect.measure import layer_costs
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
-from .documents import Config
+from .documents import Config, written_by
 from .places import Place, caffe_field, source_text
 
 MAX_INSTANCES = 8  # instances of a module's layer listed in its hover
@@ -57,10 +57,7 @@ def expression_values(roots: list[str], entry: Map, keys: tuple, limits: Limits)
     of `roots` (the file itself, then the open configs importing it)."""
     lines = []
     for root in roots:
-        try:
-            result = compile_config(root, limits)
-        except CaffeconfError:
-            continue
+        result = compile_config(root, limits)
         for layer in result.net.layers if result.ok else ():
             if written_by(layer, entry.span):
                 lines.append(f"- `{layer.name}`: {_plain(_field_value(layer.fields, keys))}")
@@ -148,19 +145,6 @@ def _layer_section(root: str, own: str, entry: Map, limits: Limits) -> str | Non
                      f"MACs {_count(_total(c.macs for c in mine))}")
     where = "deploy variant" if stages else "TEST phase"
     return f"In the {where}{of}:\n\n" + "\n".join(f"- {line}" for line in lines)
-
-
-def written_by(layer: Layer, span: Span, uses: bool = False) -> bool:
-    """Whether the entry at `span` wrote the flat `layer` (or, with `uses`, is a module use
-    around it); paths compare as files (`nets/../blocks.yaml` is `blocks.yaml`)."""
-    if layer.origin is None:
-        return False
-    spans = (layer.origin.span, *(use.span for use in layer.origin.uses)) if uses else (layer.origin.span,)
-    return _where(span) in {_where(other) for other in spans}
-
-
-def _where(span: Span) -> tuple:
-    return os.path.abspath(span.path), span.line, span.col
 
 
 def _total(values) -> int | None:

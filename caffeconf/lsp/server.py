@@ -135,7 +135,8 @@ def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None
 @server.feature(types.TEXT_DOCUMENT_DEFINITION)
 def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Location | None:
     with _config_at(ls, params) as found:
-        target = definition(*found, ls.checks.limits) if found else None
+        importers = ls.checks.importers(_path(params.text_document.uri))
+        target = definition(*found, ls.checks.limits, importers) if found else None
         # the target's lines are read while the buffers are in force, for its UTF-16 columns
         return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
 

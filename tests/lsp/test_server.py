@@ -341,6 +341,11 @@ def test_definition_of_a_bottom_is_the_layer_producing_it_and_of_an_import_its_f
     assert definition(server, NET, at(NET, 8, "stem/out")) == {"uri": BLOCKS.as_uri(), "range": where(12, 9, 12, 57)}
     assert definition(server, NET, at(NET, 4, "blocks.yaml")) == {"uri": BLOCKS.as_uri(), "range": where(1, 1, 1, 2)}
     assert definition(server, NET, at(NET, 8, "Pooling")) is None
+    # inside a module, the producer is found in the net of the open config that uses it
+    opened(server, BLOCKS)
+    found = definition(server, BLOCKS, at(BLOCKS, 12, "conv,"))
+    close(server, BLOCKS)
+    assert found == {"uri": BLOCKS.as_uri(), "range": where(11, 9, 11, 112)}
 
 
 def complete(server: LanguageServer, typed: str) -> list[dict]:
