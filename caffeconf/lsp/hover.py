@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import os
 
+from google.protobuf.descriptor import Descriptor
+
 from ..caffe import descriptions
 from ..compile.load import StateChoice, compile_config, load
+from ..compile.fields import net_message
 from ..compile.schema import field_description
+from ..compile.source import is_config
 from ..compile.syntax import ModuleDecl, ParamDecl
 from ..compile.tree import Map, Scalar
-from ..errors import CaffeconfError
+from ..errors import CaffeconfError, Span
 from ..inspect.measure import layer_costs
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
 from .documents import Config, written_by
 from .places import Place, caffe_field, source_text
+from .prototxt import ProtoPlace
 
 MAX_INSTANCES = 8  # instances of a module's layer listed in its hover
 
@@ -40,11 +45,27 @@ def hover_text(config: Config, place: Place, limits: Limits, importers: tuple[st
     if _is_template(place) and caffe_field(keys) is not None:
         return f"{field_text(keys)}\n\n{expression_values(roots, entry, keys, limits)}"
     if keys == ("name",):
-        return layer_text(roots, entry, limits)
+        return layer_text(roots, entry.span, limits)
     if keys == ("type",) and not place.on_key and isinstance(place.node, Scalar):
-        text = descriptions.LAYER_TYPES.get(str(place.node.value))
-        return f"**{place.node.value}**: {text}" if text else None
+        return type_text(str(place.node.value))
     return field_text(keys, "use" if "use" in entry else "layer")
+
+
+def proto_hover_text(path: str, place: ProtoPlace, limits: Limits) -> str | None:
+    """The hover at `place` in the prototxt `path`: a field's description, a layer type's, a
+    layer's shapes and costs (on its name)."""
+    if not place.is_value:
+        return field_text((*place.blocks, place.word), start=net_message())
+    if place.blocks == ("layer",) and place.field == "type":
+        return type_text(place.word)
+    if place.blocks == ("layer",) and place.field == "name" and place.top:
+        return layer_text([path], Span(path, *place.top), limits)
+    return None
+
+
+def type_text(name: str) -> str | None:
+    text = descriptions.LAYER_TYPES.get(name)
+    return f"**{name}**: {text}" if text else None
 
 
 def _is_template(place: Place) -> bool:
@@ -105,34 +126,34 @@ def param_line(decl: ParamDecl) -> str:
     return ", ".join(parts) + (f" — {decl.doc}" if decl.doc else "")
 
 
-def field_text(keys: tuple, kind: str = "layer") -> str | None:
-    """The description of the Caffe field that `keys` (from a layer entry, or a module use when
-    `kind` is "use") name, or of the format's own key."""
-    if len(keys) == 1 and f"{kind}.{keys[0]}" in descriptions.FORMAT:
+def field_text(keys: tuple, kind: str = "layer", start: Descriptor | None = None) -> str | None:
+    """The description of the Caffe field that `keys` (from a layer entry, a module use when
+    `kind` is "use", or the message `start`) name, or of the format's own key."""
+    if start is None and len(keys) == 1 and f"{kind}.{keys[0]}" in descriptions.FORMAT:
         return f"**{keys[0]}**: {descriptions.FORMAT[f'{kind}.{keys[0]}']}"
     if kind == "use":
         return None
-    field = caffe_field(keys)
+    field = caffe_field(keys, start)
     return f"**{field.containing_type.name}.{field.name}**: {field_description(field)}" if field else None
 
 
-def layer_text(roots: list[str], entry: Map, limits: Limits) -> str:
-    """Each flat layer this entry wrote, in the net of each config in `roots` (the file itself,
-    then the open configs importing it): top shapes, parameter count and MACs, in the deploy
-    variant when the config has one (else the TEST phase, as `inspect` shows)."""
-    sections = [section for root in roots if (section := _layer_section(root, roots[0], entry, limits))]
+def layer_text(roots: list[str], span: Span, limits: Limits) -> str:
+    """Each flat layer the entry at `span` wrote, in the net of each file in `roots` (the file
+    itself, then the open configs importing it): top shapes, parameter count and MACs, in the
+    deploy variant when the config has one (else the TEST phase, as `inspect` shows)."""
+    sections = [section for root in roots if (section := _layer_section(root, roots[0], span, limits))]
     return "\n\n".join(sections) or "not in the net in this phase (nor in the open configs importing it)"
 
 
-def _layer_section(root: str, own: str, entry: Map, limits: Limits) -> str | None:
+def _layer_section(root: str, own: str, span: Span, limits: Limits) -> str | None:
     of = "" if root == own else f" of {os.path.basename(root)}"
     try:
-        variants = compile_config(root, limits).variants
+        variants = compile_config(root, limits).variants if is_config(root) else ()
         stages = ("deploy",) if "deploy" in variants else None
         costs = layer_costs(infer_shapes(load(root, StateChoice(stages=stages)).net))
     except CaffeconfError:
         return f"shapes unknown{of}: the net has errors (see the problems list)"
-    mine = [cost for cost in costs if written_by(cost.layer, entry.span, uses=True)]
+    mine = [cost for cost in costs if written_by(cost.layer, span, uses=True)]
     if not mine:
         return None
     lines = [f"`{cost.layer.name}` ({cost.layer.type}): " + ", ".join(

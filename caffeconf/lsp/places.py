@@ -92,10 +92,10 @@ def source_text(node: Node) -> str:
     return "a list" if isinstance(node, Seq) else "a mapping"
 
 
-def caffe_field(keys: tuple) -> FieldDescriptor | None:
-    """The LayerParameter field, or field of a field's message, that `keys` (from a layer entry;
-    list indices skipped) name."""
-    message, field = layer_message(), None
+def caffe_field(keys: tuple, start: Descriptor | None = None) -> FieldDescriptor | None:
+    """The field of `start` (LayerParameter: `keys` are from a layer entry), or field of a
+    field's message, that `keys` name (list indices skipped)."""
+    message, field = start or layer_message(), None
     for key in keys:
         if isinstance(key, int):
             continue

@@ -17,14 +17,16 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
+from ..compile.source import is_config
 from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks, is_net
 from .convert import code_point_column, lsp_diagnostic, span_range
 from .completion import completions
 from .definition import definition, module_at, module_identity, module_uses, share_uses
 from .documents import read_config
-from .hover import hover_text
+from .hover import hover_text, proto_hover_text
 from .outline import did_you_mean_fix, outline
+from .prototxt import ProtoPlace, proto_definition, proto_place
 
 # Typing sends a change per keystroke; wait this long for a pause before checking.
 DEBOUNCE_SECONDS = 0.05
@@ -124,11 +126,22 @@ def _config_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) ->
         yield (config, config.place(*_place(ls, params))) if config else None
 
 
+def _proto_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[str, ProtoPlace] | None:
+    """(the open prototxt, what is at the position), or None for a config or between tokens."""
+    path = _path(params.text_document.uri)
+    if is_config(path) or path not in ls.checks.buffers:
+        return None
+    place = proto_place(ls.checks.buffers[path], *_place(ls, params))
+    return (path, place) if place else None
+
+
 @server.feature(types.TEXT_DOCUMENT_HOVER)
 def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None:
     with _config_at(ls, params) as found:
         importers = ls.checks.importers(_path(params.text_document.uri))
-        text = hover_text(*found, ls.checks.limits, importers) if found else None
+        proto = _proto_at(ls, params)
+        text = hover_text(*found, ls.checks.limits, importers) if found else \
+            proto_hover_text(*proto, ls.checks.limits) if proto else None
     return types.Hover(types.MarkupContent(types.MarkupKind.Markdown, text)) if text else None
 
 
@@ -136,7 +149,9 @@ def _hover(ls: CaffeconfServer, params: types.HoverParams) -> types.Hover | None
 def _definition(ls: CaffeconfServer, params: types.DefinitionParams) -> types.Location | None:
     with _config_at(ls, params) as found:
         importers = ls.checks.importers(_path(params.text_document.uri))
-        target = definition(*found, ls.checks.limits, importers) if found else None
+        proto = _proto_at(ls, params)
+        target = definition(*found, ls.checks.limits, importers) if found else \
+            proto_definition(*proto, ls.checks.limits) if proto else None
         # the target's lines are read while the buffers are in force, for its UTF-16 columns
         return types.Location(from_fs_path(os.path.abspath(target.path)), span_range(target)) if target else None
 

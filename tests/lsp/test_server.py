@@ -430,6 +430,21 @@ def test_toml_configs_get_hover_and_completion_too(server):
     close(server, toml)
 
 
+def test_a_prototxt_gets_hover_on_fields_types_and_layers_and_definition_of_bottoms(server):
+    prototxt = SERVED / "net.prototxt"
+    assert opened(server, prototxt, language="prototxt") == []
+    texts = [hover(server, prototxt, at(prototxt, line, needle, 1)) for line, needle in (
+        (13, "kernel_size"), (10, "Convolution"), (9, '"conv"'), (6, "input_param"))]
+    found = definition(server, prototxt, at(prototxt, 11, '"data"', 1))
+    close(server, prototxt)
+    assert texts == ["**ConvolutionParameter.kernel_size**: Filter size: one value for all spatial axes, or one per "
+                     "axis. (uint32, repeated: a list or one value)",
+                     "**Convolution**: 2-D (or N-D) convolution with learned filters.",
+                     "In the TEST phase:\n\n- `conv` (Convolution): conv 1x4x6x6; params 112; MACs 3,888",
+                     "**LayerParameter.input_param**: LayerParameter.input_param (InputParameter)"]
+    assert found == {"uri": prototxt.as_uri(), "range": where(2, 1, 2, 2)}
+
+
 def test_references_of_a_module_are_its_uses_in_every_open_config(server):
     other = SERVED / "second.yaml"
     second = NET.read_text().replace("name: stem,", "name: stem2,").replace("stem/out", "stem2/out")
