@@ -1,6 +1,7 @@
 """A position in an open config, as typed so far -> what may go there: module names after
 `use:`, the module's parameters inside `with:` (type and default), Caffe fields of a layer or
-of one of its messages, the format's own keys, layer types and enum values.
+of one of its messages, the format's own keys, layer types and enum values; in a prototxt, the
+fields of the message around the cursor, layer types and enum values.
 
 What is being typed rarely parses: a key without its colon is completed by reading the buffer
 with a placeholder value after the cursor (`kern` as `kern: 0`), so the tree says where it is."""
@@ -9,13 +10,14 @@ from __future__ import annotations
 
 import re
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from lsprotocol import types
 
 from ..caffe import descriptions
 from ..caffe.facts import layer_types
 from ..compile.library import unit_key
 from ..compile.expr import FUNCTIONS
+from ..compile.fields import net_message
 from ..compile.resolve import USE_KEYS
 from ..compile.syntax import INSTANCE
 from ..compile.schema import field_description
@@ -24,6 +26,7 @@ from .documents import Config, read_config
 from .hover import param_line
 from ..compile.tree import Map, Scalar, Seq
 from .places import Place, caffe_field, caffe_message
+from .prototxt import proto_place
 
 Item = types.CompletionItem
 Kind = types.CompletionItemKind
@@ -99,8 +102,7 @@ def _keys(config: Config, place: Place) -> list[Item]:
     own = [Item(key[len("layer."):], kind=Kind.Keyword, documentation=text)
            for key, text in descriptions.FORMAT.items() if key.startswith("layer.")] if parent == () else []
     own_names = {item.label for item in own}
-    return own + [Item(field.name, kind=Kind.Field, detail=field_description(field))
-                  for field in message.fields if field.name not in own_names]
+    return own + [item for item in _fields(message) if item.label not in own_names]
 
 
 def _values(config: Config, place: Place) -> list[Item]:
@@ -116,14 +118,38 @@ def _values(config: Config, place: Place) -> list[Item]:
     if keys[:1] == ("bottom",):
         return [Item(name, kind=Kind.Variable, detail="blob") for name in _blobs(config, place)]
     if keys == ("type",) and "use" not in entry:
-        return [Item(name, kind=Kind.Class, documentation=descriptions.LAYER_TYPES.get(name))
-                for name in sorted(layer_types())]
-    field = caffe_field(keys)
+        return _layer_types()
+    return _field_values(caffe_field(keys))
+
+
+def _layer_types(quoted: bool = False) -> list[Item]:
+    return [Item(name, kind=Kind.Class, documentation=descriptions.LAYER_TYPES.get(name),
+                 insert_text=f'"{name}"' if quoted else None) for name in sorted(layer_types())]
+
+
+def _field_values(field: FieldDescriptor | None) -> list[Item]:
+    """An enum field's value names, or a bool's."""
     if field is not None and field.cpp_type == FieldDescriptor.CPPTYPE_ENUM:
         return [Item(value.name, kind=Kind.EnumMember) for value in field.enum_type.values]
     if field is not None and field.cpp_type == FieldDescriptor.CPPTYPE_BOOL:
         return [Item(name, kind=Kind.Value) for name in ("true", "false")]
     return []
+
+
+def _fields(message: Descriptor | None) -> list[Item]:
+    return [Item(field.name, kind=Kind.Field, detail=field_description(field)) for field in message.fields] \
+        if message else []
+
+
+def proto_completions(text: str, line: int, col: int) -> list[Item]:
+    """In a prototxt: the fields of the message around the cursor, layer types after `type:`
+    (quoted, where no quote is typed yet), enum and bool values."""
+    place = proto_place(text, line, col)
+    if not place.is_value:
+        return _fields(caffe_message(place.blocks, net_message()))
+    if place.blocks == ("layer",) and place.field == "type":
+        return _layer_types(quoted=not place.word)
+    return _field_values(caffe_field((*place.blocks, place.field), net_message()))
 
 
 def _blobs(config: Config, place: Place) -> list[str]:

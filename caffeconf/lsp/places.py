@@ -106,9 +106,10 @@ def caffe_field(keys: tuple, start: Descriptor | None = None) -> FieldDescriptor
     return field
 
 
-def caffe_message(keys: tuple) -> Descriptor | None:
-    """The message whose fields go in the map that `keys` (from a layer entry) lead to."""
+def caffe_message(keys: tuple, start: Descriptor | None = None) -> Descriptor | None:
+    """The message whose fields go in the map that `keys` (from a layer entry, or from the
+    message `start`) lead to."""
     if not [key for key in keys if not isinstance(key, int)]:
-        return layer_message()
-    field = caffe_field(keys)
+        return start or layer_message()
+    field = caffe_field(keys, start)
     return field.message_type if field is not None else None

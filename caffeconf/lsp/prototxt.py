@@ -18,23 +18,28 @@ from .documents import written_by
 class ProtoPlace:
     blocks: tuple[str, ...]  # the fields of the blocks around the cursor, outermost first
     top: tuple[int, int] | None  # where the outermost of them (a `layer {`) is written
-    word: str  # the field name, word or string (unquoted) under the cursor
+    word: str  # the field name, word or string (unquoted) under the cursor; "" between tokens
     field: str  # the field that word is, or whose value it is
     is_value: bool
 
 
 def proto_place(text: str, line: int, col: int) -> ProtoPlace | None:
-    """What is at 1-based (line, col) of prototxt `text`, or None between tokens."""
+    """What is at 1-based (line, col) of prototxt `text`: the word or string there, else (between
+    tokens) an empty word: a value when a `:` comes just before, a field name otherwise."""
     stack: list[tuple[str, str, tuple[int, int]]] = []  # ("block" | "list", field, where its name is)
     pending, pending_at, after_colon = "", (1, 1), False
+
+    def here(word: str, field: str, is_value: bool) -> ProtoPlace:
+        blocks = tuple(name for what, name, _ in stack if what == "block")
+        return ProtoPlace(blocks, stack[0][2] if stack else None, word, field, is_value)
+
     for kind, value, at_line, at_col in tokens(text):
         in_list = bool(stack) and stack[-1][0] == "list"
         is_name = kind == "word" and not after_colon and not in_list
-        if at_line == line and at_col <= col <= at_col + len(value) and kind in ("word", "string"):
-            blocks = tuple(name for what, name, _ in stack if what == "block")
-            word = value.strip("\"'") if kind == "string" else value
-            return ProtoPlace(blocks, stack[0][2] if stack else None, word, value if is_name else pending,
-                              not is_name)
+        if (at_line, at_col) > (line, col):
+            return here("", pending if after_colon or in_list else "", after_colon or in_list)
+        if at_line == line and col <= at_col + len(value) and kind in ("word", "string"):
+            return here(value.strip("\"'") if kind == "string" else value, value if is_name else pending, not is_name)
         if is_name:
             pending, pending_at = value, (at_line, at_col)
         elif kind == "punct" and value in "{<[":
@@ -42,7 +47,7 @@ def proto_place(text: str, line: int, col: int) -> ProtoPlace | None:
         elif kind == "punct" and value in "}>]" and stack:
             stack.pop()
         after_colon = value == ":"
-    return None
+    return here("", pending if after_colon else "", after_colon)
 
 
 def proto_definition(path: str, place: ProtoPlace, limits: Limits) -> Span | None:

@@ -21,7 +21,7 @@ from ..compile.source import is_config
 from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks, is_net
 from .convert import code_point_column, lsp_diagnostic, span_range
-from .completion import completions
+from .completion import completions, proto_completions
 from .definition import definition, module_at, module_identity, module_uses, share_uses
 from .documents import read_config
 from .hover import hover_text, proto_hover_text
@@ -200,6 +200,8 @@ def _completion(ls: CaffeconfServer, params: types.CompletionParams) -> list[typ
     path = _path(params.text_document.uri)
     if path not in ls.checks.buffers:
         return []
+    if not is_config(path):
+        return proto_completions(ls.checks.buffers[path], *_place(ls, params))
     return completions(ls.checks, path, *_place(ls, params))
 
 

@@ -445,6 +445,23 @@ def test_a_prototxt_gets_hover_on_fields_types_and_layers_and_definition_of_bott
     assert found == {"uri": prototxt.as_uri(), "range": where(2, 1, 2, 2)}
 
 
+def test_a_prototxt_gets_completion_of_fields_layer_types_and_enum_values(server):
+    prototxt = SERVED / "net.prototxt"
+    opened(server, prototxt, language="prototxt")
+    found = {}
+    for name, typed in (("fields", "layer {\n  pooling_param { ker|"), ("types", "layer {\n  type: |"),
+                        ("enum", "layer {\n  pooling_param { pool: |")):
+        text, position = cursor(prototxt.read_text() + typed)
+        change(server, prototxt, text)
+        found[name] = server.request("textDocument/completion", {"textDocument": {"uri": prototxt.as_uri()},
+                                                                 "position": position})
+    close(server, prototxt)
+    assert labels(found["fields"])[:4] == ["pool", "pad", "pad_h", "pad_w"] and "num_output" not in labels(found["fields"])
+    assert {"label": "Pooling", "insertText": '"Pooling"'}.items() <= next(
+        item for item in found["types"] if item["label"] == "Pooling").items()
+    assert labels(found["enum"]) == ["MAX", "AVE", "STOCHASTIC"]
+
+
 def test_references_of_a_module_are_its_uses_in_every_open_config(server):
     other = SERVED / "second.yaml"
     second = NET.read_text().replace("name: stem,", "name: stem2,").replace("stem/out", "stem2/out")
