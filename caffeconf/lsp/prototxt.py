@@ -23,7 +23,7 @@ class ProtoPlace:
     is_value: bool
 
 
-def proto_place(text: str, line: int, col: int) -> ProtoPlace | None:
+def proto_place(text: str, line: int, col: int) -> ProtoPlace:
     """What is at 1-based (line, col) of prototxt `text`: the word or string there, else (between
     tokens) an empty word: a value when a `:` comes just before, a field name otherwise."""
     stack: list[tuple[str, str, tuple[int, int]]] = []  # ("block" | "list", field, where its name is)

@@ -127,12 +127,11 @@ def _config_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) ->
 
 
 def _proto_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[str, ProtoPlace] | None:
-    """(the open prototxt, what is at the position), or None for a config or between tokens."""
+    """(the open prototxt, what is at the position), or None for a config."""
     path = _path(params.text_document.uri)
     if is_config(path) or path not in ls.checks.buffers:
         return None
-    place = proto_place(ls.checks.buffers[path], *_place(ls, params))
-    return (path, place) if place else None
+    return path, proto_place(ls.checks.buffers[path], *_place(ls, params))
 
 
 @server.feature(types.TEXT_DOCUMENT_HOVER)
