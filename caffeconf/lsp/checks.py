@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from ..commands.validate import file_diagnostics
+from ..compile.library import NET_SUFFIXES
 from ..compile.load import one_command
 from ..compile.source import is_config
 from ..errors import Diagnostic, Span
@@ -96,7 +97,12 @@ def is_net(path: str, text: str) -> bool:
     """Whether an open document is checked: every prototxt, and the YAML and TOML files that are
     caffeconf configs, so that other YAML in the editor (CI workflows...) gets no diagnostics
     from us (a file that only an open config imports is still checked through it)."""
-    return not is_config(path) or _CONFIG_MARK.search(text) is not None
+    return is_prototxt(path) or is_config(path) and _CONFIG_MARK.search(text) is not None
+
+
+def is_prototxt(path: str) -> bool:
+    """A Caffe text net by its suffix (any other file an editor hands over is none of ours)."""
+    return path.lower().endswith(NET_SUFFIXES)
 
 
 def _absolute(diag: Diagnostic) -> Diagnostic:

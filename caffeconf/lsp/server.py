@@ -17,9 +17,8 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
 from .. import __version__
-from ..compile.source import is_config
 from ..limits import DEFAULT_LIMITS, Limits
-from .checks import Checks, is_net
+from .checks import Checks, is_net, is_prototxt
 from .convert import code_point_column, lsp_diagnostic, span_range
 from .completion import completions, proto_completions
 from .definition import definition, module_at, module_identity, module_uses, share_uses
@@ -127,9 +126,9 @@ def _config_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) ->
 
 
 def _proto_at(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[str, ProtoPlace] | None:
-    """(the open prototxt, what is at the position), or None for a config."""
+    """(the open prototxt, what is at the position), or None for any other file."""
     path = _path(params.text_document.uri)
-    if is_config(path) or path not in ls.checks.buffers:
+    if not is_prototxt(path) or path not in ls.checks.buffers:
         return None
     return path, proto_place(ls.checks.buffers[path], *_place(ls, params))
 
@@ -199,7 +198,7 @@ def _completion(ls: CaffeconfServer, params: types.CompletionParams) -> list[typ
     path = _path(params.text_document.uri)
     if path not in ls.checks.buffers:
         return []
-    if not is_config(path):
+    if is_prototxt(path):
         return proto_completions(ls.checks.buffers[path], *_place(ls, params))
     return completions(ls.checks, path, *_place(ls, params))
 

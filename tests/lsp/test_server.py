@@ -222,11 +222,17 @@ def test_yaml_that_is_no_config_gets_no_diagnostics_until_it_says_it_is_one(serv
                                    "name, separator, variants, params, imports, modules, layers, solver, "
                                    "debug_info, force_backward, input, input_dim, input_shape, state")]
     close(server, other)
+    notes = SERVED / "notes.txt"  # a file of another kind an editor hands over: not read as a prototxt
+    server.open(notes.as_uri(), "layer { bottom: nowhere }\n", "plaintext")
+    server.open("untitled:Untitled-1", "caffeconf: 1\nlayers: 3\n", "yaml")
     for name in NOT_CONFIGS:
         server.open((ROOT / "tests" / "errors" / name).as_uri(), (ROOT / "tests" / "errors" / name).read_text())
         close(server, ROOT / "tests" / "errors" / name)
     server.settle()
     assert not any(server.published().values())
+    assert server.request("textDocument/hover", {"textDocument": {"uri": notes.as_uri()},
+                                                 "position": {"line": 0, "character": 2}}) is None
+    close(server, notes)
 
 
 def test_every_error_case_gets_what_validate_reports_at_the_same_places(server, monkeypatch):
