@@ -1,5 +1,5 @@
 """An open config -> its outline (modules, and the layers and uses in each and at the top level),
-and LSP diagnostics with a "did you mean" hint -> the quick fix that writes the suggestion."""
+an open prototxt -> its layers, and LSP diagnostics with a "did you mean" hint -> the quick fix that writes the suggestion."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import re
 
 from lsprotocol import types
 
+from ..caffe.prototxt import outline_text
 from ..compile.tree import Map, Node, Scalar, Seq
+from ..errors import Span
 from .convert import SOURCE, span_range, whole_range
 
 Symbol = types.DocumentSymbol
@@ -41,6 +43,16 @@ def _entries(layers: Node | None) -> list[Symbol]:
         symbol_kind = types.SymbolKind.Object if isinstance(use, Scalar) else types.SymbolKind.Function
         found.append(Symbol(str(name.value), symbol_kind, whole_range(entry.span), span_range(name.span), detail=detail))
     return found
+
+
+def proto_outline(path: str, text: str) -> list[Symbol]:
+    """A prototxt's layers by name (where each `layer {` block starts)."""
+    symbols = []
+    for field in outline_text(text).fields:
+        if field.name in ("layer", "layers"):
+            where = span_range(Span(path, field.line, field.col, field.line, field.col + len(field.name)))
+            symbols.append(Symbol(field.layer_name or "(no name)", types.SymbolKind.Function, where, where))
+    return symbols
 
 
 def did_you_mean_fix(uri: str, written: str, diagnostic: types.Diagnostic) -> types.CodeAction | None:

@@ -24,7 +24,7 @@ from .completion import completions, proto_completions
 from .definition import definition, module_at, module_identity, module_uses, share_uses
 from .documents import read_config
 from .hover import hover_text, proto_hover_text
-from .outline import did_you_mean_fix, outline
+from .outline import did_you_mean_fix, outline, proto_outline
 from .prototxt import ProtoPlace, proto_definition, proto_place
 
 # Typing sends a change per keystroke; wait this long for a pause before checking.
@@ -180,6 +180,8 @@ def _references(ls: CaffeconfServer, params: types.ReferenceParams) -> list[type
 @server.feature(types.TEXT_DOCUMENT_DOCUMENT_SYMBOL)
 def _symbols(ls: CaffeconfServer, params: types.DocumentSymbolParams) -> list[types.DocumentSymbol]:
     path = _path(params.text_document.uri)
+    if is_prototxt(path) and path in ls.checks.buffers:
+        return proto_outline(path, ls.checks.buffers[path])
     with ls.checks.reading():
         config = read_config(path, ls.checks.limits)
         return outline(config.root) if config else []

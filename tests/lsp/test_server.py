@@ -449,6 +449,10 @@ def test_a_prototxt_gets_hover_on_fields_types_and_layers_and_definition_of_bott
                      "In the TEST phase:\n\n- `conv` (Convolution): conv 1x4x6x6; params 112; MACs 3,888",
                      "**LayerParameter.input_param**: LayerParameter.input_param (InputParameter)"]
     assert found == {"uri": prototxt.as_uri(), "range": where(2, 1, 2, 2)}
+    server.open(prototxt.as_uri(), prototxt.read_text(), "prototxt")
+    symbols = server.request("textDocument/documentSymbol", {"textDocument": {"uri": prototxt.as_uri()}})
+    close(server, prototxt)
+    assert [(s["name"], s["range"]) for s in symbols] == [("data", where(2, 1, 2, 6)), ("conv", where(8, 1, 8, 6))]
 
 
 def test_a_prototxt_gets_completion_of_fields_layer_types_and_enum_values(server):
