@@ -43,26 +43,35 @@ def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
     """The items for 1-based (line, code point column) in the open buffer `path`."""
     text = checks.buffers[path]
     before = (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "")[:col - 1]
+    if _IN_EXPRESSION.search(before):
+        return _in_expression(checks, path, text, (line, col))
     typed = _TYPED.search(before).group(0)
-    start = col - len(typed)
-    if _IN_EXPRESSION.search(before):  # closing what an editor may not have closed yet
-        for closing in ("", "}", '}"', "}'"):
-            found = _items_at(checks, path, _insert(text, line, col, closing), (line, col), _expression, on_key=False)
-            if found is not None:
-                return found
-        return []
     key_before, list_of_key, placeholder_value = _TOML if path.lower().endswith(".toml") else _YAML
     value_of = key_before.search(before[:len(before) - len(typed)]) or list_of_key.search(before)
-    if value_of:  # TOML has no empty value: read `key = ` as `key = 0` when it does not parse
-        key_at = (line, value_of.start(1) + 1)
-        found = _items_at(checks, path, text, key_at, _values)
-        if found is None and not typed:
-            found = _items_at(checks, path, _insert(text, line, col, "0"), key_at, _values)
-        return found or []
-    found = _items_at(checks, path, text, (line, start), _keys)
-    if found is None:
+    if value_of:
+        return _value_of(checks, path, text, (line, col), (line, value_of.start(1) + 1), bool(typed))
+    found = _items_at(checks, path, text, (line, col - len(typed)), _keys)
+    if found is None:  # a key without its value does not parse: read `kern` as `kern: 0`
         patched = _insert(text, line, col, ("" if typed else PLACEHOLDER) + placeholder_value)
-        found = _items_at(checks, path, patched, (line, start), _keys)
+        found = _items_at(checks, path, patched, (line, col - len(typed)), _keys)
+    return found or []
+
+
+def _in_expression(checks: Checks, path: str, text: str, cursor: tuple[int, int]) -> list[Item]:
+    for closing in ("", "}", '}"', "}'"):  # what an editor may not have closed yet
+        found = _items_at(checks, path, _insert(text, *cursor, closing), cursor, _expression, on_key=False)
+        if found is not None:
+            return found
+    return []
+
+
+def _value_of(checks: Checks, path: str, text: str, cursor: tuple[int, int], key_at: tuple[int, int],
+              typed: bool) -> list[Item]:
+    """The values for the key at `key_at`; TOML has no empty value, so `key = ` is read as
+    `key = 0` when it does not parse."""
+    found = _items_at(checks, path, text, key_at, _values)
+    if found is None and not typed:
+        found = _items_at(checks, path, _insert(text, *cursor, "0"), key_at, _values)
     return found or []
 
 
