@@ -149,7 +149,8 @@ def test_toml_and_prototxt_buffers_are_checked_too(server):
     close(server, prototxt)
 
 
-CASES = sorted((ROOT / "tests" / "errors").glob("*.yaml")) + sorted((ROOT / "tests" / "errors_prototxt").glob("*.prototxt"))
+CASES = sorted((ROOT / "tests" / "errors").glob("*.yaml")) + sorted((ROOT / "tests" / "errors_prototxt").glob("*.prototxt")) \
+    + sorted((ROOT / "tests" / "warnings").glob("*.yaml")) + [ROOT / "tests" / "toml" / "unknown_field.toml"]
 
 
 def test_columns_after_characters_beyond_the_bmp_count_in_utf16_code_units(server, tmp_path):
@@ -235,7 +236,7 @@ def test_yaml_that_is_no_config_gets_no_diagnostics_until_it_says_it_is_one(serv
     close(server, notes)
 
 
-def test_every_error_case_gets_what_validate_reports_at_the_same_places(server, monkeypatch):
+def test_every_error_and_warning_case_gets_what_validate_reports_at_the_same_places(server, monkeypatch):
     monkeypatch.chdir(ROOT)  # where the server runs (the workspace root), as imports are checked from there
     for case in CASES:
         if case.name in NOT_CONFIGS:
@@ -246,7 +247,7 @@ def test_every_error_case_gets_what_validate_reports_at_the_same_places(server, 
                               for d in file_diagnostics(str(case), DEFAULT_LIMITS))
         server.settle()
         server.published()
-        server.open(case.as_uri(), case.read_text(), "yaml" if case.suffix == ".yaml" else "prototxt")
+        server.open(case.as_uri(), case.read_text(), {".yaml": "yaml", ".toml": "toml"}.get(case.suffix, "prototxt"))
         server.settle()
         found = sorted((uri, (d["range"]["start"]["line"], d["range"]["start"]["character"]),
                         {ERROR: "error", WARNING: "warning"}[d["severity"]], headline(d["message"]))
