@@ -46,6 +46,11 @@ class Checks:
     def close(self, path: str) -> set[str]:
         """Forget the buffer and its check; returns the files that check had findings for."""
         self.buffers.pop(path, None)
+        return self.forget(path)
+
+    def forget(self, path: str) -> set[str]:
+        """Forget the check of `path` (closed, or no longer a config); returns the files it had
+        findings for."""
         check = self.results.pop(path, None)
         return set(check.by_file) if check else set()
 

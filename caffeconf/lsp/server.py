@@ -43,6 +43,8 @@ class CaffeconfServer(LanguageServer):
         """Check every open net that `path` concerns and publish what changed."""
         self.pending.pop(path, None)
         touched: set[str] = set()
+        if path in self.checks.buffers and not is_net(path, self.checks.buffers[path]):
+            touched |= self.checks.forget(path)  # an edit took away what made it a config
         for root in self.checks.concerned(path):
             touched |= self.checks.check(root)
         self.publish(touched)

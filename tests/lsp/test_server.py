@@ -217,11 +217,12 @@ def test_yaml_that_is_no_config_gets_no_diagnostics_until_it_says_it_is_one(serv
     server.open(other.as_uri(), "on: push\njobs: {}\n")
     server.settle()
     assert other.as_uri() not in server.published()
-    change(server, other, "caffeconf: 1\njobs: {}\n")
-    assert brief(server.diagnostics(other.as_uri())) == [
+    published = edited(server, other, "caffeconf: 1\njobs: {}\n", 2)
+    assert brief(published[other.as_uri()]) == [
         (where(2, 1, 2, 5), ERROR, "unknown key 'jobs' in the document\nhint: allowed keys: caffeconf, caffe_proto, "
                                    "name, separator, variants, params, imports, modules, layers, solver, "
                                    "debug_info, force_backward, input, input_dim, input_shape, state")]
+    assert edited(server, other, "on: push\njobs: {}\n", 3) == {other.as_uri(): []}  # no longer one: cleared
     close(server, other)
     notes = SERVED / "notes.txt"  # a file of another kind an editor hands over: not read as a prototxt
     server.open(notes.as_uri(), "layer { bottom: nowhere }\n", "plaintext")
