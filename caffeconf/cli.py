@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compile": ("compile", "compile a config to a flat Caffe NetParameter"),
     "upgrade": ("upgrade", "upgrade a V0/V1 net or an old solver to the current format"),
     "schema": ("schema", "print the JSON Schema for configs"),
+    "lsp": ("lsp", "a language server for editors: validate's diagnostics as you type, hover, definitions"),
     "run": ("run", "run a net forward with PyTorch"),
     "time": ("time", "time forward and backward per layer, like `caffe time`"),
     "inspect": ("inspect", "shapes, parameters, MACs and memory per layer or module"),

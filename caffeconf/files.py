@@ -8,12 +8,14 @@ even if the process dies mid-write; outputs never replace a FIFO, a device or an
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
 import struct
 import tempfile
 from pathlib import Path
+from typing import Iterator, Mapping
 
 from .errors import CaffeconfError, Span
 
@@ -32,18 +34,43 @@ def check_path(path: str | os.PathLike) -> None:
         raise CaffeconfError.at(None, f"{str(path)!r}: a file path cannot hold a NUL byte")
 
 
+# An editor's unsaved buffers (absolute path -> bytes), read instead of the disk while
+# `reading_buffers` runs; None outside it. The files read meanwhile are recorded, so that the
+# language server knows which open configs an edit to an imported file concerns.
+_buffers: Mapping[str, bytes] | None = None
+_read: set[str] | None = None
+
+
+@contextlib.contextmanager
+def reading_buffers(buffers: Mapping[str, bytes]) -> Iterator[set[str]]:
+    """Inside the block `read_bounded` takes each file in `buffers` from there; yields the set of
+    absolute paths read (from buffers or disk) so far."""
+    global _buffers, _read
+    outer = _buffers, _read
+    _buffers, _read = buffers, set()
+    try:
+        yield _read
+    finally:
+        _buffers, _read = outer
+
+
 def read_bounded(path: str | os.PathLike, max_bytes: int = MAX_CAFFE_FILE_BYTES) -> bytes:
-    """The bytes of the regular file at `path`, refusing anything else and anything over
-    `max_bytes` (a CaffeconfError); OSErrors (a missing file...) are the caller's to word."""
+    """The bytes of the regular file at `path` (or of its unsaved buffer, see `reading_buffers`),
+    refusing anything else and anything over `max_bytes` (a CaffeconfError); OSErrors (a missing
+    file...) are the caller's to word."""
     name = str(path)
     check_path(path)
+    if _read is not None:
+        _read.add(os.path.abspath(path))
+        if (buffered := _buffers.get(os.path.abspath(path))) is not None:
+            _check_size(name, len(buffered), max_bytes)
+            return buffered
     info = os.stat(path)
     if stat.S_ISDIR(info.st_mode):
         raise IsADirectoryError(21, "is a directory", name)
     if not stat.S_ISREG(info.st_mode):
         raise CaffeconfError.at(None, f"{name}: not a regular file (a FIFO or device): not read")
-    if info.st_size > max_bytes:
-        raise CaffeconfError.at(Span(name, 1, 1), f"file is {info.st_size} bytes, over the limit of {max_bytes}")
+    _check_size(name, info.st_size, max_bytes)
     with open(path, "rb") as handle:
         data = handle.read(info.st_size)  # read() of the bound itself would allocate all of it
         while len(data) <= max_bytes and (more := handle.read(1 << 20)):  # it grew since the stat
@@ -51,6 +78,11 @@ def read_bounded(path: str | os.PathLike, max_bytes: int = MAX_CAFFE_FILE_BYTES)
     if len(data) > max_bytes:
         raise CaffeconfError.at(Span(name, 1, 1), f"file is over the limit of {max_bytes} bytes")
     return data
+
+
+def _check_size(name: str, size: int, max_bytes: int) -> None:
+    if size > max_bytes:
+        raise CaffeconfError.at(Span(name, 1, 1), f"file is {size} bytes, over the limit of {max_bytes}")
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:

@@ -1,12 +1,14 @@
 """The package's layout keeps its promises: no import cycles, `caffe_pb2` only inside
-caffeconf/caffe/, the compiler free of the runner, the trainer and torch, and compile/ made of
-small functions."""
+caffeconf/caffe/, the compiler and the language server free of the runner, the trainer and torch,
+and compile/ made of small functions."""
 
 from __future__ import annotations
 
 import ast
 import statistics
 from pathlib import Path
+
+import pytest
 
 from conftest import ROOT
 
@@ -77,19 +79,26 @@ def test_only_the_caffe_subpackage_imports_caffe_pb2():
     assert not outside
 
 
-def test_the_compiler_never_reaches_the_runner_the_trainer_or_torch():
-    reached, todo = set(), [m for m in MODULES if m.startswith("caffeconf.compile")]
+def _reached_from(prefix: str) -> set[str]:
+    reached, todo = set(), [m for m in MODULES if m.startswith(prefix)]
     while todo:
         module = todo.pop()
         if module not in reached:
             reached.add(module)
             todo += GRAPH[module]
+    return reached
+
+
+@pytest.mark.parametrize("package", ["caffeconf.compile", "caffeconf.lsp", "caffeconf.commands.lsp"])
+def test_the_compiler_and_the_language_server_never_reach_the_runner_the_trainer_or_torch(package):
+    reached = _reached_from(package)
+    assert reached
     assert not sorted(m for m in reached if m.startswith(("caffeconf.run", "caffeconf.train", "caffeconf.export")))
     assert not sorted(m for m in reached if any(name.split(".")[0] in ("torch", "onnx") for name in _imports(m)))
 
 
 def test_every_subpackage_says_what_goes_in_and_what_comes_out():
-    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "commands"):
+    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "lsp", "commands"):
         doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8")))
         assert doc, f"caffeconf/{package}/__init__.py has no docstring"
 

@@ -1,5 +1,5 @@
-"""The optional modules behind the runner commands (run, time, train, test): a missing one becomes a
-CaffeconfError naming it and how to install it, never an ImportError traceback."""
+"""The optional modules behind the runner commands (run, time, train, test), export and lsp: a
+missing one becomes a CaffeconfError naming it and how to install it, never an ImportError traceback."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from ..errors import CaffeconfError
 # top-level module -> (what it is, the extra that installs it)
 _PROVIDED = {"torch": ("PyTorch", "run"), "numpy": ("NumPy", "run"), "cv2": ("OpenCV for image inputs", "run"),
              "lmdb": ("LMDB", "train"), "h5py": ("h5py for HDF5 data", "train"),
-             "tqdm": ("tqdm for the progress line", "train"), "onnx": ("the onnx package", "onnx")}
+             "tqdm": ("tqdm for the progress line", "train"), "onnx": ("the onnx package", "onnx"),
+             "pygls": ("pygls for the language server", "lsp"), "lsprotocol": ("pygls for the language server", "lsp")}
 # the extras each command needs
 _EXTRAS = {"train": "run,train", "test": "run,train", "export": "run,onnx"}
 

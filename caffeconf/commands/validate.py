@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..compile.load import LoadOptions, compile_config, load
+from ..compile.settings import NO_SETTINGS
 from ..compile.source import is_config
 from ..errors import CaffeconfError, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
@@ -42,7 +43,9 @@ def shape_diagnostics(net) -> tuple:
     return tuple(found)
 
 
-def _diagnostics(path: str, limits, settings) -> tuple:
+def file_diagnostics(path: str, limits, settings=NO_SETTINGS) -> tuple:
+    """Everything `validate` reports for one net file: a config's or prototxt's errors and
+    warnings, then the shape mismatches of a net that compiled."""
     if is_config(path):
         result = compile_config(path, limits, settings=settings)
         return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
@@ -56,7 +59,7 @@ def _diagnostics(path: str, limits, settings) -> tuple:
 def run(args) -> int:
     limits = limits_from(args)
     settings = settings_from(args, limits)
-    diagnostics = [d for path in args.files for d in _diagnostics(path, limits, settings)]
+    diagnostics = [d for path in args.files for d in file_diagnostics(path, limits, settings)]
     if args.format == "json":
         sys.stdout.write(render_json(diagnostics))
     elif diagnostics:

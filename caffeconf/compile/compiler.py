@@ -16,13 +16,13 @@ from .header import adopt_config_proto
 from ..errors import CaffeconfError, Diagnostic, DiagnosticList
 from .fields import net_message, solver_message
 from ..ir import Net
-from .library import load_library, unit_key
+from .library import Library, load_library, unit_key
 from ..limits import DEFAULT_LIMITS, Limits
 from .tree import Map
 from .source import load_tree
 from .resolve import Resolver
 from .settings import NO_SETTINGS, Settings, with_solver_settings
-from .syntax import parse_document
+from .syntax import Document, parse_document
 from .verify import check_sharing, verify_net
 
 
@@ -59,15 +59,21 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
         return dataclasses.replace(result, dialect=current())
 
 
+def load_sources(path: str | Path, limits: Limits, diags: DiagnosticList) -> tuple[Document, Library]:
+    """The config at `path` parsed, and the library of it and every file it imports (the
+    language server reads modules from it too); raises CaffeconfError when the file does not parse."""
+    def parse(tree, source: str):
+        adopt_config_proto(tree, source, diags)
+        return parse_document(tree, source, diags, net_field_names())
+
+    document = parse(load_tree(path, limits), str(path))
+    return document, load_library(document, parse, limits, diags)
+
+
 def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings: Settings) -> Build:
     diags = DiagnosticList()
     try:
-        def parse(tree, source: str):
-            adopt_config_proto(tree, source, diags)
-            return parse_document(tree, source, diags, net_field_names())
-
-        document = parse(load_tree(path, limits), str(path))
-        library = load_library(document, parse, limits, diags)
+        document, library = load_sources(path, limits, diags)
         check_modules(library, unit_key(document.path), document.layers, diags)
         resolver = Resolver(document, library, diags, limits, variants, settings.params)
         net = resolver.run()

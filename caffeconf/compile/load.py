@@ -69,11 +69,12 @@ _compiled: dict | None = None  # set inside one_command()
 
 
 @contextlib.contextmanager
-def one_command(dialect: Dialect | None = None) -> Iterator[None]:
+def one_command(dialect: Dialect | None = None, fresh: bool = False) -> Iterator[None]:
     """Compile each config at most once while the block runs (one command's lifetime), in
-    `dialect` (None: the one in force) or the one a loaded config names in its header."""
+    `dialect` (None: the one in force) or the one a loaded config names in its header. `fresh`
+    starts anew inside a running command (each check of the language server reads new text)."""
     global _compiled
-    outer, _compiled = _compiled, {} if _compiled is None else _compiled
+    outer, _compiled = _compiled, {} if _compiled is None or fresh else _compiled
     try:
         with use(dialect):
             yield

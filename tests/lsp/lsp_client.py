@@ -1,4 +1,5 @@
-"""A minimal Language Server Protocol client over stdio, enough to drive yaml-language-server.
+"""A minimal Language Server Protocol client over stdio, enough to drive yaml-language-server and
+`caffeconf lsp`.
 
 JSON-RPC messages are framed with a `Content-Length` header. A reader thread
 files every message the server sends: responses by request id, notifications
@@ -25,10 +26,10 @@ class LspError(Exception):
 class LanguageServer:
     """One server process; `request` waits for the reply, `notify` does not."""
 
-    def __init__(self, node: str, settings: dict[str, Any]):
+    def __init__(self, command: list[str], settings: dict[str, Any], **popen: Any):
         self.settings = settings
-        self.process = subprocess.Popen([node, str(SERVER), "--stdio"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=popen.pop("stderr", subprocess.DEVNULL), **popen)
         self.next_id = 0
         self.responses: dict[int, dict] = {}
         self.notifications: list[dict] = []
@@ -88,6 +89,23 @@ class LanguageServer:
             raise LspError(f"{method} failed: {reply['error']}")
         return reply.get("result")
 
+    def settle(self) -> None:
+        """Wait until the server has handled everything sent so far: it answers requests in order,
+        so once a reply (here, to a method no server has) comes, every notification before it is in."""
+        try:
+            self.request("caffeconf-tests/settle", None)
+        except LspError as error:
+            if "-32601" not in str(error) and "not found" not in str(error).lower():
+                raise
+
+    def published(self) -> dict[str, list[dict]]:
+        """The latest diagnostics published for each document, taken from the notifications."""
+        with self.changed:
+            found = {n["params"]["uri"]: n["params"]["diagnostics"] for n in self.notifications
+                     if n["method"] == "textDocument/publishDiagnostics"}
+            self.notifications.clear()
+        return found
+
     def wait_for_notification(self, method: str, match: Any, timeout: float = 10.0) -> dict:
         """The first notification `method` whose params satisfy `match` (a predicate)."""
         def found() -> dict | None:
@@ -116,9 +134,9 @@ class LanguageServer:
         self.notify("initialized", {})
         self.notify("workspace/didChangeConfiguration", {"settings": self.settings})
 
-    def open(self, uri: str, text: str) -> None:
+    def open(self, uri: str, text: str, language: str = "yaml") -> None:
         self.notify("textDocument/didOpen", {
-            "textDocument": {"uri": uri, "languageId": "yaml", "version": 1, "text": text}})
+            "textDocument": {"uri": uri, "languageId": language, "version": 1, "text": text}})
 
     def diagnostics(self, uri: str, timeout: float = 10.0) -> list[dict]:
         return self.wait_for_notification("textDocument/publishDiagnostics",

@@ -33,7 +33,8 @@ def server():
         pytest.skip("node is not installed: the language-server tests need node and `npm ci` in tests/lsp")
     assert SERVER.exists(), "yaml-language-server is not installed: run `(cd tests/lsp && npm ci)`"
     # The settings a fresh editor has: schemas come from the modelines only.
-    language_server = LanguageServer(node, {"yaml": {"validate": True, "completion": True, "hover": True}})
+    language_server = LanguageServer([node, str(SERVER), "--stdio"],
+                                     {"yaml": {"validate": True, "completion": True, "hover": True}})
     language_server.initialize(ROOT)
     yield language_server
     language_server.close()
