@@ -54,6 +54,18 @@ def reading_buffers(buffers: Mapping[str, bytes]) -> Iterator[set[str]]:
         _buffers, _read = outer
 
 
+def check_regular_file(path: str | os.PathLike) -> os.stat_result:
+    """The stat of the regular file at `path`; a FIFO or device (which could block a reader or
+    never end) is a CaffeconfError, a directory or a missing file an OSError for the caller to word."""
+    check_path(path)
+    info = os.stat(path)
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(21, "is a directory", str(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise CaffeconfError.at(None, f"{path}: not a regular file (a FIFO or device): not read")
+    return info
+
+
 def read_bounded(path: str | os.PathLike, max_bytes: int = MAX_CAFFE_FILE_BYTES) -> bytes:
     """The bytes of the regular file at `path` (or of its unsaved buffer, see `reading_buffers`),
     refusing anything else and anything over `max_bytes` (a CaffeconfError); OSErrors (a missing
@@ -65,11 +77,7 @@ def read_bounded(path: str | os.PathLike, max_bytes: int = MAX_CAFFE_FILE_BYTES)
         if (buffered := _buffers.get(os.path.abspath(path))) is not None:
             _check_size(name, len(buffered), max_bytes)
             return buffered
-    info = os.stat(path)
-    if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(21, "is a directory", name)
-    if not stat.S_ISREG(info.st_mode):
-        raise CaffeconfError.at(None, f"{name}: not a regular file (a FIFO or device): not read")
+    info = check_regular_file(path)
     _check_size(name, info.st_size, max_bytes)
     with open(path, "rb") as handle:
         data = handle.read(info.st_size)  # read() of the bound itself would allocate all of it

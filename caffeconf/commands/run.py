@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import sys
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
@@ -68,8 +70,22 @@ def _check_options(args) -> None:
                                       "--channels-last or --device cuda")
     if args.blobs is not None and not args.output:
         raise CaffeconfError.at(None, "--blobs saves blobs to -o OUT.npz, but no -o was given")
+    _check_outputs(args)
     if args.blobs is not None and not _blob_names(args.blobs):
         raise CaffeconfError.at(None, "--blobs needs blob names separated by commas, or 'all'")
+
+
+def _check_outputs(args) -> None:
+    """-o and --write-weights name new or regular files, none of them an input, before any work."""
+    from ..files import check_writable
+
+    inputs = (args.net, *[path for path in (args.weights, args.mean_file) if path], *args.images,
+              *[spec.partition("=")[2] for spec in args.input])
+    for output in (args.output, args.write_weights):
+        if output:
+            check_writable(output, inputs)
+    if args.output and args.write_weights and os.path.realpath(args.output) == os.path.realpath(args.write_weights):
+        raise CaffeconfError.at(None, f"-o and --write-weights both name {args.output}: give two files")
 
 
 def _blob_names(text: str) -> list[str]:

@@ -116,12 +116,16 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         options.agree = group.strongest_request(device)
     prefix = solver.snapshot_prefix
     log_path = (args.log or f"{prefix}_log.csv") if options.leader else None
+    training, testing = train_net(solver, net_path, solver_path), test_nets(solver, net_path, solver_path)
+    if options.leader:
+        nets = [choice.path for choice in (training, *testing) if choice.inline is None]
+        _check_outputs(prefix, log_path, args.plot or f"{prefix}_plot.png",
+                       (solver_path, *nets, *[path for path in (args.weights, args.resume) if path]))
     report = Report(log_path, solver.max_iter, quiet=args.quiet or not options.leader,
                     start_iteration=options.resumed.iteration if options.resumed else 0,
                     resumed=options.resumed is not None)
     try:
-        trainer = Trainer(solver, train_net(solver, net_path, solver_path), test_nets(solver, net_path, solver_path),
-                          options, report)
+        trainer = Trainer(solver, training, testing, options, report)
         with options.requests.installed():
             finished = trainer.solve()
     finally:
@@ -133,6 +137,15 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         if not finished:
             _tell_how_to_resume(args, trainer)
     return 0 if finished else exit_status(trainer.stopped_by)
+
+
+def _check_outputs(prefix: str, log: str, plot: str, inputs: tuple[str, ...]) -> None:
+    """Snapshots, the log and the plot can be written, and none is an input, before training starts."""
+    from ..caffe.solverstate import snapshot_paths
+    from ..files import check_writable
+
+    for output in (*snapshot_paths(prefix, 0), log, plot):
+        check_writable(output, inputs)
 
 
 def _overridden_section(solver_path: str, net_path: str | None, how) -> str | None:

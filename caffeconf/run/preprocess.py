@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import CaffeconfError
-from ..files import check_image_size, check_path
+from ..files import check_image_size, check_regular_file
 from ..caffe.weights import read_blob_file
 
 
@@ -54,7 +54,10 @@ def load_images(paths: Sequence[str], shape: Sequence[int], transform: Transform
 
 def _read(cv2, path: str, channels: int) -> np.ndarray:
     flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
-    check_path(path)
+    try:
+        check_regular_file(path)
+    except OSError as error:
+        raise CaffeconfError.at(None, f"cannot read image '{path}': {error.strerror}") from None
     check_image_size(path)
     try:
         image = cv2.imread(path, flag)
