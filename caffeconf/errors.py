@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,28 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps({"diagnostics": items}, indent=2) + "\n"
 
 
+def merge_spread(groups: Sequence[Sequence[Diagnostic]], plural: str, describe: Callable[[list[int]], str],
+                 span: Span | None = None,
+                 key: Callable[[Diagnostic], Hashable] = lambda d: (d.span, d.severity)) -> list[Diagnostic]:
+    """One diagnostic per problem of `groups` (what each repetition, use or state found): the first
+    found, with a note naming where it holds, e.g. "in all 13 repetitions (i = 0…12)" or "in 1 of
+    2 states (phase TEST)"; `describe` names the indices of the groups it holds in."""
+    found: dict[Hashable, tuple[Diagnostic, list[int], set[str]]] = {}
+    for index, group in enumerate(groups):
+        for diag in group:
+            _, indices, messages = found.setdefault(key(diag), (diag, [], set()))
+            if index not in indices:
+                indices.append(index)
+            messages.add(diag.message)
+    merged = []
+    for diag, indices, messages in found.values():
+        held = f"all {len(groups)}" if len(indices) == len(groups) else f"{len(indices)} of {len(groups)}"
+        shown = f"; the message is for {describe(indices[:1])}" if len(messages) > 1 else ""
+        note = Note(f"in {held} {plural} ({describe(indices)}){shown}", span)
+        merged.append(Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint))
+    return merged
+
+
 class DiagnosticList:
     """Collects diagnostics so that one run reports every problem (each once)."""
 
@@ -261,6 +283,13 @@ class DiagnosticList:
                 continue
             added = note if context < self.MAX_CONTEXT_NOTES else Note("in module uses further out (not listed)")
             self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (added,), diag.hint)
+
+    def take_since(self, start: int) -> list[Diagnostic]:
+        """Remove and return the diagnostics added since `start` (to be merged and added again)."""
+        taken = self.items[start:]
+        del self.items[start:]
+        self._seen.difference_update((d.span, d.message, d.severity) for d in taken)
+        return taken
 
     def extend(self, error: CaffeconfError) -> None:
         for diag in error.diagnostics:

@@ -558,6 +558,10 @@ class Template:
             parts.append(part)
         return "".join(parts)
 
+    def pattern(self) -> str:
+        """A regular expression for every text the template can give, each `${...}` matching anything."""
+        return "".join(".*" if isinstance(piece, _Expression) else re.escape(piece) for piece in self._pieces)
+
     def _last_expression(self) -> _Expression:
         return next(piece for piece in reversed(self._pieces) if isinstance(piece, _Expression))
 

@@ -11,12 +11,10 @@ is still expanded as far as possible so later problems show up too.
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
-from ..errors import DiagnosticList, Note
+from ..errors import DiagnosticList, Note, merge_spread
 from ..ir import Layer, Net, Origin, Use
 from ..limits import Limits
 from .budget import Budget
@@ -24,6 +22,7 @@ from .entries import Scope, bottoms, flat_blob, layer_type, tops
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
 from .params import bind_params
+from .repeat import index_ranges, iterations, poison_undecided
 from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
 from .syntax import INSTANCE, Document, ModuleDecl, Port, check_keys
@@ -33,7 +32,6 @@ from .values import FAILED, Evaluator
 
 LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
 USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc")
-REPEAT_KEYS = ("count", "var")
 
 
 class Resolver:
@@ -71,81 +69,54 @@ class Resolver:
 
     def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:
-            copies, start = self.iterations(entry, scope), len(self.layers)
-            for done, each in enumerate(copies):
-                if done:
-                    self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(copies),
-                                             len(self.layers) - start)
-                if not self.wanted(entry, each):
-                    continue
-                expand = self.expand_use if "use" in entry else self.expand_layer
-                built = expand(entry, each, prev)
-                prev = FAILED if built is None else built  # the next entry can't chain on a failed one
+            expand = self.expand_repeat if "repeat" in entry else self.expand_entry
+            prev = expand(entry, scope, prev)
+
+    def expand_entry(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        """One instance of an entry, unless `when:` leaves it out; the tops the next entry may chain on."""
+        wanted = self.wanted(entry, scope)
+        if wanted is None:
+            poison_undecided(self.evaluator, entry, scope)
+            return FAILED
+        if not wanted:
+            return prev
+        built = (self.expand_use if "use" in entry else self.expand_layer)(entry, scope, prev)
+        return FAILED if built is None else built  # the next entry can't chain on a failed one
 
     # -- repeat and when ----------------------------------------------------------------------
 
-    def iterations(self, entry: Map, scope: Scope) -> list[Scope]:
-        """One scope per `repeat` index (the index bound to `var`, default `i`), or just `scope`."""
-        node = entry.get("repeat")
-        if node is None:
-            return [scope]
-        count_node, var = self._repeat_form(node, scope)
-        if count_node is None:
-            return []
-        count = self._repeat_count(count_node, scope)
-        if count is None:
-            return []
-        if var in scope.values:
-            self.diags.error(count_node.span, f"the repeat index '{var}' would hide a parameter or an outer "
-                             "repeat index of that name",
-                             hint="choose another name with `repeat: {count: ..., var: NAME}`")
-            return []
-        return [dataclasses.replace(scope, values={**scope.values, var: index}) for index in range(count)]
+    def expand_repeat(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        """Every repetition of an entry; a problem found in several is reported once, at its written
+        place, with a note naming the indices it holds for."""
+        repetitions = iterations(self.evaluator, self.limits, entry, scope)
+        if repetitions is None:
+            poison_undecided(self.evaluator, entry, scope)
+            return FAILED
+        var, start, found = repetitions[1], len(self.layers), []
+        for done, each in enumerate(repetitions[0]):
+            if done:
+                self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(repetitions[0]),
+                                         len(self.layers) - start)
+            before = len(self.diags.items)
+            prev = self.expand_entry(entry, each, prev)
+            found.append(self.diags.take_since(before))
+        merged = merge_spread(found, "repetitions", lambda indices: f"{var} = {index_ranges(indices)}",
+                              entry.get("repeat").span) if len(found) > 1 else [d for group in found for d in group]
+        for diag in merged:
+            self.diags.add(diag)
+        return prev
 
-    def _repeat_form(self, node: Node, scope: Scope) -> tuple[Node | None, str]:
-        """`repeat: N` or `repeat: {count: N, var: NAME}` -> (the count's node, the index name)."""
-        if not isinstance(node, Map):
-            return node, "i"
-        known_keys = check_keys(node, REPEAT_KEYS, "`repeat`", self.diags)
-        count_node = node.get("count")
-        if count_node is None:
-            if known_keys:  # else the misspelt key is the mistake
-                self.diags.error(node.span, "`repeat` needs a `count`")
-            return None, "i"
-        if node.get("var") is None:
-            return count_node, "i"
-        var = self.evaluator.text(node.get("var"), "`repeat.var`", scope.values)
-        if var is None:
-            return None, "i"
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-            self.diags.error(node.get("var").span, f"`repeat.var` must be an identifier, got '{var}'")
-            return None, "i"
-        return count_node, var
-
-    def _repeat_count(self, count_node: Node, scope: Scope) -> int | None:
-        count = self.evaluator.attempt(count_node, scope.values)
-        if count is FAILED:
-            return None
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            self.diags.error(count_node.span, f"`repeat` count must be a non-negative integer, got {describe(count)}")
-            return None
-        if count > self.limits.max_repeat:
-            self.diags.error(count_node.span, f"`repeat` count {count} is over the limit of {self.limits.max_repeat}",
-                             hint="raise it with --max-repeat if this is intended")
-            return None
-        return count
-
-    def wanted(self, entry: Map, scope: Scope) -> bool:
-        """`when:` decides whether this entry is emitted at all."""
+    def wanted(self, entry: Map, scope: Scope) -> bool | None:
+        """`when:` decides whether this entry is emitted at all (None: it could not tell)."""
         node = entry.get("when")
         if node is None:
             return True
         value = self.evaluator.attempt(node, scope.values)
         if value is FAILED:
-            return False
+            return None
         if not isinstance(value, bool):
             self.diags.error(node.span, f"`when` must be true or false, got {describe(value)}")
-            return False
+            return None
         return value
 
     # -- layers -------------------------------------------------------------------------------
