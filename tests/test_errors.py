@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from caffeconf import cli
+from caffeconf.commands.validate import shape_diagnostics
 from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 from conftest import ROOT, UPDATE_GOLDEN, check_golden
@@ -44,7 +45,9 @@ def _relative(name: str) -> str:
 
 
 def _diagnose(name: str) -> str:
-    return render_text(compiler.build(_relative(name)).diagnostics)
+    """What `validate` reports: the build's diagnostics, then (for a net that builds) its shapes'."""
+    result = compiler.build(_relative(name))
+    return render_text(result.diagnostics + (shape_diagnostics(result.net) if result.ok else ()))
 
 
 def _check_golden(name: str, actual: str) -> None:
@@ -79,6 +82,7 @@ def _run_python(code: str, args: list[str], timeout: float) -> subprocess.Comple
 
 _TIMED_BUILD = """
 import sys, time
+from caffeconf.commands.validate import shape_diagnostics
 from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 start = time.perf_counter()

@@ -18,19 +18,26 @@ def add_arguments(parser) -> None:
 
 
 def shape_diagnostics(net) -> tuple:
-    """Shape mismatches in each state the net runs in, wherever the input shapes are known."""
-    from ..errors import DiagnosticList
+    """Shape mismatches in each state the net runs in, wherever the input shapes are known: a
+    mismatch of one layer (in one module instance) in several states is one error, noted with
+    the states it holds in when the net's rules make the states differ."""
+    from ..errors import DiagnosticList, merge_spread
     from ..compile.rules import filter_net
     from ..inspect.shapes import infer_shapes
-    from ..compile.verify import run_states
+    from ..compile.verify import describe_state, has_rules, run_states
 
-    found: dict = {}
+    states, found = [], []
     for state, _ in run_states(net, DiagnosticList()):
+        states.append(state)
         try:
             infer_shapes(filter_net(net, phase=state.phase, stages=state.stages, level=state.level))
+            found.append(())
         except CaffeconfError as error:
-            found.update(dict.fromkeys(error.diagnostics))
-    return tuple(found)
+            found.append(error.diagnostics)
+    if not has_rules(net):
+        return tuple(dict.fromkeys(d for group in found for d in group))
+    return tuple(merge_spread(found, "states", lambda indices: ", ".join(describe_state(states[i]) for i in indices),
+                              key=lambda d: (d.span, d.severity, d.notes)))
 
 
 def _diagnostics(path: str, limits) -> tuple:

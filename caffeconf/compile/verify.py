@@ -60,15 +60,22 @@ def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
 
 
 def _describe(state: NetState, net: Net) -> str:
-    has_rules = any(layer.fields.get("include") or layer.fields.get("exclude") for layer in net.layers)
-    if not has_rules:
-        return ""
+    return f" (in {describe_state(state)})" if has_rules(net) else ""
+
+
+def has_rules(net: Net) -> bool:
+    """Whether any layer has include/exclude rules (else every state keeps the same layers)."""
+    return any(layer.fields.get("include") or layer.fields.get("exclude") for layer in net.layers)
+
+
+def describe_state(state: NetState) -> str:
+    """e.g. "phase TEST level 1 stages deploy, small"."""
     parts = [f"phase {state.phase}"]
     if state.level:
         parts.append(f"level {state.level}")
     if state.stages:
         parts.append("stages " + ", ".join(state.stages))
-    return f" (in {' '.join(parts)})"
+    return " ".join(parts)
 
 
 def _span(layer: Layer):

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
-from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
+from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..caffe.facts import DATA_TYPES, MAX_BLOB_ELEMENTS, permute_order, prior_box_setup, proto_default
 from ..ir import Layer, Net
 
@@ -868,6 +868,6 @@ def _apply_overrides(layer: Layer, inferred: Inferred, overrides: Mapping[str, S
 
 def _diagnostic(layer: Layer, message: str, hint: str | None = None) -> Diagnostic:
     origin = layer.origin
-    notes = (Note(origin.describe()),) if origin and origin.uses else ()
+    notes = origin.use_notes() if origin else ()
     return Diagnostic(f"layer '{layer.name}' ({layer.type}): {message}",
                       origin.span if origin else None, notes=notes, hint=hint)
