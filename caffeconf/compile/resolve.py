@@ -18,6 +18,7 @@ from ..errors import DiagnosticList, Note, merge_spread
 from ..ir import Layer, Net, Origin, Use
 from ..limits import Limits
 from .budget import Budget
+from .expr import UNKNOWN
 from .entries import Scope, bottoms, flat_blob, layer_type, tops
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
@@ -52,7 +53,7 @@ class Resolver:
         doc = self.document
         scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
         scope.values = bind_params(self.evaluator, doc.params, None, scope.values, doc.span, "the document",
-                                   builtins=self.globals) or {}
+                                   builtins={**self.globals, **dict.fromkeys(doc.refused_params, UNKNOWN)}) or {}
         name = self.evaluator.text(doc.name, "`name`", scope.values) if doc.name is not None else ""
         net_fields = self.evaluator.fields(scope.values).message(
             Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",
