@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from ..compile.load import LoadOptions, compile_config, load
 from ..compile.source import is_config
-from ..errors import CaffeconfError, render_json, render_text
+from ..caffe.netfile import SolverGiven
+from ..errors import CaffeconfError, Note, Span, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
 
 
@@ -46,9 +48,59 @@ def _diagnostics(path: str, limits) -> tuple:
         return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     try:
         loaded = load(path, options=LoadOptions(limits, verify=True))
+    except SolverGiven as given:
+        return solver_diagnostics(given, limits)
     except CaffeconfError as error:
         return error.diagnostics
-    return loaded.diagnostics + (shape_diagnostics(loaded.net) if loaded.ok else ())
+    return _net_diagnostics(loaded.diagnostics, loaded.net)
+
+
+def _net_diagnostics(found: tuple, net) -> tuple:
+    return found + (shape_diagnostics(net) if not any(d.severity == "error" for d in found) else ())
+
+
+def solver_diagnostics(given: SolverGiven, limits) -> tuple:
+    """A solver's problems (its fields were checked as it was read), then those of each net it
+    names: a file (relative to the current directory, as Caffe opens it) or a net written in it.
+    An error with no place of its own is placed at the field that names the net."""
+    from ..train.settings import check_iteration_counts, test_nets, train_net
+
+    source, solver = given.source, given.solver
+    try:
+        check_iteration_counts(solver, source)
+        choices = [train_net(solver, None, source), *test_nets(solver, None, source)]
+    except CaffeconfError as error:
+        return _placed(error.diagnostics, Span(source, 1, 1))
+    found: tuple = ()
+    for field in dict.fromkeys(f.name for f in given.outline.fields if f.name in NET_FIELDS):
+        written = given.outline.named(field)[0]
+        value, where = getattr(solver, field), Span(source, written.line, written.col)
+        for net in (list(value) if field.startswith("test_") else [value]):  # test nets are repeated fields
+            from_net = _diagnostics(net, limits) if isinstance(net, str) else _inline(net, source, field)
+            found += _placed(from_net, where, Note(f"in the net the solver's `{field}` names", where))
+    return tuple(dict.fromkeys(found))
+
+
+# SolverParameter fields that name or hold a net, as Caffe reads them.
+NET_FIELDS = ("net", "net_param", "train_net", "train_net_param", "test_net", "test_net_param")
+
+
+def _inline(net, source: str, field: str) -> tuple:
+    from ..caffe import serde, upgrade
+    from ..compile.load import prototxt_diagnostics
+
+    label = f"{source}:{field}"
+    try:
+        flat = serde.net_from_proto(upgrade.upgrade_net(net, source=label), source=label)
+    except CaffeconfError as error:
+        return error.diagnostics
+    return _net_diagnostics(prototxt_diagnostics(flat), flat)
+
+
+def _placed(diagnostics: tuple, where: Span, note: Note | None = None) -> tuple:
+    """Each diagnostic placed at `where` when it has no place, else with `note` saying how it was reached."""
+    return tuple(dataclasses.replace(d, notes=d.notes + (note,)) if d.span and note else
+                 d if d.span else dataclasses.replace(d, span=where) for d in diagnostics)
 
 
 def run(args) -> int:
