@@ -76,7 +76,8 @@ def test_suite_is_complete():
 SOLVERS_DIR = ERRORS_DIR / "solvers"
 
 
-@pytest.mark.parametrize("path", sorted(SOLVERS_DIR.glob("*_solver.prototxt")), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", sorted(p for p in SOLVERS_DIR.glob("*_solver.*") if p.suffix != ".expected"),
+                         ids=lambda p: p.stem)
 def test_validate_checks_a_solver_and_the_nets_it_names(path, monkeypatch, capsys):
     """A solver is checked as a SolverParameter, then each net it names; NAME.expected holds what
     validate prints (empty for a solver Caffe accepts)."""

@@ -43,10 +43,10 @@ def shape_diagnostics(net) -> tuple:
 
 
 def _diagnostics(path: str, limits) -> tuple:
-    if is_config(path):
-        result = compile_config(path, limits)
-        return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     try:
+        if is_config(path):
+            result = compile_config(path, limits)
+            return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
         loaded = load(path, options=LoadOptions(limits, verify=True))
     except SolverGiven as given:
         return solver_diagnostics(given, limits)

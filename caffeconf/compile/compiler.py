@@ -10,11 +10,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..caffe import messages, prototxt, serde
 from ..caffe.dialect import Dialect, current, use
+from ..caffe.facts import looks_like_solver
+from ..caffe.netfile import SolverGiven
 from .check import check_modules
 from .header import adopt_config_proto
 from ..errors import CaffeconfError, Diagnostic, DiagnosticList
-from .fields import net_message, solver_message
+from .fields import FieldChecker, net_message, solver_message
 from ..ir import Net
 from .library import load_library, unit_key
 from ..limits import DEFAULT_LIMITS, Limits
@@ -63,7 +66,9 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
             adopt_config_proto(tree, source, diags)
             return parse_document(tree, source, diags, net_field_names())
 
-        document = parse(load_tree(path, limits), str(path))
+        tree = load_tree(path, limits)
+        refuse_solver_file(tree, str(path))
+        document = parse(tree, str(path))
         library = load_library(document, parse, limits, diags)
         check_modules(library, unit_key(document.path), document.layers, diags)
         resolver = Resolver(document, library, diags, limits, variants)
@@ -72,11 +77,25 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
         if not diags.has_errors:
             verify_net(net, diags)
             check_sharing(net, diags)
+    except SolverGiven:
+        raise
     except CaffeconfError as error:
         diags.extend(error)
         return Build(None, tuple(diags.sorted()))
     failed = diags.has_errors
     return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
+
+
+def refuse_solver_file(tree, path: str) -> None:
+    """A YAML/TOML file of SolverParameter fields (no `caffeconf:`, more solver than net names) is a
+    solver, as `caffeconf train` reads it: raise SolverGiven with it checked, or its field errors."""
+    if not isinstance(tree, Map) or "caffeconf" in tree or not looks_like_solver(set(tree.values)):
+        return
+    diags = DiagnosticList()
+    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, solver_message(), "")
+    diags.raise_if_errors()
+    outline = prototxt.Outline([prototxt.TopField(key, span.line, span.col) for key, span in tree.keys.items()])
+    raise SolverGiven(path, serde.data_to_message(data, messages.SolverParameter(), path), outline)
 
 
 def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | None:
