@@ -256,12 +256,26 @@ class DiagnosticList:
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
         self._seen: set[tuple] = set()
+        self.found_again: list[tuple] = []  # the key of each diagnostic added again (and dropped), in order
+
+    @staticmethod
+    def key(diag: Diagnostic) -> tuple:
+        """What makes two diagnostics one: the same message at the same place."""
+        return diag.span, diag.message, diag.severity
 
     def add(self, diag: Diagnostic) -> None:
-        key = (diag.span, diag.message, diag.severity)
-        if key not in self._seen:
+        key = self.key(diag)
+        if key in self._seen:
+            self.found_again.append(key)
+        else:
             self._seen.add(key)
             self.items.append(diag)
+
+    def annotate(self, key: tuple, note: Note) -> None:
+        """Add `note` to the diagnostic whose key is `key`."""
+        for index, diag in enumerate(self.items):
+            if self.key(diag) == key:
+                self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint)
 
     def error(self, span: Span | None, message: str, *, notes: Iterable[Note] = (),
               hint: str | None = None) -> None:
@@ -288,7 +302,7 @@ class DiagnosticList:
         """Remove and return the diagnostics added since `start` (to be merged and added again)."""
         taken = self.items[start:]
         del self.items[start:]
-        self._seen.difference_update((d.span, d.message, d.severity) for d in taken)
+        self._seen.difference_update(self.key(d) for d in taken)
         return taken
 
     def extend(self, error: CaffeconfError) -> None:

@@ -20,6 +20,7 @@ from ..limits import Limits
 from .budget import Budget
 from .expr import UNKNOWN
 from .entries import Scope, bottoms, flat_blob, layer_type, tops
+from .findings import UseFindings
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
 from .params import bind_params
@@ -47,6 +48,7 @@ class Resolver:
         self.sharing = Sharing(self.evaluator, document.separator)
         self.layers: list[Layer] = []
         self.budget = Budget(limits)
+        self.findings = UseFindings(diags)
         self.document_values: dict[str, Any] = {}
 
     def run(self) -> Net:
@@ -62,6 +64,7 @@ class Resolver:
         for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
             scope.blobs[legacy_input] = legacy_input
         self.expand(doc.layers, scope, prev=None)
+        self.findings.annotate()
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
 
     def document_message(self, node: Node, descriptor, path: str, skip: frozenset[str]) -> dict[str, Any]:
@@ -181,12 +184,13 @@ class Resolver:
             return scope.poison(outputs)
         callee, ports, written_tops, first = instantiated
         self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
-        before, start = len(self.diags.items), len(self.layers)
+        before, start, mark = len(self.diags.items), len(self.layers), self.findings.start()
         self.expand(module.layers, callee, prev=first)
         self.budget.made[id(module)] = len(self.layers) - start
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
+        self.findings.record(module, scope.qualify(instance), entry.span, mark)
         if failed_inside:
             return scope.poison(outputs)  # a missing output now is a consequence of the errors reported
         collected = collect_outputs(self.evaluator, module, ports, callee, scope, instance, written_tops, entry)
