@@ -238,7 +238,7 @@ def merge_spread(groups: Sequence[Sequence[Diagnostic]], plural: str, describe: 
     for index, group in enumerate(groups):
         for diag in group:
             _, indices, messages = found.setdefault(key(diag), (diag, [], set()))
-            if index not in indices:
+            if not indices or indices[-1] != index:  # groups come in order: one look is enough
                 indices.append(index)
             messages.add(diag.message)
     merged = []
