@@ -96,19 +96,24 @@ class Resolver:
         if repetitions is None:
             poison_undecided(self.evaluator, entry, scope)
             return FAILED
-        var, start, found = repetitions[1], len(self.layers), []
-        for done, each in enumerate(repetitions[0]):
-            if done:
-                self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(repetitions[0]),
-                                         len(self.layers) - start)
-            before = len(self.diags.items)
-            prev = self.expand_entry(entry, each, prev)
-            found.append(self.diags.take_since(before))
+        (copies, var), start, found = repetitions, len(self.layers), []
+        try:
+            for done, each in enumerate(copies):
+                if done:
+                    self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(copies),
+                                             len(self.layers) - start)
+                before = len(self.diags.items)
+                prev = self.expand_entry(entry, each, prev)
+                found.append(self.diags.take_since(before))
+        finally:  # also when a limit stops the repeat: what its repetitions found is still reported
+            self._report_repetitions(found, var, entry)
+        return prev
+
+    def _report_repetitions(self, found: list[list], var: str, entry: Map) -> None:
         merged = merge_spread(found, "repetitions", lambda indices: f"{var} = {index_ranges(indices)}",
                               entry.get("repeat").span) if len(found) > 1 else [d for group in found for d in group]
         for diag in merged:
             self.diags.add(diag)
-        return prev
 
     def wanted(self, entry: Map, scope: Scope) -> bool | None:
         """`when:` decides whether this entry is emitted at all (None: it could not tell)."""
