@@ -42,14 +42,15 @@ def shape_diagnostics(net) -> tuple:
                               key=lambda d: (d.span, d.severity, d.notes)))
 
 
-def _diagnostics(path: str, limits) -> tuple:
+def _diagnostics(path: str, limits, solver_ok: bool = True) -> tuple:
+    """Everything wrong with the net (or, when `solver_ok`, the solver) at `path`."""
     try:
         if is_config(path):
             result = compile_config(path, limits)
             return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
         loaded = load(path, options=LoadOptions(limits, verify=True))
     except SolverGiven as given:
-        return solver_diagnostics(given, limits)
+        return solver_diagnostics(given, limits) if solver_ok else given.diagnostics
     except CaffeconfError as error:
         return error.diagnostics
     return _net_diagnostics(loaded.diagnostics, loaded.net)
@@ -68,7 +69,8 @@ def solver_diagnostics(given: SolverGiven, limits) -> tuple:
     source, solver = given.source, given.solver
     try:
         check_iteration_counts(solver, source)
-        choices = [train_net(solver, None, source), *test_nets(solver, None, source)]
+        train_net(solver, None, source)  # for what Caffe refuses: no net, a test_iter per test net
+        test_nets(solver, None, source)
     except CaffeconfError as error:
         return _placed(error.diagnostics, Span(source, 1, 1))
     found: tuple = ()
@@ -76,7 +78,8 @@ def solver_diagnostics(given: SolverGiven, limits) -> tuple:
         written = given.outline.named(field)[0]
         value, where = getattr(solver, field), Span(source, written.line, written.col)
         for net in (list(value) if field.startswith("test_") else [value]):  # test nets are repeated fields
-            from_net = _diagnostics(net, limits) if isinstance(net, str) else _inline(net, source, field)
+            from_net = _diagnostics(net, limits, solver_ok=False) if isinstance(net, str) else \
+                _inline(net, source, field)
             found += _placed(from_net, where, Note(f"in the net the solver's `{field}` names", where))
     return tuple(dict.fromkeys(found))
 
