@@ -31,15 +31,40 @@ def shape_diagnostics(net) -> tuple:
     states, found = [], []
     for state, _ in run_states(net, DiagnosticList()):
         states.append(state)
+        kept = filter_net(net, phase=state.phase, stages=state.stages, level=state.level)
         try:
-            infer_shapes(filter_net(net, phase=state.phase, stages=state.stages, level=state.level))
+            infer_shapes(kept)
             found.append(())
         except CaffeconfError as error:
-            found.append(error.diagnostics)
+            found.append(_one_per_module_layer(error.diagnostics, kept))
     if not has_rules(net):
         return tuple(dict.fromkeys(d for group in found for d in group))
     return tuple(merge_spread(found, "states", lambda indices: ", ".join(describe_state(states[i]) for i in indices),
                               key=lambda d: (d.span, d.severity, d.notes)))
+
+
+def _one_per_module_layer(found: tuple, net) -> tuple:
+    """The shape errors of one layer written in a module, one per use of the module, as one error
+    noting the uses it holds in: "in all 4 uses of module block (b0, b1, b2, c)"."""
+    instances: dict = {}  # where a layer is written -> {its use chain as notes: (module, instance)}
+    for layer in net.layers:
+        if layer.origin and layer.origin.uses:
+            use = layer.origin.uses[-1]
+            instances.setdefault(layer.origin.span, {})[layer.origin.use_notes()] = (use.module, use.instance)
+    groups: dict = {}
+    for diag in found:
+        groups.setdefault((diag.span, diag.severity), []).append(diag)
+    merged: list = []
+    for diags in groups.values():
+        uses = instances.get(diags[0].span, {})
+        failing = [uses[d.notes] for d in diags if d.notes in uses]
+        if len(diags) == 1 or len(failing) != len(diags):
+            merged += diags
+            continue
+        held = f"all {len(uses)}" if len(failing) == len(uses) else f"{len(failing)} of {len(uses)}"
+        note = Note(f"in {held} uses of module {failing[0][0]} ({', '.join(name for _, name in failing)})")
+        merged.append(dataclasses.replace(diags[0], notes=diags[0].notes + (note,)))
+    return tuple(merged)
 
 
 def _diagnostics(path: str, limits, solver_ok: bool = True) -> tuple:
