@@ -44,27 +44,12 @@ def shape_diagnostics(net) -> tuple:
 
 
 def _one_per_module_layer(found: tuple, net) -> tuple:
-    """The shape errors of one layer written in a module, one per use of the module, as one error
-    noting the uses it holds in: "in all 4 uses of module block (b0, b1, b2, c)"."""
-    instances: dict = {}  # where a layer is written -> {its use chain as notes: (module, instance)}
-    for layer in net.layers:
-        if layer.origin and layer.origin.uses:
-            use = layer.origin.uses[-1]
-            instances.setdefault(layer.origin.span, {})[layer.origin.use_notes()] = (use.module, use.instance)
-    groups: dict = {}
-    for diag in found:
-        groups.setdefault((diag.span, diag.severity), []).append(diag)
-    merged: list = []
-    for diags in groups.values():
-        uses = instances.get(diags[0].span, {})
-        failing = [uses[d.notes] for d in diags if d.notes in uses]
-        if len(diags) == 1 or len(failing) != len(diags):
-            merged += diags
-            continue
-        held = f"all {len(uses)}" if len(failing) == len(uses) else f"{len(failing)} of {len(uses)}"
-        note = Note(f"in {held} uses of module {failing[0][0]} ({', '.join(name for _, name in failing)})")
-        merged.append(dataclasses.replace(diags[0], notes=diags[0].notes + (note,)))
-    return tuple(merged)
+    """Shape errors of the layers one module line makes as one (verify.one_per_written_layer); a
+    shape error names its layer by its place and its use notes."""
+    from ..compile.verify import one_per_written_layer
+
+    layers = {(layer.origin.span, layer.origin.use_notes()): layer for layer in net.layers if layer.origin}
+    return tuple(one_per_written_layer([(d, layers.get((d.span, d.notes))) for d in found], net))
 
 
 def _diagnostics(path: str, limits, solver_ok: bool = True) -> tuple:
