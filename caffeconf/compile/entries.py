@@ -37,7 +37,8 @@ class Scope:
     # Names whose producer failed (its errors already reported): reading one is no new mistake.
     # An entry ending in the separator stands for every output of an instance of an unknown module.
     poisoned: set[str] = field(default_factory=set)
-    # Patterns of names an entry whose instances could not be decided (a failed `repeat`) would produce.
+    # Patterns of the names an entry would produce whose instances could not be decided (its `repeat`
+    # or `when:` failed).
     poisoned_patterns: list[re.Pattern] = field(default_factory=list)
 
     def qualify(self, name: str) -> str:

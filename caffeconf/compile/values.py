@@ -116,7 +116,6 @@ class Evaluator:
             names.extend(name for name in (value if isinstance(value, list) else [value]) if isinstance(name, str))
         return names
 
-
     def name_patterns(self, node: Node | None, env: Env) -> list[str]:
         """Regular expressions for the names `node` gives, reporting nothing: its values where they
         can be told, else its text with each `${...}` matching anything (the repeat index of a
@@ -136,6 +135,7 @@ class Evaluator:
 
 
 def _quiet_template(node: Node):
+    """The template of a scalar's text, or None (not text, or not a template that compiles)."""
     if not isinstance(node, Scalar) or not isinstance(node.value, str):
         return None
     try:
