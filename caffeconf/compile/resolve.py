@@ -193,12 +193,12 @@ class Resolver:
         self.expand(module.layers, callee, prev=first)
         self.budget.made[id(module)] = len(self.layers) - start
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
+        # a missing output after errors inside is a consequence of them: not looked for
+        collected = None if failed_inside else \
+            collect_outputs(self.evaluator, module, ports, callee, scope, instance, written_tops, entry)
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
         self.findings.record(module, scope.qualify(instance), entry.span, mark)
-        if failed_inside:
-            return scope.poison(outputs)  # a missing output now is a consequence of the errors reported
-        collected = collect_outputs(self.evaluator, module, ports, callee, scope, instance, written_tops, entry)
         return scope.poison(outputs) if collected is None else collected
 
     def _misplaced_params(self, entry: Map, module: ModuleDecl | None) -> bool:

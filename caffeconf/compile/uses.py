@@ -120,7 +120,7 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
             hint = (f"'{port.name}' is a layer that writes {', '.join(repr(t) for t in written)}: "
                     f"name that blob as the output" if written else None)
             evaluator.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
-                                  "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)], hint=hint)
+                                  "by its layers", hint=hint)  # the use is noted as for any error in its body
             return None
         if written_tops:
             name = written_tops[index]
