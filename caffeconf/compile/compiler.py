@@ -86,10 +86,15 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
     return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
 
 
+def is_solver_tree(tree) -> bool:
+    """A mapping without `caffeconf:` whose keys are more a SolverParameter's than a net's."""
+    return isinstance(tree, Map) and "caffeconf" not in tree and looks_like_solver(set(tree.values))
+
+
 def refuse_solver_file(tree, path: str) -> None:
     """A YAML/TOML file of SolverParameter fields (no `caffeconf:`, more solver than net names) is a
     solver, as `caffeconf train` reads it: raise SolverGiven with it checked, or its field errors."""
-    if not isinstance(tree, Map) or "caffeconf" in tree or not looks_like_solver(set(tree.values)):
+    if not is_solver_tree(tree):
         return
     diags = DiagnosticList()
     data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, solver_message(), "")
