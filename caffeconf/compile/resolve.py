@@ -183,11 +183,12 @@ class Resolver:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
         outputs = self.use_outputs(entry, scope, module, instance)
         if module is None or instance is None or misplaced or not self._can_expand(module, entry, scope):
-            return scope.poison(outputs)
+            return self.poison_use(scope, module, outputs)
         instantiated = self.instantiate(module, instance, entry, scope, prev)
         if instantiated is None:
-            return scope.poison(outputs)
+            return self.poison_use(scope, module, outputs)
         callee, ports, written_tops, first = instantiated
+        outputs = self.use_outputs(entry, scope, module, instance, ports)
         self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
         before, start, mark = len(self.diags.items), len(self.layers), self.findings.start()
         self.expand(module.layers, callee, prev=first)
@@ -210,15 +211,26 @@ class Resolver:
                              hint=f"'{key}' is a parameter of module '{module.name}': write it under `with:`")
         return bool(misplaced)
 
-    def use_outputs(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None) -> list[str]:
+    def use_outputs(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
+                    ports: tuple[Port, ...] | None = None) -> list[str]:
         """The caller's names for a use's outputs as far as they can be told without new errors:
-        its `top:`, else `<instance>/<output>` (for an unknown module, every `<instance>/...`)."""
+        its `top:`, else `<instance>/<output>` (for an unknown module, every `<instance>/...`), the
+        output names as the instance's parameters make them (`ports`) when it got that far."""
         written = self.evaluator.quiet_names(entry.get("top"), scope.values)
         if written or instance is None:
             return written
         if module is None:
             return [f"{instance}{scope.separator}"]
-        return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name for port in module.outputs]
+        return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
+                for port in ports or module.outputs]
+
+    def poison_use(self, scope: Scope, module: ModuleDecl | None, outputs: list[str]) -> list[str] | None:
+        """Poison what a use that failed before its parameters were bound would produce: for a
+        module with `qualify: false`, its output names are templates (`res${id}`), matched as such."""
+        if module is not None and not module.qualify:
+            scope.poison_matching([pattern for port in module.outputs
+                                   for pattern in self.evaluator.name_patterns(port.node, {})])
+        return scope.poison(outputs)
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
         if id(module) in scope.chain:
