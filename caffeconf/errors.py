@@ -271,6 +271,10 @@ class DiagnosticList:
             self._seen.add(key)
             self.items.append(diag)
 
+    def remove(self, key: tuple) -> None:
+        """Drop the diagnostic whose key is `key` (merged into another); it stays seen."""
+        self.items = [diag for diag in self.items if self.key(diag) != key]
+
     def annotate(self, key: tuple, note: Note) -> None:
         """Add `note` to the diagnostic whose key is `key`."""
         for index, diag in enumerate(self.items):

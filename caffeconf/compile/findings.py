@@ -30,11 +30,23 @@ class UseFindings:
             self.hits.setdefault((id(module), key), {}).setdefault(use_span, instance)
 
     def annotate(self) -> None:
-        """A note on each problem found in more than one written use of its module."""
+        """One diagnostic, with a note, for each place (in one module) where more than one written
+        use of the module found a problem; the message may differ by use (it names the instance's
+        blobs), then it is the first use's."""
+        places: dict[tuple, dict[Span, tuple[str, tuple]]] = {}  # (module, span, severity) -> use -> (instance, key)
         for (module_id, key), found_in in self.hits.items():
-            module, uses = self.uses[module_id]
-            if len(found_in) < 2:
-                continue
-            held = f"all {len(uses)}" if len(found_in) == len(uses) else f"{len(found_in)} of {len(uses)}"
-            self.diags.annotate(key, Note(f"in {held} uses of module {module.name} ({', '.join(found_in.values())})",
-                                          module.span))
+            place = places.setdefault((module_id, key[0], key[2]), {})
+            for use_span, instance in found_in.items():
+                place.setdefault(use_span, (instance, key))
+        for (module_id, _, _), found_in in places.items():
+            if len(found_in) > 1:
+                self._merge(*self.uses[module_id], list(found_in.values()))
+
+    def _merge(self, module: ModuleDecl, uses: dict[Span, str], found_in: list[tuple[str, tuple]]) -> None:
+        keys = list(dict.fromkeys(key for _, key in found_in))
+        held = f"all {len(uses)}" if len(found_in) == len(uses) else f"{len(found_in)} of {len(uses)}"
+        shown = f"; the message is for {found_in[0][0]}" if len(keys) > 1 else ""
+        self.diags.annotate(keys[0], Note(f"in {held} uses of module {module.name} "
+                                          f"({', '.join(instance for instance, _ in found_in)}){shown}", module.span))
+        for key in keys[1:]:
+            self.diags.remove(key)
