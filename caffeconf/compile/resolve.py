@@ -200,6 +200,8 @@ class Resolver:
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
         self.findings.record(module, scope.qualify(instance), entry.span, mark)
+        if collected is None and module.qualify:  # whatever `<instance>/...` is read, its error is reported
+            scope.poisoned.add(f"{instance}{scope.separator}")
         return scope.poison(outputs) if collected is None else collected
 
     def _misplaced_params(self, entry: Map, module: ModuleDecl | None) -> bool:
