@@ -118,7 +118,7 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
         if flat is None:
             written = callee.layer_tops.get(port.name)
             hint = (f"'{port.name}' is a layer that writes {', '.join(repr(t) for t in written)}: "
-                    f"name that blob as the output" if written else None)
+                    f"name that blob as the output" if written else did_you_mean(port.name, callee.blobs))
             evaluator.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
                                   "by its layers", hint=hint)  # the use is noted as for any error in its body
             return None
