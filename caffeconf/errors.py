@@ -65,15 +65,21 @@ class InternalError(Exception):
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest candidate, or None when nothing is really close: a typo is a
-    few edits away (one for a short name), not a shared suffix like `_param` (`bn_param` is not
-    `mvn_param`)."""
+    """A hint naming the closest candidate, or None when nothing is really close."""
+    close = closest(name, candidates)
+    return f"did you mean '{close}'?" if close else None
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `name` is most likely a typo of, or None when nothing is really close: a typo
+    is a few edits away (one for a short name), not a shared suffix like `_param` (`bn_param` is
+    not `mvn_param`)."""
     pool = list(candidates)
     close = [c for c in difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
              if _edits(_stem(name), _stem(c)) <= _allowed_edits(_stem(name)) or _extends(name, c)]
     if not close:  # a different case is always close
         close = [c for c in pool if c.lower() == name.lower()]
-    return f"did you mean '{close[0]}'?" if close else None
+    return close[0] if close else None
 
 
 def _stem(name: str) -> str:

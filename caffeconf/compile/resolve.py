@@ -29,7 +29,7 @@ from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
 from .syntax import INSTANCE, Document, ModuleDecl, Port, check_keys
 from .tree import Map, Node
-from .uses import bind_ports, collect_outputs, instance_ports, module_for, use_rules
+from .uses import bind_ports, collect_outputs, instance_ports, likely_module, module_for, use_rules
 from .values import FAILED, Evaluator
 
 LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
@@ -183,10 +183,10 @@ class Resolver:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
         outputs = self.use_outputs(entry, scope, module, instance)
         if module is None or instance is None or misplaced or not self._can_expand(module, entry, scope):
-            return self.poison_use(scope, module, outputs)
+            return self.poison_use(entry, scope, module, instance, outputs)
         instantiated = self.instantiate(module, instance, entry, scope, prev)
         if instantiated is None:
-            return self.poison_use(scope, module, outputs)
+            return self.poison_use(entry, scope, module, instance, outputs)
         callee, ports, written_tops, first = instantiated
         outputs = self.use_outputs(entry, scope, module, instance, ports)
         self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
@@ -216,22 +216,27 @@ class Resolver:
     def use_outputs(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
                     ports: tuple[Port, ...] | None = None) -> list[str]:
         """The caller's names for a use's outputs as far as they can be told without new errors:
-        its `top:`, else `<instance>/<output>` (for an unknown module, every `<instance>/...`), the
+        its `top:`, else `<instance>/<output>` (for an unknown module, the instance name), the
         output names as the instance's parameters make them (`ports`) when it got that far."""
         written = self.evaluator.quiet_names(entry.get("top"), scope.values)
         if written or instance is None:
             return written
         if module is None:
-            return [f"{instance}{scope.separator}"]
+            return [instance]
         return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
                 for port in ports or module.outputs]
 
-    def poison_use(self, scope: Scope, module: ModuleDecl | None, outputs: list[str]) -> list[str] | None:
-        """Poison what a use that failed before its parameters were bound would produce: for a
-        module with `qualify: false`, its output names are templates (`res${id}`), matched as such."""
+    def poison_use(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
+                   outputs: list[str]) -> list[str] | None:
+        """Poison what a use that failed before its parameters were bound would produce: for an
+        unknown module, every `<instance>/...` and the outputs of the module it likely misspells;
+        for a module with `qualify: false`, its output names are templates (`res${id}`), matched as such."""
+        if module is None and instance is not None:
+            scope.poisoned.add(f"{instance}{scope.separator}")
+            module = likely_module(self.evaluator, entry, scope, self.library)
         if module is not None and not module.qualify:
             scope.poison_matching([pattern for port in module.outputs
-                                   for pattern in self.evaluator.name_patterns(port.node, {})])
+                                   for pattern in self.evaluator.name_patterns(port.node, {INSTANCE: instance})])
         return scope.poison(outputs)
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:

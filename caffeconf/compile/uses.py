@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import Note, did_you_mean
+from ..errors import Note, closest, did_you_mean
 from .check import type_hint
 from .entries import Scope, bottoms
 from .fields import layer_message
@@ -28,6 +28,13 @@ def module_for(evaluator: Evaluator, entry: Map, scope: Scope, library: Library)
         evaluator.diags.error(node.span, f"unknown module '{name}'",
                               hint=type_hint(name) or did_you_mean(name, library.visible(scope.unit)))
     return module
+
+
+def likely_module(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> ModuleDecl | None:
+    """The module an unknown `use:` most likely misspells, to tell what the use would have made."""
+    written = evaluator.quiet_names(entry.get("use"), scope.values)
+    guess = closest(written[0], library.visible(scope.unit)) if written else None
+    return library.lookup(guess, scope.unit) if guess else None
 
 
 def instance_ports(evaluator: Evaluator, ports: tuple[Port, ...], values: dict[str, Any]) -> tuple[Port, ...] | None:
