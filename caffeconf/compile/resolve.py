@@ -23,7 +23,7 @@ from .entries import Scope, bottoms, flat_blob, layer_type, tops
 from .findings import UseFindings
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
-from .params import bind_params
+from .params import ParamMisses, bind_params
 from .repeat import index_ranges, iterations, poison_undecided
 from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
@@ -49,6 +49,7 @@ class Resolver:
         self.layers: list[Layer] = []
         self.budget = Budget(limits)
         self.findings = UseFindings(diags)
+        self.param_misses = ParamMisses(diags)
         self.document_values: dict[str, Any] = {}
 
     def run(self) -> Net:
@@ -64,6 +65,7 @@ class Resolver:
         for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
             scope.blobs[legacy_input] = legacy_input
         self.expand(doc.layers, scope, prev=None)
+        self.param_misses.report()
         self.findings.annotate()
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
 
@@ -253,7 +255,7 @@ class Resolver:
         ports, the tops the caller wrote, and the chained bottom its first entry may take."""
         evaluator, env = self.evaluator, scope.values
         values = bind_params(evaluator, module.params, entry.get("with"), env, entry.span, f"module '{module.name}'",
-                             builtins={**self.globals, INSTANCE: instance})
+                             builtins={**self.globals, INSTANCE: instance}, misses=self.param_misses)
         if values is None:
             return None
         inputs, outputs = instance_ports(evaluator, module.inputs, values), instance_ports(evaluator, module.outputs, values)
