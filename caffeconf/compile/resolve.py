@@ -11,6 +11,7 @@ is still expanded as far as possible so later problems show up too.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
@@ -232,13 +233,20 @@ class Resolver:
                    outputs: list[str]) -> list[str] | None:
         """Poison what a use that failed before its parameters were bound would produce: for an
         unknown module, every `<instance>/...` and the outputs of the module it likely misspells;
-        for a module with `qualify: false`, its output names are templates (`res${id}`), matched as such."""
+        for a module with `qualify: false`, its output names are templates (`res${id}`), matched as
+        such; a use without a name may have made any of its module's outputs under any name."""
         if module is None and instance is not None:
             scope.poisoned.add(f"{instance}{scope.separator}")
             module = likely_module(self.evaluator, entry, scope, self.library)
-        if module is not None and not module.qualify:
-            scope.poison_matching([pattern for port in module.outputs
-                                   for pattern in self.evaluator.name_patterns(port.node, {INSTANCE: instance})])
+        if module is None:
+            return scope.poison(outputs)
+        # without an instance name, `${instance}` and `<instance>/` match any name
+        ports = [pattern for port in module.outputs for pattern in
+                 self.evaluator.name_patterns(port.node, {INSTANCE: instance} if instance is not None else {})]
+        if not module.qualify:
+            scope.poison_matching(ports)
+        elif instance is None:
+            scope.poison_matching([f".*{re.escape(scope.separator)}{port}" for port in ports])
         return scope.poison(outputs)
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
