@@ -11,7 +11,6 @@ is still expanded as far as possible so later problems show up too.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
@@ -30,7 +29,7 @@ from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
 from .syntax import INSTANCE, Document, ModuleDecl, Port, check_keys
 from .tree import Map, Node
-from .uses import bind_ports, collect_outputs, instance_ports, likely_module, module_for, use_rules
+from .uses import bind_ports, collect_outputs, instance_ports, module_for, poison_use, use_outputs, use_rules
 from .values import FAILED, Evaluator
 
 LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
@@ -184,14 +183,14 @@ class Resolver:
         instance = self.evaluator.text(entry.get("name"), "the instance `name`", scope.values)
         if entry.get("name") is None:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
-        outputs = self.use_outputs(entry, scope, module, instance)
+        outputs = use_outputs(self.evaluator, entry, scope, module, instance)
         if module is None or instance is None or misplaced or not self._can_expand(module, entry, scope):
-            return self.poison_use(entry, scope, module, instance, outputs)
+            return poison_use(self.evaluator, self.library, entry, scope, module, instance, outputs)
         instantiated = self.instantiate(module, instance, entry, scope, prev)
         if instantiated is None:
-            return self.poison_use(entry, scope, module, instance, outputs)
+            return poison_use(self.evaluator, self.library, entry, scope, module, instance, outputs)
         callee, ports, written_tops, first = instantiated
-        outputs = self.use_outputs(entry, scope, module, instance, ports)
+        outputs = use_outputs(self.evaluator, entry, scope, module, instance, ports)
         self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
         before, start, mark = len(self.diags.items), len(self.layers), self.findings.start()
         self.expand(module.layers, callee, prev=first)
@@ -215,39 +214,6 @@ class Resolver:
             self.diags.error(entry.keys[key], f"unknown key '{key}' in a module use",
                              hint=f"'{key}' is a parameter of module '{module.name}': write it under `with:`")
         return bool(misplaced)
-
-    def use_outputs(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
-                    ports: tuple[Port, ...] | None = None) -> list[str]:
-        """The caller's names for a use's outputs as far as they can be told without new errors:
-        its `top:`, else `<instance>/<output>` (for an unknown module, the instance name), the
-        output names as the instance's parameters make them (`ports`) when it got that far."""
-        written = self.evaluator.quiet_names(entry.get("top"), scope.values)
-        if written or instance is None:
-            return written
-        if module is None:
-            return [instance]
-        return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
-                for port in ports or module.outputs]
-
-    def poison_use(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
-                   outputs: list[str]) -> list[str] | None:
-        """Poison what a use that failed before its parameters were bound would produce: for an
-        unknown module, every `<instance>/...` and the outputs of the module it likely misspells;
-        for a module with `qualify: false`, its output names are templates (`res${id}`), matched as
-        such; a use without a name may have made any of its module's outputs under any name."""
-        if module is None and instance is not None:
-            scope.poisoned.add(f"{instance}{scope.separator}")
-            module = likely_module(self.evaluator, entry, scope, self.library)
-        if module is None:
-            return scope.poison(outputs)
-        # without an instance name, `${instance}` and `<instance>/` match any name
-        ports = [pattern for port in module.outputs for pattern in
-                 self.evaluator.name_patterns(port.node, {INSTANCE: instance} if instance is not None else {})]
-        if not module.qualify:
-            scope.poison_matching(ports)
-        elif instance is None:
-            scope.poison_matching([f".*{re.escape(scope.separator)}{port}" for port in ports])
-        return scope.poison(outputs)
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
         if id(module) in scope.chain:

@@ -1,8 +1,10 @@
 """One module use, in the caller's scope -> the module, its ports for this instance, the caller's
-blobs bound to them, the use's rules, and afterwards the caller's names for its outputs."""
+blobs bound to them, the use's rules, and afterwards the caller's names for its outputs (or, for
+a use that failed, the names it would have made, poisoned)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import Note, closest, did_you_mean
@@ -11,7 +13,7 @@ from .entries import Scope, bottoms
 from .fields import layer_message
 from .library import Library
 from .rules import RuleSet
-from .syntax import ModuleDecl, Port
+from .syntax import INSTANCE, ModuleDecl, Port
 from .tree import Map
 from .values import Env, Evaluator
 
@@ -136,3 +138,38 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
         scope.blobs[name] = flat
         names.append(name)
     return names
+
+
+def use_outputs(evaluator: Evaluator, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
+                ports: tuple[Port, ...] | None = None) -> list[str]:
+    """The caller's names for a use's outputs as far as they can be told without new errors:
+    its `top:`, else `<instance>/<output>` (for an unknown module, the instance name), the
+    output names as the instance's parameters make them (`ports`) when it got that far."""
+    written = evaluator.quiet_names(entry.get("top"), scope.values)
+    if written or instance is None:
+        return written
+    if module is None:
+        return [instance]
+    return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
+            for port in ports or module.outputs]
+
+
+def poison_use(evaluator: Evaluator, library: Library, entry: Map, scope: Scope, module: ModuleDecl | None,
+               instance: str | None, outputs: list[str]) -> list[str] | None:
+    """Poison what a use that failed before its parameters were bound would produce: for an
+    unknown module, every `<instance>/...` and the outputs of the module it likely misspells;
+    for a module with `qualify: false`, its output names are templates (`res${id}`), matched as
+    such; a use without a name may have made any of its module's outputs under any name."""
+    if module is None and instance is not None:
+        scope.poisoned.add(f"{instance}{scope.separator}")
+        module = likely_module(evaluator, entry, scope, library)
+    if module is None:
+        return scope.poison(outputs)
+    # without an instance name, `${instance}` and `<instance>/` match any name
+    ports = [pattern for port in module.outputs for pattern in
+             evaluator.name_patterns(port.node, {INSTANCE: instance} if instance is not None else {})]
+    if not module.qualify:
+        scope.poison_matching(ports)
+    elif instance is None:
+        scope.poison_matching([f".*{re.escape(scope.separator)}{port}" for port in ports])
+    return scope.poison(outputs)
