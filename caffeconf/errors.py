@@ -15,7 +15,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 
 @dataclass(frozen=True)
@@ -65,15 +65,21 @@ class InternalError(Exception):
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
-    """A hint naming the closest candidate, or None when nothing is really close: a typo is a
-    few edits away (one for a short name), not a shared suffix like `_param` (`bn_param` is not
-    `mvn_param`)."""
+    """A hint naming the closest candidate, or None when nothing is really close."""
+    close = closest(name, candidates)
+    return f"did you mean '{close}'?" if close else None
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate `name` is most likely a typo of, or None when nothing is really close: a typo
+    is a few edits away (one for a short name), not a shared suffix like `_param` (`bn_param` is
+    not `mvn_param`)."""
     pool = list(candidates)
     close = [c for c in difflib.get_close_matches(name, pool, n=3, cutoff=0.6)
              if _edits(_stem(name), _stem(c)) <= _allowed_edits(_stem(name)) or _extends(name, c)]
     if not close:  # a different case is always close
         close = [c for c in pool if c.lower() == name.lower()]
-    return f"did you mean '{close[0]}'?" if close else None
+    return close[0] if close else None
 
 
 def _stem(name: str) -> str:
@@ -228,18 +234,58 @@ def render_json(diagnostics: Iterable[Diagnostic]) -> str:
     return json.dumps({"diagnostics": items}, indent=2) + "\n"
 
 
+def merge_spread(groups: Sequence[Sequence[Diagnostic]], plural: str, describe: Callable[[list[int]], str],
+                 span: Span | None = None,
+                 key: Callable[[Diagnostic], Hashable] = lambda d: (d.span, d.severity)) -> list[Diagnostic]:
+    """One diagnostic per problem of `groups` (what each repetition, use or state found): the first
+    found, with a note naming where it holds, e.g. "in all 13 repetitions (i = 0…12)" or "in 1 of
+    2 states (phase TEST)"; `describe` names the indices of the groups it holds in."""
+    found: dict[Hashable, tuple[Diagnostic, list[int], set[str]]] = {}
+    for index, group in enumerate(groups):
+        for diag in group:
+            _, indices, messages = found.setdefault(key(diag), (diag, [], set()))
+            if not indices or indices[-1] != index:  # groups come in order: one look is enough
+                indices.append(index)
+            messages.add(diag.message)
+    merged = []
+    for diag, indices, messages in found.values():
+        held = f"all {len(groups)}" if len(indices) == len(groups) else f"{len(indices)} of {len(groups)}"
+        shown = f"; the message is for {describe(indices[:1])}" if len(messages) > 1 else ""
+        note = Note(f"in {held} {plural} ({describe(indices)}){shown}", span)
+        merged.append(Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint))
+    return merged
+
+
 class DiagnosticList:
     """Collects diagnostics so that one run reports every problem (each once)."""
 
     def __init__(self) -> None:
         self.items: list[Diagnostic] = []
         self._seen: set[tuple] = set()
+        self.found_again: list[tuple] = []  # the key of each diagnostic added again (and dropped), in order
+
+    @staticmethod
+    def key(diag: Diagnostic) -> tuple:
+        """What makes two diagnostics one: the same message at the same place."""
+        return diag.span, diag.message, diag.severity
 
     def add(self, diag: Diagnostic) -> None:
-        key = (diag.span, diag.message, diag.severity)
-        if key not in self._seen:
+        key = self.key(diag)
+        if key in self._seen:
+            self.found_again.append(key)
+        else:
             self._seen.add(key)
             self.items.append(diag)
+
+    def remove(self, key: tuple) -> None:
+        """Drop the diagnostic whose key is `key` (merged into another); it stays seen."""
+        self.items = [diag for diag in self.items if self.key(diag) != key]
+
+    def annotate(self, key: tuple, note: Note) -> None:
+        """Add `note` to the diagnostic whose key is `key`."""
+        for index, diag in enumerate(self.items):
+            if self.key(diag) == key:
+                self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint)
 
     def error(self, span: Span | None, message: str, *, notes: Iterable[Note] = (),
               hint: str | None = None) -> None:
@@ -261,6 +307,13 @@ class DiagnosticList:
                 continue
             added = note if context < self.MAX_CONTEXT_NOTES else Note("in module uses further out (not listed)")
             self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (added,), diag.hint)
+
+    def take_since(self, start: int) -> list[Diagnostic]:
+        """Remove and return the diagnostics added since `start` (to be merged and added again)."""
+        taken = self.items[start:]
+        del self.items[start:]
+        self._seen.difference_update(self.key(d) for d in taken)
+        return taken
 
     def extend(self, error: CaffeconfError) -> None:
         for diag in error.diagnostics:

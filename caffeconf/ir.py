@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .errors import Span
+from .errors import Note, Span
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Origin:
     def bottom_span(self, index: int) -> Span:
         found = self.bottoms[index] if index < len(self.bottoms) else None
         return found or self.span
+
+    def use_notes(self) -> tuple[Note, ...]:
+        """The uses around the layer as diagnostic notes, innermost first, as the compiler notes them."""
+        return tuple(Note(f"in module {use.module}, used as {use.instance}", use.span) for use in reversed(self.uses))
 
     def describe(self) -> str:
         """e.g. "in module inception, used as inception_3a at net.yaml:88:3"."""

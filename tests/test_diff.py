@@ -119,6 +119,24 @@ def test_bad_input_is_a_located_error(tmp_path, capsys):
     assert capsys.readouterr().err.startswith(f"error: cannot read {tmp_path / 'absent.prototxt'}: ")
 
 
+SOLVER = 'net: "a.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmax_iter: 10\n'
+
+
+def test_two_solvers_compare_as_solvers(tmp_path, capsys):
+    (tmp_path / "a.prototxt").write_text(PROTOTXT)
+    (tmp_path / "s1.prototxt").write_text(SOLVER)
+    (tmp_path / "s2.prototxt").write_text(SOLVER + "momentum: 0\ndelta: 1e-8\n")  # defaults: no difference
+    (tmp_path / "s3.prototxt").write_text(SOLVER.replace("max_iter: 10", "max_iter: 12") + 'type: "Adam"\n')
+    solvers = [str(tmp_path / name) for name in ("s1.prototxt", "s2.prototxt", "s3.prototxt")]
+    assert main(["diff", solvers[0], solvers[1]]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(["diff", solvers[0], solvers[2]]) == 1
+    assert capsys.readouterr().out == 'changed: solver: max_iter: 10 -> 12\nchanged: solver: type: (absent) -> "Adam"\n'
+    assert main(["diff", solvers[0], str(tmp_path / "a.prototxt")]) == 2
+    assert capsys.readouterr().err == (f"error: cannot compare a solver with a net ({tmp_path / 'a.prototxt'})\n"
+                                       "  hint: give two nets or two solvers\n")
+
+
 def test_help_states_the_exit_status(capsys):
     with pytest.raises(SystemExit):
         main(["diff", "--help"])

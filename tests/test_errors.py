@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from caffeconf import cli
+from caffeconf.commands.validate import shape_diagnostics
 from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 from conftest import ROOT, UPDATE_GOLDEN, check_golden
@@ -44,7 +45,9 @@ def _relative(name: str) -> str:
 
 
 def _diagnose(name: str) -> str:
-    return render_text(compiler.build(_relative(name)).diagnostics)
+    """What `validate` reports: the build's diagnostics, then (for a net that builds) its shapes'."""
+    result = compiler.build(_relative(name))
+    return render_text(result.diagnostics + (shape_diagnostics(result.net) if result.ok else ()))
 
 
 def _check_golden(name: str, actual: str) -> None:
@@ -70,6 +73,32 @@ def test_suite_is_complete():
     assert not orphans, f"expected files without a case: {orphans}"
 
 
+SOLVERS_DIR = ERRORS_DIR / "solvers"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in SOLVERS_DIR.glob("*_solver.*") if p.suffix != ".expected"),
+                         ids=lambda p: p.stem)
+def test_validate_checks_a_solver_and_the_nets_it_names(path, monkeypatch, capsys):
+    """A solver is checked as a SolverParameter, then each net it names; NAME.expected holds what
+    validate prints (empty for a solver Caffe accepts)."""
+    monkeypatch.chdir(SOLVERS_DIR)  # a solver's paths are relative to the current directory, as Caffe opens them
+    code = cli.main(["validate", path.name])
+    printed = capsys.readouterr().err
+    check_golden(printed, path.with_suffix(".expected"))
+    assert printed.count(": error: ") == (1 if "error:" in printed else 0), "one mistake, one error"
+    assert code == (1 if printed else 0)
+
+
+def test_a_command_that_reads_nets_names_a_solver_for_what_it_is(monkeypatch, capsys):
+    monkeypatch.chdir(SOLVERS_DIR)
+    assert cli.main(["inspect", "good_solver.prototxt"]) == 1
+    assert capsys.readouterr().err == (
+        "good_solver.prototxt:2:1: error: good_solver.prototxt holds a solver (SolverParameter), not a net\n"
+        "    net: \"net.prototxt\"\n"
+        "    ^\n"
+        "  hint: give the net it names in `net:`, or train it with `caffeconf train`\n")
+
+
 def _run_python(code: str, args: list[str], timeout: float) -> subprocess.CompletedProcess:
     """`code` in a fresh interpreter at the repository root, with `args` as sys.argv[1:]."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -79,6 +108,7 @@ def _run_python(code: str, args: list[str], timeout: float) -> subprocess.Comple
 
 _TIMED_BUILD = """
 import sys, time
+from caffeconf.commands.validate import shape_diagnostics
 from caffeconf.compile import compiler
 from caffeconf.errors import render_text
 start = time.perf_counter()

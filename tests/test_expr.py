@@ -261,11 +261,11 @@ def test_refused_constructs_are_reported_when_compiling(text, message, col, end_
      Span("net.yaml", 5, 9, 5, 11)),
     ("${}", "empty expression in '${}'", Span("net.yaml", 5, 9, 5, 12)),
     ("x ${  }", "empty expression in '${}'", Span("net.yaml", 5, 11, 5, 16)),
-    ("${1 +}", "invalid expression: '+' at the end needs something after it", Span("net.yaml", 5, 9, 5, 15)),
-    ("${k k}", "invalid expression: invalid syntax", Span("net.yaml", 5, 13)),
-    ("${ (1}", "invalid expression: '(' was never closed", Span("net.yaml", 5, 12)),
-    ("${k )}", "invalid expression: unmatched ')'", Span("net.yaml", 5, 13)),
-    ("${x = 1}", "invalid expression: invalid syntax", Span("net.yaml", 5, 13)),
+    ("${1 +}", "invalid expression: '+' at the end needs something after it", Span("net.yaml", 5, 13, 5, 14)),
+    ("${k k}", "invalid expression: invalid syntax", Span("net.yaml", 5, 13, 5, 14)),
+    ("${ (1}", "invalid expression: '(' was never closed", Span("net.yaml", 5, 12, 5, 13)),
+    ("${k )}", "invalid expression: unmatched ')'", Span("net.yaml", 5, 13, 5, 14)),
+    ("${x = 1}", "invalid expression: invalid syntax", Span("net.yaml", 5, 13, 5, 14)),
 ])
 def test_syntax_errors_point_into_the_expression(text, message, span):
     with pytest.raises(CaffeconfError) as caught:

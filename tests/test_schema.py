@@ -17,7 +17,8 @@ from caffeconf.cli import main
 from caffeconf.compile.compiler import build
 from caffeconf.compile.tree import Scalar, Seq
 from caffeconf.compile.source import load_tree
-from caffeconf.compile.resolve import LAYER_SYNTAX_KEYS, REPEAT_KEYS, USE_KEYS
+from caffeconf.compile.repeat import REPEAT_KEYS
+from caffeconf.compile.resolve import LAYER_SYNTAX_KEYS, USE_KEYS
 from caffeconf.compile.sharing import SHARE_KEYS
 from caffeconf.compile.syntax import DOCUMENT_KEYS, MODULE_KEYS, PARAM_KEYS
 

@@ -275,7 +275,8 @@ def test_error_points_at_the_layer_with_its_module_chain(tmp_path):
         "1x2x4x4, 1x2x5x4\n"
         "      - name: cat\n"
         "        ^\n"
-        f"note: in module branch, used as b2 at {config}:20:7; in module tower, used as t1 at {config}:9:3\n")
+        f"{config}:20:7: note: in module branch, used as b2\n"
+        f"{config}:9:3: note: in module tower, used as t1\n")
 
 
 def test_every_bad_layer_is_reported():

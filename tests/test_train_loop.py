@@ -170,6 +170,13 @@ def test_an_iter_size_below_one_is_refused_before_training(tmp_path, monkeypatch
     assert capsys.readouterr().err == f"error: {solver}: solver iter_size must be at least 1, got {iter_size}\n"
 
 
+def test_a_yaml_solver_given_as_net_is_read_as_the_solver(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "solver.yaml").write_text(f"net: {CONFIG}\nbase_lr: 0.01\nmax_iter: 2\niter_size: 0\n")
+    assert main(["train", "solver.yaml", "-q"]) == 1
+    assert capsys.readouterr().err == "error: solver.yaml: solver iter_size must be at least 1, got 0\n"
+
+
 @pytest.mark.parametrize("field, value", [("iter", -1), ("current_step", -2)])
 def test_resume_refuses_a_negative_iteration(tmp_path, field, value):
     from caffeconf.errors import CaffeconfError

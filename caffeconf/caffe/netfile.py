@@ -9,9 +9,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..ir import Net
-from ..errors import CaffeconfError
+from ..errors import CaffeconfError, Diagnostic, Span
 from . import messages, prototxt, serde, upgrade
+from .facts import looks_like_solver
 from .names import unknown_names
+
+
+class SolverGiven(CaffeconfError):
+    """A net was asked for, but the file holds a solver: the error a command that reads nets
+    reports; `validate` and `diff`, which take solvers too, use `solver` (upgraded) instead."""
+
+    def __init__(self, source: str, solver: messages.SolverParameter, outline: prototxt.Outline):
+        first = outline.fields[0]  # a solver has fields: that is how it was recognised
+        super().__init__([Diagnostic(f"{source} holds a solver (SolverParameter), not a net",
+                                     Span(source, first.line, first.col),
+                                     hint="give the net it names in `net:`, or train it with `caffeconf train`")])
+        self.source, self.solver, self.outline = source, solver, outline
 
 
 @dataclass(frozen=True)
@@ -30,6 +43,9 @@ class NetFile:
 def read_net_file(path: str | Path) -> NetFile:
     data = prototxt.read_bytes(path)
     outline = prototxt.outline_text(data.decode("utf-8")) if prototxt.looks_like_text(data) else None
+    if outline is not None and looks_like_solver({f.name for f in outline.fields}):
+        solver = prototxt.decode(data, str(path), messages.SolverParameter())
+        raise SolverGiven(str(path), upgrade.upgrade_solver(solver, source=str(path)), outline)
     return net_file_from_bytes(data, str(path), outline)
 
 

@@ -59,12 +59,20 @@ def _paths(args) -> tuple[str, str | None]:
 
     if args.solver:
         return args.solver, args.net
-    if args.net and is_config(args.net):
+    if args.net and is_config(args.net) and not _is_solver_config(args.net):
         return args.net, args.net  # the config's own `solver:` section
-    if args.net and _is_solver_file(args.net):
+    if args.net and (is_config(args.net) or _is_solver_file(args.net)):
         return args.net, None
     raise CaffeconfError.at(None, "no solver: give --solver S (a solver prototxt or YAML), or a config "
                             "with a `solver:` section", hint="e.g. caffeconf train --solver lenet_solver.prototxt")
+
+
+def _is_solver_config(path: str) -> bool:
+    """A YAML/TOML file of plain SolverParameter fields, as --solver takes it."""
+    from ..compile.compiler import is_solver_tree
+    from ..compile.source import load_tree
+
+    return is_solver_tree(load_tree(path))
 
 
 def _is_solver_file(path: str) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from ..compile.load import LoadOptions, compile_config, load
 from ..compile.settings import NO_SETTINGS
 from ..compile.source import is_config
-from ..errors import CaffeconfError, render_json, render_text
+from ..caffe.netfile import SolverGiven
+from ..errors import CaffeconfError, Note, Span, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
 from .net_options import add_settings_argument, settings_from
 
@@ -22,38 +24,105 @@ def add_arguments(parser) -> None:
 
 def shape_diagnostics(net) -> tuple:
     """Shape mismatches in each state the net runs in, wherever the input shapes are known (from
-    the net, or read from its data layers' sources, which a note then names)."""
-    import dataclasses
-
-    from ..errors import DiagnosticList, Note
+    the net, or read from its data layers' sources, which a note then names): a mismatch of one
+    layer (in one module instance) in several states is one error, noted with the states it holds
+    in when the net's rules make the states differ."""
+    from ..errors import DiagnosticList, merge_spread
     from ..compile.rules import filter_net
     from ..inspect.shapes import infer_shapes
     from ..inspect.sources import read_source_shapes, source_inputs
-    from ..compile.verify import run_states
+    from ..compile.verify import describe_state, has_rules, run_states
 
-    found: dict = {}
+    states, found = [], []
     for state, _ in run_states(net, DiagnosticList()):
-        filtered = filter_net(net, phase=state.phase, stages=state.stages, level=state.level)
-        read = read_source_shapes(filtered)
+        states.append(state)
+        kept = filter_net(net, phase=state.phase, stages=state.stages, level=state.level)
+        read = read_source_shapes(kept)
         try:
-            infer_shapes(filtered, source_inputs(read))
+            infer_shapes(kept, source_inputs(read))
+            found.append(())
         except CaffeconfError as error:
             notes = tuple(Note(f"shapes read: {r.describe()}") for r in read)
-            found.update(dict.fromkeys(dataclasses.replace(d, notes=d.notes + notes) for d in error.diagnostics))
-    return tuple(found)
+            found.append(tuple(dataclasses.replace(d, notes=d.notes + notes)
+                               for d in _one_per_module_layer(error.diagnostics, kept)))
+    if not has_rules(net):
+        return tuple(dict.fromkeys(d for group in found for d in group))
+    return tuple(merge_spread(found, "states", lambda indices: ", ".join(describe_state(states[i]) for i in indices),
+                              key=lambda d: (d.span, d.severity, d.notes)))
 
 
-def file_diagnostics(path: str, limits, settings=NO_SETTINGS) -> tuple:
-    """Everything `validate` reports for one net file: a config's or prototxt's errors and
-    warnings, then the shape mismatches of a net that compiled."""
-    if is_config(path):
-        result = compile_config(path, limits, settings=settings)
-        return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
+def _one_per_module_layer(found: tuple, net) -> tuple:
+    """Shape errors of the layers one module line makes as one (verify.one_per_written_layer); a
+    shape error names its layer by its place and its use notes."""
+    from ..compile.verify import one_per_written_layer
+
+    layers = {(layer.origin.span, layer.origin.use_notes()): layer for layer in net.layers if layer.origin}
+    return tuple(one_per_written_layer([(d, layers.get((d.span, d.notes))) for d in found], net))
+
+
+def file_diagnostics(path: str, limits, settings=NO_SETTINGS, solver_ok: bool = True) -> tuple:
+    """Everything `validate` reports for the net (or, when `solver_ok`, the solver) at `path`:
+    errors and warnings, then the shape mismatches of a net that compiled."""
     try:
+        if is_config(path):
+            result = compile_config(path, limits, settings=settings)
+            return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
         loaded = load(path, options=LoadOptions(limits, verify=True, settings=settings))
+    except SolverGiven as given:
+        return solver_diagnostics(given, limits) if solver_ok else given.diagnostics
     except CaffeconfError as error:
         return error.diagnostics
-    return loaded.diagnostics + (shape_diagnostics(loaded.net) if loaded.ok else ())
+    return _net_diagnostics(loaded.diagnostics, loaded.net)
+
+
+def _net_diagnostics(found: tuple, net) -> tuple:
+    return found + (shape_diagnostics(net) if not any(d.severity == "error" for d in found) else ())
+
+
+def solver_diagnostics(given: SolverGiven, limits) -> tuple:
+    """A solver's problems (its fields were checked as it was read), then those of each net it
+    names: a file (relative to the current directory, as Caffe opens it) or a net written in it.
+    An error with no place of its own is placed at the field that names the net."""
+    from ..train.settings import check_iteration_counts, test_nets, train_net
+
+    source, solver = given.source, given.solver
+    try:
+        check_iteration_counts(solver, source)
+        train_net(solver, None, source)  # for what Caffe refuses: no net, a test_iter per test net
+        test_nets(solver, None, source)
+    except CaffeconfError as error:
+        return _placed(error.diagnostics, Span(source, 1, 1))
+    found: tuple = ()
+    for field in dict.fromkeys(f.name for f in given.outline.fields if f.name in NET_FIELDS):
+        written = given.outline.named(field)[0]
+        value, where = getattr(solver, field), Span(source, written.line, written.col)
+        for net in (list(value) if field.startswith("test_") else [value]):  # test nets are repeated fields
+            from_net = file_diagnostics(net, limits, solver_ok=False) if isinstance(net, str) else \
+                _inline(net, source, field)
+            found += _placed(from_net, where, Note(f"in the net the solver's `{field}` names", where))
+    return tuple(dict.fromkeys(found))
+
+
+# SolverParameter fields that name or hold a net, as Caffe reads them.
+NET_FIELDS = ("net", "net_param", "train_net", "train_net_param", "test_net", "test_net_param")
+
+
+def _inline(net, source: str, field: str) -> tuple:
+    from ..caffe import serde, upgrade
+    from ..compile.load import prototxt_diagnostics
+
+    label = f"{source}:{field}"
+    try:
+        flat = serde.net_from_proto(upgrade.upgrade_net(net, source=label), source=label)
+    except CaffeconfError as error:
+        return error.diagnostics
+    return _net_diagnostics(prototxt_diagnostics(flat), flat)
+
+
+def _placed(diagnostics: tuple, where: Span, note: Note | None = None) -> tuple:
+    """Each diagnostic placed at `where` when it has no place, else with `note` saying how it was reached."""
+    return tuple(dataclasses.replace(d, notes=d.notes + (note,)) if d.span and note else
+                 d if d.span else dataclasses.replace(d, span=where) for d in diagnostics)
 
 
 def run(args) -> int:

@@ -10,11 +10,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..caffe import messages, prototxt, serde
 from ..caffe.dialect import Dialect, current, use
+from ..caffe.facts import looks_like_solver
+from ..caffe.netfile import SolverGiven
 from .check import check_modules
 from .header import adopt_config_proto
 from ..errors import CaffeconfError, Diagnostic, DiagnosticList
-from .fields import net_message, solver_message
+from .fields import FieldChecker, net_message, solver_message
 from ..ir import Net
 from .library import Library, load_library, unit_key
 from ..limits import DEFAULT_LIMITS, Limits
@@ -66,7 +69,9 @@ def load_sources(path: str | Path, limits: Limits, diags: DiagnosticList) -> tup
         adopt_config_proto(tree, source, diags)
         return parse_document(tree, source, diags, net_field_names())
 
-    document = parse(load_tree(path, limits), str(path))
+    tree = load_tree(path, limits)
+    refuse_solver_file(tree, str(path))
+    document = parse(tree, str(path))
     return document, load_library(document, parse, limits, diags)
 
 
@@ -83,11 +88,30 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings:
         if not diags.has_errors:
             verify_net(net, diags)
             check_sharing(net, diags)
+    except SolverGiven:
+        raise
     except CaffeconfError as error:
         diags.extend(error)
         return Build(None, tuple(diags.sorted()))
     failed = diags.has_errors
     return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
+
+
+def is_solver_tree(tree) -> bool:
+    """A mapping without `caffeconf:` whose keys are more a SolverParameter's than a net's."""
+    return isinstance(tree, Map) and "caffeconf" not in tree and looks_like_solver(set(tree.values))
+
+
+def refuse_solver_file(tree, path: str) -> None:
+    """A YAML/TOML file of SolverParameter fields (no `caffeconf:`, more solver than net names) is a
+    solver, as `caffeconf train` reads it: raise SolverGiven with it checked, or its field errors."""
+    if not is_solver_tree(tree):
+        return
+    diags = DiagnosticList()
+    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, solver_message(), "")
+    diags.raise_if_errors()
+    outline = prototxt.Outline([prototxt.TopField(key, span.line, span.col) for key, span in tree.keys.items()])
+    raise SolverGiven(path, serde.data_to_message(data, messages.SolverParameter(), path), outline)
 
 
 def check_solver(node, resolver: Resolver, diags: DiagnosticList) -> dict | None:

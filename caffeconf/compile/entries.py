@@ -3,6 +3,7 @@ blob names: the checks of a single entry, shared by layers and module uses."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,9 @@ class Scope:
     # Names whose producer failed (its errors already reported): reading one is no new mistake.
     # An entry ending in the separator stands for every output of an instance of an unknown module.
     poisoned: set[str] = field(default_factory=set)
+    # Patterns of the names an entry would produce whose instances could not be decided (its `repeat`
+    # or `when:` failed).
+    poisoned_patterns: list[re.Pattern] = field(default_factory=list)
 
     def qualify(self, name: str) -> str:
         return f"{self.prefix}{self.separator}{name}" if self.prefix else str(name)
@@ -46,13 +50,19 @@ class Scope:
         self.blobs[name] = flat
         return flat
 
-    def poison(self, names: list[str]) -> None:
-        """Declare the names a failed entry would have produced (so the entry returns None)."""
+    def poison(self, names: list[str]) -> list[str] | None:
+        """Declare the names a failed entry would have produced; they are what the next entry
+        chains on (silently), or None when the entry's tops are unknown."""
         self.poisoned.update(names)
+        return list(names) or None
+
+    def poison_matching(self, patterns: list[str]) -> None:
+        self.poisoned_patterns.extend(re.compile(pattern) for pattern in patterns)
 
     def is_poisoned(self, name: str) -> bool:
         return name in self.poisoned or any(name.startswith(p) for p in self.poisoned
-                                              if self.separator and p.endswith(self.separator))
+                                              if self.separator and p.endswith(self.separator)) \
+            or any(pattern.fullmatch(name) for pattern in self.poisoned_patterns)
 
 
 def layer_type(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> str | None:

@@ -410,11 +410,23 @@ def _walk(tree: ast.expr, expression: "_Expression") -> frozenset[str]:
 # Evaluation: one function per node type
 
 
+class _Unknown:
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+# The value of a parameter whose declaration was refused (and reported): an expression that reads
+# it fails with no error of its own, since its one mistake is the declaration.
+UNKNOWN = _Unknown()
+
+
 def _eval_name(scope: Mapping[str, object], evaluate: Callable, node: ast.Name) -> object:
     if node.id in NAME_ALIASES:
         return NAME_ALIASES[node.id]
     if node.id not in scope:
         raise _Refused(f"undefined name '{node.id}'", hint=did_you_mean(node.id, scope))
+    if scope[node.id] is UNKNOWN:
+        raise CaffeconfError([])
     return scope[node.id]
 
 
@@ -558,6 +570,10 @@ class Template:
             parts.append(part)
         return "".join(parts)
 
+    def pattern(self) -> str:
+        """A regular expression for every text the template can give, each `${...}` matching anything."""
+        return "".join(".*" if isinstance(piece, _Expression) else re.escape(piece) for piece in self._pieces)
+
     def _last_expression(self) -> _Expression:
         return next(piece for piece in reversed(self._pieces) if isinstance(piece, _Expression))
 
@@ -639,14 +655,28 @@ def _explain(source: str, message: str) -> str:
     return message
 
 
+def _syntax_place(source: str, error: SyntaxError, placed: _Expression) -> Span:
+    """Where a syntax error is: a dangling operator itself, else the token Python stopped at;
+    the whole `${...}` when the columns are unknown."""
+    span, trailing = placed.span, _TRAILING_OPERATOR.search(source)
+    if placed.column is None or "\n" in source:
+        return span
+    if error.msg == "invalid syntax" and trailing:
+        start, end = trailing.start(1), trailing.end(1)
+    elif (error.offset or 0) >= 1:
+        start = error.offset - 1
+        end = error.end_offset - 1 if (error.end_offset or 0) > error.offset else start + 1
+    else:
+        return span
+    return Span(span.path, span.line, placed.column + start, span.line, placed.column + end)
+
+
 def _parse(source: str, placed: _Expression) -> ast.expr:
     try:
         return ast.parse(source, mode="eval").body
     except SyntaxError as error:
-        span = placed.span
-        if placed.column is not None and "\n" not in source and (error.offset or 0) >= 1:
-            span = Span(span.path, span.line, placed.column + error.offset - 1)
-        raise CaffeconfError.at(span, f"invalid expression: {_explain(source, error.msg)}") from None
+        raise CaffeconfError.at(_syntax_place(source, error, placed),
+                                f"invalid expression: {_explain(source, error.msg)}") from None
     except (ValueError, RecursionError, MemoryError):
         raise CaffeconfError.at(placed.span, "invalid expression: too deeply nested or malformed") from None
 

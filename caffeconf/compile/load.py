@@ -96,7 +96,7 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
             raise CaffeconfError.at(options.settings.params.keys[name], f"--set {name}: {path} is not a config "
                                     "(only a config has parameters)")
         whole, solver = read_net_file(path).net(), None
-        diagnostics = _prototxt_diagnostics(whole) if options.verify else ()
+        diagnostics = prototxt_diagnostics(whole) if options.verify else ()
     if state is None:
         return Loaded(whole, None, diagnostics, str(path), whole, solver)
     chosen = NetState.of_net(whole, state.phase, state.level, state.stages, state.default_phase)
@@ -117,7 +117,7 @@ def compile_config(path: str | Path, limits: Limits = DEFAULT_LIMITS,
     return _compiled[key]
 
 
-def _prototxt_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
+def prototxt_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
     """What Caffe would refuse in a prototxt: unknown types, unproduced bottoms, clashing tops and
     shared blobs."""
     diags = DiagnosticList()

@@ -7,16 +7,42 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..errors import Note, Span, did_you_mean
+from ..errors import Diagnostic, DiagnosticList, Note, Span, closest, did_you_mean
 from .fields import describe
 from .syntax import ParamDecl
 from .tree import Map, Node, Seq
 from .values import FAILED, Env, Evaluator
 
 
+class ParamMisses:
+    """Unknown `with:` keys, as reported at each use: one key given by several uses of a module
+    that declares a name close to it is one mistake, the declaration's (a misspelt parameter
+    name), so at the end their errors become one, there."""
+
+    def __init__(self, diags: DiagnosticList):
+        self.diags = diags
+        self.found: dict[tuple[int, str], tuple[dict[str, ParamDecl], str, dict[Span, tuple]]] = {}
+
+    def add(self, decls: dict[str, ParamDecl], key: str, span: Span, owner: str, reported: tuple) -> None:
+        self.found.setdefault((id(decls), key), (decls, owner, {}))[2].setdefault(span, reported)
+
+    def report(self) -> None:
+        for (_, key), (decls, owner, uses) in self.found.items():
+            declared = closest(key, decls)
+            if declared is None or len(uses) < 2:
+                continue
+            for reported in uses.values():
+                self.diags.remove(reported)
+            self.diags.error(decls[declared].span, f"parameter '{declared}' of {owner} is given as '{key}' by "
+                             f"{len(uses)} uses", hint=f"did you mean '{key}'?",
+                             notes=[Note(f"'{key}' given here (the first of {len(uses)})", next(iter(uses)))])
+
+
 def bind_params(evaluator: Evaluator, decls: dict[str, ParamDecl], with_node: Node | None, env: Env,
-                use_span: Span, owner: str, builtins: dict[str, Any] | None = None) -> dict[str, Any] | None:
-    """Checked parameter values, or None after reporting what is wrong."""
+                use_span: Span, owner: str, builtins: dict[str, Any] | None = None,
+                misses: ParamMisses | None = None) -> dict[str, Any] | None:
+    """Checked parameter values, or None after reporting what is wrong (each unknown key also to
+    `misses`, when given)."""
     diags = evaluator.diags
     if with_node is not None and not isinstance(with_node, Map):
         diags.error(with_node.span, "`with` must map parameter names to values")
@@ -27,9 +53,12 @@ def bind_params(evaluator: Evaluator, decls: dict[str, ParamDecl], with_node: No
         decl = decls.get(key)
         if decl is None:
             ok = False
-            diags.error(with_node.keys[key], f"{owner} has no parameter '{key}'",
-                        hint=did_you_mean(key, decls) or (f"its parameters: {', '.join(decls)}"
-                                                         if decls else "it takes no parameters"))
+            hint = did_you_mean(key, decls) or (f"its parameters: {', '.join(decls)}" if decls else
+                                                "it takes no parameters")
+            diag = Diagnostic(f"{owner} has no parameter '{key}'", with_node.keys[key], hint=hint)
+            diags.add(diag)
+            if misses is not None:
+                misses.add(decls, key, diag.span, owner, diags.key(diag))
             continue
         value = evaluator.attempt(node, env)
         if value is FAILED or not _check_param(evaluator, decl, value, node, owner):

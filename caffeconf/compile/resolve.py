@@ -11,29 +11,29 @@ is still expanded as far as possible so later problems show up too.
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
-from ..errors import DiagnosticList, Note
+from ..errors import DiagnosticList, Note, merge_spread
 from ..ir import Layer, Net, Origin, Use
 from ..limits import Limits
 from .budget import Budget
+from .expr import UNKNOWN
 from .entries import Scope, bottoms, flat_blob, layer_type, tops
+from .findings import UseFindings
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
-from .params import bind_params
+from .params import ParamMisses, bind_params
+from .repeat import index_ranges, iterations, poison_undecided
 from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
 from .syntax import INSTANCE, Document, ModuleDecl, Port, check_keys
 from .tree import Map, Node
-from .uses import bind_ports, collect_outputs, instance_ports, module_for, use_rules
+from .uses import bind_ports, collect_outputs, instance_ports, module_for, poison_use, use_outputs, use_rules
 from .values import FAILED, Evaluator
 
 LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
 USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc")
-REPEAT_KEYS = ("count", "var")
 
 
 class Resolver:
@@ -49,6 +49,8 @@ class Resolver:
         self.sharing = Sharing(self.evaluator, document.separator)
         self.layers: list[Layer] = []
         self.budget = Budget(limits)
+        self.findings = UseFindings(diags)
+        self.param_misses = ParamMisses(diags)
         self.document_values: dict[str, Any] = {}
 
     def run(self) -> Net | None:
@@ -56,7 +58,7 @@ class Resolver:
         doc = self.document
         scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
         values = bind_params(self.evaluator, doc.params, self.overrides, scope.values, doc.span, "the document",
-                             builtins=self.globals)
+                             builtins={**self.globals, **dict.fromkeys(doc.refused_params, UNKNOWN)})
         if values is None:
             return None  # every entry would only repeat that the parameters are unknown
         scope.values = values
@@ -68,6 +70,8 @@ class Resolver:
         for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
             scope.blobs[legacy_input] = legacy_input
         self.expand(doc.layers, scope, prev=None)
+        self.param_misses.report()
+        self.findings.annotate()
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
 
     def document_message(self, node: Node, descriptor, path: str, skip: frozenset[str]) -> dict[str, Any]:
@@ -76,81 +80,59 @@ class Resolver:
 
     def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:
-            copies, start = self.iterations(entry, scope), len(self.layers)
+            expand = self.expand_repeat if "repeat" in entry else self.expand_entry
+            prev = expand(entry, scope, prev)
+
+    def expand_entry(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        """One instance of an entry, unless `when:` leaves it out; the tops the next entry may chain on."""
+        wanted = self.wanted(entry, scope)
+        if wanted is None:
+            poison_undecided(self.evaluator, entry, scope)
+            return FAILED
+        if not wanted:
+            return prev
+        built = (self.expand_use if "use" in entry else self.expand_layer)(entry, scope, prev)
+        return FAILED if built is None else built  # the next entry can't chain on a failed one
+
+    # -- repeat and when ----------------------------------------------------------------------
+
+    def expand_repeat(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        """Every repetition of an entry; a problem found in several is reported once, at its written
+        place, with a note naming the indices it holds for."""
+        repetitions = iterations(self.evaluator, self.limits, entry, scope)
+        if repetitions is None:
+            poison_undecided(self.evaluator, entry, scope)
+            return FAILED
+        (copies, var), start, found = repetitions, len(self.layers), []
+        try:
             for done, each in enumerate(copies):
                 if done:
                     self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(copies),
                                              len(self.layers) - start)
-                if not self.wanted(entry, each):
-                    continue
-                expand = self.expand_use if "use" in entry else self.expand_layer
-                built = expand(entry, each, prev)
-                prev = FAILED if built is None else built  # the next entry can't chain on a failed one
+                before = len(self.diags.items)
+                prev = self.expand_entry(entry, each, prev)
+                found.append(self.diags.take_since(before))
+        finally:  # also when a limit stops the repeat: what its repetitions found is still reported
+            self._report_repetitions(found, var, entry)
+        return prev
 
-    # -- repeat and when ----------------------------------------------------------------------
+    def _report_repetitions(self, found: list[list], var: str, entry: Map) -> None:
+        merged = merge_spread(found, "repetitions", lambda indices: f"{var} = {index_ranges(indices)}",
+                              entry.get("repeat").span) if len(found) > 1 else [d for group in found for d in group]
+        for diag in merged:
+            self.diags.add(diag)
 
-    def iterations(self, entry: Map, scope: Scope) -> list[Scope]:
-        """One scope per `repeat` index (the index bound to `var`, default `i`), or just `scope`."""
-        node = entry.get("repeat")
-        if node is None:
-            return [scope]
-        count_node, var = self._repeat_form(node, scope)
-        if count_node is None:
-            return []
-        count = self._repeat_count(count_node, scope)
-        if count is None:
-            return []
-        if var in scope.values:
-            self.diags.error(count_node.span, f"the repeat index '{var}' would hide a parameter or an outer "
-                             "repeat index of that name",
-                             hint="choose another name with `repeat: {count: ..., var: NAME}`")
-            return []
-        return [dataclasses.replace(scope, values={**scope.values, var: index}) for index in range(count)]
-
-    def _repeat_form(self, node: Node, scope: Scope) -> tuple[Node | None, str]:
-        """`repeat: N` or `repeat: {count: N, var: NAME}` -> (the count's node, the index name)."""
-        if not isinstance(node, Map):
-            return node, "i"
-        known_keys = check_keys(node, REPEAT_KEYS, "`repeat`", self.diags)
-        count_node = node.get("count")
-        if count_node is None:
-            if known_keys:  # else the misspelt key is the mistake
-                self.diags.error(node.span, "`repeat` needs a `count`")
-            return None, "i"
-        if node.get("var") is None:
-            return count_node, "i"
-        var = self.evaluator.text(node.get("var"), "`repeat.var`", scope.values)
-        if var is None:
-            return None, "i"
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
-            self.diags.error(node.get("var").span, f"`repeat.var` must be an identifier, got '{var}'")
-            return None, "i"
-        return count_node, var
-
-    def _repeat_count(self, count_node: Node, scope: Scope) -> int | None:
-        count = self.evaluator.attempt(count_node, scope.values)
-        if count is FAILED:
-            return None
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            self.diags.error(count_node.span, f"`repeat` count must be a non-negative integer, got {describe(count)}")
-            return None
-        if count > self.limits.max_repeat:
-            self.diags.error(count_node.span, f"`repeat` count {count} is over the limit of {self.limits.max_repeat}",
-                             hint="raise it with --max-repeat if this is intended")
-            return None
-        return count
-
-    def wanted(self, entry: Map, scope: Scope) -> bool:
-        """`when:` decides whether this entry is emitted at all."""
+    def wanted(self, entry: Map, scope: Scope) -> bool | None:
+        """`when:` decides whether this entry is emitted at all (None: it could not tell)."""
         node = entry.get("when")
         if node is None:
             return True
         value = self.evaluator.attempt(node, scope.values)
         if value is FAILED:
-            return False
+            return None
         if not isinstance(value, bool):
             self.diags.error(node.span, f"`when` must be true or false, got {describe(value)}")
-            return False
+            return None
         return value
 
     # -- layers -------------------------------------------------------------------------------
@@ -206,23 +188,27 @@ class Resolver:
         instance = self.evaluator.text(entry.get("name"), "the instance `name`", scope.values)
         if entry.get("name") is None:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
-        outputs = self.use_outputs(entry, scope, module, instance)
+        outputs = use_outputs(self.evaluator, entry, scope, module, instance)
         if module is None or instance is None or misplaced or not self._can_expand(module, entry, scope):
-            return scope.poison(outputs)
+            return poison_use(self.evaluator, self.library, entry, scope, module, instance, outputs)
         instantiated = self.instantiate(module, instance, entry, scope, prev)
         if instantiated is None:
-            return scope.poison(outputs)
+            return poison_use(self.evaluator, self.library, entry, scope, module, instance, outputs)
         callee, ports, written_tops, first = instantiated
+        outputs = use_outputs(self.evaluator, entry, scope, module, instance, ports)
         self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
-        before, start = len(self.diags.items), len(self.layers)
+        before, start, mark = len(self.diags.items), len(self.layers), self.findings.start()
         self.expand(module.layers, callee, prev=first)
         self.budget.made[id(module)] = len(self.layers) - start
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
+        # a missing output after errors inside is a consequence of them: not looked for
+        collected = None if failed_inside else \
+            collect_outputs(self.evaluator, module, ports, callee, scope, instance, written_tops, entry)
         self.diags.annotate_since(before, Note(f"in module {module.name}, used as {scope.qualify(instance)}",
                                                entry.span))
-        if failed_inside:
-            return scope.poison(outputs)  # a missing output now is a consequence of the errors reported
-        collected = collect_outputs(self.evaluator, module, ports, callee, scope, instance, written_tops, entry)
+        self.findings.record(module, scope.qualify(instance), entry.span, mark)
+        if collected is None and module.qualify:  # whatever `<instance>/...` is read, its error is reported
+            scope.poisoned.add(f"{instance}{scope.separator}")
         return scope.poison(outputs) if collected is None else collected
 
     def _misplaced_params(self, entry: Map, module: ModuleDecl | None) -> bool:
@@ -233,16 +219,6 @@ class Resolver:
             self.diags.error(entry.keys[key], f"unknown key '{key}' in a module use",
                              hint=f"'{key}' is a parameter of module '{module.name}': write it under `with:`")
         return bool(misplaced)
-
-    def use_outputs(self, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None) -> list[str]:
-        """The caller's names for a use's outputs as far as they can be told without new errors:
-        its `top:`, else `<instance>/<output>` (for an unknown module, every `<instance>/...`)."""
-        written = self.evaluator.quiet_names(entry.get("top"), scope.values)
-        if written or instance is None:
-            return written
-        if module is None:
-            return [f"{instance}{scope.separator}"]
-        return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name for port in module.outputs]
 
     def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
         if id(module) in scope.chain:
@@ -258,7 +234,7 @@ class Resolver:
         ports, the tops the caller wrote, and the chained bottom its first entry may take."""
         evaluator, env = self.evaluator, scope.values
         values = bind_params(evaluator, module.params, entry.get("with"), env, entry.span, f"module '{module.name}'",
-                             builtins={**self.globals, INSTANCE: instance})
+                             builtins={**self.globals, INSTANCE: instance}, misses=self.param_misses)
         if values is None:
             return None
         inputs, outputs = instance_ports(evaluator, module.inputs, values), instance_ports(evaluator, module.outputs, values)

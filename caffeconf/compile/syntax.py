@@ -80,6 +80,7 @@ class Document:
     net_fields: dict[str, Node]  # other NetParameter fields (force_backward, state, ...)
     variants: tuple[str, ...] = ()  # stages decided at compile time (`compile --stage NAME`)
     solver: Node | None = None  # SolverParameter fields for training this net (`caffeconf train`)
+    refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
 
 
 def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> bool:
@@ -266,9 +267,10 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
     elif modules_node is not None:
         diags.error(modules_node.span, "`modules` must map module names to modules")
     separator = _text(root.get("separator"), "`separator`", diags) or "/"
+    params = parse_params(root.get("params"), diags)
     return Document(
         path=path, span=root.span, name=root.get("name"), separator=separator,
-        params=parse_params(root.get("params"), diags), modules=modules, imports=root.get("imports"),
+        params=params, refused_params=_refused(root.get("params"), params), modules=modules, imports=root.get("imports"),
         layers=_layers(root.get("layers"), "`layers`", diags),
         net_fields={k: v for k, v in root.values.items() if k in net_field_names and k != "name"},
         variants=tuple(p.name for p in _ports(root.get("variants"), "`variants`", diags)),

@@ -34,7 +34,7 @@ else:  # pragma: no cover - Python 3.10
 
 from ..errors import CaffeconfError, InternalError, Span
 from ..limits import DEFAULT_LIMITS, Limits
-from .tree import Map, Node, Scalar, Seq
+from .tree import Map, Node, Scalar, Seq, opened_syntax_error
 
 KeyPath = tuple[Union[str, int], ...]
 
@@ -81,18 +81,64 @@ def _decode(text: str, path: str) -> dict:
 
 
 def _syntax_error(error: Exception, text: str, path: str) -> CaffeconfError:
-    """tomllib's "Message (at line L, column C)" as a located, lower-case diagnostic."""
+    """tomllib's "Message (at line L, column C)" as a located, lower-case diagnostic; an unclosed
+    bracket or string is reported at its opening, with a note where tomllib gave up."""
     message = str(error)
     place = _TOMLLIB_PLACE.search(message)
     message = message[:place.start()] if place else message
+    message = f"invalid TOML: {message[:1].lower()}{message[1:]}"
+    lines = text.split("\n")
     if place and place.group(1):
-        span = Span(path, int(place.group(1)), int(place.group(2)))
+        line, col = int(place.group(1)), int(place.group(2))
     elif place:  # at end of document
-        lines = text.split("\n")
-        span = Span(path, len(lines), len(lines[-1]) + 1)
+        line, col = len(lines), len(lines[-1]) + 1
     else:
-        span = Span(path, 1, 1)
-    return CaffeconfError.at(span, f"invalid TOML: {message[:1].lower()}{message[1:]}")
+        return CaffeconfError.at(Span(path, 1, 1), message)
+    opener = _open_at(text, sum(len(earlier) + 1 for earlier in lines[:line - 1]) + col - 1)
+    if opener is None or (opener[0] in "[{" and not message.startswith("invalid TOML: unclosed")):
+        return CaffeconfError.at(Span(path, line, col), message)
+    opened_line = text.count("\n", 0, opener[1]) + 1
+    opened_col = opener[1] - (text.rfind("\n", 0, opener[1]) + 1) + 1
+    opened = {"[": "array", "{": "inline table"}.get(opener[0], "string")
+    return opened_syntax_error(message, opened, Span(path, opened_line, opened_col), Span(path, line, col), text)
+
+
+def _open_at(text: str, end: int) -> tuple[str, int] | None:
+    """The innermost bracket or string still open at index `end` of `text`, as (its opening
+    bracket or quote, its index), or None; comments are skipped."""
+    stack: list[tuple[str, int]] = []
+    index = 0
+    while index < end:
+        char = text[index]
+        if char == "#":  # to the line's end
+            index = text.find("\n", index)
+            index = len(text) if index < 0 else index
+            continue
+        if char in "\"'":
+            quote = char * 3 if text.startswith(char * 3, index) else char
+            close = _string_close(text, index + len(quote), quote)
+            if close is None or close >= end:
+                return quote, index
+            index = close + len(quote)
+            continue
+        if char in "[{":
+            stack.append((char, index))
+        elif char in "]}" and stack:
+            stack.pop()
+        index += 1
+    return stack[-1] if stack else None
+
+
+def _string_close(text: str, index: int, quote: str) -> int | None:
+    """Index of the quote closing a string body starting at `index`; None when a one-line string
+    meets a line end (or the text ends) first."""
+    while index < len(text):
+        if text.startswith(quote, index):
+            return index
+        if text[index] == "\n" and len(quote) == 1:
+            return None
+        index += 2 if quote[0] == '"' and text[index] == "\\" else 1
+    return None
 
 
 def _build(value: Any, key_path: KeyPath, scanner: "_Scanner", enclosing: Span) -> Node:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Union
 
-from ..errors import Span
+from ..errors import CaffeconfError, Note, Span
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,3 +36,16 @@ class Map:
 
 
 Node = Union[Scalar, Seq, Map]
+
+
+def opened_syntax_error(problem: str, opened: str, opener: Span, gave_up: Span, text: str) -> CaffeconfError:
+    """A YAML or TOML syntax error inside a bracket or string (`opened` names which): where the parser
+    gave up past the line the opening is on, or at its end, the opening is left unclosed and is the
+    place of the error; within the line it is a missing separator, reported where the parser stopped."""
+    lines = text.split("\n")
+    rest = lines[gave_up.line - 1][gave_up.col - 1:] if gave_up.line <= len(lines) else ""
+    if gave_up.line > opener.line or not rest.strip():
+        said = problem[:-len(f": unclosed {opened}")] if problem.endswith(f": unclosed {opened}") else problem
+        return CaffeconfError.at(opener, f"{said}: this {opened} is not closed",
+                                 notes=[Note("the parser gave up here", gave_up)])
+    return CaffeconfError.at(gave_up, problem, notes=[Note(f"in the {opened} that starts here", opener)])

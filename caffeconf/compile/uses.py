@@ -1,17 +1,19 @@
 """One module use, in the caller's scope -> the module, its ports for this instance, the caller's
-blobs bound to them, the use's rules, and afterwards the caller's names for its outputs."""
+blobs bound to them, the use's rules, and afterwards the caller's names for its outputs (or, for
+a use that failed, the names it would have made, poisoned)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from ..errors import Note, did_you_mean
+from ..errors import Note, closest, did_you_mean
 from .check import type_hint
 from .entries import Scope, bottoms
 from .fields import layer_message
 from .library import Library
 from .rules import RuleSet
-from .syntax import ModuleDecl, Port
+from .syntax import INSTANCE, ModuleDecl, Port
 from .tree import Map
 from .values import Env, Evaluator
 
@@ -28,6 +30,13 @@ def module_for(evaluator: Evaluator, entry: Map, scope: Scope, library: Library)
         evaluator.diags.error(node.span, f"unknown module '{name}'",
                               hint=type_hint(name) or did_you_mean(name, library.visible(scope.unit)))
     return module
+
+
+def likely_module(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> ModuleDecl | None:
+    """The module an unknown `use:` most likely misspells, to tell what the use would have made."""
+    written = evaluator.quiet_names(entry.get("use"), scope.values)
+    guess = closest(written[0], library.visible(scope.unit)) if written else None
+    return library.lookup(guess, scope.unit) if guess else None
 
 
 def instance_ports(evaluator: Evaluator, ports: tuple[Port, ...], values: dict[str, Any]) -> tuple[Port, ...] | None:
@@ -118,9 +127,9 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
         if flat is None:
             written = callee.layer_tops.get(port.name)
             hint = (f"'{port.name}' is a layer that writes {', '.join(repr(t) for t in written)}: "
-                    f"name that blob as the output" if written else None)
+                    f"name that blob as the output" if written else did_you_mean(port.name, callee.blobs))
             evaluator.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
-                                  "by its layers", notes=[Note(f"used as '{instance}' here", entry.span)], hint=hint)
+                                  "by its layers", hint=hint)  # the use is noted as for any error in its body
             return None
         if written_tops:
             name = written_tops[index]
@@ -129,3 +138,38 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
         scope.blobs[name] = flat
         names.append(name)
     return names
+
+
+def use_outputs(evaluator: Evaluator, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
+                ports: tuple[Port, ...] | None = None) -> list[str]:
+    """The caller's names for a use's outputs as far as they can be told without new errors:
+    its `top:`, else `<instance>/<output>` (for an unknown module, the instance name), the
+    output names as the instance's parameters make them (`ports`) when it got that far."""
+    written = evaluator.quiet_names(entry.get("top"), scope.values)
+    if written or instance is None:
+        return written
+    if module is None:
+        return [instance]
+    return [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
+            for port in ports or module.outputs]
+
+
+def poison_use(evaluator: Evaluator, library: Library, entry: Map, scope: Scope, module: ModuleDecl | None,
+               instance: str | None, outputs: list[str]) -> list[str] | None:
+    """Poison what a use that failed before its parameters were bound would produce: for an
+    unknown module, every `<instance>/...` and the outputs of the module it likely misspells;
+    for a module with `qualify: false`, its output names are templates (`res${id}`), matched as
+    such; a use without a name may have made any of its module's outputs under any name."""
+    if module is None and instance is not None:
+        scope.poisoned.add(f"{instance}{scope.separator}")
+        module = likely_module(evaluator, entry, scope, library)
+    if module is None:
+        return scope.poison(outputs)
+    # without an instance name, `${instance}` and `<instance>/` match any name
+    ports = [pattern for port in module.outputs for pattern in
+             evaluator.name_patterns(port.node, {INSTANCE: instance} if instance is not None else {})]
+    if not module.qualify:
+        scope.poison_matching(ports)
+    elif instance is None:
+        scope.poison_matching([f".*{re.escape(scope.separator)}{port}" for port in ports])
+    return scope.poison(outputs)

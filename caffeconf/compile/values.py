@@ -6,6 +6,7 @@ every problem."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from ..errors import CaffeconfError, DiagnosticList, Span
@@ -101,7 +102,6 @@ class Evaluator:
                     return None
         return names
 
-
     def quiet_names(self, node: Node | None, env: Env) -> list[str]:
         """The blob names `node` gives (a list, one name, or a map's values), reporting nothing:
         for naming what a failed entry would have produced, whose errors are reported elsewhere."""
@@ -115,6 +115,33 @@ class Evaluator:
                 continue
             names.extend(name for name in (value if isinstance(value, list) else [value]) if isinstance(name, str))
         return names
+
+    def name_patterns(self, node: Node | None, env: Env) -> list[str]:
+        """Regular expressions for the names `node` gives, reporting nothing: its values where they
+        can be told, else its text with each `${...}` matching anything (the repeat index of a
+        repeat that failed is unbound)."""
+        written = () if node is None else node.items if isinstance(node, Seq) else (node,)
+        patterns = []
+        for item in written:
+            try:
+                value = self.value(item, env)
+            except CaffeconfError:
+                template = _quiet_template(item)
+                patterns += [template.pattern()] if template is not None else []
+                continue
+            patterns.extend(re.escape(name) for name in (value if isinstance(value, list) else [value])
+                            if isinstance(name, str))
+        return patterns
+
+
+def _quiet_template(node: Node):
+    """The template of a scalar's text, or None (not text, or not a template that compiles)."""
+    if not isinstance(node, Scalar) or not isinstance(node.value, str):
+        return None
+    try:
+        return compile_template(node.value, node.span)
+    except CaffeconfError:
+        return None
 
 
 def _text_start(node: Scalar) -> Span:

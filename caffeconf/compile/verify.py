@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..caffe.facts import SOURCE_TYPES, learnable_blobs
-from ..errors import DiagnosticList, Note
+from ..errors import Diagnostic, DiagnosticList, Note
 from ..ir import Layer, Net
 from .rules import NetState, layer_is_kept
 
@@ -41,8 +41,37 @@ def run_states(net: Net, diags: DiagnosticList) -> Iterator[tuple[NetState, list
 
 def verify_net(net: Net, diags: DiagnosticList) -> None:
     reported: set[tuple] = set()  # a problem that holds in several states is reported for the first
+    found, blamed = DiagnosticList(), {}
     for state, kept in run_states(net, diags):
-        _verify_state(kept, net, _describe(state, net), diags, reported)
+        _verify_state(kept, net, _describe(state, net), found, reported, blamed)
+    for diag in one_per_written_layer([(d, blamed.get(found.key(d))) for d in found.items], net):
+        diags.add(diag)
+
+
+def one_per_written_layer(found: list[tuple[Diagnostic, Layer | None]], net: Net) -> list[Diagnostic]:
+    """Diagnostics of the layers one module line makes (one per use of the module), each paired with
+    its layer, as one noting the uses it holds in: "in all 4 uses of module block (b0, b1, b2, c)".
+    A diagnostic without a layer, or of a layer written outside a module, stays as it is."""
+    instances: dict = {}  # where a layer is written -> the instances of it in the net
+    for layer in net.layers:
+        if layer.origin and layer.origin.uses:
+            instances.setdefault(layer.origin.span, []).append(layer.origin.uses[-1])
+    groups: dict = {}
+    for diag, layer in found:
+        in_module = layer is not None and layer.origin is not None and layer.origin.uses
+        groups.setdefault((diag.span, diag.severity) if in_module else id(diag), []).append((diag, layer))
+    merged = []
+    for pairs in groups.values():
+        first = pairs[0][0]
+        if len(pairs) == 1:
+            merged.append(first)
+            continue
+        uses = [layer.origin.uses[-1] for _, layer in pairs]
+        total = len(instances[first.span])
+        held = f"all {total}" if len(uses) == total else f"{len(uses)} of {total}"
+        note = Note(f"in {held} uses of module {uses[0].module} ({', '.join(use.instance for use in uses)})")
+        merged.append(Diagnostic(first.message, first.span, first.severity, first.notes + (note,), first.hint))
+    return merged
 
 
 def _has_source(kept: list[Layer], net: Net) -> bool:
@@ -60,15 +89,22 @@ def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
 
 
 def _describe(state: NetState, net: Net) -> str:
-    has_rules = any(layer.fields.get("include") or layer.fields.get("exclude") for layer in net.layers)
-    if not has_rules:
-        return ""
+    return f" (in {describe_state(state)})" if has_rules(net) else ""
+
+
+def has_rules(net: Net) -> bool:
+    """Whether any layer has include/exclude rules (else every state keeps the same layers)."""
+    return any(layer.fields.get("include") or layer.fields.get("exclude") for layer in net.layers)
+
+
+def describe_state(state: NetState) -> str:
+    """e.g. "phase TEST level 1 stages deploy, small"."""
     parts = [f"phase {state.phase}"]
     if state.level:
         parts.append(f"level {state.level}")
     if state.stages:
         parts.append("stages " + ", ".join(state.stages))
-    return f" (in {' '.join(parts)})"
+    return " ".join(parts)
 
 
 def _span(layer: Layer):
@@ -99,7 +135,8 @@ def _producers_elsewhere(net: Net, blob: str) -> list[Layer]:
     return [layer for layer in net.layers if blob in layer.tops]
 
 
-def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList, reported: set[tuple]) -> None:
+def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList, reported: set[tuple],
+                  blamed: dict[tuple, Layer]) -> None:
     names: dict[str, Layer] = {}
     producers: dict[str, Layer | None] = dict.fromkeys(net.fields.get("input", ()))  # legacy net-level inputs
     for layer in layers:
@@ -119,8 +156,10 @@ def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticLi
                 notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
                               f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
                 span = layer.origin.bottom_span(index) if layer.origin else None
-                diags.error(span, f"layer '{layer.name}' reads blob '{bottom}' that no earlier layer "
-                            f"produces{where}", notes=notes)
+                diag = Diagnostic(f"layer '{layer.name}' reads blob '{bottom}' that no earlier layer produces{where}",
+                                  span, notes=(*notes, *(layer.origin.use_notes() if layer.origin else ())))
+                diags.add(diag)
+                blamed[diags.key(diag)] = layer
         for index, top in enumerate(layer.tops):
             in_place = index < len(layer.bottoms) and layer.bottoms[index] == top
             if top in producers and not in_place and _first_time(reported, "top", id(layer), top):

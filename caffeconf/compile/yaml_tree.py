@@ -15,7 +15,7 @@ import yaml
 
 from ..errors import CaffeconfError, Note, Span
 from ..limits import DEFAULT_LIMITS, Limits
-from .tree import Map, Node, Scalar, Seq
+from .tree import Map, Node, Scalar, Seq, opened_syntax_error
 
 
 
@@ -167,15 +167,28 @@ def _refused_tag(tag: str) -> str:
     return f"tag '{written}' is not allowed (only plain YAML data is)"
 
 
+# Contexts that open at a bracket or quote: an error inside one may be the opening left unclosed.
+_OPENED = {"while parsing a flow mapping": "flow mapping", "while parsing a flow sequence": "flow sequence",
+           "while scanning a quoted scalar": "quoted string"}
+
+
+def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> CaffeconfError:
+    def at(mark) -> Span:
+        return Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
+
+    problem = f"invalid YAML: {error.problem or error.context or 'invalid YAML'}"
+    opened = _OPENED.get(error.context or "")
+    if opened is None or error.context_mark is None or error.problem_mark is None:
+        return CaffeconfError.at(at(error.problem_mark or error.context_mark), problem)
+    return opened_syntax_error(problem, opened, at(error.context_mark), at(error.problem_mark), text)
+
+
 def parse_yaml(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> Node:
     """One YAML document as a located tree."""
     try:
         root = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        span = Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
-        problem = error.problem or error.context or "invalid YAML"
-        raise CaffeconfError.at(span, f"invalid YAML: {problem}") from None
+        raise _syntax_error(error, text, path) from None
     except yaml.YAMLError as error:
         raise CaffeconfError.at(Span(path, 1, 1), f"invalid YAML: {error}") from None
     if root is None:

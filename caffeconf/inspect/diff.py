@@ -41,7 +41,7 @@ REPEATED_DEFAULTS = {
 
 @dataclass(frozen=True)
 class Difference:
-    kind: str  # added, removed, renamed, changed, rewired, blob-renamed, net
+    kind: str  # added, removed, renamed, changed, rewired, blob-renamed, net, solver
     layer: str  # the layer as named in A (B for added), or "" for net fields
     path: str = ""  # the field path for "changed", "bottom"/"top" for "rewired"
     a: Any = None
@@ -54,8 +54,11 @@ class Difference:
             return f"renamed: layer {self.layer} -> {self.b}"
         if self.kind == "blob-renamed":
             return f"renamed: blob {self.a} -> {self.b}"
+        change = f"{self.path}: {_show(self.a, self.b)} -> {_show(self.b, self.a)}"
+        if self.kind == "solver":
+            return f"changed: solver: {change}"
         where = "net" if self.kind == "net" else f"layer {self.layer}"
-        return f"{self.kind}: {where}: {self.path}: {_show(self.a, self.b)} -> {_show(self.b, self.a)}"
+        return f"{self.kind}: {where}: {change}"
 
     def as_json(self) -> dict:
         return {"kind": self.kind, "layer": self.layer, "path": self.path,
@@ -168,6 +171,8 @@ def _is_default(value: Any, field: FieldDescriptor, message) -> bool:
     default = field.default_value
     if field.enum_type is not None:
         default = field.enum_type.values_by_number[default].name
+    if field.type == FieldDescriptor.TYPE_FLOAT:
+        default = float32(default)  # as the value it is compared with (delta's 1e-8 is stored as a float32)
     return value == default
 
 
@@ -231,6 +236,16 @@ def diff_nets(a: Net, b: Net) -> list[Difference]:
     found += [Difference("removed", _label(k, keyed_a), "", keyed_a[k].type) for k in removed]
     found += [Difference("added", _label(k, keyed_b), "", keyed_b[k].type) for k in added]
     return found
+
+
+def diff_solvers(a, b) -> list[Difference]:
+    """Two SolverParameters' differing fields, compared as Caffe reads them (defaults dropped,
+    floats at float32); a net written in either compares as its fields."""
+    from ..caffe.serde import message_to_data
+
+    message = _descriptor("SolverParameter")
+    fields_a, fields_b = normalize(message_to_data(a), message), normalize(message_to_data(b), message)
+    return [Difference("solver", "", path, old, new) for path, old, new in field_changes(fields_a, fields_b)]
 
 
 def _net_fields(a: Net, b: Net) -> Iterator[Difference]:

@@ -916,6 +916,6 @@ def _apply_overrides(layer: Layer, inferred: Inferred, overrides: Mapping[str, S
 
 def _diagnostic(layer: Layer, message: str, hint: str | None = None) -> Diagnostic:
     origin = layer.origin
-    notes = (Note(origin.describe()),) if origin and origin.uses else ()
+    notes = origin.use_notes() if origin else ()
     return Diagnostic(f"layer '{layer.name}' ({layer.type}): {message}",
                       origin.span if origin else None, notes=notes, hint=hint)
