@@ -38,7 +38,7 @@ from caffeconf.run.memory import measure_peak_bytes  # noqa: E402
 from caffeconf.run.session import build_model, gather_inputs  # noqa: E402
 from caffeconf.train.loop import TrainOptions, Trainer  # noqa: E402
 from caffeconf.train.report import Report  # noqa: E402
-from caffeconf.train.settings import NetChoice  # noqa: E402
+from caffeconf.compile.solver import NetChoice  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
 # (path, stages) of every deploy net the parity check runs; the dry run keeps the small ones.

@@ -30,7 +30,7 @@ from caffeconf.caffe import caffe_pb2  # noqa: E402
 from caffeconf.run.device import select_device, synchronize  # noqa: E402
 from caffeconf.train.loop import TrainOptions, Trainer  # noqa: E402
 from caffeconf.train.report import Report  # noqa: E402
-from caffeconf.train.settings import NetChoice  # noqa: E402
+from caffeconf.compile.solver import NetChoice  # noqa: E402
 
 
 def _forward_benchmark():

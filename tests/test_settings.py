@@ -9,7 +9,7 @@ from caffeconf.cli import main
 from caffeconf.compile.load import LoadOptions
 from caffeconf.compile.settings import parse_settings
 from caffeconf.errors import CaffeconfError, render_text
-from caffeconf.train.settings import read_solver_file
+from caffeconf.compile.solver import read_solver_file
 
 CONFIG = """caffeconf: 1
 name: tiny

@@ -6,7 +6,7 @@ import pytest
 
 from caffeconf.compile.compiler import build
 from caffeconf.errors import CaffeconfError, render_text
-from caffeconf.train.settings import config_solver, read_solver_file
+from caffeconf.compile.solver import config_solver, read_solver_file
 
 NET = """caffeconf: 1
 params:

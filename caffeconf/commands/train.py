@@ -98,7 +98,7 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     from ..train.loop import TrainOptions, Trainer
     from ..train.report import Report
     from ..train.signals import Requests, exit_status
-    from ..train.settings import read_solver_file, test_nets, train_net
+    from ..compile.solver import read_solver_file, test_nets, train_net
     from ..caffe.solverstate import read_snapshot
 
     note = use_threads(args.threads, world or int(os.environ.get("WORLD_SIZE", 1)))
@@ -159,7 +159,7 @@ def _check_outputs(prefix: str, log: str, plot: str, inputs: tuple[str, ...]) ->
 def _overridden_section(solver_path: str, net_path: str | None, how) -> str | None:
     """A note when --solver replaces the `solver:` section of the config being trained."""
     from ..compile.source import is_config
-    from ..train.settings import config_solver
+    from ..compile.solver import config_solver
 
     if (net_path is None or solver_path == net_path or not is_config(net_path)
             or config_solver(net_path, how) is None):

@@ -83,7 +83,7 @@ def solver_diagnostics(given: SolverGiven, limits) -> tuple:
     """A solver's problems (its fields were checked as it was read), then those of each net it
     names: a file (relative to the current directory, as Caffe opens it) or a net written in it.
     An error with no place of its own is placed at the field that names the net."""
-    from ..train.settings import check_iteration_counts, test_nets, train_net
+    from ..compile.solver import check_iteration_counts, test_nets, train_net
 
     source, solver = given.source, given.solver
     try:

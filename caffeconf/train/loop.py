@@ -28,7 +28,7 @@ from ..run.interpreter import CaffeNet, loss_weights
 from .data import Shard, Source, make_source
 from .lr_policy import learning_rate
 from .report import Report
-from .settings import NetChoice
+from ..compile.solver import NetChoice
 from .signals import SNAPSHOT, STOP, Requests
 from .solvers import Solver, learnable_params, make_solver
 

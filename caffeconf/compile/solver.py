@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..compile.load import LoadOptions
+from .load import LoadOptions
 from ..errors import CaffeconfError
 from ..ir import Net
 from ..caffe import messages
@@ -33,7 +33,7 @@ def read_solver_file(path: str, how: LoadOptions = LoadOptions()) -> messages.So
     """The solver in `path`, upgraded (old solver_type), with the `solver.FIELD` settings of `how`
     (a config applies them itself), snapshot_prefix filled in."""
     from ..caffe import prototxt, upgrade
-    from ..compile.source import is_config
+    from .source import is_config
 
     if is_config(path):
         solver = _solver_from_tree(path, how)
@@ -54,7 +54,7 @@ def check_iteration_counts(solver: messages.SolverParameter, path: str) -> None:
 
 def config_solver(path: str, how: LoadOptions = LoadOptions()) -> messages.SolverParameter | None:
     """A config's own `solver:` section (its net is the config), or None when it has none."""
-    from ..compile.load import compile_config
+    from .load import compile_config
     from ..caffe.serde import data_to_message
 
     result = compile_config(path, how.limits, settings=how.settings)
@@ -71,9 +71,9 @@ def config_solver(path: str, how: LoadOptions = LoadOptions()) -> messages.Solve
 def _solver_from_tree(path: str, how: LoadOptions) -> messages.SolverParameter:
     """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
     SolverParameter fields, each checked where it is written."""
-    from ..compile.tree import Map
-    from ..compile.settings import with_solver_settings
-    from ..compile.source import load_tree
+    from .tree import Map
+    from .settings import with_solver_settings
+    from .source import load_tree
 
     tree = load_tree(path, how.limits)
     if isinstance(tree, Map) and "caffeconf" in tree:
@@ -91,7 +91,7 @@ def _apply_settings(solver: messages.SolverParameter, fields, field_path: str = 
     """Set the located SolverParameter `fields` (a Map, or None for none) on `solver`, each checked
     where it is written; a field given replaces the solver's value, as a config's section would."""
     from ..errors import DiagnosticList
-    from ..compile.fields import FieldChecker, solver_message
+    from .fields import FieldChecker, solver_message
     from ..caffe.serde import data_to_message
 
     if fields is None:
