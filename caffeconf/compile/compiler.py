@@ -48,25 +48,35 @@ class Build:
         return self.net is not None and not any(d.severity == "error" for d in self.diagnostics)
 
 
-def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset()) -> Build:
+@dataclass(frozen=True)
+class Overrides:
+    """What the Python API may give a config besides its file: values for its document `params`
+    (a located map, checked as a use's `with:`), and its text when it was read from no file."""
+
+    params: Map | None = None
+    text: str | None = None
+
+
+def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset(),
+          overrides: Overrides = Overrides()) -> Build:
     """Compile a config; `variants` are the compile-time stages selected (see `variants:`). It is
     checked in the dialect in force, or the one its (or an import's) `caffe_proto:` names."""
     with use(None):
-        result = _build(path, limits, variants)
+        result = _build(path, limits, variants, overrides)
         return dataclasses.replace(result, dialect=current())
 
 
-def _build(path: str | Path, limits: Limits, variants: frozenset[str]) -> Build:
+def _build(path: str | Path, limits: Limits, variants: frozenset[str], overrides: Overrides) -> Build:
     diags = DiagnosticList()
     try:
         def parse(tree, source: str):
             adopt_config_proto(tree, source, diags)
             return parse_document(tree, source, diags, net_field_names())
 
-        document = parse(load_tree(path, limits), str(path))
+        document = parse(load_tree(path, limits, overrides.text), str(path))
         library = load_library(document, parse, limits, diags)
         check_modules(library, unit_key(document.path), document.layers, diags)
-        resolver = Resolver(document, library, diags, limits, variants)
+        resolver = Resolver(document, library, diags, limits, variants, overrides.params)
         net = resolver.run()
         solver = check_solver(document, resolver, diags)
         if not diags.has_errors:

@@ -38,8 +38,9 @@ REPEAT_KEYS = ("count", "var")
 
 class Resolver:
     def __init__(self, document: Document, library: Library, diags: DiagnosticList,
-                 limits: Limits, variants: frozenset[str] = frozenset()):
+                 limits: Limits, variants: frozenset[str] = frozenset(), params: Map | None = None):
         self.document, self.library, self.diags, self.limits = document, library, diags, limits
+        self.params = params  # values given for the document's own parameters (the Python API's)
         self.selected = variants
         self.variants = frozenset(document.variants)
         # Each declared variant is a bool visible in every scope: `when: ${deploy}`.
@@ -53,8 +54,7 @@ class Resolver:
     def run(self) -> Net:
         doc = self.document
         scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
-        scope.values = bind_params(self.evaluator, doc.params, None, scope.values, doc.span, "the document",
-                                   builtins=self.globals) or {}
+        scope.values = self.document_params(scope.values)
         name = self.evaluator.text(doc.name, "`name`", scope.values) if doc.name is not None else ""
         net_fields = self.evaluator.fields(scope.values).message(
             Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",
@@ -64,6 +64,14 @@ class Resolver:
             scope.blobs[legacy_input] = legacy_input
         self.expand(doc.layers, scope, prev=None)
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
+
+    def document_params(self, env: dict[str, Any]) -> dict[str, Any]:
+        """The document's parameter values; when the given ones are wrong (reported), the file's own."""
+        doc = self.document
+        bound = bind_params(self.evaluator, doc.params, self.params, env, doc.span, "the document", builtins=self.globals)
+        if bound is None and self.params is not None:
+            bound = bind_params(self.evaluator, doc.params, None, env, doc.span, "the document", builtins=self.globals)
+        return bound or {}
 
     def document_message(self, node: Node, descriptor, path: str, skip: frozenset[str]) -> dict[str, Any]:
         """Fields of another message (e.g. `solver:`), checked with the document's parameters in scope."""
