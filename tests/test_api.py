@@ -159,3 +159,23 @@ def test_import_net_compiles_back_to_the_net(tmp_path):
     text = import_net(REFERENCE)
     assert "modules:" in text and load(text) == load(REFERENCE)
     assert "[modules." in import_net(REFERENCE, toml=True)
+
+
+def test_model_runs_with_caffes_numerics_and_saves_its_weights(tmp_path):
+    pytest.importorskip("torch")
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+    from caffeconf import Model
+    net = load(ROOT / "tests/cases/qualified_names/expected.prototxt")
+    model = Model(net, device="cpu", seed=3)
+    image = np.random.default_rng(0).standard_normal((1, 3, 16, 16)).astype(np.float32)
+    ours = model({"data": image})
+    assert set(model.blobs) >= {"data", *model.outputs}
+    model.save_caffemodel(tmp_path / "w.caffemodel")
+    net.save(tmp_path / "net.prototxt")
+    again = Model(net, tmp_path / "w.caffemodel", device="cpu", seed=99)({"data": image})
+    opencv = cv2.dnn.readNetFromCaffe(str(tmp_path / "net.prototxt"), str(tmp_path / "w.caffemodel"))
+    opencv.setInput(image)
+    for name, value in ours.items():
+        assert np.array_equal(value.detach().numpy(), again[name].detach().numpy())
+        np.testing.assert_allclose(opencv.forward(name), value.detach().numpy(), rtol=1e-5, atol=1e-5)
