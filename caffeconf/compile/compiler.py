@@ -16,12 +16,12 @@ from .header import adopt_config_proto
 from ..errors import CaffeconfError, Diagnostic, DiagnosticList
 from .fields import net_message, solver_message
 from ..ir import Net
-from .library import load_library, unit_key
+from .library import Library, load_library, unit_key
 from ..limits import DEFAULT_LIMITS, Limits
 from .tree import Map
 from .source import load_tree
 from .resolve import Resolver
-from .syntax import parse_document
+from .syntax import Document, parse_document
 from .verify import check_sharing, verify_net
 
 
@@ -69,13 +69,7 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
 def _build(path: str | Path, limits: Limits, variants: frozenset[str], overrides: Overrides) -> Build:
     diags = DiagnosticList()
     try:
-        def parse(tree, source: str):
-            adopt_config_proto(tree, source, diags)
-            return parse_document(tree, source, diags, net_field_names())
-
-        document = parse(load_tree(path, limits, overrides.text), str(path))
-        library = load_library(document, parse, limits, diags)
-        check_modules(library, unit_key(document.path), document.layers, diags)
+        document, library = parse_config(path, limits, diags, overrides.text)
         resolver = Resolver(document, library, diags, limits, variants, overrides.params)
         net = resolver.run()
         solver = check_solver(document, resolver, diags)
@@ -87,6 +81,20 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str], overrides
         return Build(None, tuple(diags.sorted()))
     failed = diags.has_errors
     return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
+
+
+def parse_config(path: str | Path, limits: Limits, diags: DiagnosticList,
+                 text: str | None = None) -> tuple[Document, Library]:
+    """A config's document and the modules visible from it (its imports read), checked; the
+    errors go to `diags`."""
+    def parse(tree, source: str):
+        adopt_config_proto(tree, source, diags)
+        return parse_document(tree, source, diags, net_field_names())
+
+    document = parse(load_tree(path, limits, text), str(path))
+    library = load_library(document, parse, limits, diags)
+    check_modules(library, unit_key(document.path), document.layers, diags)
+    return document, library
 
 
 def check_solver(document, resolver: Resolver, diags: DiagnosticList) -> dict | None:
