@@ -165,3 +165,23 @@ def test_an_error_inside_a_module_points_into_the_config_and_notes_the_python_us
     assert found.message == "inner_product_param.num_output value -3 is out of range for uint32"
     assert [(note.message, note.span.path, note.span.line) for note in found.notes] == [
         ("in module block, used as b", __file__, line)]
+
+
+CASES = sorted((ROOT / "tests/cases").glob("*/expected.prototxt"))
+SHARED_NETS = sorted(p for p in MODELS.glob("*/*.prototxt") if "solver" not in p.name and "mobilenet-ssd" not in str(p)) \
+    if MODELS.is_dir() else []
+
+
+@pytest.mark.parametrize("prototxt", CASES + SHARED_NETS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_import_python_writes_a_script_that_builds_the_same_net(prototxt, tmp_path):
+    from caffeconf.cli import main
+    script = tmp_path / "net.py"
+    assert main(["import", str(prototxt), "-o", str(script)]) == 0
+    assert script.read_text().startswith(f'"""Imported from {prototxt.name} by `caffeconf import --python`."""')
+    assert runpy.run_path(str(script))["net"] == load(prototxt)
+
+
+def test_import_python_takes_no_modules(capsys):
+    from caffeconf.cli import main
+    assert main(["import", str(CASES[0]), "--python", "--modules"]) != 0
+    assert "--python writes a flat script for BVLC's caffe.proto: it takes no --modules" in capsys.readouterr().err

@@ -55,16 +55,21 @@ def measure(net: Source, inputs: Mapping[str, Sequence[int]] | None = None, *, b
                        estimate_memory(costs, solver))
 
 
-def import_net(path: str | os.PathLike, modules: bool = True, *, toml: bool = False) -> str:
+def import_net(path: str | os.PathLike, modules: bool = True, *, toml: bool = False, python: bool = False) -> str:
     """A Caffe net (prototxt or binary, V0/V1/V2) as config text that compiles back to exactly
     the same net, as `caffeconf import` writes it: with `modules`, repeated blocks become modules
-    with typed parameters; with `toml`, TOML instead of YAML.
+    with typed parameters; with `toml`, TOML instead of YAML; with `python`, a script building it
+    with `caffeconf.netspec`, one call a layer (`modules` and `toml` do not apply).
 
     >>> text = import_net("tests/cases/qualified_names/expected.prototxt", modules=False)
     >>> text.splitlines()[1:4]
     ['caffeconf: 1', 'name: qualified', 'layers:']
     >>> load(text) == load("tests/cases/qualified_names/expected.prototxt")
     True
+    >>> import_net("tests/cases/qualified_names/expected.prototxt", python=True).splitlines()[4:6]
+    ["n = cs.Net('qualified')", "n['data'] = cs.Input(shape={'dim': [1, 3, 16, 16]})"]
     """
-    from ..importer.read import import_config
+    from ..importer.read import import_config, import_python
+    if python:
+        return import_python(path).text
     return import_config(path, modules=modules, as_toml=toml).text

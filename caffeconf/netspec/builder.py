@@ -219,11 +219,12 @@ class Builder:
         return bottom.name
 
     def blob(self, name: str, span: Span) -> Top:
-        """`n.<name>`: the blob assigned to that name, or a blob of the net by its name."""
-        if name in self.blobs:
-            return self.blobs[name]
+        """`n.<name>`: the net's blob of that name, else what was assigned to the name (an in-place
+        layer's name stands for the blob it rewrote, as in pycaffe)."""
         if name in self.scope.blobs:
             return Top(None, 0, self.scope.blobs[name], self)
+        if name in self.blobs:
+            return self.blobs[name]
         from ..errors import did_you_mean
         raise CaffeconfError.at(span, f"the net has no blob '{name}'",
                                 hint=did_you_mean(name, [*self.blobs, *self.scope.blobs]))
