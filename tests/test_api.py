@@ -179,3 +179,10 @@ def test_model_runs_with_caffes_numerics_and_saves_its_weights(tmp_path):
     for name, value in ours.items():
         assert np.array_equal(value.detach().numpy(), again[name].detach().numpy())
         np.testing.assert_allclose(opencv.forward(name), value.detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_python_docs_examples_run(monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.chdir(ROOT)
+    result = doctest.testfile(str(ROOT / "docs/python.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 20 and result.failed == 0

@@ -89,7 +89,7 @@ def test_the_compiler_never_reaches_the_runner_the_trainer_or_torch():
 
 
 def test_every_subpackage_says_what_goes_in_and_what_comes_out():
-    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "commands"):
+    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "commands", "api", "netspec"):
         doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8")))
         assert doc, f"caffeconf/{package}/__init__.py has no docstring"
 
