@@ -185,3 +185,23 @@ def test_import_python_takes_no_modules(capsys):
     from caffeconf.cli import main
     assert main(["import", str(CASES[0]), "--python", "--modules"]) != 0
     assert "--python writes a flat script for BVLC's caffe.proto: it takes no --modules" in capsys.readouterr().err
+
+
+def test_syntax_keys_are_refused_with_the_python_way():
+    n = cs.Net("x")
+    n.data = cs.Input(shape=[1, 3])
+    (found,) = _diagnostics(lambda: cs.ReLU(n.data, top="r"))
+    assert found.message == ("`top=` is not how a layer call says it: assign the layer's output to the net "
+                             "(n.name = ...), and give ntop= for several tops")
+    (found,) = _diagnostics(lambda: cs.Net("y", layer=[]))
+    assert found.message.startswith("`layer=` is not a field here")
+    (found,) = _diagnostics(lambda: cs.Net("y", force_bakward=True))
+    assert (found.message, found.hint) == ("unknown field 'force_bakward' (NetParameter has no such field)",
+                                           "did you mean 'force_backward'?")
+
+
+def test_every_tool_takes_a_netspec_net():
+    n = cs.Net("x")
+    n.data = cs.Input(shape=[1, 3, 4, 4])
+    n.fc = cs.InnerProduct(n.data, num_output=2)
+    assert shapes(n).blob("fc") == (1, 2) and load(n) == n.to_net() and diff(n, n.to_net()) == []

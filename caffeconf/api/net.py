@@ -80,8 +80,8 @@ def load(source: Source, *, stage: str | Sequence[str] | None = None, phase: str
          level: int | None = None, proto: str | os.PathLike | None = None,
          params: Mapping[str, Any] | None = None) -> Net:
     """The net `source` is: a path to a config (.yaml/.toml) or a Caffe net (prototxt or binary,
-    V0/V1/V2), text holding a YAML config or a prototxt (any string with a newline), or a
-    NetParameter message from any `caffe_pb2`. Raises one `CaffeconfError` carrying every
+    V0/V1/V2), text holding a YAML config or a prototxt (any string with a newline), a
+    NetParameter message from any `caffe_pb2`, or a net built with `caffeconf.netspec`. Raises one `CaffeconfError` carrying every
     diagnostic.
 
     `stage`, `phase` and `level` choose the NetState (a config's variants are stages) and prune
@@ -120,6 +120,8 @@ def _named_source(source: Source, params: Mapping[str, Any] | None) -> tuple[str
             raise CaffeconfError.at(caller_span(), f"`params` must map parameter names to values, "
                                                    f"got {type(params).__name__}")
         values = located(dict(params), caller_span())
+    if hasattr(source, "to_net"):  # a net built with caffeconf.netspec
+        source = source.to_net()
     if isinstance(source, Net):
         source = source.to_proto()
     if hasattr(source, "SerializeToString"):  # a NetParameter from any caffe_pb2
@@ -144,7 +146,7 @@ def validate(source: Source, **state) -> list[Diagnostic]:
     >>> [(str(d.span), d.message, d.hint) for d in validate(text)]
     [('<string>.yaml:3:45', "unknown field 'shap' in input_param (InputParameter has no such field)", "did you mean 'shape'?")]
     """
-    from ..commands.validate import shape_diagnostics
+    from ..compile.verify import shape_diagnostics
     try:
         net = load(source, **state)
     except CaffeconfError as error:
@@ -167,5 +169,7 @@ def diff(a: Source, b: Source) -> list:
 
 
 def as_net(source: Source) -> Net:
-    """`source` itself when it is a Net, else the net `load` makes of it."""
+    """`source` itself when it is a Net, else the net `load` makes of it (a netspec net: its `to_net()`)."""
+    if hasattr(source, "to_net"):
+        return source.to_net()
     return source if isinstance(source, Net) else load(source)

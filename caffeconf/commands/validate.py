@@ -6,6 +6,7 @@ import sys
 
 from ..compile.load import LoadOptions, compile_config, load
 from ..compile.source import is_config
+from ..compile.verify import shape_diagnostics
 from ..errors import CaffeconfError, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
 
@@ -15,22 +16,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--format", choices=("text", "json"), default="text",
                         help="text (default) or JSON of the diagnostics")
     add_limit_arguments(parser)
-
-
-def shape_diagnostics(net) -> tuple:
-    """Shape mismatches in each state the net runs in, wherever the input shapes are known."""
-    from ..errors import DiagnosticList
-    from ..compile.rules import filter_net
-    from ..inspect.shapes import infer_shapes
-    from ..compile.verify import run_states
-
-    found: dict = {}
-    for state, _ in run_states(net, DiagnosticList()):
-        try:
-            infer_shapes(filter_net(net, phase=state.phase, stages=state.stages, level=state.level))
-        except CaffeconfError as error:
-            found.update(dict.fromkeys(error.diagnostics))
-    return tuple(found)
 
 
 def _diagnostics(path: str, limits) -> tuple:

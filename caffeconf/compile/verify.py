@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from ..caffe.facts import SOURCE_TYPES, learnable_blobs
-from ..errors import DiagnosticList, Note
+from ..errors import Diagnostic, DiagnosticList, Note
 from ..ir import Layer, Net
 from .rules import NetState, layer_is_kept
 
@@ -257,3 +257,19 @@ def _field_difference(layer: Layer, owner: Layer) -> str | None:
 def _filler(layer: Layer, index: int):
     message, _ = _WEIGHT_SHAPE_FIELDS.get(layer.type, (None, ()))
     return layer.fields.get(message, {}).get("weight_filler" if index == 0 else "bias_filler") if message else None
+
+
+def shape_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
+    """Shape mismatches in each state the net runs in, wherever the input shapes are known
+    (what `validate` and `compile` add to a net's own diagnostics)."""
+    from ..errors import CaffeconfError
+    from .rules import filter_net
+    from ..inspect.shapes import infer_shapes
+
+    found: dict = {}
+    for state, _ in run_states(net, DiagnosticList()):
+        try:
+            infer_shapes(filter_net(net, phase=state.phase, stages=state.stages, level=state.level))
+        except CaffeconfError as error:
+            found.update(dict.fromkeys(error.diagnostics))
+    return tuple(found)

@@ -24,7 +24,7 @@ from ..compile.resolve import LAYER_SYNTAX_KEYS, Resolver
 from ..compile.syntax import Document
 from ..compile.values import Evaluator
 from ..compile.verify import check_sharing, verify_net
-from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Span
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Span, did_you_mean
 from ..ir import Net as FlatNet
 from ..limits import DEFAULT_LIMITS
 
@@ -96,7 +96,6 @@ def caffe_fields(layer_type: str, given: dict[str, Any]) -> dict[str, Any]:
 
 
 def _closer_on_layer(key: str, on_layer, inner) -> bool:
-    from ..errors import did_you_mean
     return did_you_mean(key, on_layer) is not None and did_you_mean(key, inner) is None
 
 
@@ -109,6 +108,14 @@ def _blob_shapes(field: FieldDescriptor, value: Any) -> Any:
     return [{"dim": list(item)} if isinstance(item, (list, tuple)) else item for item in value]
 
 
+_SYNTAX_HINTS = {
+    "bottom": "pass the bottoms first, as positional arguments",
+    "top": "assign the layer's output to the net (n.name = ...), and give ntop= for several tops",
+    "type": "the function is the type (cs.Convolution)",
+    "repeat": "repeat it with a Python loop", "when": "choose it with a Python if",
+}
+
+
 def check_layer_call(layer_type: str, data: dict[str, Any], bottoms: tuple, ntop: int, span: Span) -> None:
     """What is wrong with a layer call, raised at once at the caller's line (warnings wait for the net)."""
     diags = DiagnosticList()
@@ -117,6 +124,8 @@ def check_layer_call(layer_type: str, data: dict[str, Any], bottoms: tuple, ntop
         diags.error(span, problem[1], hint=problem[2])
     if isinstance(ntop, bool) or not isinstance(ntop, int) or ntop < 0:
         diags.error(span, f"`ntop` must be a number of tops (0 or more), got {ntop!r}")
+    for key in sorted(LAYER_SYNTAX_KEYS & set(data)):
+        diags.error(span, f"`{key}=` is not how a layer call says it: {_SYNTAX_HINTS.get(key, 'leave it out')}")
     for position, bottom in enumerate(bottoms):
         if not isinstance(bottom, (Top, str)):
             diags.error(span, f"bottom {position} of this {layer_type} layer must be a blob (a Top or a blob name), "
@@ -142,8 +151,11 @@ class Builder:
         self.warnings: list[Diagnostic] = []
         self.autonames: Counter = Counter()
         self.namespaces: dict[int, str] = {}
+        for key in sorted({"layer", "layers"} & set(fields)):
+            raise CaffeconfError.at(span, f"`{key}=` is not a field here: assign the net's layers to it "
+                                          "(n.name = cs.Type(...))")
         self.fields = self.step(lambda: self.resolver.evaluator.fields({}).message(
-            located(fields, span), net_message(), "", skip=frozenset({"layer", "layers", "name"})))
+            located(fields, span), net_message(), ""))
 
     def step(self, run: Callable[[], Any]) -> Any:
         """Run one expansion; on any error, undo it and raise every diagnostic it gave."""
@@ -225,7 +237,6 @@ class Builder:
             return Top(None, 0, self.scope.blobs[name], self)
         if name in self.blobs:
             return self.blobs[name]
-        from ..errors import did_you_mean
         raise CaffeconfError.at(span, f"the net has no blob '{name}'",
                                 hint=did_you_mean(name, [*self.blobs, *self.scope.blobs]))
 

@@ -9,6 +9,7 @@ import os
 from typing import Any, Iterator, Sequence
 
 from ..api.caller import caller_span
+from ..caffe.dialect import current, use
 from ..compile.compiler import parse_config
 from ..compile.library import located, unit_key
 from ..compile.syntax import ModuleDecl
@@ -26,8 +27,12 @@ class Modules:
         span = caller_span()
         diags = DiagnosticList()
         self._path = os.fspath(path)
-        self._document, self._library = parse_config(self._path, DEFAULT_LIMITS, diags)
-        diags.raise_if_errors()
+        with use(None):
+            self._document, self._library = parse_config(self._path, DEFAULT_LIMITS, diags)
+            diags.raise_if_errors()
+            if not current().is_bvlc:
+                raise CaffeconfError.at(span, f"{self._path} is for {current().name} (`caffe_proto:`): "
+                                              "netspec builds nets for BVLC's caffe.proto only")
         self._unit = unit_key(self._document.path)
         selected = frozenset([stage] if isinstance(stage, str) else stage or ())
         declared = self._document.variants
