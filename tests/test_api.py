@@ -186,3 +186,36 @@ def test_the_python_docs_examples_run(monkeypatch):
     monkeypatch.chdir(ROOT)
     result = doctest.testfile(str(ROOT / "docs/python.md"), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.attempted >= 20 and result.failed == 0
+
+
+TRAINED = """caffeconf: 1
+name: tiny
+layers:
+  - {name: data, type: DummyData, top: [data, label],
+     dummy_data_param: {shape: [{dim: [4, 3]}, {dim: [4]}], data_filler: [{type: gaussian}, {type: constant}]}}
+  - {name: ip, type: InnerProduct, bottom: data, inner_product_param: {num_output: 2, weight_filler: {type: xavier}}}
+  - {name: loss, type: SoftmaxWithLoss, bottom: [ip, label]}
+solver:
+  base_lr: 0.1
+  lr_policy: fixed
+  max_iter: 3
+  snapshot_prefix: PREFIX
+"""
+
+
+def test_train_trains_a_config_with_its_solver_section_and_the_model_reads_the_snapshot(tmp_path):
+    pytest.importorskip("torch")
+    from caffeconf import Model, train
+    config = tmp_path / "tiny.yaml"
+    config.write_text(TRAINED.replace("PREFIX", str(tmp_path / "tiny")))
+    assert train(config, quiet=True, device="cpu") == 0
+    weights = tmp_path / "tiny_iter_3.caffemodel"
+    assert weights.is_file() and (tmp_path / "tiny_iter_3.solverstate").is_file()
+    model = Model(config, weights, device="cpu", phase="TRAIN")
+    from caffeconf.caffe.weights import read_caffemodel
+    import numpy as np
+    stored = read_caffemodel(weights)["ip"][0]
+    assert np.array_equal(model.blob_arrays()["ip"][0], stored.data.reshape(2, 3))
+    assert not np.array_equal(Model(config, device="cpu", phase="TRAIN").blob_arrays()["ip"][0], stored.data.reshape(2, 3))
+    with pytest.raises(CaffeconfError):
+        train(tmp_path / "missing.yaml")

@@ -41,9 +41,7 @@ class Model(CaffeNet):
         super().__init__(flat, phase=phase, seed=seed, weights=stored, device=where)
         self.to(where)
         self.blobs: dict[str, torch.Tensor] = {}
-        declared = input_shapes(flat, None)
-        if declared and all(name in declared for name in self.inputs):
-            self.materialize(declared)  # the blobs exist (and can be saved) before any pass
+        self.materialize(input_shapes(flat, None))  # where shapes are declared, blobs exist before any pass
 
     def forward(self, inputs: Mapping[str, object], keep_all: bool = True) -> dict[str, torch.Tensor]:
         """The output blobs for `inputs` (numpy arrays or tensors by blob name); every blob stays in `.blobs`."""
