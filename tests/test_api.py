@@ -11,6 +11,7 @@ import pytest
 import caffeconf
 import caffeconf.api.net
 import caffeconf.api.tools
+import caffeconf.netspec
 from caffeconf import CaffeconfError, diff, import_net, load, measure, shapes, validate
 from caffeconf.caffe import caffe_pb2
 from conftest import MODELS
@@ -20,7 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PUBLIC = {name: getattr(caffeconf, name) for name in caffeconf.__all__ if name not in ("Model", "train")}
 
 
-@pytest.mark.parametrize("module", [caffeconf, caffeconf.api.net, caffeconf.api.tools], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [caffeconf, caffeconf.api.net, caffeconf.api.tools, caffeconf.netspec],
+                         ids=lambda m: m.__name__)
 def test_api_doctests(module, monkeypatch):
     monkeypatch.chdir(ROOT)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, extraglobs=PUBLIC)

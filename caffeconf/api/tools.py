@@ -67,7 +67,7 @@ def import_net(path: str | os.PathLike, modules: bool = True, *, toml: bool = Fa
     >>> load(text) == load("tests/cases/qualified_names/expected.prototxt")
     True
     >>> import_net("tests/cases/qualified_names/expected.prototxt", python=True).splitlines()[4:6]
-    ["n = cs.Net('qualified')", "n['data'] = cs.Input(shape={'dim': [1, 3, 16, 16]})"]
+    ["n = cs.Net('qualified')", "n['data'] = cs.Input(shape=[1, 3, 16, 16])"]
     """
     from ..importer.read import import_config, import_python
     if python:

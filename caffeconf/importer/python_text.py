@@ -52,7 +52,16 @@ def _keywords(layer: Layer) -> dict[str, Any]:
     inner = fields.get(own)
     if isinstance(inner, dict) and inner:
         fields = {**{key: value for key, value in fields.items() if key != own}, **inner}
-    return fields
+    return {key: _dims(value) if key == "shape" else value for key, value in fields.items()}
+
+
+def _dims(shape: Any) -> Any:
+    """`shape={'dim': [1, 3]}` as `shape=[1, 3]`, which netspec takes for a BlobShape (several: a list of lists)."""
+    if isinstance(shape, dict) and set(shape) == {"dim"}:
+        return shape["dim"] if isinstance(shape["dim"], list) else [shape["dim"]]
+    if isinstance(shape, list) and shape and all(isinstance(s, dict) and set(s) == {"dim"} for s in shape):
+        return [_dims(s) for s in shape]
+    return shape
 
 
 def _unescaped(value: Any) -> Any:
