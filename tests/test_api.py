@@ -221,3 +221,11 @@ def test_train_trains_a_config_with_its_solver_section_and_the_model_reads_the_s
     assert not np.array_equal(Model(config, device="cpu", phase="TRAIN").blob_arrays()["ip"][0], stored.data.reshape(2, 3))
     with pytest.raises(CaffeconfError):
         train(tmp_path / "missing.yaml")
+
+
+def test_params_for_a_net_that_is_not_a_config_are_refused():
+    with pytest.raises(CaffeconfError) as raised:
+        load(ROOT / "tests/cases/qualified_names/expected.prototxt", params={"x": 1})
+    (found,) = raised.value.diagnostics
+    assert (found.span.path, found.message) == (
+        __file__, "`params` gives values for a config's `params:`, and this net is not a config")

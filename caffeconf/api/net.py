@@ -13,6 +13,7 @@ from typing import Any, Mapping, Sequence, Union
 from ..caffe.dialect import Dialect, current, load_dialect, use
 from ..compile.compiler import Overrides
 from ..compile.library import located
+from ..compile.source import is_config
 from ..compile.load import LoadOptions, StateChoice, for_state, load as load_file, one_command
 from ..errors import CaffeconfError, Diagnostic
 from ..ir import Net as FlatNet
@@ -81,8 +82,8 @@ def load(source: Source, *, stage: str | Sequence[str] | None = None, phase: str
          params: Mapping[str, Any] | None = None) -> Net:
     """The net `source` is: a path to a config (.yaml/.toml) or a Caffe net (prototxt or binary,
     V0/V1/V2), text holding a YAML config or a prototxt (any string with a newline), a
-    NetParameter message from any `caffe_pb2`, or a net built with `caffeconf.netspec`. Raises one `CaffeconfError` carrying every
-    diagnostic.
+    NetParameter message from any `caffe_pb2`, or a net built with `caffeconf.netspec`. Raises
+    one `CaffeconfError` carrying every diagnostic.
 
     `stage`, `phase` and `level` choose the NetState (a config's variants are stages) and prune
     the net as Caffe's FilterNet does; `proto` is a fork's caffe.proto; `params` gives values for
@@ -100,6 +101,8 @@ def load(source: Source, *, stage: str | Sequence[str] | None = None, phase: str
     """
     stages = [stage] if isinstance(stage, str) else stage
     choice = StateChoice.of(phase, stages, level) if (phase or stages or level is not None) else None
+    if hasattr(source, "to_net"):  # a net built with caffeconf.netspec
+        source = source.to_net()
     if isinstance(source, Net) and proto is None and params is None:
         return source if choice is None else Net(for_state(source.flat, choice)[0], source.diagnostics,
                                                  source.dialect)
@@ -114,26 +117,34 @@ def load(source: Source, *, stage: str | Sequence[str] | None = None, phase: str
 
 def _named_source(source: Source, params: Mapping[str, Any] | None) -> tuple[str, LoadOptions]:
     """The name `compile.load` knows `source` by, and what it is given besides."""
-    values = None
-    if params is not None:
-        if not isinstance(params, Mapping):
-            raise CaffeconfError.at(caller_span(), f"`params` must map parameter names to values, "
-                                                   f"got {type(params).__name__}")
-        values = located(dict(params), caller_span())
-    if hasattr(source, "to_net"):  # a net built with caffeconf.netspec
-        source = source.to_net()
+    values = _params(params)
     if isinstance(source, Net):
         source = source.to_proto()
+    if isinstance(source, str) and "\n" in source and not _PROTOTXT_TEXT.search(source):
+        return "<string>.yaml", LoadOptions(verify=True, overrides=Overrides(values, source))
+    if isinstance(source, (str, os.PathLike)) and "\n" not in str(source) and is_config(source):
+        return os.fspath(source), LoadOptions(verify=True, overrides=Overrides(values))
+    if values is not None:
+        raise CaffeconfError.at(caller_span(), "`params` gives values for a config's `params:`, "
+                                               "and this net is not a config")
     if hasattr(source, "SerializeToString"):  # a NetParameter from any caffe_pb2
         return "<NetParameter>", LoadOptions(verify=True, content=source.SerializeToString())
     if isinstance(source, str) and "\n" in source:
-        if _PROTOTXT_TEXT.search(source):
-            return "<string>.prototxt", LoadOptions(verify=True, content=source.encode("utf-8"))
-        return "<string>.yaml", LoadOptions(verify=True, overrides=Overrides(values, source))
+        return "<string>.prototxt", LoadOptions(verify=True, content=source.encode("utf-8"))
     if not isinstance(source, (str, os.PathLike)):
         raise CaffeconfError.at(caller_span(), f"cannot load a {type(source).__name__}: give a path, "
                                                "config or prototxt text, or a NetParameter")
-    return os.fspath(source), LoadOptions(verify=True, overrides=Overrides(values))
+    return os.fspath(source), LoadOptions(verify=True)
+
+
+def _params(params: Mapping[str, Any] | None):
+    """`params` as the located map a use's `with:` is, at the Python line that gave it."""
+    if params is None:
+        return None
+    if not isinstance(params, Mapping):
+        raise CaffeconfError.at(caller_span(), f"`params` must map parameter names to values, "
+                                               f"got {type(params).__name__}")
+    return located(dict(params), caller_span())
 
 
 def validate(source: Source, **state) -> list[Diagnostic]:
