@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping, Sequence, Union
 
 from ..caffe.dialect import Dialect, current, load_dialect, use

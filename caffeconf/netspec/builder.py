@@ -139,7 +139,7 @@ class Builder:
     """One net under construction: the resolver and top-level scope every step expands into."""
 
     def __init__(self, name: str, fields: dict[str, Any], span: Span):
-        self.span, self.name = span, name
+        self.name = name
         unit = unit_key(span.path)
         self.library = Library({unit: Unit(span.path, {})})
         document = Document(span.path, span, None, "/", {}, {}, None, (), {})
@@ -151,8 +151,9 @@ class Builder:
         self.warnings: list[Diagnostic] = []
         self.autonames: Counter = Counter()
         self.namespaces: dict[int, str] = {}
-        for key in sorted({"layer", "layers"} & set(fields)):
-            raise CaffeconfError.at(span, f"`{key}=` is not a field here: assign the net's layers to it "
+        refused = sorted({"layer", "layers"} & set(fields))
+        if refused:
+            raise CaffeconfError.at(span, f"`{refused[0]}=` is not a field here: assign the net's layers to it "
                                           "(n.name = cs.Type(...))")
         self.fields = self.step(lambda: self.resolver.evaluator.fields({}).message(
             located(fields, span), net_message(), ""))
