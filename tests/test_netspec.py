@@ -12,7 +12,8 @@ from caffeconf import netspec as cs
 from conftest import MODELS
 
 ROOT = Path(__file__).resolve().parent.parent
-GOOGLENET = runpy.run_path(str(ROOT / "configs/googlenet.py"))["googlenet"]
+GOOGLENET = runpy.run_path(str(ROOT / "configs/googlenet.py"))["googlenet"]  # with the config's modules
+PLAIN_GOOGLENET = runpy.run_path(str(ROOT / "configs/googlenet_netspec.py"))["googlenet"]  # Python alone
 LIB = cs.modules(ROOT / "configs/googlenet.yaml")
 
 
@@ -21,20 +22,25 @@ def here() -> int:
     return sys._getframe(1).f_lineno
 
 
+BUILDERS = pytest.mark.parametrize("googlenet", [GOOGLENET, PLAIN_GOOGLENET], ids=["modules", "plain"])
+
+
+@BUILDERS
 @pytest.mark.parametrize("deploy", [False, True], ids=["train_val", "deploy"])
-def test_googlenet_in_python_is_the_configs_googlenet_byte_for_byte(deploy):
+def test_googlenet_in_python_is_the_configs_googlenet_byte_for_byte(googlenet, deploy):
     config = load(ROOT / "configs/googlenet.yaml", stage="deploy" if deploy else None)
-    built = GOOGLENET(deploy=deploy).to_net()
+    built = googlenet(deploy=deploy).to_net()
     assert built.to_prototxt() == config.to_prototxt()
     assert built == config and diff(built, config) == []
 
 
+@BUILDERS
 @pytest.mark.parametrize("variant", ["train_val", "deploy"])
-def test_googlenet_in_python_equals_the_reference_prototxt(variant):
+def test_googlenet_in_python_equals_the_reference_prototxt(googlenet, variant):
     reference = MODELS / f"bvlc_googlenet/{variant}.prototxt"
     if not reference.exists():
         pytest.skip(f"{reference} absent")
-    assert diff(GOOGLENET(deploy=variant == "deploy").to_net(), reference) == []
+    assert diff(googlenet(deploy=variant == "deploy").to_net(), reference) == []
 
 
 def test_layers_take_pycaffe_keywords_and_name_their_tops():
