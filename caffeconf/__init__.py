@@ -29,3 +29,7 @@ def __getattr__(name: str):
         from .api import model
         return getattr(model, name)
     raise AttributeError(f"module 'caffeconf' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WITH_TORCH})
