@@ -16,20 +16,19 @@ __version__ = "0.1.0"
 from .api.net import Net, diff, load, validate  # noqa: E402  the public API
 from .api.tools import Measurement, import_net, measure, shapes  # noqa: E402
 from .errors import CaffeconfError, Diagnostic, render_text  # noqa: E402
+from . import train  # noqa: E402  the trainer's package, callable as `train(config_or_solver, ...)` (api/model.py)
 
 __all__ = ["CaffeconfError", "Diagnostic", "Measurement", "Model", "Net", "diff", "import_net", "load",
            "measure", "render_text", "shapes", "train", "validate"]
 
-_WITH_TORCH = ("Model", "train")
-
 
 def __getattr__(name: str):
-    """`Model` and `train` on first use, so that importing caffeconf never imports PyTorch."""
-    if name in _WITH_TORCH:
-        from .api import model
-        return getattr(model, name)
+    """`Model` on first use, so that importing caffeconf never imports PyTorch."""
+    if name == "Model":
+        from .api.model import Model
+        return Model
     raise AttributeError(f"module 'caffeconf' has no attribute '{name}'")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_WITH_TORCH})
+    return sorted({*globals(), "Model"})

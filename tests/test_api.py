@@ -229,3 +229,11 @@ def test_params_for_a_net_that_is_not_a_config_are_refused():
     (found,) = raised.value.diagnostics
     assert (found.span.path, found.message) == (
         __file__, "`params` gives values for a config's `params:`, and this net is not a config")
+
+
+def test_train_is_callable_even_after_the_trainers_modules_are_imported():
+    import caffeconf.train.lr_policy  # noqa: F401  makes the package the attribute caffeconf.train
+    assert callable(caffeconf.train) and caffeconf.train is sys.modules["caffeconf.train"]
+    from caffeconf import train
+    with pytest.raises(CaffeconfError):
+        train(ROOT / "no-such.yaml")
