@@ -319,6 +319,13 @@ class DiagnosticList:
         for diag in error.diagnostics:
             self.add(diag)
 
+    def drop_since(self, start: int) -> list[Diagnostic]:
+        """Take back the diagnostics added since `start` (a step that is undone), returning them."""
+        dropped, self.items = self.items[start:], self.items[:start]
+        for diag in dropped:
+            self._seen.discard((diag.span, diag.message, diag.severity))
+        return dropped
+
     @property
     def has_errors(self) -> bool:
         return any(d.severity == "error" for d in self.items)

@@ -11,9 +11,9 @@ mkdir -p "$OUT"
 rm -f "$OUT"/lenet_digits_iter_*
 "$VENV/bin/python" -m caffeconf.train.digits "$OUT"
 SECONDS=0
-"$VENV/bin/caffeconf" train configs/lenet_digits.yaml
+"$VENV/bin/python" -c 'import caffeconf, sys; sys.exit(caffeconf.train("configs/lenet_digits.yaml"))'
 echo "trained in ${SECONDS}s"
-"$VENV/bin/caffeconf" compile configs/lenet_digits.yaml --stage deploy -o "$OUT/lenet_digits_deploy.prototxt"
+"$VENV/bin/python" -c 'import caffeconf, sys; caffeconf.load("configs/lenet_digits.yaml", stage="deploy").save(sys.argv[1])' "$OUT/lenet_digits_deploy.prototxt"
 "$VENV/bin/python" - "$OUT/lenet_digits_deploy.prototxt" "$OUT/lenet_digits_iter_1500.caffemodel" <<'PY'
 import sys
 
@@ -21,16 +21,15 @@ import cv2
 import numpy as np
 import torch
 
-from caffeconf.compile.load import StateChoice, load
-from caffeconf.run.session import build_model
+import caffeconf
 from caffeconf.train.digits import digits_split
 
 deploy, weights = sys.argv[1:]
 _, (images, labels) = digits_split()
 batch = images.astype(np.float32) / 256
-model = build_model(load(deploy, StateChoice("TEST")).net, weights, "TEST", 0, torch.device("cpu"))
+model = caffeconf.Model(caffeconf.load(deploy, phase="TEST"), weights, device="cpu")
 with torch.no_grad():
-    ours = model({"data": torch.from_numpy(batch)})["prob"].numpy()
+    ours = model({"data": batch})["prob"].numpy()
 net = cv2.dnn.readNetFromCaffe(deploy, weights)
 net.setInput(batch)
 theirs = net.forward("prob").reshape(ours.shape)

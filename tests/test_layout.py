@@ -98,7 +98,8 @@ def test_the_compiler_and_the_language_server_never_reach_the_runner_the_trainer
 
 
 def test_every_subpackage_says_what_goes_in_and_what_comes_out():
-    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "lsp", "commands"):
+    for package in ("compile", "caffe", "inspect", "importer", "run", "train", "export", "lsp", "commands", "api",
+                    "netspec"):
         doc = ast.get_docstring(ast.parse((PACKAGE / package / "__init__.py").read_text(encoding="utf-8")))
         assert doc, f"caffeconf/{package}/__init__.py has no docstring"
 

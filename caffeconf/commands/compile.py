@@ -46,7 +46,7 @@ def source_map(net: Net) -> dict:
 def run(args) -> int:
     from ..caffe import prototxt, serde
     from ..files import check_writable
-    from .validate import shape_diagnostics
+    from ..compile.verify import shape_diagnostics
 
     for output in (args.output, args.source_map):
         if output and output != "-":

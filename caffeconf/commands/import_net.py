@@ -1,5 +1,6 @@
-"""`caffeconf import NET.prototxt [-o net.yaml] [--modules] [--toml]`: a Caffe net as a caffeconf config
-that compiles back to exactly the upgraded net; with --modules, repeated blocks become modules."""
+"""`caffeconf import NET.prototxt [-o net.yaml] [--modules] [--toml | --python]`: a Caffe net as a caffeconf
+config that compiles back to exactly the upgraded net; with --modules, repeated blocks become modules;
+with --python, a script that builds it with caffeconf.netspec."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--modules", action="store_true",
                         help="recover repeated blocks as modules with parameters and repeats")
     parser.add_argument("--toml", action="store_true", help="write TOML (the default for a .toml OUT)")
+    parser.add_argument("--python", action="store_true",
+                        help="write a Python script that builds the net with caffeconf.netspec, one call a layer "
+                             "(the default for a .py OUT)")
 
 
 def with_proto_header(text: str, proto: str, output: str, as_toml: bool) -> str:
@@ -28,12 +32,21 @@ def with_proto_header(text: str, proto: str, output: str, as_toml: bool) -> str:
 
 
 def run(args) -> int:
-    from ..importer.read import import_config
+    from ..errors import CaffeconfError
+    from ..importer.read import import_config, import_python
 
     if args.output != "-":
         check_writable(args.output, inputs=(args.input,))
+    as_python = args.python or args.output.lower().endswith(".py")
     as_toml = args.toml or args.output.lower().endswith(".toml")
-    result = import_config(args.input, modules=args.modules, as_toml=as_toml)
+    clash = [option for option, given in (("--modules", args.modules), ("--toml", as_toml), ("--proto", args.proto))
+             if given] if as_python else []
+    if clash:
+        raise CaffeconfError.at(None, f"--python writes a flat script for BVLC's caffe.proto: it takes no {clash[0]}")
+    if as_python:
+        result = import_python(args.input)
+    else:
+        result = import_config(args.input, modules=args.modules, as_toml=as_toml)
     text = with_proto_header(result.text, args.proto, args.output, as_toml) if args.proto else result.text
     if args.output == "-":
         sys.stdout.write(text)

@@ -9,6 +9,7 @@ from ..compile.load import LoadOptions, compile_config, load
 from ..compile.settings import NO_SETTINGS
 from ..compile.source import is_config
 from ..caffe.netfile import SolverGiven
+from ..compile.verify import shape_diagnostics
 from ..errors import CaffeconfError, Note, Span, render_json, render_text
 from ..limits import add_limit_arguments, limits_from
 from .net_options import add_settings_argument, settings_from
@@ -20,44 +21,6 @@ def add_arguments(parser) -> None:
                         help="text (default) or JSON of the diagnostics")
     add_settings_argument(parser)
     add_limit_arguments(parser)
-
-
-def shape_diagnostics(net) -> tuple:
-    """Shape mismatches in each state the net runs in, wherever the input shapes are known (from
-    the net, or read from its data layers' sources, which a note then names): a mismatch of one
-    layer (in one module instance) in several states is one error, noted with the states it holds
-    in when the net's rules make the states differ."""
-    from ..errors import DiagnosticList, merge_spread
-    from ..compile.rules import filter_net
-    from ..inspect.shapes import infer_shapes
-    from ..inspect.sources import read_source_shapes, source_inputs
-    from ..compile.verify import describe_state, has_rules, run_states
-
-    states, found = [], []
-    for state, _ in run_states(net, DiagnosticList()):
-        states.append(state)
-        kept = filter_net(net, phase=state.phase, stages=state.stages, level=state.level)
-        read = read_source_shapes(kept)
-        try:
-            infer_shapes(kept, source_inputs(read))
-            found.append(())
-        except CaffeconfError as error:
-            notes = tuple(Note(f"shapes read: {r.describe()}") for r in read)
-            found.append(tuple(dataclasses.replace(d, notes=d.notes + notes)
-                               for d in _one_per_module_layer(error.diagnostics, kept)))
-    if not has_rules(net):
-        return tuple(dict.fromkeys(d for group in found for d in group))
-    return tuple(merge_spread(found, "states", lambda indices: ", ".join(describe_state(states[i]) for i in indices),
-                              key=lambda d: (d.span, d.severity, d.notes)))
-
-
-def _one_per_module_layer(found: tuple, net) -> tuple:
-    """Shape errors of the layers one module line makes as one (verify.one_per_written_layer); a
-    shape error names its layer by its place and its use notes."""
-    from ..compile.verify import one_per_written_layer
-
-    layers = {(layer.origin.span, layer.origin.use_notes()): layer for layer in net.layers if layer.origin}
-    return tuple(one_per_written_layer([(d, layers.get((d.span, d.notes))) for d in found], net))
 
 
 def file_diagnostics(path: str, limits, settings=NO_SETTINGS, solver_ok: bool = True) -> tuple:

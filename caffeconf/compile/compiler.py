@@ -52,35 +52,55 @@ class Build:
         return self.net is not None and not any(d.severity == "error" for d in self.diagnostics)
 
 
+@dataclass(frozen=True)
+class Overrides:
+    """What the Python API may give a config besides its file: values for its document `params`
+    (a located map, checked as a use's `with:`), and its text when it was read from no file."""
+
+    params: Map | None = None
+    text: str | None = None
+
+
 def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset(),
-          settings: Settings = NO_SETTINGS) -> Build:
+          settings: Settings = NO_SETTINGS, overrides: Overrides = Overrides()) -> Build:
     """Compile a config; `variants` are the compile-time stages selected (see `variants:`),
-    `settings` the command line's `--set` overrides. It is checked in the dialect in force, or
-    the one its (or an import's) `caffe_proto:` names."""
+    `settings` the command line's `--set` overrides, `overrides` the Python API's. It is checked
+    in the dialect in force, or the one its (or an import's) `caffe_proto:` names."""
     with use(None):
-        result = _build(path, limits, variants, settings)
+        result = _build(path, limits, variants, settings, overrides)
         return dataclasses.replace(result, dialect=current())
 
 
-def load_sources(path: str | Path, limits: Limits, diags: DiagnosticList) -> tuple[Document, Library]:
-    """The config at `path` parsed, and the library of it and every file it imports (the
-    language server reads modules from it too); raises CaffeconfError when the file does not parse."""
+def load_sources(path: str | Path, limits: Limits, diags: DiagnosticList,
+                 text: str | None = None) -> tuple[Document, Library]:
+    """The config at `path` (or `text`, named `path`) parsed, and the library of it and every file
+    it imports (the language server reads modules from it too); raises CaffeconfError when the
+    file does not parse."""
     def parse(tree, source: str):
         adopt_config_proto(tree, source, diags)
         return parse_document(tree, source, diags, net_field_names())
 
-    tree = load_tree(path, limits)
+    tree = load_tree(path, limits, text)
     refuse_solver_file(tree, str(path))
     document = parse(tree, str(path))
     return document, load_library(document, parse, limits, diags)
 
 
-def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings: Settings) -> Build:
+def parse_config(path: str | Path, limits: Limits, diags: DiagnosticList,
+                 text: str | None = None) -> tuple[Document, Library]:
+    """`load_sources` with the modules checked; their errors go to `diags`."""
+    document, library = load_sources(path, limits, diags, text)
+    check_modules(library, unit_key(document.path), document.layers, diags)
+    return document, library
+
+
+def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings: Settings,
+           overrides: Overrides) -> Build:
     diags = DiagnosticList()
     try:
-        document, library = load_sources(path, limits, diags)
-        check_modules(library, unit_key(document.path), document.layers, diags)
-        resolver = Resolver(document, library, diags, limits, variants, settings.params)
+        document, library = parse_config(path, limits, diags, overrides.text)
+        params = overrides.params if overrides.params is not None else settings.params
+        resolver = Resolver(document, library, diags, limits, variants, params)
         net = resolver.run()
         if net is None:
             return Build(None, tuple(diags.sorted()))

@@ -18,11 +18,12 @@ from typing import Iterator, Sequence
 from ..caffe import serde, upgrade
 from ..caffe.dialect import Dialect, adopt, use
 from ..caffe.facts import unknown_type_problem
-from ..caffe.netfile import read_net_file
-from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Span
+from ..caffe import prototxt
+from ..caffe.netfile import NetFile, net_file_from_bytes, read_net_file
+from ..errors import SOURCES, CaffeconfError, Diagnostic, DiagnosticList, Span
 from ..ir import Net
 from ..limits import DEFAULT_LIMITS, Limits
-from .compiler import Build, build
+from .compiler import Build, Overrides, build
 from .rules import NetState, filter_net
 from .settings import NO_SETTINGS, Settings
 from .source import is_config
@@ -49,6 +50,8 @@ class LoadOptions:
     limits: Limits = DEFAULT_LIMITS
     verify: bool = False  # also check a prototxt as Caffe would refuse it (configs always are)
     settings: Settings = NO_SETTINGS  # `--set` overrides for a config
+    overrides: Overrides = Overrides()  # a config's parameter values and text, from the Python API
+    content: bytes | None = None  # a prototxt or binary net held in memory, which `path` only names
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
     """The net at `path`, for `state` when given; raises CaffeconfError when a config has errors."""
     variants = frozenset(state.stages or ()) if state else frozenset()
     if is_config(path):
-        result = compile_config(path, options.limits, variants, options.settings)
+        result = compile_config(path, options.limits, variants, options.settings, options.overrides)
         if not result.ok:
             raise CaffeconfError(result.diagnostics)
         whole, diagnostics, solver = legacy_inputs_as_layer(result.net, str(path)), result.diagnostics, result.solver
@@ -95,26 +98,43 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
             name = next(iter(options.settings.params.keys))
             raise CaffeconfError.at(options.settings.params.keys[name], f"--set {name}: {path} is not a config "
                                     "(only a config has parameters)")
-        whole, solver = read_net_file(path).net(), None
+        whole, solver = _net_file(path, options.content).net(), None
         diagnostics = prototxt_diagnostics(whole) if options.verify else ()
     if state is None:
         return Loaded(whole, None, diagnostics, str(path), whole, solver)
-    chosen = NetState.of_net(whole, state.phase, state.level, state.stages, state.default_phase)
-    net = filter_net(whole, phase=chosen.phase, stages=chosen.stages, level=chosen.level)
+    net, chosen = for_state(whole, state)
     return Loaded(net, chosen, diagnostics, str(path), whole, solver)
 
 
+def for_state(whole: Net, state: StateChoice) -> tuple[Net, NetState]:
+    """The net as Caffe builds it for `state` (each part unset taken from the net's own `state`)."""
+    chosen = NetState.of_net(whole, state.phase, state.level, state.stages, state.default_phase)
+    return filter_net(whole, phase=chosen.phase, stages=chosen.stages, level=chosen.level), chosen
+
+
+def _net_file(path: str | Path, content: bytes | None) -> NetFile:
+    if content is None:
+        return read_net_file(path)
+    text = content.decode("utf-8") if prototxt.looks_like_text(content) else None
+    if text is not None:
+        SOURCES.register(str(path), text)
+    return net_file_from_bytes(content, str(path), prototxt.outline_text(text) if text is not None else None)
+
+
 def compile_config(path: str | Path, limits: Limits = DEFAULT_LIMITS,
-                   variants: frozenset[str] = frozenset(), settings: Settings = NO_SETTINGS) -> Build:
-    """`build`, once per (file, limits, variants, settings) inside `one_command()`."""
+                   variants: frozenset[str] = frozenset(), settings: Settings = NO_SETTINGS,
+                   overrides: Overrides = Overrides()) -> Build:
+    """`build`, once per (file, limits, variants, settings) inside `one_command()` (always, given
+    the Python API's overrides)."""
     if _compiled is None:
-        return build(path, limits, variants, settings)
-    key = (str(Path(path).resolve()), limits, variants, settings.flags)
-    if key not in _compiled:
-        _compiled[key] = build(path, limits, variants, settings)
-    if _compiled[key].ok:  # the rest of the command reads and writes the net in its dialect
-        adopt(_compiled[key].dialect)
-    return _compiled[key]
+        return build(path, limits, variants, settings, overrides)
+    key = (str(Path(path).resolve()), limits, variants, settings.flags) if overrides == Overrides() else None
+    result = _compiled.get(key) or build(path, limits, variants, settings, overrides)
+    if key is not None:
+        _compiled[key] = result
+    if result.ok:  # the rest of the command reads and writes the net in its dialect
+        adopt(result.dialect)
+    return result
 
 
 def prototxt_diagnostics(net: Net) -> tuple[Diagnostic, ...]:

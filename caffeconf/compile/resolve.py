@@ -38,9 +38,9 @@ USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repea
 
 class Resolver:
     def __init__(self, document: Document, library: Library, diags: DiagnosticList,
-                 limits: Limits, variants: frozenset[str] = frozenset(), overrides: Map | None = None):
+                 limits: Limits, variants: frozenset[str] = frozenset(), params: Map | None = None):
         self.document, self.library, self.diags, self.limits = document, library, diags, limits
-        self.overrides = overrides  # the command line's values for the document's parameters
+        self.params = params  # values given for the document's own parameters (the Python API's)
         self.selected = variants
         self.variants = frozenset(document.variants)
         # Each declared variant is a bool visible in every scope: `when: ${deploy}`.
@@ -57,7 +57,7 @@ class Resolver:
         """The flat net, or None when the document's own parameters fail."""
         doc = self.document
         scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
-        values = bind_params(self.evaluator, doc.params, self.overrides, scope.values, doc.span, "the document",
+        values = bind_params(self.evaluator, doc.params, self.params, scope.values, doc.span, "the document",
                              builtins={**self.globals, **dict.fromkeys(doc.refused_params, UNKNOWN)})
         if values is None:
             return None  # every entry would only repeat that the parameters are unknown

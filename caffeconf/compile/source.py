@@ -33,9 +33,13 @@ def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
 
 
 
-def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> Node:
-    """Read and parse a config file (YAML, or TOML by its suffix)."""
-    text = read_source(path, limits)
+def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS, text: str | None = None) -> Node:
+    """Read and parse a config file (YAML, or TOML by its suffix); with `text`, that is the
+    file's content (a config given as a string to the Python API) and nothing is read."""
+    if text is None:
+        text = read_source(path, limits)
+    else:
+        SOURCES.register(str(path), text)
     if str(path).lower().endswith(".toml"):
         return parse_toml(text, str(path), limits)
     return parse_yaml(text, str(path), limits)

@@ -10,6 +10,7 @@ alone, and each set of stages a single rule asks for together.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterator
 
 from ..caffe.facts import SOURCE_TYPES, learnable_blobs
@@ -296,3 +297,38 @@ def _field_difference(layer: Layer, owner: Layer) -> str | None:
 def _filler(layer: Layer, index: int):
     message, _ = _WEIGHT_SHAPE_FIELDS.get(layer.type, (None, ()))
     return layer.fields.get(message, {}).get("weight_filler" if index == 0 else "bias_filler") if message else None
+
+
+def shape_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
+    """Shape mismatches in each state the net runs in, wherever the input shapes are known (from
+    the net, or read from its data layers' sources, which a note then names): a mismatch of one
+    layer (in one module instance) in several states is one error, noted with the states it holds
+    in when the net's rules make the states differ."""
+    from ..errors import CaffeconfError, merge_spread
+    from .rules import filter_net
+    from ..inspect.shapes import infer_shapes
+    from ..inspect.sources import read_source_shapes, source_inputs
+
+    states, found = [], []
+    for state, _ in run_states(net, DiagnosticList()):
+        states.append(state)
+        kept = filter_net(net, phase=state.phase, stages=state.stages, level=state.level)
+        read = read_source_shapes(kept)
+        try:
+            infer_shapes(kept, source_inputs(read))
+            found.append(())
+        except CaffeconfError as error:
+            notes = tuple(Note(f"shapes read: {r.describe()}") for r in read)
+            found.append(tuple(dataclasses.replace(d, notes=d.notes + notes)
+                               for d in _one_per_module_layer(error.diagnostics, kept)))
+    if not has_rules(net):
+        return tuple(dict.fromkeys(d for group in found for d in group))
+    return tuple(merge_spread(found, "states", lambda indices: ", ".join(describe_state(states[i]) for i in indices),
+                              key=lambda d: (d.span, d.severity, d.notes)))
+
+
+def _one_per_module_layer(found: tuple, net) -> tuple:
+    """Shape errors of the layers one module line makes as one (verify.one_per_written_layer); a
+    shape error names its layer by its place and its use notes."""
+    layers = {(layer.origin.span, layer.origin.use_notes()): layer for layer in net.layers if layer.origin}
+    return tuple(one_per_written_layer([(d, layers.get((d.span, d.notes))) for d in found], net))

@@ -23,6 +23,7 @@ from ..ir import Layer, Net
 from .config_text import to_toml, to_yaml
 from .document import Imported, document, flat_entries, message_data
 from .factor import factored_document
+from .python_text import to_python
 
 def read_net(path: str | Path) -> Imported:
     """The net at `path`, upgraded; every unknown field, enum value and layer type is reported.
@@ -125,6 +126,12 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
     notes = ("no repeated blocks found: the config is flat",) if modules and "\nmodules:" not in text \
         and "\n[modules." not in text and not refused else ()
     return ImportResult(text, prototxt_lines, tuple(warnings), notes)
+
+
+def import_python(path: str | Path) -> ImportResult:
+    """The net at `path` as a Python script that builds it with `caffeconf.netspec`, one call a layer."""
+    imported = read_net(path)
+    return ImportResult(to_python(imported, Path(path).name), imported.source_lines)
 
 
 def compiles_to(text: str, as_toml: bool, message: messages.NetParameter) -> bool:
