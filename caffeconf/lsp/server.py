@@ -16,7 +16,6 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
-from .. import __version__
 from ..limits import DEFAULT_LIMITS, Limits
 from .checks import Checks, is_net, is_prototxt
 from .convert import code_point_column, lsp_diagnostic, span_range
@@ -31,11 +30,23 @@ from .prototxt import ProtoPlace, proto_definition, proto_place
 DEBOUNCE_SECONDS = 0.05
 
 
+
+def _version() -> str:
+    """The installed caffeconf's version (read from its metadata: importing the package itself
+    would reach the public API's runner)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("caffeconf")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 class CaffeconfServer(LanguageServer):
     """pygls' server with the open buffers' checks and the checks waiting for typing to pause."""
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
-        super().__init__("caffeconf", __version__)
+        super().__init__("caffeconf", _version())
         self.checks = Checks(limits)
         self.pending: dict[str, asyncio.TimerHandle] = {}
 
@@ -221,3 +232,4 @@ def serve(tcp_port: int | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         server.start_io()
     else:
         server.start_tcp("127.0.0.1", tcp_port)
+
