@@ -142,3 +142,50 @@ def test_the_onnxruntime_engine_refuses_what_it_cannot_honour(capsys):
     assert main(["run", "configs/squeezenet.yaml", "--engine", "onnxruntime", "--precision", "bf16"]) == 1
     assert capsys.readouterr().err == ("error: --engine onnxruntime runs in fp32 on the CPU: it takes no "
                                        "--precision, --channels-last or --device cuda\n")
+
+
+def test_compare_prints_every_chosen_blobs_difference_from_the_pytorch_engine(capsys):
+    blobs = ["fire2/concat", "conv10", "pool10"]
+    assert main(["run", "configs/squeezenet.yaml", "--stage", "deploy", "--random-weights", "--batch", "1",
+                 "--engine", "onnxruntime", "--compare", "pytorch", "--blobs", ",".join(blobs)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("; engine ONNX Runtime")
+    start = out.index("ONNX Runtime against PyTorch (relative: of PyTorch's largest magnitude):")
+    assert out[start + 1].split() == ["blob", "max", "abs", "error", "max", "rel", "error"]
+    rows = [line.split() for line in out[start + 2:]]
+    assert [row[0] for row in rows] == ["prob", *blobs]
+    assert all(len(row) == 3 and 0 <= float(row[2]) < TOLERANCE for row in rows), rows
+
+
+def test_compare_fails_naming_the_blobs_above_the_tolerance(monkeypatch, capsys):
+    from caffeconf.export import ort as ort_module
+
+    exact = ort_module.run_model
+
+    def one_blob_off(model, feed, threads):
+        values = exact(model, feed, threads)
+        values["ip1"] = values["ip1"] + np.float32(0.5) * (np.arange(values["ip1"].size) == 3).reshape(
+            values["ip1"].shape)
+        return values
+
+    monkeypatch.setattr(ort_module, "run_model", one_blob_off)
+    assert main(["run", "configs/lenet_digits.yaml", "--stage", "deploy", "--random-weights",
+                 "--compare", "pytorch", "--blobs", "ip1,ip2", "--tolerance", "1e-3"]) == 1
+    captured = capsys.readouterr()
+    assert "engine ONNX Runtime" in captured.out.splitlines()[0]  # auto, with --compare pytorch: the other one
+    ip1 = next(line.split() for line in captured.out.splitlines() if line.split()[:1] == ["ip1"])
+    assert float(ip1[1]) == pytest.approx(0.5, rel=1e-5)
+    assert captured.err == "error: 1 of 3 blobs differ from PyTorch's by more than --tolerance 0.001 (relative): ip1\n"
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--engine", "pytorch", "--compare", "pytorch"],
+     "--compare pytorch compares with the engine that ran, and --engine is pytorch too"),
+    (["--tolerance", "0.1"], "--tolerance is the limit of --compare, but no --compare was given"),
+    (["--compare", "onnxruntime", "--tolerance", "-1"], "--tolerance must be a non-negative number, got -1"),
+    (["--compare", "onnxruntime", "--channels-last"],
+     "--engine onnxruntime runs in fp32 on the CPU: it takes no --precision, --channels-last or --device cuda"),
+])
+def test_compare_options_are_checked_before_the_net_is_read(tmp_path, capsys, options, message):
+    assert main(["run", str(tmp_path / "absent.prototxt"), *options]) == 1
+    assert capsys.readouterr().err == f"error: {message}\n"
