@@ -3,6 +3,7 @@ seeded random weights) and to OpenCV's reading of the same Caffe net; refusals a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,63 @@ def test_compare_fails_naming_the_blobs_above_the_tolerance(monkeypatch, capsys)
 def test_compare_options_are_checked_before_the_net_is_read(tmp_path, capsys, options, message):
     assert main(["run", str(tmp_path / "absent.prototxt"), *options]) == 1
     assert capsys.readouterr().err == f"error: {message}\n"
+
+
+def _timing_rows(lines):
+    """(layer, type) of each per-layer line of `caffeconf time`, and whether it shows a backward time."""
+    rows = [line.split() for line in lines if " forward: " in line]
+    return [(row[0], row[1]) for row in rows], {"backward:" in row for row in rows}
+
+
+def test_time_with_the_onnxruntime_engine_gives_the_pytorch_engines_summary_forward_only(capsys):
+    net = ["time", "configs/lenet_digits.yaml", "--stage", "deploy", "--phase", "TEST", "--iterations", "3"]
+    assert main([*net, "--engine", "pytorch"]) == 0
+    pytorch = capsys.readouterr().out.splitlines()
+    assert main([*net, "--engine", "onnxruntime"]) == 0
+    onnxruntime = capsys.readouterr().out.splitlines()
+    assert onnxruntime[0].endswith("; phase TEST; engine ONNX Runtime")
+    assert onnxruntime[1] == pytorch[1] == "Average time per layer (3 iterations):"
+    (layers, backward), (ort_layers, ort_backward) = _timing_rows(pytorch), _timing_rows(onnxruntime)
+    assert ort_layers == layers and len(layers) == 8 and backward == {True} and ort_backward == {False}
+    per_layer = {line.split()[0]: float(line.split()[3]) for line in onnxruntime if " forward: " in line}
+    assert per_layer["conv2"] > 0 and per_layer["ip1"] > 0  # each layer's nodes found in the profile
+    forward = float(re.fullmatch(r"Average Forward pass: (\S+) ms\.", onnxruntime[-3]).group(1))
+    assert onnxruntime[-2] == "No backward pass: the engine runs inference only."
+    total = float(re.fullmatch(r"Total Time: (\S+) ms\.", onnxruntime[-1]).group(1))
+    assert total == pytest.approx(forward * 3, abs=0.003)  # both printed to 3 decimals
+
+
+SPP_NET = """name: "spp"
+layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 8 dim: 8 } } }
+layer { name: "spp" type: "SPP" bottom: "data" top: "spp" spp_param { pyramid_height: 2 } }
+"""
+
+
+def test_auto_runs_pytorch_silently_where_the_net_does_not_export(tmp_path, capsys):
+    net = tmp_path / "spp.prototxt"
+    net.write_text(SPP_NET)
+    assert main(["run", str(net)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].endswith("; engine PyTorch (auto)") and captured.err == ""
+    assert main(["time", str(net), "--engine", "auto", "--iterations", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].endswith("; phase TRAIN; engine PyTorch (auto)") and captured.err == ""
+    assert captured.out.splitlines()[-3].startswith("Average Backward pass: ")
+    assert main(["time", str(net), "--engine", "onnxruntime", "--iterations", "1"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{net}:3:1: error: layer 'spp' (SPP): cannot export to ONNX: SPP has no ONNX mapping in caffeconf export")
+
+
+def test_auto_runs_pytorch_without_onnxruntime(monkeypatch, capsys):
+    from caffeconf.commands import engines
+
+    monkeypatch.setattr(engines, "find_spec", lambda name: None if name == "onnxruntime" else object())
+    assert main(["run", "configs/lenet_digits.yaml", "--stage", "deploy"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("; engine PyTorch (auto)")
+
+
+def test_auto_runs_onnxruntime_for_a_cpu_pass_in_fp32(capsys):
+    assert main(["run", "configs/lenet_digits.yaml", "--stage", "deploy"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("; engine ONNX Runtime (auto)")
+    assert main(["run", "configs/lenet_digits.yaml", "--stage", "deploy", "--precision", "bf16"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].endswith("; precision bf16; phase TEST; engine PyTorch (auto)")

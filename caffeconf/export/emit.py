@@ -55,6 +55,11 @@ class Graph:
         return list(outputs)
 
 
+def layer_of_node(name: str) -> str:
+    """The layer that wrote a node, from the node's name: `LAYER/OP`, made unique by a suffix on OP."""
+    return name.rpartition("/")[0]
+
+
 @dataclass
 class Emit:
     """What an emitter sees of one layer: its fields, bottoms' values and shapes, blobs, and where
