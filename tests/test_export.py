@@ -309,3 +309,27 @@ def test_auto_runs_onnxruntime_for_a_cpu_pass_in_fp32(capsys):
     assert capsys.readouterr().out.splitlines()[0].endswith("; engine ONNX Runtime (auto)")
     assert main(["run", "configs/lenet_digits.yaml", "--stage", "deploy", "--precision", "bf16"]) == 0
     assert capsys.readouterr().out.splitlines()[0].endswith("; precision bf16; phase TEST; engine PyTorch (auto)")
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--input", "data=0,1,8,8"], "bad --input 'data=0,1,8,8': expected BLOB=D1,D2,... with positive integer dims"),
+    (["--input", "data=1,-1,8,8"], "bad --input 'data=1,-1,8,8': expected BLOB=D1,D2,... with positive integer dims"),
+    (["--batch", "0"], "--batch must be at least 1, got 0"),
+])
+def test_export_refuses_non_positive_input_dims_before_loading(tmp_path, capsys, options, message):
+    out = tmp_path / "x.onnx"
+    assert main(["export", str(tmp_path / "absent.prototxt"), *options, "-o", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not out.exists()
+
+
+def test_export_refuses_a_declared_zero_dim_at_its_input_layer(tmp_path, capsys):
+    net, out = tmp_path / "zero.prototxt", tmp_path / "zero.onnx"
+    net.write_text('name: "zero"\n'
+                   'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 0 dim: 2 } } }\n'
+                   'layer { name: "relu" type: "ReLU" bottom: "data" top: "r" }\n')
+    assert main(["export", str(net), "-o", str(out)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{net}:2:1: error: layer 'data' (Input): cannot export to ONNX: its top 'data' has the shape 0x2: an "
+        "exported input needs every dim positive (give one with --input data=D1,D2,...)")
+    assert not out.exists()

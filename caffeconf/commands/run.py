@@ -9,7 +9,8 @@ from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
 from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, export_for_runtime, \
     format_differences, may_use_onnxruntime
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
+    load_for_state, warn
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -64,8 +65,7 @@ def run(args) -> int:
 
 def _check_options(args) -> None:
     """Refuse impossible numbers before loading anything."""
-    if args.batch is not None and args.batch < 1:
-        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    check_batch(args)
     if args.crop_size is not None and args.crop_size < 0:
         raise CaffeconfError.at(None, f"--crop-size must not be negative, got {args.crop_size}",
                                 hint="0 means no crop, as crop_size in transform_param")

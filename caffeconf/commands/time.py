@@ -7,7 +7,8 @@ import sys
 
 from ..errors import CaffeconfError
 from .engines import TITLES, add_engine_argument, export_for_runtime, may_use_onnxruntime
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
+    load_for_state, warn
 from .optional_modules import required_modules
 
 
@@ -29,8 +30,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     if args.iterations < 1:
         raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
-    if args.batch is not None and args.batch < 1:
-        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    check_batch(args)
     if args.engine == "onnxruntime" and args.device == "cuda":
         raise CaffeconfError.at(None, "--engine onnxruntime runs on the CPU: it takes no --device cuda")
     check_threads(args)

@@ -20,7 +20,7 @@ from ..caffe.facts import FED_TYPES
 from ..errors import CaffeconfError, Diagnostic
 from ..inspect.shapes import LayerShapes, infer_shapes
 from ..ir import Layer, Net, output_names
-from .emit import BATCH, DEFAULT_OPSET, MIN_OPSET, Graph, Emit, Shape, Unexpressible
+from .emit import BATCH, DEFAULT_OPSET, MIN_OPSET, Graph, Emit, Shape, Unexpressible, format_dims
 from . import layers as table
 
 def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes: Mapping[str, Sequence[int]],
@@ -128,6 +128,10 @@ def _graph_inputs(layer: Layer, entry: LayerShapes, top_names: list[str],
         raise Unexpressible(f"a {layer.type} layer reads its data itself; export a net whose inputs are "
                             "Input layers (a deploy net, e.g. --stage deploy)")
     _check_known(entry.tops, dynamic_batch)
+    for top, shape in zip(layer.tops, entry.tops):
+        if any(dim is not None and dim < 1 for dim in shape):
+            raise Unexpressible(f"its top '{top}' has the shape {format_dims(shape)}: an exported input needs "
+                                f"every dim positive (give one with --input {top}=D1,D2,...)")
     return [_value_info(name, shape) for name, shape in zip(top_names, entry.tops)]
 
 
