@@ -132,9 +132,9 @@ def test_every_shared_deploy_net_exports_to_the_runners_and_opencvs_values(relat
 def test_the_shared_deploy_nets_are_all_found(models):
     found = {param if isinstance(param, str) else param.values[0] for param in shared_deploy_nets()}
     assert {"lenet/lenet.prototxt", "lenet-v0/lenet.prototxt", "lenet-v1/lenet.prototxt",
-            "bvlc_reference_caffenet/deploy.prototxt", "bvlc_googlenet/deploy.prototxt", "siamese/mnist_siamese.prototxt",
-            "cifar10/cifar10_quick.prototxt", "resnet/ResNet-50-deploy.prototxt", "squeezenet-v1.1/deploy.prototxt",
-            "mobilenet-ssd/MobileNetSSD_deploy.prototxt"} == found
+            "bvlc_reference_caffenet/deploy.prototxt", "bvlc_googlenet/deploy.prototxt",
+            "siamese/mnist_siamese.prototxt", "cifar10/cifar10_quick.prototxt", "resnet/ResNet-50-deploy.prototxt",
+            "squeezenet-v1.1/deploy.prototxt", "mobilenet-ssd/MobileNetSSD_deploy.prototxt"} == found
 
 
 # The dynamic batch on the configs only: they hold the shared GoogLeNet, ResNet-50 and SqueezeNet (diffed
@@ -333,3 +333,39 @@ def test_export_refuses_a_declared_zero_dim_at_its_input_layer(tmp_path, capsys)
         f"{net}:2:1: error: layer 'data' (Input): cannot export to ONNX: its top 'data' has the shape 0x2: an "
         "exported input needs every dim positive (give one with --input data=D1,D2,...)")
     assert not out.exists()
+
+
+# Sequences start again mid-batch (a 0 after 1s), per stream; streams 0 and 2 continue at t=0 from
+# the initial states (exposed, or zero: Caffe's first forward).
+CONT = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 1, 1]], dtype=np.float32)
+
+
+def recurrent_net(kind: str, expose: bool, static: bool) -> tuple[str, list[str]]:
+    """A prototxt with x (5 x 3 x 2 x 3), cont, [x_static], [initial states] feeding one LSTM or RNN."""
+    shapes = {"x": (5, 3, 2, 3), "cont": (5, 3), **({"x_static": (3, 4)} if static else {})}
+    states = (["h_0", "c_0"] if kind == "LSTM" else ["h_0"]) if expose else []
+    shapes.update({state: (1, 3, 5) for state in states})
+    inputs = "".join(f'layer {{ name: "{name}" type: "Input" top: "{name}" input_param {{ shape {{ '
+                     + " ".join(f"dim: {d}" for d in shape) + " } } }\n" for name, shape in shapes.items())
+    tops = ["y", *(f"{state}_last" for state in states)]
+    layer = (f'layer {{ name: "r" type: "{kind}" ' + " ".join(f'bottom: "{b}"' for b in shapes) + " "
+             + " ".join(f'top: "{t}"' for t in tops) + " recurrent_param { num_output: 5 "
+             f"expose_hidden: {str(expose).lower()} weight_filler {{ type: 'gaussian' std: 0.5 }} "
+             "bias_filler { type: 'gaussian' std: 0.5 } } }\n")
+    return f'name: "recurrent"\n{inputs}{layer}', tops
+
+
+@pytest.mark.parametrize("static", [False, True], ids=["", "x_static"])
+@pytest.mark.parametrize("expose", [False, True], ids=["", "expose_hidden"])
+@pytest.mark.parametrize("kind", ["LSTM", "RNN"])
+def test_recurrent_layers_export_to_the_runners_values(tmp_path, kind, expose, static):
+    text, tops = recurrent_net(kind, expose, static)
+    path = tmp_path / "recurrent.prototxt"
+    path.write_text(text)
+    net, model, shapes = exported(path)
+    feed = {**feed_for(shapes), "cont": CONT}
+    outputs = run_model(export_net(net, model.blob_arrays(), shapes), feed, 2)
+    reference = runner(model, feed)
+    assert sorted(outputs) == sorted(tops)
+    for top in tops:
+        assert relative_error(reference[top], outputs[top]) < TOLERANCE, top
