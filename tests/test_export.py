@@ -369,3 +369,19 @@ def test_recurrent_layers_export_to_the_runners_values(tmp_path, kind, expose, s
     assert sorted(outputs) == sorted(tops)
     for top in tops:
         assert relative_error(reference[top], outputs[top]) < TOLERANCE, top
+
+
+def test_lstm_unit_exports_to_the_runners_values(tmp_path):
+    path = tmp_path / "unit.prototxt"
+    path.write_text('name: "unit"\n' + "".join(
+        f'layer {{ name: "{name}" type: "Input" top: "{name}" input_param {{ shape {{ {dims} }} }} }}\n'
+        for name, dims in (("c_prev", "dim: 1 dim: 3 dim: 5"), ("gates", "dim: 1 dim: 3 dim: 20"),
+                           ("cont", "dim: 1 dim: 3")))
+        + 'layer { name: "u" type: "LSTMUnit" bottom: "c_prev" bottom: "gates" bottom: "cont" top: "c" top: "h" }\n')
+    net, model, shapes = exported(path)
+    feed = {**feed_for(shapes), "cont": np.array([[1, 0, 1]], dtype=np.float32)}
+    outputs = run_model(export_net(net, model.blob_arrays(), shapes), feed, 2)
+    reference = runner(model, feed)
+    assert sorted(outputs) == ["c", "h"]
+    for top in ("c", "h"):
+        assert relative_error(reference[top], outputs[top]) < TOLERANCE, top

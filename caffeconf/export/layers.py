@@ -521,22 +521,37 @@ def _kept_state(e: Emit, body, state: str, cont: str) -> tuple[str, str]:
 
 
 def _lstm_step(e: Emit, body, blobs, streams: int, hidden: int):
-    """LSTMUnit on W_hc (cont_t h) + gate_x_t, gates [i, f, o, g]; the forget gate exactly 0 where
-    cont_t is 0 (Caffe's, not cont_t x sigmoid)."""
+    """LSTMUnit on W_hc (cont_t h) + gate_x_t."""
     h, c, gate_x, cont, h_new, c_new, h_out = _step_names(e, body, "h_prev", "c_prev", "gate_x_t", "cont_t",
                                                           "h_t", "c_t", "h_out")
     node = _writer(e, body)
     column, kept = _kept_state(e, body, h, cont)
     gates = node("Add", [*node("MatMul", [kept, e.const("h", blobs[0].T)]), gate_x])
-    i, f, o, g = node("Split", [*gates, e.ints("split", [hidden] * 4)], 4, axis=1)
-    zero = e.const("zero", 0.0)
-    forget = node("Where", [*node("Equal", [column, zero]), zero, *node("Mul", [column, *node("Sigmoid", [f])])])
-    node("Add", [*node("Mul", [*forget, c]), *node("Mul", [*node("Sigmoid", [i]), *node("Tanh", [g])])], [c_new])
-    node("Mul", [*node("Sigmoid", [o]), *node("Tanh", [c_new])], [h_new])
+    _lstm_cell(e, node, c, gates[0], column, hidden, 1, c_new, h_new)
     node("Identity", [h_new], [h_out])
     state, gate_shape = (streams, hidden), (streams, 4 * hidden)
     return ([(h, state), (c, state), (gate_x, gate_shape), (cont, (streams,))],
             [(h_new, state), (c_new, state), (h_out, state)], body)
+
+
+def _lstm_cell(e: Emit, node, c_prev: str, gates: str, column: str, hidden: int, axis: int,
+               c_new: str, h_new: str) -> None:
+    """Caffe's LSTMUnit: gates [i, f, o, g] along `axis`; the forget gate exactly 0 where cont is 0
+    (Caffe's, not cont x sigmoid)."""
+    i, f, o, g = node("Split", [gates, e.ints("split", [hidden] * 4)], 4, axis=axis)
+    zero = e.const("zero", 0.0)
+    forget = node("Where", [*node("Equal", [column, zero]), zero, *node("Mul", [column, *node("Sigmoid", [f])])])
+    node("Add", [*node("Mul", [*forget, c_prev]), *node("Mul", [*node("Sigmoid", [i]), *node("Tanh", [g])])], [c_new])
+    node("Mul", [*node("Sigmoid", [o]), *node("Tanh", [c_new])], [h_new])
+
+
+@emits("LSTMUnit")
+def lstm_unit(e: Emit) -> None:
+    """One step: c_prev (1 x N x H), gate input (1 x N x 4H), cont (1 x N) -> c, h."""
+    c_prev, gates, cont = e.inputs
+    hidden = e.static(e.bottom_shapes[0], "the hidden size")[-1]
+    column = e.node("Unsqueeze", [cont, e.ints("axes", [2])])[0]
+    _lstm_cell(e, e.node, c_prev, gates, column, hidden, 2, e.tops[0], e.tops[1])
 
 
 def _rnn_step(e: Emit, body, blobs, streams: int, hidden: int):
