@@ -251,6 +251,11 @@ def test_compare_options_are_checked_before_the_net_is_read(tmp_path, capsys, op
     assert capsys.readouterr().err == f"error: {message}\n"
 
 
+def test_time_with_the_onnxruntime_engine_refuses_cuda_before_the_net_is_read(tmp_path, capsys):
+    assert main(["time", str(tmp_path / "absent.prototxt"), "--engine", "onnxruntime", "--device", "cuda"]) == 1
+    assert capsys.readouterr().err == "error: --engine onnxruntime runs on the CPU: it takes no --device cuda\n"
+
+
 def _timing_rows(lines):
     """(layer, type) of each per-layer line of `caffeconf time`, and whether it shows a backward time."""
     rows = [line.split() for line in lines if " forward: " in line]

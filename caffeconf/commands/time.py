@@ -55,9 +55,9 @@ def _time(args) -> int:
     inputs = {name: value.to(device) for name, value in inputs.items()}
     exported = None
     if args.engine == "onnxruntime" or (args.engine == "auto" and may_use_onnxruntime(device.type)):
-        model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
-        exported = export_for_runtime(net, model, {name: tuple(value.shape) for name, value in inputs.items()},
-                                      quiet=args.engine == "auto")
+        shapes = {name: tuple(value.shape) for name, value in inputs.items()}
+        model.materialize(shapes)
+        exported = export_for_runtime(net, model, shapes, quiet=args.engine == "auto")
     engine = "pytorch" if exported is None else "onnxruntime"
     by = " (auto)" if args.engine == "auto" else ""
     print(f"device: {describe(device)}; phase {phase}; engine {TITLES[engine]}{by}")
