@@ -34,6 +34,8 @@ def may_use_onnxruntime(device_type: str, precision: str = "fp32", channels_last
 def export_for_runtime(net: Net, model, shapes: dict, extra_outputs=(), quiet: bool = False):
     """The net with `model`'s weights as a checked ONNX model, its outputs the net's and `extra_outputs`;
     None when `quiet` and the net cannot be exported (auto then runs PyTorch), else the refusal raised."""
+    import onnxruntime  # noqa: F401  (a missing runtime is reported before anything is printed)
+
     from ..export.graph import export_net
 
     try:

@@ -59,7 +59,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     _check_options(args)
     check_threads(args)
-    with required_modules("export" if "onnxruntime" in (args.engine, args.compare) else "run"):
+    with required_modules("run", "run,onnx" if "onnxruntime" in (args.engine, args.compare) else None):
         return _run(args)
 
 

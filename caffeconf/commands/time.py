@@ -34,7 +34,7 @@ def run(args) -> int:
     if args.engine == "onnxruntime" and args.device == "cuda":
         raise CaffeconfError.at(None, "--engine onnxruntime runs on the CPU: it takes no --device cuda")
     check_threads(args)
-    with required_modules("export" if args.engine == "onnxruntime" else "time"):
+    with required_modules("time", "run,onnx" if args.engine == "onnxruntime" else None):
         return _time(args)
 
 
