@@ -157,7 +157,7 @@ def _run(args) -> int:
 def _choose_engine(args, net: Net, model, inputs: dict, chosen: list[str], device):
     """The engine of the pass, and the exported model when ONNX Runtime runs it (or is compared).
     Auto takes ONNX Runtime for a CPU pass in fp32 when it is installed and the net exports
-    (faster per pass on every net measured, docs/export.md), else PyTorch, silently."""
+    (faster per pass for ResNet-50, a toss-up for GoogLeNet: docs/export.md), else PyTorch, silently."""
     engine = args.engine
     if engine == "auto":
         other = {"pytorch": "onnxruntime", "onnxruntime": "pytorch"}
