@@ -145,6 +145,21 @@ def test_runner_commands_without_torch_say_what_to_install(tiny, command, extra,
                            f"pip install 'caffeconf[{extras}]' (see README)\n")
 
 
+@pytest.mark.parametrize("command", ["run", "time"])
+def test_the_onnxruntime_engine_without_onnxruntime_says_what_to_install(tiny, command):
+    done = _without_module("onnxruntime", [command, str(tiny), "--engine", "onnxruntime", "--iterations", "1"]
+                           if command == "time" else [command, str(tiny), "--engine", "onnxruntime"])
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (f"error: caffeconf {command} needs ONNX Runtime (no module named 'onnxruntime'): "
+                           "pip install 'caffeconf[run,onnx]' (see README)\n")
+
+
+def test_the_auto_engine_without_onnxruntime_runs_pytorch(tiny):
+    done = _without_module("onnxruntime", ["run", str(tiny)])
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.splitlines()[0].endswith("; engine PyTorch (auto)")
+
+
 def test_train_without_torch_says_what_to_install(tmp_path):
     solver = tmp_path / "solver.prototxt"
     solver.write_text('net: "net.prototxt"\nbase_lr: 0.01\nmax_iter: 1\n')

@@ -146,7 +146,8 @@ def test_blobs_reports_unknown_names_with_close_ones(deploy, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("options, message", [
-    (["--blobs", "fc"], "--blobs saves blobs to -o OUT.npz, but no -o was given"),
+    (["--blobs", "fc"], "--blobs saves blobs to -o OUT.npz (or compares them, with --compare), but neither -o "
+                        "nor --compare was given"),
     (["--blobs", " , ", "-o", "out.npz"], "--blobs needs blob names separated by commas, or 'all'"),
 ])
 def test_blobs_options_are_checked_before_the_net_is_read(tmp_path, capsys, options, message):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
+from .net_options import add_input_arguments, add_state_arguments, check_batch, load_for_state, parse_inputs
 from .optional_modules import required_modules
 
 
@@ -39,10 +39,12 @@ def _export(args) -> int:
 
     opset = DEFAULT_OPSET if args.opset is None else args.opset
     check_opset(opset)
+    check_batch(args)
+    given = parse_inputs(args.input, positive=True)
     check_writable(args.output, (args.net, *([args.weights] if args.weights else [])))
     loaded = load_for_state(args)
     net = loaded.net
-    shapes = {**input_shapes(net, args.batch), **parse_inputs(args.input)}
+    shapes = {**input_shapes(net, args.batch), **given}
     model = build_model(net, args.weights, loaded.state.phase, args.seed, torch.device("cpu"),
                         random_weights=args.random_weights)
     model.materialize(shapes)

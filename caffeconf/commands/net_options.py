@@ -76,7 +76,13 @@ def load_options(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(limits, settings=settings_from(args, limits))
 
 
-def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:
+def check_batch(args: argparse.Namespace) -> None:
+    if args.batch is not None and args.batch < 1:
+        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+
+
+def parse_inputs(specs: list[str], positive: bool = False) -> dict[str, tuple[int, ...]]:
+    """--input shapes; `positive`: every dim at least 1 (an ONNX export's inputs), else at least 0."""
     shapes = {}
     for spec in specs:
         name, _, dims = spec.partition("=")
@@ -84,8 +90,8 @@ def parse_inputs(specs: list[str]) -> dict[str, tuple[int, ...]]:
             shape = tuple(int(d) for d in dims.split(","))
         except ValueError:
             shape = ()
-        if not name or not shape or any(d < 0 for d in shape):
+        if not name or not shape or any(d < (1 if positive else 0) for d in shape):
             raise CaffeconfError.at(None, f"bad --input '{spec}': expected BLOB=D1,D2,... "
-                                          "with non-negative integer dims")
+                                          f"with {'positive' if positive else 'non-negative'} integer dims")
         shapes[name] = shape
     return shapes

@@ -1,4 +1,5 @@
-"""`caffeconf run NET`: one forward pass with PyTorch, and a summary of every output blob."""
+"""`caffeconf run NET`: one forward pass (PyTorch or ONNX Runtime), a summary of every output blob, and
+with --compare the other engine's pass and each blob's largest difference."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import sys
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
+from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, export_for_runtime, \
+    format_differences, may_use_onnxruntime
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
+    load_for_state, warn
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -32,9 +36,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="arithmetic of the forward pass: fp32 (Caffe's, default) or autocast to bf16/fp16")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
-    parser.add_argument("--engine", choices=("pytorch", "onnxruntime"), default="pytorch",
-                        help="pytorch (default), or onnxruntime: the net exported to ONNX in memory and run "
-                             "by ONNX Runtime on the CPU (needs the onnx extra; see docs/export.md)")
+    add_engine_argument(parser, "auto", "runs the pass")
+    parser.add_argument("--compare", choices=("pytorch", "onnxruntime"), default=None, metavar="ENGINE",
+                        help="also run the pass with this engine (pytorch or onnxruntime) and print each output's "
+                             "(with --blobs, each of those blobs') largest absolute and relative difference; "
+                             "exit status 1 when one is above --tolerance")
+    parser.add_argument("--tolerance", type=float, default=None, metavar="REL",
+                        help="the largest relative difference --compare accepts, of the blob's largest "
+                             "magnitude in the --compare engine (default 1e-4)")
     parser.add_argument("--seed", type=int, default=0, help="seed for fillers, random weights and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
     parser.add_argument("--mean-value", type=float, action="append", default=None,
@@ -52,24 +61,22 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     _check_options(args)
     check_threads(args)
-    with required_modules("export" if args.engine == "onnxruntime" else "run"):
+    with required_modules("run", "run,onnx" if "onnxruntime" in (args.engine, args.compare) else None):
         return _run(args)
 
 
 def _check_options(args) -> None:
     """Refuse impossible numbers before loading anything."""
-    if args.batch is not None and args.batch < 1:
-        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    check_batch(args)
     if args.crop_size is not None and args.crop_size < 0:
         raise CaffeconfError.at(None, f"--crop-size must not be negative, got {args.crop_size}",
                                 hint="0 means no crop, as crop_size in transform_param")
     if args.scale is not None and not args.scale > 0:
         raise CaffeconfError.at(None, f"--scale must be positive, got {args.scale:g}")
-    if args.engine == "onnxruntime" and (args.precision != "fp32" or args.channels_last or args.device == "cuda"):
-        raise CaffeconfError.at(None, "--engine onnxruntime runs in fp32 on the CPU: it takes no --precision, "
-                                      "--channels-last or --device cuda")
-    if args.blobs is not None and not args.output:
-        raise CaffeconfError.at(None, "--blobs saves blobs to -o OUT.npz, but no -o was given")
+    _check_engines(args)
+    if args.blobs is not None and not (args.output or args.compare):
+        raise CaffeconfError.at(None, "--blobs saves blobs to -o OUT.npz (or compares them, with --compare), "
+                                      "but neither -o nor --compare was given")
     _check_outputs(args)
     if args.blobs is not None and not _blob_names(args.blobs):
         raise CaffeconfError.at(None, "--blobs needs blob names separated by commas, or 'all'")
@@ -86,6 +93,19 @@ def _check_outputs(args) -> None:
             check_writable(output, inputs)
     if args.output and args.write_weights and os.path.realpath(args.output) == os.path.realpath(args.write_weights):
         raise CaffeconfError.at(None, f"-o and --write-weights both name {args.output}: give two files")
+
+
+def _check_engines(args) -> None:
+    if args.tolerance is not None and args.compare is None:
+        raise CaffeconfError.at(None, "--tolerance is the limit of --compare, but no --compare was given")
+    if args.tolerance is not None and not 0 <= args.tolerance < float("inf"):
+        raise CaffeconfError.at(None, f"--tolerance must be a non-negative number, got {args.tolerance:g}")
+    if args.compare is not None and args.compare == args.engine:
+        raise CaffeconfError.at(None, f"--compare {args.compare} compares with the engine that ran, "
+                                      f"and --engine is {args.engine} too")
+    if "onnxruntime" in (args.engine, args.compare) and (args.precision != "fp32" or args.channels_last
+                                                          or args.device == "cuda"):
+        raise CaffeconfError.at(None, ORT_ONLY)
 
 
 def _blob_names(text: str) -> list[str]:
@@ -110,14 +130,15 @@ def _some_names(names: list[str], shown: int = 8) -> str:
 def _run(args) -> int:
     import torch
 
-    from ..run.device import autocast, describe, select_device, use_threads
+    from ..run.device import describe, select_device, use_threads
     from ..run.session import build_model, gather_inputs, save_outputs, summarize
     from ..caffe.weights import write_caffemodel
 
     warn(use_threads(args.threads))
     loaded = load_for_state(args)
     net, phase = loaded.net, loaded.state.phase
-    device = torch.device("cpu") if args.engine == "onnxruntime" else select_device(args.device)
+    explicit_ort = "onnxruntime" in (args.engine, args.compare)
+    device = torch.device("cpu") if explicit_ort else select_device(args.device)
     requested = _blob_names(args.blobs) if args.blobs is not None else []
     _check_blobs(requested, net)
     model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights)
@@ -128,45 +149,75 @@ def _run(args) -> int:
     if args.channels_last:
         model = model.to(memory_format=memory_format)
     inputs = {name: _to_device(value, device, memory_format) for name, value in inputs.items()}
-    # Inference only: create the blobs, then fold BatchNorm/Scale/Bias, residual sums and ReLUs into
-    # the convolutions (a copy; the blobs written by --write-weights stay Caffe's own). Folding
-    # skips the folded layers' tops, so not when --blobs asks for intermediate blobs.
     model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
-    if args.engine == "onnxruntime":
-        every_blob = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
-        blobs = _run_onnxruntime(net, model, inputs, every_blob if "all" in requested else requested)
-    else:
-        if not requested:
-            model.fold_for_inference()
-        with torch.no_grad(), autocast(device, args.precision):
-            blobs = model(inputs, keep_all=bool(requested))
-    outputs = {name: blobs[name] for name in model.outputs}
-    engine = "; engine ONNX Runtime" if args.engine == "onnxruntime" else ""
-    print(f"device: {describe(device)}; precision {args.precision}; phase {phase}{engine}")
-    for name, value in outputs.items():
-        print("\n".join(summarize(name, value)))
+    chosen = list(dict.fromkeys(top for layer in net.layers for top in layer.tops)) if "all" in requested \
+        else requested
+    engine, exported = _choose_engine(args, net, model, inputs, chosen, device)
+    blobs = _forward(engine, exported, model, inputs, chosen, device, args.precision)
+    by = " (auto)" if args.engine == "auto" and not args.compare else ""
+    print(f"device: {describe(device)}; precision {args.precision}; phase {phase}; engine {TITLES[engine]}{by}")
+    for name in model.outputs:
+        print("\n".join(summarize(name, blobs[name])))
     if args.output:
-        chosen = list(blobs) if "all" in requested else requested
-        save_outputs(args.output, {name: blobs[name] for name in [*model.outputs, *chosen]})
+        save_outputs(args.output, {name: blobs[name] for name in dict.fromkeys([*model.outputs, *chosen])})
     if args.write_weights:
         write_caffemodel(args.write_weights, net, model.blob_arrays())
+    if args.compare:
+        reference = _forward(args.compare, exported, model, inputs, chosen, device, args.precision)
+        _report_differences(blobs, reference, [n for n in dict.fromkeys([*model.outputs, *chosen]) if n not in inputs],
+                            engine, args.compare, 1e-4 if args.tolerance is None else args.tolerance)
     sys.stdout.flush()
     return 0
 
 
-def _run_onnxruntime(net: Net, model, inputs: dict, requested: list[str]) -> dict:
-    """The net exported in memory (its weights as `model` holds them) and run by ONNX Runtime: the
-    net's outputs and the `requested` blobs (final values), with the inputs, as tensors."""
+def _choose_engine(args, net: Net, model, inputs: dict, chosen: list[str], device):
+    """The engine of the pass, and the exported model when ONNX Runtime runs it (or is compared).
+    Auto takes ONNX Runtime for a CPU pass in fp32 when it is installed and the net exports
+    (faster per pass for ResNet-50, a toss-up for GoogLeNet: docs/export.md), else PyTorch, silently."""
+    engine = args.engine
+    if engine == "auto":
+        other = {"pytorch": "onnxruntime", "onnxruntime": "pytorch"}
+        engine = other[args.compare] if args.compare else \
+            "onnxruntime" if may_use_onnxruntime(device.type, args.precision, args.channels_last) else "pytorch"
+    if "onnxruntime" not in (engine, args.compare):
+        return engine, None
+    shapes = {name: tuple(value.shape) for name, value in inputs.items()}
+    quiet = args.engine == "auto" and not args.compare
+    exported = export_for_runtime(net, model, shapes, [n for n in chosen if n not in inputs], quiet=quiet)
+    return ("pytorch" if exported is None else engine), exported
+
+
+def _forward(engine: str, exported, model, inputs: dict, chosen: list[str], device, precision: str) -> dict:
+    """The blobs of one pass: the net's outputs and the `chosen` blobs (final values), with the inputs."""
     import torch
 
-    from ..export.graph import export_net
-    from ..export.ort import run_model
+    from ..run.device import autocast
 
-    shapes = {name: tuple(value.shape) for name, value in inputs.items()}
-    arrays = {name: value.numpy() for name, value in inputs.items()}
-    exported = export_net(net, model.blob_arrays(), shapes, extra_outputs=[n for n in requested if n not in arrays])
-    values = run_model(exported, arrays, torch.get_num_threads())
-    return {**inputs, **{name: torch.from_numpy(value) for name, value in values.items()}}
+    if engine == "onnxruntime":
+        from ..export.ort import run_model
+
+        arrays = {name: value.numpy() for name, value in inputs.items()}
+        values = run_model(exported, arrays, torch.get_num_threads())
+        return {**inputs, **{name: torch.from_numpy(value) for name, value in values.items()}}
+    # Inference only: fold BatchNorm/Scale/Bias, residual sums and ReLUs into the convolutions (a
+    # copy; the blobs written by --write-weights stay Caffe's own). Folding skips the folded layers'
+    # tops, so not when --blobs asks for intermediate blobs.
+    if not chosen:
+        model.fold_for_inference()
+    with torch.no_grad(), autocast(device, precision):
+        return model(inputs, keep_all=bool(chosen))
+
+
+def _report_differences(blobs: dict, reference: dict, names: list[str], engine: str, compared: str,
+                        tolerance: float) -> None:
+    """Print each blob's largest difference from the --compare engine's; refuse those above `tolerance`."""
+    rows = blob_differences(reference, blobs, names)
+    print("\n".join(format_differences(rows, engine, compared)))
+    above = [name for name, _, relative, _ in rows if not relative <= tolerance]
+    if above:
+        listed = ", ".join(above[:5]) + (f" and {len(above) - 5} more" if len(above) > 5 else "")
+        raise CaffeconfError.at(None, f"{len(above)} of {len(rows)} blobs differ from {TITLES[compared]}'s by more "
+                                      f"than --tolerance {tolerance:g} (relative): {listed}")
 
 
 def _to_device(value, device, memory_format):

@@ -1,11 +1,14 @@
-"""`caffeconf time NET`: average forward and backward time per layer and in total, like `caffe time`."""
+"""`caffeconf time NET`: average forward and backward time per layer and in total, like `caffe time`
+(PyTorch), or forward only through ONNX Runtime (--engine onnxruntime, or auto)."""
 
 from __future__ import annotations
 
 import sys
 
 from ..errors import CaffeconfError
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, warn, load_for_state
+from .engines import TITLES, add_engine_argument, export_for_runtime, may_use_onnxruntime
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
+    load_for_state, warn
 from .optional_modules import required_modules
 
 
@@ -20,19 +23,24 @@ def add_arguments(parser) -> None:
     add_device_argument(parser, "time")
     parser.add_argument("--seed", type=int, default=0, help="seed for fillers and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
+    add_engine_argument(parser, "pytorch", "runs the passes (ONNX Runtime: forward only; pytorch: forward and "
+                                           "backward, as `caffe time`)")
 
 
 def run(args) -> int:
     if args.iterations < 1:
         raise CaffeconfError.at(None, f"--iterations must be at least 1, got {args.iterations}")
-    if args.batch is not None and args.batch < 1:
-        raise CaffeconfError.at(None, f"--batch must be at least 1, got {args.batch}")
+    check_batch(args)
+    if args.engine == "onnxruntime" and args.device == "cuda":
+        raise CaffeconfError.at(None, "--engine onnxruntime runs on the CPU: it takes no --device cuda")
     check_threads(args)
-    with required_modules("time"):
+    with required_modules("time", "run,onnx" if args.engine == "onnxruntime" else None):
         return _time(args)
 
 
 def _time(args) -> int:
+    import torch
+
     from ..run.device import describe, select_device, use_threads
     from ..run.session import build_model, gather_inputs
     from ..run.timing import format_timing, time_net
@@ -41,10 +49,33 @@ def _time(args) -> int:
     warn(use_threads(args.threads))
     loaded = load_for_state(args, default_phase="TRAIN")
     net, phase = loaded.net, loaded.state.phase
-    device = select_device(args.device)
+    device = torch.device("cpu") if args.engine == "onnxruntime" else select_device(args.device)
     model = build_model(net, args.weights, phase, args.seed, device)
     inputs = gather_inputs(net, model, args.input, (), {}, args.seed, args.batch)
     inputs = {name: value.to(device) for name, value in inputs.items()}
-    print(f"device: {describe(device)}; phase {phase}")
-    sys.stdout.write(format_timing(time_net(model, inputs, args.iterations, device)))
+    exported = None
+    if args.engine == "onnxruntime" or (args.engine == "auto" and may_use_onnxruntime(device.type)):
+        shapes = {name: tuple(value.shape) for name, value in inputs.items()}
+        model.materialize(shapes)
+        exported = export_for_runtime(net, model, shapes, quiet=args.engine == "auto")
+    engine = "pytorch" if exported is None else "onnxruntime"
+    by = " (auto)" if args.engine == "auto" else ""
+    print(f"device: {describe(device)}; phase {phase}; engine {TITLES[engine]}{by}")
+    timing = time_net(model, inputs, args.iterations, device) if exported is None else \
+        _onnxruntime_timing(net, exported, inputs, args.iterations)
+    sys.stdout.write(format_timing(timing))
     return 0
+
+
+def _onnxruntime_timing(net, exported, inputs: dict, iterations: int):
+    import torch
+
+    from ..caffe.facts import FED_TYPES
+    from ..export.ort import time_model
+    from ..run.timing import LayerTime, Timing
+
+    arrays = {name: value.numpy() for name, value in inputs.items()}
+    forward_ms, layer_ms = time_model(exported, arrays, iterations, torch.get_num_threads())
+    layers = [LayerTime(layer.name, layer.type, layer_ms.get(layer.name, 0.0))
+              for layer in net.layers if layer.type not in FED_TYPES]
+    return Timing(iterations, forward_ms, layers=layers, backward=False)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from ..ir import Layer
 from ..run.params import Params, layer_params
@@ -53,6 +53,11 @@ class Graph:
         self.nodes.append(helper.make_node(op, list(inputs), list(outputs),
                                            name=self.fresh(f"{hint or op}/{op}"), **attributes))
         return list(outputs)
+
+
+def layer_of_node(name: str) -> str:
+    """The layer that wrote a node, from the node's name: `LAYER/OP`, made unique by a suffix on OP."""
+    return name.rpartition("/")[0]
 
 
 @dataclass
@@ -111,11 +116,30 @@ class Emit:
             raise Unexpressible("a reshape to a shape with a zero dim")
         return self.node("Reshape", [x, self.ints("shape", dims)], outputs)
 
+    def body(self) -> Graph:
+        """An empty graph for a Scan's body, its names unique with the whole model's."""
+        return Graph(self.graph.opset, used=self.graph.used)
+
+    def scan(self, body: Graph, inputs: Sequence[str], scanned: int, body_inputs: Sequence[tuple[str, Shape]],
+             body_outputs: Sequence[tuple[str, Shape]], outputs: Sequence[str]) -> list[str]:
+        """A Scan node: `inputs` are the initial states then `scanned` sequences (over axis 0); the
+        body reads the states and one step of each sequence and writes the new states then its
+        per-step outputs, which Scan stacks. Outputs: the final states, then the stacked outputs."""
+        graph = helper.make_graph(body.nodes, self.graph.fresh(f"{self.layer.name}/body"),
+                                  [value_info(n, s) for n, s in body_inputs],
+                                  [value_info(n, s) for n, s in body_outputs])
+        return self.node("Scan", inputs, outputs, body=graph, num_scan_inputs=scanned)
+
     def static(self, shape: Shape, what: str) -> Shape:
         """`shape`, which this mapping needs fixed: refused where a dim follows the batch size."""
         if None in shape:
             raise Unexpressible(f"{what} depends on the batch size, which a dynamic-batch export leaves open")
         return shape
+
+
+def value_info(name: str, shape: Shape):
+    """A float tensor's declaration; a batch-following dim (None) is the symbolic batch."""
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH if d is None else d for d in shape])
 
 
 def format_dims(shape: Shape) -> str:

@@ -14,13 +14,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import helper
 
 from ..caffe.facts import FED_TYPES
 from ..errors import CaffeconfError, Diagnostic
 from ..inspect.shapes import LayerShapes, infer_shapes
 from ..ir import Layer, Net, output_names
-from .emit import BATCH, DEFAULT_OPSET, MIN_OPSET, Graph, Emit, Shape, Unexpressible
+from .emit import DEFAULT_OPSET, MIN_OPSET, Graph, Emit, Shape, Unexpressible, format_dims, value_info
 from . import layers as table
 
 def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes: Mapping[str, Sequence[int]],
@@ -112,10 +112,6 @@ def _value_names(net: Net) -> list[list[str]]:
             for index, layer in enumerate(net.layers)]
 
 
-def _value_info(name: str, shape: Shape) -> onnx.ValueInfoProto:
-    return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH if d is None else d for d in shape])
-
-
 def _check_known(shapes: Sequence[Shape | None], dynamic_batch: bool) -> None:
     """Every shape known statically (but for the batch-following dims of a dynamic-batch export)."""
     if any(shape is None or (not dynamic_batch and None in shape) for shape in shapes):
@@ -128,14 +124,18 @@ def _graph_inputs(layer: Layer, entry: LayerShapes, top_names: list[str],
         raise Unexpressible(f"a {layer.type} layer reads its data itself; export a net whose inputs are "
                             "Input layers (a deploy net, e.g. --stage deploy)")
     _check_known(entry.tops, dynamic_batch)
-    return [_value_info(name, shape) for name, shape in zip(top_names, entry.tops)]
+    for top, shape in zip(layer.tops, entry.tops):
+        if any(dim is not None and dim < 1 for dim in shape):
+            raise Unexpressible(f"its top '{top}' has the shape {format_dims(shape)}: an exported input needs "
+                                f"every dim positive (give one with --input {top}=D1,D2,...)")
+    return [value_info(name, shape) for name, shape in zip(top_names, entry.tops)]
 
 
 def _graph_outputs(net: Net, entries: list[LayerShapes], extra: Sequence[str]) -> list[onnx.ValueInfoProto]:
     final = {top: shape for entry in entries for top, shape in zip(entry.layer.tops, entry.tops)}
     fed = {top for layer in net.layers if layer.type in FED_TYPES for top in layer.tops}
     wanted = [n for n in dict.fromkeys([*output_names(net.layers), *extra]) if n not in fed]
-    return [_value_info(name, final[name]) for name in wanted]
+    return [value_info(name, final[name]) for name in wanted]
 
 
 def _diagnostic(layer: Layer, message: str) -> Diagnostic:

@@ -463,3 +463,103 @@ def parameter(e: Emit) -> None:
 @emits("Silence")
 def silence(e: Emit) -> None:
     """Nothing to compute: Silence only ends its bottoms."""
+
+
+# ----------------------------------------------------------------- recurrent
+
+@emits("LSTM", "RNN")
+def recurrent(e: Emit) -> None:
+    """Caffe's unrolled LSTM or RNN as one Scan over time: the input terms of every step first
+    (W_x x_t + b, + W_static x_static), then each step from the previous state scaled by cont_t.
+    Without expose_hidden the states start at zero, as in Caffe's first forward (Caffe then carries
+    a forward's last states into the next one; an exported model starts every run afresh)."""
+    p = e.param("recurrent_param")
+    lstm, hidden, expose = e.layer.type == "LSTM", p["num_output"], p["expose_hidden"]
+    states = 2 if lstm else 1
+    static = len(e.inputs) > 2 + states * expose
+    x_shape = e.bottom_shapes[0]
+    if len(x_shape) < 3:
+        raise Unexpressible(f"x must be T x N x ..., got {len(x_shape)} axes")
+    streams, *features = e.static(x_shape[1:], "the number of streams or of x's features")
+    steps = e.reshape(e.inputs[0], x_shape, (x_shape[0], streams, math.prod(features)))
+    gate_x = e.node("Add", [*e.node("MatMul", [*steps, e.const("0", e.blobs[0].T)]), e.const("1", e.blobs[1])])
+    if static:
+        x_static = e.node("Flatten", [e.inputs[2]], axis=1)
+        gate_x = e.node("Add", [*gate_x, *e.node("MatMul", [*x_static, e.const("2", e.blobs[2].T)])])
+    if expose:
+        initial = [e.node("Squeeze", [state, e.ints("axes", [0])])[0] for state in e.inputs[2 + static:]]
+    else:
+        initial = [e.const(f"state{i}", np.zeros((streams, hidden))) for i in range(states)]
+    step = _lstm_step if lstm else _rnn_step
+    body_inputs, body_outputs, body = step(e, e.body(), e.blobs[2 + static:], streams, hidden)
+    final = [e.graph.fresh(f"{e.layer.name}/last{i}") for i in range(states)]
+    stacked = e.tops[0] if lstm else e.graph.fresh(f"{e.layer.name}/h")
+    e.scan(body, [*initial, *gate_x, e.inputs[1]], 2, body_inputs, body_outputs, [*final, stacked])
+    if not lstm:  # o_t = tanh(W_ho h_t + b_o)
+        output = e.node("MatMul", [stacked, e.const("o", e.blobs[-2].T)])
+        e.node("Tanh", e.node("Add", [*output, e.const("b_o", e.blobs[-1])]), e.out())
+    for index, state in enumerate(final if expose else []):
+        e.node("Unsqueeze", [state, e.ints("axes", [0])], e.out(1 + index))
+
+
+def _step_names(e: Emit, body, *names: str) -> list[str]:
+    return [body.fresh(f"{e.layer.name}/{name}") for name in names]
+
+
+def _writer(e: Emit, body):
+    """Emit.node for the body: nodes named after the layer, written into `body`."""
+    def node(op: str, inputs, outputs=1, **attributes) -> list[str]:
+        return body.node(op, inputs, outputs, hint=e.layer.name, **attributes)
+    return node
+
+
+def _kept_state(e: Emit, body, state: str, cont: str) -> tuple[str, str]:
+    """cont_t as a column, and the previous state times it (0 starts a sequence)."""
+    node = _writer(e, body)
+    column = node("Unsqueeze", [cont, e.ints("axes", [1])])[0]
+    return column, node("Mul", [state, column])[0]
+
+
+def _lstm_step(e: Emit, body, blobs, streams: int, hidden: int):
+    """LSTMUnit on W_hc (cont_t h) + gate_x_t."""
+    h, c, gate_x, cont, h_new, c_new, h_out = _step_names(e, body, "h_prev", "c_prev", "gate_x_t", "cont_t",
+                                                          "h_t", "c_t", "h_out")
+    node = _writer(e, body)
+    column, kept = _kept_state(e, body, h, cont)
+    gates = node("Add", [*node("MatMul", [kept, e.const("h", blobs[0].T)]), gate_x])
+    _lstm_cell(e, node, c, gates[0], column, hidden, 1, c_new, h_new)
+    node("Identity", [h_new], [h_out])
+    state, gate_shape = (streams, hidden), (streams, 4 * hidden)
+    return ([(h, state), (c, state), (gate_x, gate_shape), (cont, (streams,))],
+            [(h_new, state), (c_new, state), (h_out, state)], body)
+
+
+def _lstm_cell(e: Emit, node, c_prev: str, gates: str, column: str, hidden: int, axis: int,
+               c_new: str, h_new: str) -> None:
+    """Caffe's LSTMUnit: gates [i, f, o, g] along `axis`; the forget gate exactly 0 where cont is 0
+    (Caffe's, not cont x sigmoid)."""
+    i, f, o, g = node("Split", [gates, e.ints("split", [hidden] * 4)], 4, axis=axis)
+    zero = e.const("zero", 0.0)
+    forget = node("Where", [*node("Equal", [column, zero]), zero, *node("Mul", [column, *node("Sigmoid", [f])])])
+    node("Add", [*node("Mul", [*forget, c_prev]), *node("Mul", [*node("Sigmoid", [i]), *node("Tanh", [g])])], [c_new])
+    node("Mul", [*node("Sigmoid", [o]), *node("Tanh", [c_new])], [h_new])
+
+
+@emits("LSTMUnit")
+def lstm_unit(e: Emit) -> None:
+    """One step: c_prev (1 x N x H), gate input (1 x N x 4H), cont (1 x N) -> c, h."""
+    c_prev, gates, cont = e.inputs
+    hidden = e.static(e.bottom_shapes[0], "the hidden size")[-1]
+    column = e.node("Unsqueeze", [cont, e.ints("axes", [2])])[0]
+    _lstm_cell(e, e.node, c_prev, gates, column, hidden, 2, e.tops[0], e.tops[1])
+
+
+def _rnn_step(e: Emit, body, blobs, streams: int, hidden: int):
+    """h_t = tanh(W_hh (cont_t h_{t-1}) + gate_x_t)."""
+    h, gate_x, cont, h_new, h_out = _step_names(e, body, "h_prev", "gate_x_t", "cont_t", "h_t", "h_out")
+    node = _writer(e, body)
+    _, kept = _kept_state(e, body, h, cont)
+    node("Tanh", node("Add", [*node("MatMul", [kept, e.const("h", blobs[0].T)]), gate_x]), [h_new])
+    node("Identity", [h_new], [h_out])
+    state = (streams, hidden)
+    return [(h, state), (gate_x, state), (cont, (streams,))], [(h_new, state), (h_out, state)], body

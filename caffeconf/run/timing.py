@@ -34,6 +34,7 @@ class Timing:
     forward_ms: float = 0.0
     backward_ms: float = 0.0
     layers: list[LayerTime] = field(default_factory=list)
+    backward: bool = True  # False: the engine runs forward only (ONNX Runtime)
 
 
 def _clock(device: torch.device) -> float:
@@ -113,7 +114,12 @@ def format_timing(timing: Timing) -> str:
     lines = [f"Average time per layer ({timing.iterations} iterations):"]
     for record in timing.layers:
         lines.append(f"  {record.name:>{width}}  {record.type:<12} forward: {record.forward_ms:9.3f} ms."
-                     f"  backward: {record.backward_ms:9.3f} ms.")
+                     + (f"  backward: {record.backward_ms:9.3f} ms." if timing.backward else ""))
+    if not timing.backward:
+        lines += [f"Average Forward pass: {timing.forward_ms:.3f} ms.",
+                  "No backward pass: the engine runs inference only.",
+                  f"Total Time: {timing.forward_ms * timing.iterations:.3f} ms."]
+        return "\n".join(lines) + "\n"
     lines += [
         f"Average Forward pass: {timing.forward_ms:.3f} ms.",
         f"Average Backward pass: {timing.backward_ms:.3f} ms.",
