@@ -318,3 +318,31 @@ def test_a_field_some_copies_lack_is_a_parameter(tmp_path):
     assert params["bias_filler"] == {"type": "bool", "default": False}
     body = config["modules"]["conv_bn_relu"]["layers"][0]["convolution_param"]
     assert body["bias_filler"] == {"type": "${'constant' if bias_filler else null}"}
+
+
+def _conv_shaped(name: str, bottom: str, shape: str) -> str:
+    """A convolution + BatchNorm + ReLU unit whose kernel and pad are written as `shape`."""
+    return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"\n'
+            f'  convolution_param {{ num_output: 8 bias_term: false {shape} }} }}\n'
+            f'layer {{ name: "{name}_bn" type: "BatchNorm" bottom: "{name}" top: "{name}" }}\n'
+            f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
+
+
+def test_square_and_height_width_kernels_are_one_list_parameter(tmp_path):
+    shapes = ["kernel_size: 3 pad: 1", "kernel_h: 1 kernel_w: 7 pad_h: 0 pad_w: 3", "kernel_size: 1",
+              "kernel_h: 7 kernel_w: 1 pad_h: 3 pad_w: 0", "kernel_size: 3 pad: 1"] * 2
+    text = "".join(_conv_shaped(f"c{n}", f"c{n - 1}" if n else "data", shape) for n, shape in enumerate(shapes))
+    config, _ = _constructed(tmp_path, text)
+    unit = config["modules"]["conv_bn_relu"]
+    assert unit["params"] == {"kernel": {"type": "list[int]"}, "pad": {"type": "list[int]"}}
+    assert unit["layers"][0]["convolution_param"] == {
+        "num_output": 8, "bias_term": False,
+        "kernel_size": "${kernel if len(kernel) == 1 else null}",
+        "kernel_h": "${kernel[0] if len(kernel) == 2 else null}",
+        "kernel_w": "${kernel[1] if len(kernel) == 2 else null}",
+        "pad": "${pad if len(pad) == 1 else null}",
+        "pad_h": "${pad[0] if len(pad) == 2 else null}", "pad_w": "${pad[1] if len(pad) == 2 else null}"}
+    assert config["layers"][1] == {  # `[]`: no pad field at all
+        "use": "conv_bn_relu", "name": "c${i}", "repeat": 10,
+        "with": {"pad": "${[[1], [0, 3], [], [3, 0], [1], [1], [0, 3], [], [3, 0], [1]][i]}",
+                 "kernel": "${[[3], [1, 7], [1], [7, 1], [3], [3], [1, 7], [1], [7, 1], [3]][i]}"}}

@@ -26,10 +26,11 @@ from ..caffe.facts import SOURCE_TYPES
 from .config_text import yaml_item_lines
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
-from .params import ABSENT, Merge, Param, indexed, same
+from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same
 from .units import UnitModule, Use, with_units
 
 MAX_OCCURRENCES = 8  # of an id inside one name, when looking for its template
+_SHAPE_KEYS = {key: fields[0] for fields in SHAPE_FIELDS for key in fields[1:]}
 
 
 # ---------------------------------------------------------------------------
@@ -123,7 +124,9 @@ def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]])
     outputs = {layers[j].bottoms[k] for j in range(block.stop, len(layers))
                for k, source in enumerate(producer[j]) if source in block}
     members = [layers[i] for i in block]
-    return Instance(block, members, [compact_fields(dict(layer.fields)) for layer in members],
+    # a unit's fields are its parameters' values, written as they are (a list parameter stays a list)
+    fields = [dict(layer.fields) if isinstance(layer, Use) else compact_fields(dict(layer.fields)) for layer in members]
+    return Instance(block, members, fields,
                     inputs, blobs, outputs, tuple(wiring))
 
 
@@ -137,9 +140,10 @@ def producers(layers: tuple[Layer, ...]) -> list[list[int]]:
 
 
 def _skeleton(value: Any) -> Any:
-    """The layout of a field value: keys and message-list lengths, with scalars by kind."""
+    """The layout of a field value: keys and message-list lengths, with scalars by kind; a shape's
+    height and width count as its square field (one list parameter covers both forms)."""
     if isinstance(value, dict):
-        return tuple((key, _skeleton(item)) for key, item in value.items())
+        return frozenset((_SHAPE_KEYS.get(key, key), _skeleton(item)) for key, item in value.items())
     if isinstance(value, list):
         if any(isinstance(item, dict) for item in value):
             return ("messages", tuple(_skeleton(item) for item in value))

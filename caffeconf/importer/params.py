@@ -3,6 +3,8 @@
 A value that differs between copies becomes a parameter (values that differ alike share one); a
 scalar field that some copies lack becomes a nullable parameter (null leaves it out); a message that
 some copies lack and the others agree on is switched on by a bool parameter named after the field.
+A kernel, pad or stride written square (`kernel_size: 3`) in some copies and as height and width
+(`kernel_h: 1`, `kernel_w: 7`) in others is one list parameter: `[3]`, `[1, 7]`, or `[]` for neither.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ RESERVED = frozenset({"i", "id", "instance", "true", "false", "null", "min", "ma
 # Parameter names by the role of the Caffe field they set.
 ROLES = {"num_output": "channels", "kernel_size": "kernel", "negative_slope": "slope", "dropout_ratio": "ratio"}
 ABSENT = object()  # a field a copy does not set
+# Caffe's square field and its height/width pair, for the shapes a copy may write either way.
+SHAPE_FIELDS = (("kernel_size", "kernel_h", "kernel_w"), ("pad", "pad_h", "pad_w"), ("stride", "stride_h", "stride_w"))
 _EXPRESSION_TEXT = re.compile(r"[A-Za-z0-9_ ./+-]*")  # strings a `${'...'}` may hold as they are
 
 
@@ -48,6 +52,21 @@ class Switched:
     value: Any
 
 
+@dataclass(frozen=True)
+class Shaped:
+    """One of a shape's fields, read from a list parameter: the square field (`axis` None) takes a
+    one-element list, the height (0) and width (1) fields a two-element one."""
+
+    param: Param
+    axis: int | None
+
+    def expression(self) -> str:
+        name = self.param.name
+        if self.axis is None:
+            return "${" + name + " if len(" + name + ") == 1 else null}"
+        return "${" + f"{name}[{self.axis}] if len({name}) == 2 else null" + "}"
+
+
 @dataclass
 class Merge:
     """Field values of all copies merged into one module body, collecting parameters."""
@@ -60,8 +79,7 @@ class Merge:
         if all(same(value, first) for value in values):
             return first
         if all(isinstance(value, dict) for value in values):
-            keys = list(dict.fromkeys(k for value in values for k in value))
-            return {k: self._merge_present([value.get(k, ABSENT) for value in values], k, hint) for k in keys}
+            return self._merge_messages(values, hint)
         if all(isinstance(value, list) and len(value) == len(first) for value in values) \
                 and any(isinstance(v, dict) for v in first):
             return [self.merge([value[i] for value in values], key, hint) for i in range(len(first))]
@@ -77,6 +95,19 @@ class Merge:
             return self._switched(present[0], self.param([value is not ABSENT for value in values], key, hint))
         self.failed = True
         return None
+
+    def _merge_messages(self, values: list[dict[str, Any]], hint: str) -> dict[str, Any]:
+        keys = list(dict.fromkeys(k for value in values for k in value))
+        forms = {fields: found for fields in SHAPE_FIELDS for found in [_shape_forms(values, fields)] if found}
+        merged: dict[str, Any] = {}
+        for fields in _shape_order(keys, forms):
+            if fields in forms:  # a shape written both ways: its three fields read one list parameter
+                param = self.param(forms[fields], fields[0], hint)
+                merged.update({fields[0]: Shaped(param, None), fields[1]: Shaped(param, 0), fields[2]: Shaped(param, 1)})
+            else:
+                merged[fields[0]] = self._merge_present([value.get(fields[0], ABSENT) for value in values],
+                                                        fields[0], hint)
+        return merged
 
     def _switched(self, value: Any, switch: Param) -> Any:
         if isinstance(value, dict):
@@ -120,6 +151,8 @@ class Merge:
             return {key: self.named(item) for key, item in body.items()}
         if isinstance(body, list):
             return [self.named(item) for item in body]
+        if isinstance(body, Shaped):
+            return body.expression()
         if isinstance(body, Switched):
             return "${" + _expression_literal(body.value) + " if " + body.param.name + " else null}"
         for param in self.params:
@@ -130,6 +163,34 @@ class Merge:
     def choose_defaults(self) -> None:
         for param in self.params:
             _choose_default(param)
+
+
+def _shape_forms(values: list[dict[str, Any]], fields: tuple[str, str, str]) -> list[list[Any]] | None:
+    """Each copy's shape as `[n]` (square), `[h, w]` or `[]` (neither), when some copies write it
+    square and others as a pair; None otherwise, or where a copy mixes forms or writes a list
+    (`kernel_size: [1, 7]` is not `kernel_h`/`kernel_w` in the net)."""
+    square, height, width = fields
+    forms = []
+    for value in values:
+        pair = [value[key] for key in (height, width) if key in value]
+        if square in value:
+            forms.append([value[square]] if not pair and isinstance(value[square], int) else None)
+        else:
+            forms.append(pair if len(pair) != 1 and all(isinstance(item, int) for item in pair) else None)
+    if None in forms or not {1, 2} <= {len(form) for form in forms}:
+        return None
+    return forms
+
+
+def _shape_order(keys: list[str], shaped: dict[tuple[str, str, str], Any]) -> list[tuple[str, ...]]:
+    """The keys to merge, in order: a shape written both ways once, as its three fields, where the
+    first of them was; every other key alone."""
+    ordered: list[tuple[str, ...]] = []
+    for key in keys:
+        group = next((fields for fields in shaped if key in fields), (key,))
+        if group not in ordered:
+            ordered.append(group)
+    return ordered
 
 
 def same(a: Any, b: Any) -> bool:
