@@ -220,7 +220,8 @@ def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
     assert _uses(config) == {"conv_relu": 3, "inception": 9}
     inception = config["modules"]["inception"]
     assert list(inception["params"]) == ["n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"]
-    assert inception["layers"][0] == {"use": "conv_relu", "name": "1x1", "with": {"channels": "${n1x1}", "std": 0.03}}
+    assert inception["layers"][0] == {"use": "conv_relu", "name": "1x1", "with": {"channels": "${n1x1}"}}
+    assert config["modules"]["conv_relu"]["params"]["std"] == {"type": "float", "default": 0.03}  # 28 of 57 convolutions
     first = next(entry for entry in config["layers"] if entry.get("use") == "inception")
     assert first == {"use": "inception", "name": "inception_3a",
                      "with": {"n1x1": 64, "n3x3_reduce": 96, "n3x3": 128, "n5x5_reduce": 16, "n5x5": 32,
@@ -229,13 +230,17 @@ def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
 
 def test_resnet_is_bottlenecks_in_repeated_stages():
     config, _, _ = _factored("resnet/ResNet-50-deploy.prototxt")
-    assert _uses(config) == {"res": 4, "res_2": 12}  # the projecting first block of each stage, then the rest
-    assert config["modules"]["res_2"]["qualify"] is False
-    assert config["modules"]["res_2"]["outputs"] == ["res${id}"]
+    # the first block of each stage projects its shortcut, the others add their input
+    assert _uses(config) == {"bottleneck_projection": 4, "bottleneck": 12}
+    bottleneck = config["modules"]["bottleneck"]
+    assert bottleneck["qualify"] is False and bottleneck["outputs"] == ["res${id}"]
+    assert bottleneck["params"] == {"id": {"type": "string"}, "reduce": {"type": "int", "default": 256},
+                                    "channels": {"type": "int", "default": 1024}}
+    assert list(config["modules"]["bottleneck_projection"]["params"]) == ["id", "channels", "stride", "reduce"]
     repeats = [entry for entry in config["layers"] if "repeat" in entry]
-    assert [entry["repeat"] for entry in repeats] == [2, 3, 5]  # res5b and res5c: two lines, shorter than a repeat
-    assert repeats[2]["name"] == "res4${letter(i + 1)}"
-    assert repeats[2]["with"] == {"id": "4${letter(i + 1)}", "branch2a": 256, "branch2c": 1024}
+    # the other runs fit on one line each but a repeat of them would not: 3 lines, not 4
+    assert repeats == [{"use": "bottleneck", "name": "res4${letter(i + 1)}", "repeat": 5,
+                        "with": {"id": "4${letter(i + 1)}"}}]
 
 
 @pytest.mark.parametrize("name, expected", [("bvlc_googlenet/deploy.prototxt", "googlenet_modules.yaml"),
@@ -334,7 +339,8 @@ def test_square_and_height_width_kernels_are_one_list_parameter(tmp_path):
     text = "".join(_conv_shaped(f"c{n}", f"c{n - 1}" if n else "data", shape) for n, shape in enumerate(shapes))
     config, _ = _constructed(tmp_path, text)
     unit = config["modules"]["conv_bn_relu"]
-    assert unit["params"] == {"kernel": {"type": "list[int]"}, "pad": {"type": "list[int]"}}
+    assert unit["params"] == {"kernel": {"type": "list[int]", "default": [3]},  # 4 of 10
+                              "pad": {"type": "list[int]", "default": [1]}}
     assert unit["layers"][0]["convolution_param"] == {
         "num_output": 8, "bias_term": False,
         "kernel_size": "${kernel if len(kernel) == 1 else null}",

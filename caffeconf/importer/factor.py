@@ -26,6 +26,7 @@ from ..caffe.facts import SOURCE_TYPES
 from .config_text import yaml_item_lines
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
+from .names import block_word, common_prefix, instance_stem, module_names, port_names, role_names
 from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same
 from .units import UnitModule, Use, with_units
 
@@ -195,7 +196,7 @@ def prefixed_naming(copies: list[Instance]) -> Naming | None:
     instance_names = []
     for copy in copies:
         names = copy.names + copy.blobs
-        common = _common_prefix(names)
+        common = common_prefix(names)
         cut = max(common.rfind(separator) for separator in _SEPARATORS)
         if cut <= 0 or any(len(name) > cut and name[cut] not in _SEPARATORS for name in names):
             return None
@@ -227,16 +228,10 @@ def templated_naming(copies: list[Instance]) -> Naming | None:
 
 def _middles(names: list[str]) -> list[str] | None:
     """What differs between `names` once their common prefix and suffix are taken off."""
-    prefix = len(_common_prefix(names))
-    suffix = len(_common_prefix([name[prefix:][::-1] for name in names]))
+    prefix = len(common_prefix(names))
+    suffix = len(common_prefix([name[prefix:][::-1] for name in names]))
     middles = [name[prefix:len(name) - suffix] for name in names]
     return middles if all(middles) else None
-
-
-def _common_prefix(names: list[str]) -> str:
-    first, last = min(names), max(names)
-    size = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
-    return first[:size]
 
 
 def _template(names: list[str], ids: list[str]) -> str | None:
@@ -348,49 +343,50 @@ def _hint(written: str) -> str:
     return written.replace("${instance}", "").strip(_SEPARATORS)
 
 
-def build_module(name: str, copies: list[Instance], naming: Naming) -> Module | None:
+def build_module(copies: list[Instance], naming: Naming, sources: set[str]) -> Module | None:
+    """The module for `copies` (named later, by `find_modules`); `sources`: the data layers' tops."""
     merge = Merge()
-    body = [merge.merge([copy.fields[index] for copy in copies], "value", _hint(naming.layer_names[index]))
-            for index in range(len(copies[0].layers))]
+    body = []
+    for index in range(len(copies[0].layers)):
+        merge.layer = index
+        body.append(merge.merge([copy.fields[index] for copy in copies], "value", _hint(naming.layer_names[index])))
     if merge.failed:
         return None
-    merge.name_params()
+    merge.name_params(roles=role_names(merge.params, copies[0].layers, copies[0].wiring))
     body = [merge.named(fields) for fields in body]
     merge.choose_defaults()
     taken = set(naming.layer_names) | set(naming.blob_names)
-    ports = _port_names(len(copies[0].inputs), taken)
+    ports = port_names([copy.inputs for copy in copies], sources, taken)
     outputs = sorted({copy.blobs.index(blob) for copy in copies for blob in copy.outputs})
-    return Module(name, copies, naming, body, merge.params, ports, outputs)
-
-
-def _port_names(count: int, taken: set[str]) -> list[str]:
-    base = "x"
-    while base in taken or any(name.startswith(base) and name[len(base):].isdigit() for name in taken):
-        base += "_"
-    return [base] if count == 1 else [f"{base}{n}" for n in range(1, count + 1)]
+    return Module("", copies, naming, body, merge.params, ports, outputs)
 
 
 # ---------------------------------------------------------------------------
 # The plan: which blocks become which modules
 
 
-def find_modules(layers: tuple[Layer, ...]) -> list[Module]:
-    """Modules worth having (they save lines), each with its copies, in order of first copy."""
+def find_modules(layers: tuple[Layer, ...], taken: set[str]) -> list[Module]:
+    """Modules worth having (they save lines), each with its copies, in order of first copy, named
+    apart from each other and from `taken` (the units' names)."""
     producer = producers(layers)
     groups: dict[tuple, list[Instance]] = {}
     for block in segments(layers):
         if len(block) >= 2:
             copy = describe(block, layers, producer)
             groups.setdefault(copy.key(), []).append(copy)
+    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     modules: list[Module] = []
-    taken: set[str] = set()
     for copies in groups.values():
         for subset, naming in _namings(copies):
-            module = build_module(_module_name(naming, taken), subset, naming)
+            module = build_module(subset, naming, sources)
             if module is not None and module.lines_saved() > 0:
-                taken.add(module.name)
                 modules.append(module)
-    return sorted(modules, key=lambda module: module.copies[0].span.start)
+    modules.sort(key=lambda module: module.copies[0].span.start)
+    wanted = [(instance_stem(module.naming.instance_names), *block_word(module.copies[0].layers,
+                                                                        module.copies[0].wiring)) for module in modules]
+    for module, name in zip(modules, module_names(wanted, set(taken))):
+        module.name = name
+    return modules
 
 
 def _namings(copies: list[Instance]) -> list[tuple[list[Instance], Naming]]:
@@ -424,12 +420,6 @@ def _inner_names(copy: Instance) -> tuple:
 
 def _names_but_numbers(copy: Instance) -> tuple:
     return tuple(re.sub(r"[0-9]+", "#", name) for name in copy.names + copy.blobs)
-
-
-def _module_name(naming: Naming, taken: set[str]) -> str:
-    stem = re.match(r"[A-Za-z_]*", _common_prefix(naming.instance_names)).group().strip("_").lower() or "block"
-    stem = re.sub(r"[^a-z0-9_]", "_", stem)
-    return next(name for name in [stem] + [f"{stem}_{n}" for n in range(2, 10000)] if name not in taken)
 
 
 def entries(layers: tuple[Layer, ...], modules: list[Module]) -> list[dict[str, Any]]:
@@ -509,10 +499,10 @@ def _repeat(run: list[dict[str, Any]], defaults: Callable[[str], dict[str, Any]]
 
 def _sequence(texts: list[str]) -> str | None:
     """A template on the repeat index `i` for `texts` (fire2, fire3 -> fire${i + 2}; 2b, 2c -> 2${letter(i + 1)})."""
-    common = _common_prefix(texts)
+    common = common_prefix(texts)
     for prefix in (common.rstrip("0123456789"), common):  # whole numbers in the varying part, if that works
         middles = [text[len(prefix):] for text in texts]
-        suffix = _common_prefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
+        suffix = common_prefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
         expression = _counting([m[:len(m) - len(suffix)] for m in middles])
         if expression is not None and not {"$", "{", "}"} & set(prefix + suffix):
             return f"{prefix}${{{expression}}}{suffix}"
@@ -546,8 +536,8 @@ def factored_document(imported: Imported, render: Callable[[dict], str],
     best: tuple[str | None, list[str]] = (None, [])
     for over_units in (True, False):
         items, units = with_units(imported.layers) if over_units else (list(imported.layers), [])
-        text, notes = _checked(Plan(imported, tuple(items), units, find_modules(tuple(items))), render,
-                               compiles_back)
+        modules = find_modules(tuple(items), {unit.name for unit in units})
+        text, notes = _checked(Plan(imported, tuple(items), units, modules), render, compiles_back)
         if text is not None and _lines(text) < _lines(best[0] or flat):
             best = (text, notes)
     return best

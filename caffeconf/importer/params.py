@@ -35,6 +35,7 @@ class Param:
     name: str = ""
     default: Any = None
     has_default: bool = False
+    layers: set[int] = field(default_factory=set)  # the module's layers it is used in
 
     @property
     def placeholder(self) -> str:
@@ -73,6 +74,7 @@ class Merge:
 
     params: list[Param] = field(default_factory=list)
     failed: bool = False
+    layer: int = 0  # the layer being merged, recorded in the parameters it uses
 
     def merge(self, values: list[Any], key: str, hint: str) -> Any:
         first = values[0]
@@ -119,23 +121,28 @@ class Merge:
         return Switched(switch, value)
 
     def param(self, values: list[Any], key: str, hint: str) -> Param:
-        for known in self.params:
-            if all(same(a, b) for a, b in zip(known.values, values)):
-                return known
-        kind = _kind([value for value in values if value is not None])
-        if kind is None:
-            self.failed = True
-        self.params.append(Param(key, hint, values, kind or "string"))
-        return self.params[-1]
+        found = next((known for known in self.params if all(same(a, b) for a, b in zip(known.values, values))), None)
+        if found is None:
+            kind = _kind([value for value in values if value is not None])
+            if kind is None:
+                self.failed = True
+            found = Param(key, hint, values, kind or "string")
+            self.params.append(found)
+        found.layers.add(self.layer)
+        return found
 
-    def name_params(self, taken: set[str] | None = None) -> None:
-        """By the field's role where only one parameter sets that field, else by the layer (`n1x1`
-        for the channels of layer 1x1), else by both."""
+    def name_params(self, taken: set[str] | None = None, roles: dict[int, str] | None = None) -> None:
+        """By `roles[id(param)]` where the block gives one; else by the field's role where only one
+        parameter sets that field, else by the layer (`n1x1` for the channels of layer 1x1), else by both."""
         keys = Counter(param.key for param in self.params)
         hints = Counter(param.hint for param in self.params)
-        taken = set(taken or ())
+        roles = roles or {}
+        taken = set(taken or ()) | set(roles.values())
         for param in self.params:
             role = ROLES.get(param.key, param.key)
+            if id(param) in roles:
+                param.name = roles[id(param)]
+                continue
             if keys[param.key] == 1:
                 wanted = role
             elif hints[param.hint] == 1 and param.hint:
@@ -250,14 +257,29 @@ def _kind(values: list[Any]) -> str | None:
 
 
 def _choose_default(param: Param) -> None:
-    """The most common value, when most copies share it; a field most copies leave out: null."""
-    counts = Counter(repr(value) for value in param.values)
-    text, count = counts.most_common(1)[0]
-    if count >= 2 and count * 2 > len(param.values):
+    """The value more copies share than any other, if a third of them do (fewer would be a chance
+    default no person would write): each copy with the default leaves it out of its `with`. A field
+    some copies leave out: the value most copies share, else null (the only default such a
+    parameter can have)."""
+    counts = Counter(repr(value) for value in param.values).most_common(2)
+    (text, count), runner_up = counts[0], (counts[1][1] if len(counts) > 1 else 0)
+    most = count * 2 > len(param.values) if None in param.values else count > runner_up \
+        and count * 3 >= len(param.values)
+    if count >= 2 and most:
         param.default = next(value for value in param.values if repr(value) == text)
         param.has_default = True
     elif None in param.values:
         param.default, param.has_default = None, True  # null is the only default a field left out can have
+
+
+def plain_ports(count: int, taken: set[str]) -> list[str]:
+    """Names for `count` inputs that have no role of their own: `x`, `x` and `y`, or `x1`...`xn`."""
+    if count == 2 and not {"x", "y"} & taken:
+        return ["x", "y"]
+    base = "x"
+    while base in taken or any(name.startswith(base) and name[len(base):].isdigit() for name in taken):
+        base += "_"
+    return [base] if count == 1 else [f"{base}{n}" for n in range(1, count + 1)]
 
 
 def identifier(wanted: str, taken: set[str]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from ..caffe.facts import SOURCE_TYPES
 from ..ir import Layer
 from .document import compact_fields, layer_entry, literal
-from .params import Merge, identifier, same
+from .params import Merge, identifier, plain_ports, same
 
 # Short words for layer types in module names; a Scale right after a BatchNorm is part of `bn`.
 _TYPE_WORDS = {"Convolution": "conv", "Deconvolution": "deconv", "InnerProduct": "fc", "BatchNorm": "bn",
@@ -170,8 +170,8 @@ def _unit(runs: list[range], layers: tuple[Layer, ...], taken: set[str]) -> tupl
     params = {param.name: param.declaration() for param in merge.params}
     params.update({key: {"type": "string", "default": pattern.template()} for key, pattern in name_params.items()})
     count = len(members[0][0].bottoms)
-    unit = UnitModule(identifier(_unit_name(types), taken), types, ["x"] if count == 1 else
-                      [f"x{n}" for n in range(1, count + 1)], [merge.named(fields) for fields in body],
+    unit = UnitModule(identifier(_unit_name(types), taken), types, plain_ports(count, set()),
+                      [merge.named(fields) for fields in body],
                       layer_names, params, name_params)
     uses = []
     for index, copy in enumerate(members):
