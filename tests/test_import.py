@@ -352,3 +352,31 @@ def test_square_and_height_width_kernels_are_one_list_parameter(tmp_path):
         "use": "conv_bn_relu", "name": "c${i}", "repeat": 10,
         "with": {"pad": "${[[1], [0, 3], [], [3, 0], [1], [1], [0, 3], [], [3, 0], [1]][i]}",
                  "kernel": "${[[3], [1, 7], [1], [7, 1], [3], [3], [1, 7], [1], [7, 1], [3]][i]}"}}
+
+
+def _residual_block(name: str, bottom: str, shortcut: str) -> str:
+    return (f'layer {{ name: "{name}/conv" type: "Convolution" bottom: "{bottom}" top: "{name}/conv"'
+            f' convolution_param {{ num_output: 3 kernel_size: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+            f'layer {{ name: "{name}/relu" type: "ReLU" bottom: "{name}/conv" top: "{name}/conv" }}\n'
+            f'layer {{ name: "{name}/conv2" type: "Convolution" bottom: "{name}/conv" top: "{name}/conv2"'
+            f' convolution_param {{ num_output: 3 kernel_size: 3 pad: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+            f'layer {{ name: "{name}/sum" type: "Eltwise" bottom: "{name}/conv2" bottom: "{shortcut}" top: "{name}/sum" }}\n')
+
+
+def test_blocks_that_differ_only_in_the_blobs_they_read_share_one_module(tmp_path):
+    # b1, b3, b5 add their own input; b2, b4, b6 add the data instead
+    text, bottom = "", "data"
+    for n in range(1, 7):
+        text += _residual_block(f"b{n}", bottom, bottom if n % 2 else "data")
+        bottom = f"b{n}/sum"
+    config, _ = _constructed(tmp_path, text)
+    residual = config["modules"]["residual"]  # an Eltwise sum closing the block, named for it (`b` says nothing)
+    assert residual["inputs"] == ["x", "y"] and residual["outputs"] == ["sum"]
+    assert residual["layers"][0]["bottom"] == "x" and residual["layers"][3]["bottom"] == ["conv2", "y"]
+    assert config["layers"][1:] == [
+        {"use": "residual", "name": "b1", "bottom": ["data", "data"]},
+        {"use": "residual", "name": "b2", "bottom": ["b1/sum", "data"]},
+        {"use": "residual", "name": "b3", "bottom": ["b2/sum", "b2/sum"]},
+        {"use": "residual", "name": "b4", "bottom": ["b3/sum", "data"]},
+        {"use": "residual", "name": "b5", "bottom": ["b4/sum", "b4/sum"]},
+        {"use": "residual", "name": "b6", "bottom": ["b5/sum", "data"]}]

@@ -16,6 +16,7 @@ The caller checks that the result compiles back to the net, dropping modules tha
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections import Counter
@@ -85,7 +86,7 @@ class Instance:
     span: range
     layers: list[Layer]
     fields: list[dict[str, Any]]  # per layer, compacted
-    inputs: list[str]  # blobs from before the block, in order of first read
+    inputs: list[str]  # blobs from before the block: one per read (see `bind_ports`), in order
     blobs: list[str]  # blobs the block produces, in order of first production
     outputs: set[str]  # produced blobs read after the block
     wiring: tuple  # per layer: (type, bottom refs, top refs); a ref is ("in", k) or ("blob", k)
@@ -97,11 +98,13 @@ class Instance:
                                                         for name in layer.names.values()]
 
     def key(self) -> tuple:
-        return (self.wiring, len(self.inputs), tuple(_skeleton(f) for f in self.fields))
+        return (self.wiring, tuple(_skeleton(f) for f in self.fields))
 
 
 def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]]) -> Instance:
-    """`producer[j][k]`: the index of the layer that wrote layer j's k-th bottom (-1: none)."""
+    """`producer[j][k]`: the index of the layer that wrote layer j's k-th bottom (-1: none). Each read
+    of a blob from before the block is an input of its own, so that blocks that differ only in which
+    blobs they read (one blob twice, or two) are alike; `bind_ports` joins them for a module's copies."""
     inputs: list[str] = []
     blobs: list[str] = []
     wiring = []
@@ -112,12 +115,13 @@ def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]])
             if producer[index][position] in block:
                 bottoms.append(("blob", blobs.index(blob)))
             else:
-                inputs += [] if blob in inputs else [blob]
-                bottoms.append(("in", inputs.index(blob)))
+                inputs.append(blob)
+                bottoms.append(("in", len(inputs) - 1))
         tops = []
         for top in layer.tops:
-            if top in inputs and top in layer.bottoms:
-                tops.append(("in", inputs.index(top)))
+            read = bottoms[layer.bottoms.index(top)] if top in layer.bottoms else None
+            if read is not None and read[0] == "in":
+                tops.append(read)  # in place on an input
             else:
                 blobs += [] if top in blobs else [top]
                 tops.append(("blob", blobs.index(top)))
@@ -127,8 +131,23 @@ def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]])
     members = [layers[i] for i in block]
     # a unit's fields are its parameters' values, written as they are (a list parameter stays a list)
     fields = [dict(layer.fields) if isinstance(layer, Use) else compact_fields(dict(layer.fields)) for layer in members]
-    return Instance(block, members, fields,
-                    inputs, blobs, outputs, tuple(wiring))
+    return Instance(block, members, fields, inputs, blobs, outputs, tuple(wiring))
+
+
+def bind_ports(copies: list[Instance]) -> list[Instance]:
+    """The copies with their reads joined into ports: two reads are one port where every copy reads
+    one blob at both (a block reading `a` twice and one reading `a` and `b` share a module of two
+    ports, the first bound to `[a, a]`)."""
+    reads = list(zip(*[copy.inputs for copy in copies]))  # per read: the blob of each copy
+    ports = list(dict.fromkeys(reads))
+    port = [ports.index(blobs) for blobs in reads]
+
+    def rebound(refs: tuple) -> tuple:
+        return tuple(("in", port[k]) if kind == "in" else (kind, k) for kind, k in refs)
+
+    return [dataclasses.replace(copy, inputs=[blobs[number] for blobs in ports],
+                                wiring=tuple((kind, rebound(bottoms), rebound(tops)) for kind, bottoms, tops in copy.wiring))
+            for number, copy in enumerate(copies)]
 
 
 def producers(layers: tuple[Layer, ...]) -> list[list[int]]:
@@ -345,6 +364,7 @@ def _hint(written: str) -> str:
 
 def build_module(copies: list[Instance], naming: Naming, sources: set[str]) -> Module | None:
     """The module for `copies` (named later, by `find_modules`); `sources`: the data layers' tops."""
+    copies = bind_ports(copies)
     merge = Merge()
     body = []
     for index in range(len(copies[0].layers)):
