@@ -380,3 +380,19 @@ def test_blocks_that_differ_only_in_the_blobs_they_read_share_one_module(tmp_pat
         {"use": "residual", "name": "b4", "bottom": ["b3/sum", "data"]},
         {"use": "residual", "name": "b5", "bottom": ["b4/sum", "b4/sum"]},
         {"use": "residual", "name": "b6", "bottom": ["b5/sum", "data"]}]
+
+
+def test_an_input_every_copy_binds_to_one_data_top_is_a_port_named_after_it(tmp_path):
+    text, bottom = 'layer { name: "labels" type: "Input" top: "label" input_param { shape { dim: 1 } } }\n', "data"
+    for n in range(1, 7):
+        text += (f'layer {{ name: "s{n}/fc" type: "InnerProduct" bottom: "{bottom}" top: "s{n}/fc"'
+                 f' inner_product_param {{ num_output: 10 weight_filler {{ type: "xavier" }} }} }}\n'
+                 f'layer {{ name: "s{n}/relu" type: "ReLU" bottom: "s{n}/fc" top: "s{n}/fc" }}\n'
+                 f'layer {{ name: "s{n}/loss" type: "SoftmaxWithLoss" bottom: "s{n}/fc" bottom: "label" top: "s{n}/loss"'
+                 f' loss_weight: 0.3 }}\n')
+        bottom = f"s{n}/fc"
+    config, _ = _constructed(tmp_path, text)
+    (module,) = config["modules"].values()
+    assert module["inputs"] == ["x", "label"]
+    assert module["layers"][2]["bottom"] == ["fc", "label"]
+    assert {"use": "s", "name": "s2", "bottom": ["s1/fc", "label"]} in config["layers"]
