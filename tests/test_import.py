@@ -231,8 +231,11 @@ def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
 def test_resnet_is_bottlenecks_in_repeated_stages():
     config, _, _ = _factored("resnet/ResNet-50-deploy.prototxt")
     # the first block of each stage projects its shortcut, the others add their input
-    assert _uses(config) == {"bottleneck_projection": 4, "bottleneck": 12}
+    assert _uses(config) == {"conv_bn_relu": 1, "bottleneck_projection": 4, "bottleneck": 12}
     bottleneck = config["modules"]["bottleneck"]
+    # convolution + BatchNorm + Scale with or without its ReLU: one unit, the ReLU `when: ${relu}`
+    assert bottleneck["layers"][2] == {"use": "conv_bn_relu", "name": "res${id}_branch2c",
+                                       "with": {"channels": "${channels}", "relu": False}}
     assert bottleneck["qualify"] is False and bottleneck["outputs"] == ["res${id}"]
     assert bottleneck["params"] == {"id": {"type": "string"}, "reduce": {"type": "int", "default": 256},
                                     "channels": {"type": "int", "default": 1024}}
@@ -396,3 +399,19 @@ def test_an_input_every_copy_binds_to_one_data_top_is_a_port_named_after_it(tmp_
     assert module["inputs"] == ["x", "label"]
     assert module["layers"][2]["bottom"] == ["fc", "label"]
     assert {"use": "s", "name": "s2", "bottom": ["s1/fc", "label"]} in config["layers"]
+
+
+def test_units_that_lack_their_last_layer_share_the_unit_with_a_bool_switch(tmp_path):
+    text = ""
+    for n in range(9):
+        unit = _conv(f"c{n}", f"c{n - 1}" if n else "data", 8)
+        text += unit[:unit.rindex("layer {")] if n % 3 == 2 else unit  # c2, c5, c8: no ReLU
+    config, _ = _constructed(tmp_path, text)
+    assert list(config["modules"]) == ["conv_bn_relu"]
+    unit = config["modules"]["conv_bn_relu"]
+    assert unit["params"] == {"relu": {"type": "bool", "default": True}}
+    assert unit["layers"][-1] == {"name": "${instance}_relu", "type": "ReLU", "in_place": True, "when": "${relu}"}
+    assert config["layers"][1:] == [
+        {"use": "conv_bn_relu", "name": "c${i}", "repeat": 7,
+         "with": {"relu": "${[true, true, false, true, true, false, true][i]}"}},
+        {"use": "conv_bn_relu", "name": "c${i + 7}", "repeat": 2, "with": {"relu": "${[true, false][i]}"}}]

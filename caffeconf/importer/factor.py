@@ -549,15 +549,17 @@ def factored_document(imported: Imported, render: Callable[[dict], str],
                       compiles_back: Callable[[str], bool]) -> tuple[str | None, list[str]]:
     """The modular config text, or None (with a note) when no modules could be kept.
 
-    Blocks are factored both over units and over plain layers; the shortest document wins, the flat
-    one (None) included. Every candidate is checked by compiling: a module whose config does not give
+    Blocks are factored over units, over units that may lack their last layer, and over plain layers;
+    the shortest document wins, the flat one (None) included. Every candidate is checked by compiling: a module whose config does not give
     back the net exactly is left flat and reported, so the result is always exact."""
     flat = render(document(imported, flat_entries(imported.layers)))
     best: tuple[str | None, list[str]] = (None, [])
-    for over_units in (True, False):
-        items, units = with_units(imported.layers) if over_units else (list(imported.layers), [])
-        modules = find_modules(tuple(items), {unit.name for unit in units})
-        text, notes = _checked(Plan(imported, tuple(items), units, modules), render, compiles_back)
+    for over_units, optional_last in ((True, False), (True, True), (False, False)):
+        items, units = with_units(imported.layers, optional_last) if over_units else (list(imported.layers), [])
+        plan = Plan(imported, tuple(items), units, find_modules(tuple(items), {unit.name for unit in units}))
+        if _lines(plan.text(plan.modules, True, render)) >= _lines(best[0] or flat):
+            continue  # the shortest it could be is not shorter: not worth compiling
+        text, notes = _checked(plan, render, compiles_back)
         if text is not None and _lines(text) < _lines(best[0] or flat):
             best = (text, notes)
     return best
