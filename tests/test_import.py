@@ -13,6 +13,7 @@ from caffeconf.caffe import prototxt, serde, upgrade
 from caffeconf.cli import main
 from caffeconf.compile.compiler import compile_file
 from caffeconf.errors import CaffeconfError, render_text
+from caffeconf.importer.names import instance_stem, module_names
 from caffeconf.importer.read import import_config, read_net
 from caffeconf.caffe import caffe_pb2
 
@@ -415,3 +416,15 @@ def test_units_that_lack_their_last_layer_share_the_unit_with_a_bool_switch(tmp_
         {"use": "conv_bn_relu", "name": "c${i}", "repeat": 7,
          "with": {"relu": "${[true, true, false, true, true, false, true][i]}"}},
         {"use": "conv_bn_relu", "name": "c${i + 7}", "repeat": 2, "with": {"relu": "${[true, false][i]}"}}]
+
+
+def test_module_names_come_from_the_instances_and_what_the_block_is():
+    assert instance_stem(["res2a", "res3a", "res4a"]) == "res"  # no number cut in the middle
+    assert instance_stem(["inception_resnet_v2_a1", "inception_resnet_v2_a2"]) == "inception_resnet_v2_a"
+    assert instance_stem(["inception_3a", "inception_4b"]) == "inception"
+    # an abbreviation gives way to what the block is; a name two modules want tells the projecting one apart
+    assert module_names([("res", "bottleneck", True), ("res", "bottleneck", False), ("fire", None, False),
+                         ("xception", "residual", True), ("xception", "residual", False), ("", None, False)],
+                        {"conv_bn_relu"}) == ["bottleneck_projection", "bottleneck", "fire", "xception_projection",
+                                              "xception", "block"]
+    assert module_names([("conv_bn_relu", None, False)], {"conv_bn_relu"}) == ["conv_bn_relu_2"]  # a unit's name
