@@ -14,6 +14,7 @@ from caffeconf.cli import main
 from caffeconf.compile.compiler import compile_file
 from caffeconf.errors import CaffeconfError, render_text
 from caffeconf.importer.names import instance_stem, module_names
+from caffeconf.importer.params import Merge, Param
 from caffeconf.importer.read import import_config, read_net
 from caffeconf.caffe import caffe_pb2
 
@@ -428,3 +429,17 @@ def test_module_names_come_from_the_instances_and_what_the_block_is():
                         {"conv_bn_relu"}) == ["bottleneck_projection", "bottleneck", "fire", "xception_projection",
                                               "xception", "block"]
     assert module_names([("conv_bn_relu", None, False)], {"conv_bn_relu"}) == ["conv_bn_relu_2"]  # a unit's name
+
+
+@pytest.mark.parametrize("values, default", [
+    ([1, 1, 1, 2, 3, 4, 5], {"default": 1}),  # more than any other value, and a third of the copies
+    ([1, 1, 2, 3, 4, 5, 6], {}),  # two of seven: a chance default no person would write
+    ([1, 1, 2, 2, 3], {}),  # no value more than any other
+    ([None, 1, 1, 2], {"default": None}),  # a field some copies leave out: its value only if most have it
+    ([None, 1, 1, 1], {"default": 1}),
+])
+def test_a_default_is_the_value_more_copies_share_than_any_other(values, default):
+    param = Param("num_output", "conv", values, "int")
+    merge = Merge(params=[param])
+    merge.choose_defaults()
+    assert param.declaration() == {"type": "int", **default}
