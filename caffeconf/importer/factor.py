@@ -4,11 +4,13 @@ segment → describe → group → module → entries → repeat:
 - The layer list is cut where at most one blob is live (data-layer blobs such as `label`
   aside); in-place layers stay with the block they modify, and neighbours that share a name
   prefix (`fire2/...`) join.
-- Blocks with the same types, wiring and field layout are copies of one module. Their names
-  become either a qualified module (`inception_3a/1x1` → `1x1`) or, for schemes like ResNet's
-  `res2a_branch2a`, a `qualify: false` module whose names are templates on an `id` parameter.
-  Field values that differ between copies become parameters (one per distinct pattern; the most
-  common value is the default).
+- Blocks with the same types, wiring and field layout are copies of one module; each read from
+  before a block is an input of its own until `bind_ports` joins the reads every copy makes of one
+  blob into one port. Their names become either a qualified module (`inception_3a/1x1` → `1x1`),
+  a `qualify: false` module on `${instance}`, or, for schemes like ResNet's `res2a_branch2a`, one
+  whose names are templates on an `id` parameter. Field values that differ between copies become
+  parameters (one per distinct pattern; see `params` for defaults and shapes).
+- Modules, parameters and ports are named from structure (`names`).
 - Consecutive uses whose names follow a sequence and whose other values agree become one
   `repeat`.
 The caller checks that the result compiles back to the net, dropping modules that do not.

@@ -74,7 +74,8 @@ def block_word(layers: list[Layer], wiring: tuple) -> tuple[str | None, bool]:
     found = residual(layers, wiring)
     if found is None:
         return None, False
-    convolutions = sum(first_type(item) == "Convolution" for item in layers) - found.projection
+    shortcut = 1 if found.projection else 0  # the projection's convolution is not on the main branch
+    convolutions = sum(first_type(item) == "Convolution" for item in layers) - shortcut
     return ("bottleneck" if convolutions == 3 else "residual"), found.projection
 
 
