@@ -443,3 +443,21 @@ def test_a_default_is_the_value_more_copies_share_than_any_other(values, default
     merge = Merge(params=[param])
     merge.choose_defaults()
     assert param.declaration() == {"type": "int", **default}
+
+
+def test_the_one_varying_width_among_fixed_ones_is_named_after_its_layer(tmp_path):
+    def conv(name: str, bottom: str, channels: int) -> str:
+        return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"'
+                f' convolution_param {{ num_output: {channels} kernel_size: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+                f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
+    text, bottom = "", "data"
+    for n, width in enumerate([4, 8, 8, 12], start=1):
+        text += (conv(f"m{n}/1x1", bottom, 8) + conv(f"m{n}/3x3", bottom, 16) + conv(f"m{n}/pool_proj", bottom, width)
+                 + f'layer {{ name: "m{n}/output" type: "Concat" bottom: "m{n}/1x1" bottom: "m{n}/3x3"'
+                   f' bottom: "m{n}/pool_proj" top: "m{n}/output" }}\n')
+        bottom = f"m{n}/output"
+    config, _ = _constructed(tmp_path, text)
+    block = config["modules"]["m"]
+    assert block["params"] == {"pool_proj": {"type": "int", "default": 8}}  # not `channels`: 1x1 and 3x3 have theirs
+    assert block["layers"][2] == {"use": "conv_relu", "name": "pool_proj", "bottom": "x",
+                                  "with": {"channels": "${pool_proj}"}}

@@ -75,9 +75,11 @@ class Merge:
     params: list[Param] = field(default_factory=list)
     failed: bool = False
     layer: int = 0  # the layer being merged, recorded in the parameters it uses
+    set_in: dict[str, dict[int, str]] = field(default_factory=dict)  # per field: each layer's first value
 
     def merge(self, values: list[Any], key: str, hint: str) -> Any:
         first = values[0]
+        self._note(first)
         if all(same(value, first) for value in values):
             return first
         if all(isinstance(value, dict) for value in values):
@@ -97,6 +99,13 @@ class Merge:
             return self._switched(present[0], self.param([value is not ABSENT for value in values], key, hint))
         self.failed = True
         return None
+
+    def _note(self, fields: Any) -> None:
+        """Record the fields a layer sets (as its first copy has them), for naming parameters."""
+        if isinstance(fields, dict):
+            for key, item in fields.items():
+                self.set_in.setdefault(key, {})[self.layer] = repr(item)
+                self._note(item)
 
     def _merge_messages(self, values: list[dict[str, Any]], hint: str) -> dict[str, Any]:
         keys = list(dict.fromkeys(k for value in values for k in value))
@@ -133,7 +142,9 @@ class Merge:
 
     def name_params(self, taken: set[str] | None = None, roles: dict[int, str] | None = None) -> None:
         """By `roles[id(param)]` where the block gives one; else by the field's role where only one
-        parameter sets that field, else by the layer (`n1x1` for the channels of layer 1x1), else by both."""
+        parameter sets that field, unless it sets it in one layer while others set it to values of
+        their own; else by the layer for a width (`n1x1` for the channels of layer 1x1, `pool_proj`);
+        else by both (`pad_pool`)."""
         keys = Counter(param.key for param in self.params)
         hints = Counter(param.hint for param in self.params)
         roles = roles or {}
@@ -143,9 +154,11 @@ class Merge:
             if id(param) in roles:
                 param.name = roles[id(param)]
                 continue
-            if keys[param.key] == 1:
+            others = {value for layer, value in self.set_in.get(param.key, {}).items() if layer not in param.layers}
+            one_of_several = len(param.layers) == 1 and len(others) > 1
+            if keys[param.key] == 1 and not (one_of_several and param.hint):
                 wanted = role
-            elif hints[param.hint] == 1 and param.hint:
+            elif hints[param.hint] == 1 and param.hint and (keys[param.key] > 1 or role == "channels"):
                 wanted = param.hint if param.hint[0].isalpha() else _initial(role) + param.hint
             else:
                 wanted = f"{role}_{param.hint}"
