@@ -338,6 +338,12 @@ def _conv_shaped(name: str, bottom: str, shape: str) -> str:
             f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
 
 
+def _toml_round_trips(tmp_path) -> None:
+    """The constructed net at tmp_path/net.prototxt, imported with modules as TOML, compiles back to it."""
+    source = tmp_path / "net.prototxt"
+    assert compiled(import_config(source, modules=True, as_toml=True).text, tmp_path, ".toml") == upgraded(source)
+
+
 def test_square_and_height_width_kernels_are_one_list_parameter(tmp_path):
     shapes = ["kernel_size: 3 pad: 1", "kernel_h: 1 kernel_w: 7 pad_h: 0 pad_w: 3", "kernel_size: 1",
               "kernel_h: 7 kernel_w: 1 pad_h: 3 pad_w: 0", "kernel_size: 3 pad: 1"] * 2
@@ -357,6 +363,7 @@ def test_square_and_height_width_kernels_are_one_list_parameter(tmp_path):
         "use": "conv_bn_relu", "name": "c${i}", "repeat": 10,
         "with": {"pad": "${[[1], [0, 3], [], [3, 0], [1], [1], [0, 3], [], [3, 0], [1]][i]}",
                  "kernel": "${[[3], [1, 7], [1], [7, 1], [3], [3], [1, 7], [1], [7, 1], [3]][i]}"}}
+    _toml_round_trips(tmp_path)
 
 
 def _residual_block(name: str, bottom: str, shortcut: str) -> str:
@@ -417,6 +424,7 @@ def test_units_that_lack_their_last_layer_share_the_unit_with_a_bool_switch(tmp_
         {"use": "conv_bn_relu", "name": "c${i}", "repeat": 7,
          "with": {"relu": "${[true, true, false, true, true, false, true][i]}"}},
         {"use": "conv_bn_relu", "name": "c${i + 7}", "repeat": 2, "with": {"relu": "${[true, false][i]}"}}]
+    _toml_round_trips(tmp_path)
 
 
 def test_module_names_come_from_the_instances_and_what_the_block_is():
