@@ -232,20 +232,29 @@ def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
 
 def test_resnet_is_bottlenecks_in_repeated_stages():
     config, _, _ = _factored("resnet/ResNet-50-deploy.prototxt")
-    # the first block of each stage projects its shortcut, the others add their input
-    assert _uses(config) == {"conv_bn_relu": 1, "bottleneck_projection": 4, "bottleneck": 12}
+    # one bottleneck: the first block of each stage projects its shortcut, the others add their input
+    assert _uses(config) == {"conv_bn_relu": 1, "bottleneck": 16}
     bottleneck = config["modules"]["bottleneck"]
-    # convolution + BatchNorm + Scale with or without its ReLU: one unit, the ReLU `when: ${relu}`
-    assert bottleneck["layers"][2] == {"use": "conv_bn_relu", "name": "res${id}_branch2c",
-                                       "with": {"channels": "${channels}", "relu": False}}
     assert bottleneck["qualify"] is False and bottleneck["outputs"] == ["res${id}"]
     assert bottleneck["params"] == {"id": {"type": "string"}, "reduce": {"type": "int", "default": 256},
-                                    "channels": {"type": "int", "default": 1024}}
-    assert list(config["modules"]["bottleneck_projection"]["params"]) == ["id", "channels", "stride", "reduce"]
+                                    "stride": {"type": "int", "default": 1},
+                                    "channels": {"type": "int", "default": 1024},
+                                    "projection": {"type": "bool", "default": False}}
+    assert bottleneck["layers"][0] == {"use": "conv_bn_relu", "name": "res${id}_branch1", "when": "${projection}",
+                                       "with": {"channels": "${channels}", "stride": "${stride}", "relu": False}}
+    assert bottleneck["layers"][4]["bottom"] == ["${'res' + id + '_branch1' if projection else 'x'}",
+                                                 "res${id}_branch2c"]
+    # convolution + BatchNorm + Scale with or without its ReLU: one unit, the ReLU `when: ${relu}`
+    assert bottleneck["layers"][3] == {"use": "conv_bn_relu", "name": "res${id}_branch2c",
+                                       "with": {"channels": "${channels}", "relu": False}}
     repeats = [entry for entry in config["layers"] if "repeat" in entry]
-    # the other runs fit on one line each but a repeat of them would not: 3 lines, not 4
-    assert repeats == [{"use": "bottleneck", "name": "res4${letter(i + 1)}", "repeat": 5,
-                        "with": {"id": "4${letter(i + 1)}"}}]
+    assert repeats == [
+        {"use": "bottleneck", "name": "res3${letter(i)}", "repeat": 4,
+         "with": {"id": "3${letter(i)}", "reduce": 128, "stride": "${2 if i == 0 else 1}", "channels": 512,
+                  "projection": "${i == 0}"}},
+        {"use": "bottleneck", "name": "res4${letter(i)}", "repeat": 6,
+         "with": {"id": "4${letter(i)}", "stride": "${2 if i == 0 else 1}", "projection": "${i == 0}"}}]
+    # stages 2 and 5 fit on one line a block, but their repeats would not: 3 lines, not 4 or 5
 
 
 @pytest.mark.parametrize("name, expected", [("bvlc_googlenet/deploy.prototxt", "googlenet_modules.yaml"),

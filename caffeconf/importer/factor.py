@@ -29,8 +29,8 @@ from ..caffe.facts import SOURCE_TYPES
 from .config_text import yaml_item_lines
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
-from .names import block_word, common_prefix, instance_stem, module_names, port_names, role_names
-from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same
+from .names import block_word, common_prefix, first_type, instance_stem, module_names, port_names, role_names
+from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same, string_expression
 from .units import UnitModule, Use, with_units
 
 MAX_OCCURRENCES = 8  # of an id inside one name, when looking for its template
@@ -92,6 +92,8 @@ class Instance:
     blobs: list[str]  # blobs the block produces, in order of first production
     outputs: set[str]  # produced blobs read after the block
     wiring: tuple  # per layer: (type, bottom refs, top refs); a ref is ("in", k) or ("blob", k)
+    optional: Optional | None = None  # a layer some copies of the module lack
+    lacks_optional: bool = False  # this copy is one of them: its layer there stands in, never written
 
     @property
     def names(self) -> list[str]:
@@ -150,6 +152,112 @@ def bind_ports(copies: list[Instance]) -> list[Instance]:
     return [dataclasses.replace(copy, inputs=[blobs[number] for blobs in ports],
                                 wiring=tuple((kind, rebound(bottoms), rebound(tops)) for kind, bottoms, tops in copy.wiring))
             for number, copy in enumerate(copies)]
+
+
+@dataclass(frozen=True)
+class Optional:
+    """A layer that reads one input and whose only reader, at `reader`'s bottom `position`, reads that
+    input instead in the copies without it: a shortcut projection into a sum (ResNet's `branch1`), or
+    an activation the first block of a stage goes without (its input is activated already). `role`
+    names the bool parameter that says whether a copy has it."""
+
+    layer: int
+    reader: int
+    position: int
+    role: str
+
+
+ACTIVATIONS = {"ReLU": "relu", "ELU": "elu", "Sigmoid": "sigmoid", "TanH": "tanh"}
+
+
+def without_layer(copy: Instance, optional: Optional) -> Instance:
+    """`copy` described as if its optional layer were not there and its reader read the layer's input."""
+    layer, reader = copy.layers[optional.layer], copy.layers[optional.reader]
+    bottoms = list(reader.bottoms)
+    bottoms[optional.position] = layer.bottoms[0]
+    local = tuple(dataclasses.replace(item, bottoms=tuple(bottoms)) if index == optional.reader else item
+                  for index, item in enumerate(copy.layers) if index != optional.layer)
+    return describe(range(len(local)), local, producers(local))
+
+
+def optional_layers(copy: Instance) -> list[Optional]:
+    """The layers of `copy` that could be optional: one input read, one top that one later layer reads
+    and nothing after the block does; that layer an Eltwise (a projection) or the layer an activation."""
+    found = []
+    for index, (_, bottoms, tops) in enumerate(copy.wiring):
+        if len(bottoms) != 1 or bottoms[0][0] != "in" or len(tops) != 1 or tops[0][0] != "blob" \
+                or copy.blobs[tops[0][1]] in copy.outputs:
+            continue
+        readers = [(later, position) for later, (_, refs, _) in enumerate(copy.wiring)
+                   for position, ref in enumerate(refs) if ref == tops[0]]
+        writers = [other for other, (_, _, written) in enumerate(copy.wiring) if tops[0] in written]
+        if len(readers) != 1 or writers != [index] or readers[0][0] < index:
+            continue
+        if first_type(copy.layers[readers[0][0]]) == "Eltwise":
+            found.append(Optional(index, *readers[0], "projection"))
+        elif first_type(copy.layers[index]) in ACTIVATIONS:
+            found.append(Optional(index, *readers[0], ACTIVATIONS[first_type(copy.layers[index])]))
+    return found
+
+
+def with_stand_in(short: Instance, full: Instance, optional: Optional) -> Instance | None:
+    """`short`, a copy without the optional layer, shaped like `full`: a stand-in for the layer (its
+    names guessed from `full`'s by the part of the names that differs) and `full`'s wiring."""
+    common = 1 if optional.layer == 0 else 0  # a layer both have, to tell the names' differing words
+    parts = _differing_words(full.layers[common].name, short.layers[0].name)
+    if parts is None:
+        return None
+
+    def guessed(text: str) -> str:
+        return text.replace(parts[0], parts[1], 1)
+
+    shifted = [index - (index > optional.layer) for index in range(len(full.layers))]
+    reader = short.layers[shifted[optional.reader]]
+    layer = full.layers[optional.layer]
+    names = {"names": {key: guessed(name) for key, name in layer.names.items()}} if isinstance(layer, Use) else {}
+    stand_in = dataclasses.replace(layer, name=guessed(layer.name), bottoms=(reader.bottoms[optional.position],),
+                                   tops=tuple(guessed(top) for top in layer.tops), **names)
+    layers = short.layers[:optional.layer] + [stand_in] + short.layers[optional.layer:]
+    inputs = [layers[index].bottoms[position] for index, (_, refs, _) in enumerate(full.wiring)
+              for position, ref in enumerate(refs) if ref[0] == "in"]
+    blob = full.wiring[optional.layer][2][0][1]
+    blobs = short.blobs[:blob] + [stand_in.tops[0]] + short.blobs[blob:]
+    return Instance(short.span, layers, short.fields[:optional.layer] + [full.fields[optional.layer]]
+                    + short.fields[optional.layer:], inputs, blobs, short.outputs, full.wiring, optional, True)
+
+
+def _differing_words(first: str, second: str) -> tuple[str, str] | None:
+    """The run of words (between `_/-.`) in which two names differ, less the letters they start with
+    alike: `2a`, `2b` for `res2a_branch2a` and `res2b_branch2a` (so `bn2a_branch1` gives `bn2b_branch1`)."""
+    words = [re.split(r"([_/.-])", name) for name in (first, second)]
+    if len(words[0]) != len(words[1]) or first == second:
+        return None
+    differ = [index for index, (a, b) in enumerate(zip(*words)) if a != b]
+    runs = ["".join(split[differ[0]:differ[-1] + 1]) for split in words]
+    lead = len(re.match(r"[A-Za-z]*", common_prefix(runs)).group())
+    return runs[0][lead:], runs[1][lead:]
+
+
+def join_optional(groups: dict[tuple, list[Instance]]) -> dict[tuple, list[Instance]]:
+    """Groups where one kind of block is another without one optional layer, joined into the longer
+    one (the copies without it get a stand-in), where one naming fits them all."""
+    joined = dict(groups)
+    for key, copies in groups.items():
+        for optional in optional_layers(copies[0]):
+            short_key = without_layer(copies[0], optional).key()
+            if short_key == key or short_key not in joined or key not in joined:
+                continue
+            full = [dataclasses.replace(copy, optional=optional) for copy in copies]
+            shorts = [with_stand_in(copy, copies[0], optional) for copy in joined[short_key]]
+            if None in shorts:
+                continue
+            merged = sorted(full + shorts, key=lambda copy: copy.span.start)
+            naming = _naming_for(merged)
+            if naming is not None and string_expression(naming.blob_names[full[0].wiring[optional.layer][2][0][1]]):
+                joined[key] = merged
+                del joined[short_key]
+                break
+    return joined
 
 
 def producers(layers: tuple[Layer, ...]) -> list[list[int]]:
@@ -290,6 +398,7 @@ class Module:
     params: list[Param]
     inputs: list[str]  # port names
     outputs: list[int]  # blob indexes that are outputs
+    switch: Param | None = None  # whether a copy has the optional layer (`Instance.optional`)
 
     def declaration(self) -> dict[str, Any]:
         decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {len(self.copies)} times."}
@@ -308,16 +417,28 @@ class Module:
         entries = []
         prev = [self.inputs[0]] if len(self.inputs) == 1 else None
         unit_names = iter(self.naming.layer_names[len(self.body):])
-        for member, (layer_type, bottom_refs, top_refs), name, fields in zip(
-                self.copies[0].layers, self.copies[0].wiring, self.naming.layer_names, self.body):
+        optional = self.copies[0].optional if self.switch else None
+        for index, (member, (layer_type, bottom_refs, top_refs), name, fields) in enumerate(zip(
+                self.copies[0].layers, self.copies[0].wiring, self.naming.layer_names, self.body)):
             bottoms, tops = [self.ref(r) for r in bottom_refs], [self.ref(r) for r in top_refs]
+            if optional and index == optional.reader:
+                bottoms[optional.position] = self.switched_bottom(optional)
             if isinstance(member, Use):
                 names = {key: next(unit_names) for key in member.names}
                 entries.append(use_entry(member, name, bottoms, fields, names, prev))
             else:
                 entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
+            if optional and index == optional.layer:
+                entries[-1]["when"] = "${" + self.switch.name + "}"
             prev = tops
         return entries
+
+    def switched_bottom(self, optional: Optional) -> str:
+        """What the optional layer's reader reads: the layer's top where a copy has it, else its input."""
+        wiring = self.copies[0].wiring[optional.layer]
+        top = string_expression(self.naming.blob_names[wiring[2][0][1]])
+        port = self.inputs[wiring[1][0][1]]
+        return "${" + f"{top} if {self.switch.name} else '{port}'" + "}"
 
     def ref(self, ref: tuple[str, int]) -> str:
         kind, index = ref
@@ -367,11 +488,18 @@ def _hint(written: str) -> str:
 def build_module(copies: list[Instance], naming: Naming, sources: set[str]) -> Module | None:
     """The module for `copies` (named later, by `find_modules`); `sources`: the data layers' tops."""
     copies = bind_ports(copies)
+    optional = copies[0].optional
     merge = Merge()
-    body = []
-    for index in range(len(copies[0].layers)):
+    body: list[Any] = [None] * len(copies[0].layers)
+    having = [not copy.lacks_optional for copy in copies]
+    # the optional layer last, so that its parameters can be ones the other layers already have
+    for index in sorted(range(len(body)), key=lambda index: optional is not None and index == optional.layer):
         merge.layer = index
-        body.append(merge.merge([copy.fields[index] for copy in copies], "value", _hint(naming.layer_names[index])))
+        values, hint = [copy.fields[index] for copy in copies], _hint(naming.layer_names[index])
+        body[index] = merge.merge_some(values, having, "value", hint) if optional and index == optional.layer \
+            else merge.merge(values, "value", hint)
+    switch = Param(optional.role, "", having, "bool") if optional else None
+    merge.params += [switch] if switch else []
     if merge.failed:
         return None
     merge.name_params(roles=role_names(merge.params, copies[0].layers, copies[0].wiring))
@@ -380,22 +508,25 @@ def build_module(copies: list[Instance], naming: Naming, sources: set[str]) -> M
     taken = set(naming.layer_names) | set(naming.blob_names)
     ports = port_names([copy.inputs for copy in copies], sources, taken)
     outputs = sorted({copy.blobs.index(blob) for copy in copies for blob in copy.outputs})
-    return Module("", copies, naming, body, merge.params, ports, outputs)
+    return Module("", copies, naming, body, merge.params, ports, outputs, switch)
 
 
 # ---------------------------------------------------------------------------
 # The plan: which blocks become which modules
 
 
-def find_modules(layers: tuple[Layer, ...], taken: set[str]) -> list[Module]:
+def find_modules(layers: tuple[Layer, ...], taken: set[str], optional: bool = False) -> list[Module]:
     """Modules worth having (they save lines), each with its copies, in order of first copy, named
-    apart from each other and from `taken` (the units' names)."""
+    apart from each other and from `taken` (the units' names); `optional`: a kind of block that is
+    another without one optional layer joins it (`join_optional`)."""
     producer = producers(layers)
     groups: dict[tuple, list[Instance]] = {}
     for block in segments(layers):
         if len(block) >= 2:
             copy = describe(block, layers, producer)
             groups.setdefault(copy.key(), []).append(copy)
+    if optional:
+        groups = join_optional(groups)
     sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     modules: list[Module] = []
     for copies in groups.values():
@@ -547,18 +678,24 @@ def _counting(middles: list[str]) -> str | None:
 # The factored document, checked
 
 
+# The documents tried: (over units, units may lack their last layer, blocks may lack an optional layer)
+CANDIDATES = ((True, False, False), (True, True, False), (True, True, True), (False, False, False))
+
+
 def factored_document(imported: Imported, render: Callable[[dict], str],
                       compiles_back: Callable[[str], bool]) -> tuple[str | None, list[str]]:
     """The modular config text, or None (with a note) when no modules could be kept.
 
-    Blocks are factored over units, over units that may lack their last layer, and over plain layers;
-    the shortest document wins, the flat one (None) included. Every candidate is checked by compiling: a module whose config does not give
-    back the net exactly is left flat and reported, so the result is always exact."""
+    Blocks are factored over units, over units that may lack their last layer (with and without
+    blocks that may lack an optional layer), and over plain layers; the shortest document wins, the
+    flat one (None) included. Every candidate is checked by compiling: a module whose config does not
+    give back the net exactly is left flat and reported, so the result is always exact."""
     flat = render(document(imported, flat_entries(imported.layers)))
     best: tuple[str | None, list[str]] = (None, [])
-    for over_units, optional_last in ((True, False), (True, True), (False, False)):
+    for over_units, optional_last, optional_layer in CANDIDATES:
         items, units = with_units(imported.layers, optional_last) if over_units else (list(imported.layers), [])
-        plan = Plan(imported, tuple(items), units, find_modules(tuple(items), {unit.name for unit in units}))
+        plan = Plan(imported, tuple(items), units,
+                    find_modules(tuple(items), {unit.name for unit in units}, optional_layer))
         if _lines(plan.text(plan.modules, True, render)) >= _lines(best[0] or flat):
             continue  # the shortest it could be is not shorter: not worth compiling
         text, notes = _checked(plan, render, compiles_back)

@@ -9,6 +9,7 @@ A kernel, pad or stride written square (`kernel_size: 3`) in some copies and as 
 
 from __future__ import annotations
 
+import itertools
 import keyword
 import re
 from collections import Counter
@@ -100,6 +101,31 @@ class Merge:
         self.failed = True
         return None
 
+    def merge_some(self, values: list[Any], having: list[bool], key: str, hint: str) -> Any:
+        """`values` merged over the copies `having` the layer (the others lack it): a parameter that
+        another layer already has for those copies is that one; a new one gives the copies without
+        the layer its most common value (it is never written for them)."""
+        inner = Merge(layer=self.layer)
+        body = inner.merge([value for value, here in zip(values, having) if here], key, hint)
+        self.failed |= inner.failed
+        for field_key, layers in inner.set_in.items():
+            self.set_in.setdefault(field_key, {}).update(layers)
+        found: dict[int, Param] = {}
+        for param in inner.params:
+            known = next((known for known in self.params
+                          if all(same(a, b) for a, b in zip([v for v, here in zip(known.values, having) if here],
+                                                            param.values))), None)
+            if known is None:
+                filler = Counter(repr(value) for value in param.values).most_common(1)[0][0]
+                common = next(value for value in param.values if repr(value) == filler)
+                present = iter(param.values)
+                known = Param(param.key, param.hint, [next(present) if here else common for here in having],
+                              param.kind)
+                self.params.append(known)
+            known.layers.add(self.layer)
+            found[id(param)] = known
+        return _reparameterized(body, found)
+
     def _note(self, fields: Any) -> None:
         """Record the fields a layer sets (as its first copy has them), for naming parameters."""
         if isinstance(fields, dict):
@@ -185,6 +211,32 @@ class Merge:
             _choose_default(param)
 
 
+def _reparameterized(body: Any, found: dict[int, Param]) -> Any:
+    """`body` with each parameter `p` (placeholder, switch or shape) replaced by `found[id(p)]`."""
+    if isinstance(body, dict):
+        return {key: _reparameterized(item, found) for key, item in body.items()}
+    if isinstance(body, list):
+        return [_reparameterized(item, found) for item in body]
+    if isinstance(body, Switched):
+        return Switched(found[id(body.param)], body.value)
+    if isinstance(body, Shaped):
+        return Shaped(found[id(body.param)], body.axis)
+    placeholders = {f"\0{key}\0": param for key, param in found.items()}
+    return placeholders[body].placeholder if isinstance(body, str) and body in placeholders else body
+
+
+def string_expression(written: str) -> str | None:
+    """A written name as an expression giving it (`res${id}_branch1` -> `'res' + id + '_branch1'`), if
+    its text can be quoted in one."""
+    pieces = re.split(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", written)
+    texts, names = pieces[0::2], pieces[1::2]
+    if any("$" in text or not _EXPRESSION_TEXT.fullmatch(text) for text in texts):
+        return None
+    terms = [term for text, name in itertools.zip_longest(texts, names)
+             for term in ([f"'{text}'"] if text else []) + ([name] if name else [])]
+    return " + ".join(terms) or "''"
+
+
 def _shape_forms(values: list[dict[str, Any]], fields: tuple[str, str, str]) -> list[list[Any]] | None:
     """Each copy's shape as `[n]` (square), `[h, w]` or `[]` (neither), when some copies write it
     square and others as a pair; None otherwise, or where a copy mixes forms or writes a list
@@ -226,9 +278,16 @@ def _initial(role: str) -> str:
 
 
 def indexed(values: list[Any]) -> str | None:
-    """`${[a, b, c][i]}`: one value per repeat index, if each can be written in an expression."""
+    """The values along a repeat as an expression of its index, if each can be written in one:
+    `${i == 0}` or `${2 if i == 0 else 1}` where only the first differs (a stage's first block),
+    else `${[a, b, c][i]}`."""
     if not all(_writable(value) for value in values):
         return None
+    first, rest = values[0], values[1:]
+    if len(values) > 2 and all(same(value, rest[0]) for value in rest):
+        if first is True and rest[0] is False:
+            return "${i == 0}"
+        return "${" + f"{_expression_literal(first)} if i == 0 else {_expression_literal(rest[0])}" + "}"
     return "${[" + ", ".join(_expression_literal(value) for value in values) + "][i]}"
 
 
