@@ -478,3 +478,45 @@ def test_the_one_varying_width_among_fixed_ones_is_named_after_its_layer(tmp_pat
     assert block["params"] == {"pool_proj": {"type": "int", "default": 8}}  # not `channels`: 1x1 and 3x3 have theirs
     assert block["layers"][2] == {"use": "conv_relu", "name": "pool_proj", "bottom": "x",
                                   "with": {"channels": "${pool_proj}"}}
+
+
+def test_blocks_with_and_without_a_shortcut_projection_are_one_module(tmp_path):
+    text, bottom = "", "data"
+    for n in range(1, 7):
+        projects = n in (1, 4)
+        if projects:
+            text += (f'layer {{ name: "b{n}/proj" type: "Convolution" bottom: "{bottom}" top: "b{n}/proj"'
+                     f' convolution_param {{ num_output: 3 kernel_size: 1 }} }}\n')
+        text += _residual_block(f"b{n}", bottom, f"b{n}/proj" if projects else bottom)
+        bottom = f"b{n}/sum"
+    config, _ = _constructed(tmp_path, text)
+    (name,) = [name for name, module in config["modules"].items() if "projection" in module.get("params", {})]
+    block = config["modules"][name]
+    assert block["params"]["projection"] == {"type": "bool", "default": False}
+    assert block["layers"][0]["name"] == "proj" and block["layers"][0]["when"] == "${projection}"
+    assert block["layers"][-1]["bottom"] == ["conv2", "${'proj' if projection else 'x'}"]
+    assert [entry for entry in config["layers"] if entry.get("use") == name] == [
+        {"use": name, "name": "b${i + 1}", "repeat": 6,
+         "with": {"projection": "${[true, false, false, true, false, false][i]}"}}]
+    _toml_round_trips(tmp_path)
+
+
+def test_a_first_block_without_its_leading_activation_shares_the_module(tmp_path):
+    text, bottom = "", "data"
+    for n in range(1, 6):
+        act = bottom if n == 1 else f"b{n}/relu"  # b1 reads the data as it is
+        if n > 1:
+            text += f'layer {{ name: "b{n}/relu" type: "ReLU" bottom: "{bottom}" top: "b{n}/relu" }}\n'
+        text += (f'layer {{ name: "b{n}/conv" type: "Convolution" bottom: "{act}" top: "b{n}/conv"'
+                 f' convolution_param {{ num_output: 3 kernel_size: 3 pad: 1 }} }}\n'
+                 f'layer {{ name: "b{n}/conv2" type: "Convolution" bottom: "b{n}/conv" top: "b{n}/conv2"'
+                 f' convolution_param {{ num_output: 3 kernel_size: 1 weight_filler {{ type: "gaussian" std: 0.01 }}'
+                 f' bias_filler {{ type: "constant" value: 0.2 }} }} }}\n'
+                 f'layer {{ name: "b{n}/sum" type: "Eltwise" bottom: "{bottom}" bottom: "b{n}/conv2" top: "b{n}/sum" }}\n')
+        bottom = f"b{n}/sum"
+    config, _ = _constructed(tmp_path, text)
+    (block,) = config["modules"].values()  # b1 too: flat, it would take more lines than its switch
+    assert block["params"] == {"relu": {"type": "bool", "default": True}}
+    assert block["layers"][0] == {"name": "relu", "type": "ReLU", "when": "${relu}"}  # reads x, the one input
+    assert block["layers"][1]["bottom"] == "${'relu' if relu else 'x'}"
+    assert config["layers"][1]["with"] == {"relu": "${false if i == 0 else true}"}
