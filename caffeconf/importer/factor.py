@@ -211,8 +211,7 @@ def with_stand_in(short: Instance, full: Instance, optional: Optional) -> Instan
     def guessed(text: str) -> str:
         return text.replace(parts[0], parts[1], 1)
 
-    shifted = [index - (index > optional.layer) for index in range(len(full.layers))]
-    reader = short.layers[shifted[optional.reader]]
+    reader = short.layers[optional.reader - 1]  # the reader comes after the layer, one place earlier here
     layer = full.layers[optional.layer]
     names = {"names": {key: guessed(name) for key, name in layer.names.items()}} if isinstance(layer, Use) else {}
     stand_in = dataclasses.replace(layer, name=guessed(layer.name), bottoms=(reader.bottoms[optional.position],),
