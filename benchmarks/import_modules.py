@@ -3,8 +3,9 @@
     python benchmarks/import_modules.py NET.prototxt...
 
 The big nets are not in ../shared/models and are not kept here (third-party files): fetch them
-into a temporary folder (ResNet-152: KaimingHe/deep-residual-networks; Inception-v3 and
-Inception-ResNet-v2: soeaver/caffe-model, cls/inception/). Hand-written line counts are from issue 17.
+into a temporary folder (ResNet-101 and ResNet-152: KaimingHe/deep-residual-networks; Inception-v3,
+Inception-v4, Inception-ResNet-v2 and Xception: soeaver/caffe-model, cls/inception/). Hand-written
+line counts are from issue 17; docs/import.md has the figures.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from caffeconf.caffe import prototxt, serde, upgrade
 from caffeconf.cli import main
 from caffeconf.compile.compiler import compile_file
 from caffeconf.errors import CaffeconfError, render_text
+from caffeconf.importer.names import instance_stem, module_names
+from caffeconf.importer.params import Merge, Param
 from caffeconf.importer.read import import_config, read_net
 from caffeconf.caffe import caffe_pb2
 
@@ -220,7 +222,8 @@ def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
     assert _uses(config) == {"conv_relu": 3, "inception": 9}
     inception = config["modules"]["inception"]
     assert list(inception["params"]) == ["n1x1", "n3x3_reduce", "n3x3", "n5x5_reduce", "n5x5", "pool_proj"]
-    assert inception["layers"][0] == {"use": "conv_relu", "name": "1x1", "with": {"channels": "${n1x1}", "std": 0.03}}
+    assert inception["layers"][0] == {"use": "conv_relu", "name": "1x1", "with": {"channels": "${n1x1}"}}
+    assert config["modules"]["conv_relu"]["params"]["std"] == {"type": "float", "default": 0.03}  # 28 of 57 convolutions
     first = next(entry for entry in config["layers"] if entry.get("use") == "inception")
     assert first == {"use": "inception", "name": "inception_3a",
                      "with": {"n1x1": 64, "n3x3_reduce": 96, "n3x3": 128, "n5x5_reduce": 16, "n5x5": 32,
@@ -229,13 +232,29 @@ def test_googlenet_is_one_inception_module_of_conv_relu_units_used_nine_times():
 
 def test_resnet_is_bottlenecks_in_repeated_stages():
     config, _, _ = _factored("resnet/ResNet-50-deploy.prototxt")
-    assert _uses(config) == {"res": 4, "res_2": 12}  # the projecting first block of each stage, then the rest
-    assert config["modules"]["res_2"]["qualify"] is False
-    assert config["modules"]["res_2"]["outputs"] == ["res${id}"]
+    # one bottleneck: the first block of each stage projects its shortcut, the others add their input
+    assert _uses(config) == {"conv_bn_relu": 1, "bottleneck": 16}
+    bottleneck = config["modules"]["bottleneck"]
+    assert bottleneck["qualify"] is False and bottleneck["outputs"] == ["res${id}"]
+    assert bottleneck["params"] == {"id": {"type": "string"}, "reduce": {"type": "int", "default": 256},
+                                    "stride": {"type": "int", "default": 1},
+                                    "channels": {"type": "int", "default": 1024},
+                                    "projection": {"type": "bool", "default": False}}
+    assert bottleneck["layers"][0] == {"use": "conv_bn_relu", "name": "res${id}_branch1", "when": "${projection}",
+                                       "with": {"channels": "${channels}", "stride": "${stride}", "relu": False}}
+    assert bottleneck["layers"][4]["bottom"] == ["${'res' + id + '_branch1' if projection else 'x'}",
+                                                 "res${id}_branch2c"]
+    # convolution + BatchNorm + Scale with or without its ReLU: one unit, the ReLU `when: ${relu}`
+    assert bottleneck["layers"][3] == {"use": "conv_bn_relu", "name": "res${id}_branch2c",
+                                       "with": {"channels": "${channels}", "relu": False}}
     repeats = [entry for entry in config["layers"] if "repeat" in entry]
-    assert [entry["repeat"] for entry in repeats] == [2, 3, 5]  # res5b and res5c: two lines, shorter than a repeat
-    assert repeats[2]["name"] == "res4${letter(i + 1)}"
-    assert repeats[2]["with"] == {"id": "4${letter(i + 1)}", "branch2a": 256, "branch2c": 1024}
+    assert repeats == [
+        {"use": "bottleneck", "name": "res3${letter(i)}", "repeat": 4,
+         "with": {"id": "3${letter(i)}", "reduce": 128, "stride": "${2 if i == 0 else 1}", "channels": 512,
+                  "projection": "${i == 0}"}},
+        {"use": "bottleneck", "name": "res4${letter(i)}", "repeat": 6,
+         "with": {"id": "4${letter(i)}", "stride": "${2 if i == 0 else 1}", "projection": "${i == 0}"}}]
+    # stages 2 and 5 fit on one line a block, but their repeats would not: 3 lines, not 4 or 5
 
 
 @pytest.mark.parametrize("name, expected", [("bvlc_googlenet/deploy.prototxt", "googlenet_modules.yaml"),
@@ -318,3 +337,186 @@ def test_a_field_some_copies_lack_is_a_parameter(tmp_path):
     assert params["bias_filler"] == {"type": "bool", "default": False}
     body = config["modules"]["conv_bn_relu"]["layers"][0]["convolution_param"]
     assert body["bias_filler"] == {"type": "${'constant' if bias_filler else null}"}
+
+
+def _conv_shaped(name: str, bottom: str, shape: str) -> str:
+    """A convolution + BatchNorm + ReLU unit whose kernel and pad are written as `shape`."""
+    return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"\n'
+            f'  convolution_param {{ num_output: 8 bias_term: false {shape} }} }}\n'
+            f'layer {{ name: "{name}_bn" type: "BatchNorm" bottom: "{name}" top: "{name}" }}\n'
+            f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
+
+
+def _toml_round_trips(tmp_path) -> None:
+    """The constructed net at tmp_path/net.prototxt, imported with modules as TOML, compiles back to it."""
+    source = tmp_path / "net.prototxt"
+    assert compiled(import_config(source, modules=True, as_toml=True).text, tmp_path, ".toml") == upgraded(source)
+
+
+def test_square_and_height_width_kernels_are_one_list_parameter(tmp_path):
+    shapes = ["kernel_size: 3 pad: 1", "kernel_h: 1 kernel_w: 7 pad_h: 0 pad_w: 3", "kernel_size: 1",
+              "kernel_h: 7 kernel_w: 1 pad_h: 3 pad_w: 0", "kernel_size: 3 pad: 1"] * 2
+    text = "".join(_conv_shaped(f"c{n}", f"c{n - 1}" if n else "data", shape) for n, shape in enumerate(shapes))
+    config, _ = _constructed(tmp_path, text)
+    unit = config["modules"]["conv_bn_relu"]
+    assert unit["params"] == {"kernel": {"type": "list[int]", "default": [3]},  # 4 of 10
+                              "pad": {"type": "list[int]", "default": [1]}}
+    assert unit["layers"][0]["convolution_param"] == {
+        "num_output": 8, "bias_term": False,
+        "kernel_size": "${kernel if len(kernel) == 1 else null}",
+        "kernel_h": "${kernel[0] if len(kernel) == 2 else null}",
+        "kernel_w": "${kernel[1] if len(kernel) == 2 else null}",
+        "pad": "${pad if len(pad) == 1 else null}",
+        "pad_h": "${pad[0] if len(pad) == 2 else null}", "pad_w": "${pad[1] if len(pad) == 2 else null}"}
+    assert config["layers"][1] == {  # `[]`: no pad field at all
+        "use": "conv_bn_relu", "name": "c${i}", "repeat": 10,
+        "with": {"pad": "${[[1], [0, 3], [], [3, 0], [1], [1], [0, 3], [], [3, 0], [1]][i]}",
+                 "kernel": "${[[3], [1, 7], [1], [7, 1], [3], [3], [1, 7], [1], [7, 1], [3]][i]}"}}
+    _toml_round_trips(tmp_path)
+
+
+def _residual_block(name: str, bottom: str, shortcut: str) -> str:
+    return (f'layer {{ name: "{name}/conv" type: "Convolution" bottom: "{bottom}" top: "{name}/conv"'
+            f' convolution_param {{ num_output: 3 kernel_size: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+            f'layer {{ name: "{name}/relu" type: "ReLU" bottom: "{name}/conv" top: "{name}/conv" }}\n'
+            f'layer {{ name: "{name}/conv2" type: "Convolution" bottom: "{name}/conv" top: "{name}/conv2"'
+            f' convolution_param {{ num_output: 3 kernel_size: 3 pad: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+            f'layer {{ name: "{name}/sum" type: "Eltwise" bottom: "{name}/conv2" bottom: "{shortcut}" top: "{name}/sum" }}\n')
+
+
+def test_blocks_that_differ_only_in_the_blobs_they_read_share_one_module(tmp_path):
+    # b1, b3, b5 add their own input; b2, b4, b6 add the data instead
+    text, bottom = "", "data"
+    for n in range(1, 7):
+        text += _residual_block(f"b{n}", bottom, bottom if n % 2 else "data")
+        bottom = f"b{n}/sum"
+    config, _ = _constructed(tmp_path, text)
+    residual = config["modules"]["residual"]  # an Eltwise sum closing the block, named for it (`b` says nothing)
+    assert residual["inputs"] == ["x", "y"] and residual["outputs"] == ["sum"]
+    assert residual["layers"][0]["bottom"] == "x" and residual["layers"][3]["bottom"] == ["conv2", "y"]
+    assert config["layers"][1:] == [
+        {"use": "residual", "name": "b1", "bottom": ["data", "data"]},
+        {"use": "residual", "name": "b2", "bottom": ["b1/sum", "data"]},
+        {"use": "residual", "name": "b3", "bottom": ["b2/sum", "b2/sum"]},
+        {"use": "residual", "name": "b4", "bottom": ["b3/sum", "data"]},
+        {"use": "residual", "name": "b5", "bottom": ["b4/sum", "b4/sum"]},
+        {"use": "residual", "name": "b6", "bottom": ["b5/sum", "data"]}]
+
+
+def test_an_input_every_copy_binds_to_one_data_top_is_a_port_named_after_it(tmp_path):
+    text, bottom = 'layer { name: "labels" type: "Input" top: "label" input_param { shape { dim: 1 } } }\n', "data"
+    for n in range(1, 7):
+        text += (f'layer {{ name: "s{n}/fc" type: "InnerProduct" bottom: "{bottom}" top: "s{n}/fc"'
+                 f' inner_product_param {{ num_output: 10 weight_filler {{ type: "xavier" }} }} }}\n'
+                 f'layer {{ name: "s{n}/relu" type: "ReLU" bottom: "s{n}/fc" top: "s{n}/fc" }}\n'
+                 f'layer {{ name: "s{n}/loss" type: "SoftmaxWithLoss" bottom: "s{n}/fc" bottom: "label" top: "s{n}/loss"'
+                 f' loss_weight: 0.3 }}\n')
+        bottom = f"s{n}/fc"
+    config, _ = _constructed(tmp_path, text)
+    (module,) = config["modules"].values()
+    assert module["inputs"] == ["x", "label"]
+    assert module["layers"][2]["bottom"] == ["fc", "label"]
+    assert {"use": "s", "name": "s2", "bottom": ["s1/fc", "label"]} in config["layers"]
+
+
+def test_units_that_lack_their_last_layer_share_the_unit_with_a_bool_switch(tmp_path):
+    text = ""
+    for n in range(9):
+        unit = _conv(f"c{n}", f"c{n - 1}" if n else "data", 8)
+        text += unit[:unit.rindex("layer {")] if n % 3 == 2 else unit  # c2, c5, c8: no ReLU
+    config, _ = _constructed(tmp_path, text)
+    assert list(config["modules"]) == ["conv_bn_relu"]
+    unit = config["modules"]["conv_bn_relu"]
+    assert unit["params"] == {"relu": {"type": "bool", "default": True}}
+    assert unit["layers"][-1] == {"name": "${instance}_relu", "type": "ReLU", "in_place": True, "when": "${relu}"}
+    assert config["layers"][1:] == [
+        {"use": "conv_bn_relu", "name": "c${i}", "repeat": 7,
+         "with": {"relu": "${[true, true, false, true, true, false, true][i]}"}},
+        {"use": "conv_bn_relu", "name": "c${i + 7}", "repeat": 2, "with": {"relu": "${[true, false][i]}"}}]
+    _toml_round_trips(tmp_path)
+
+
+def test_module_names_come_from_the_instances_and_what_the_block_is():
+    assert instance_stem(["res2a", "res3a", "res4a"]) == "res"  # no number cut in the middle
+    assert instance_stem(["inception_resnet_v2_a1", "inception_resnet_v2_a2"]) == "inception_resnet_v2_a"
+    assert instance_stem(["inception_3a", "inception_4b"]) == "inception"
+    # an abbreviation gives way to what the block is; a name two modules want tells the projecting one apart
+    assert module_names([("res", "bottleneck", True), ("res", "bottleneck", False), ("fire", None, False),
+                         ("xception", "residual", True), ("xception", "residual", False), ("", None, False)],
+                        {"conv_bn_relu"}) == ["bottleneck_projection", "bottleneck", "fire", "xception_projection",
+                                              "xception", "block"]
+    assert module_names([("conv_bn_relu", None, False)], {"conv_bn_relu"}) == ["conv_bn_relu_2"]  # a unit's name
+
+
+@pytest.mark.parametrize("values, default", [
+    ([1, 1, 1, 2, 3, 4, 5], {"default": 1}),  # more than any other value, and a third of the copies
+    ([1, 1, 2, 3, 4, 5, 6], {}),  # two of seven: a chance default no person would write
+    ([1, 1, 2, 2, 3], {}),  # no value more than any other
+    ([None, 1, 1, 2], {"default": None}),  # a field some copies leave out: its value only if most have it
+    ([None, 1, 1, 1], {"default": 1}),
+])
+def test_a_default_is_the_value_more_copies_share_than_any_other(values, default):
+    param = Param("num_output", "conv", values, "int")
+    merge = Merge(params=[param])
+    merge.choose_defaults()
+    assert param.declaration() == {"type": "int", **default}
+
+
+def test_the_one_varying_width_among_fixed_ones_is_named_after_its_layer(tmp_path):
+    def conv(name: str, bottom: str, channels: int) -> str:
+        return (f'layer {{ name: "{name}" type: "Convolution" bottom: "{bottom}" top: "{name}"'
+                f' convolution_param {{ num_output: {channels} kernel_size: 1 weight_filler {{ type: "xavier" }} }} }}\n'
+                f'layer {{ name: "{name}_relu" type: "ReLU" bottom: "{name}" top: "{name}" }}\n')
+    text, bottom = "", "data"
+    for n, width in enumerate([4, 8, 8, 12], start=1):
+        text += (conv(f"m{n}/1x1", bottom, 8) + conv(f"m{n}/3x3", bottom, 16) + conv(f"m{n}/pool_proj", bottom, width)
+                 + f'layer {{ name: "m{n}/output" type: "Concat" bottom: "m{n}/1x1" bottom: "m{n}/3x3"'
+                   f' bottom: "m{n}/pool_proj" top: "m{n}/output" }}\n')
+        bottom = f"m{n}/output"
+    config, _ = _constructed(tmp_path, text)
+    block = config["modules"]["m"]
+    assert block["params"] == {"pool_proj": {"type": "int", "default": 8}}  # not `channels`: 1x1 and 3x3 have theirs
+    assert block["layers"][2] == {"use": "conv_relu", "name": "pool_proj", "bottom": "x",
+                                  "with": {"channels": "${pool_proj}"}}
+
+
+def test_blocks_with_and_without_a_shortcut_projection_are_one_module(tmp_path):
+    text, bottom = "", "data"
+    for n in range(1, 7):
+        projects = n in (1, 4)
+        if projects:
+            text += (f'layer {{ name: "b{n}/proj" type: "Convolution" bottom: "{bottom}" top: "b{n}/proj"'
+                     f' convolution_param {{ num_output: 3 kernel_size: 1 }} }}\n')
+        text += _residual_block(f"b{n}", bottom, f"b{n}/proj" if projects else bottom)
+        bottom = f"b{n}/sum"
+    config, _ = _constructed(tmp_path, text)
+    (name,) = [name for name, module in config["modules"].items() if "projection" in module.get("params", {})]
+    block = config["modules"][name]
+    assert block["params"]["projection"] == {"type": "bool", "default": False}
+    assert block["layers"][0]["name"] == "proj" and block["layers"][0]["when"] == "${projection}"
+    assert block["layers"][-1]["bottom"] == ["conv2", "${'proj' if projection else 'x'}"]
+    assert [entry for entry in config["layers"] if entry.get("use") == name] == [
+        {"use": name, "name": "b${i + 1}", "repeat": 6,
+         "with": {"projection": "${[true, false, false, true, false, false][i]}"}}]
+    _toml_round_trips(tmp_path)
+
+
+def test_a_first_block_without_its_leading_activation_shares_the_module(tmp_path):
+    text, bottom = "", "data"
+    for n in range(1, 6):
+        act = bottom if n == 1 else f"b{n}/relu"  # b1 reads the data as it is
+        if n > 1:
+            text += f'layer {{ name: "b{n}/relu" type: "ReLU" bottom: "{bottom}" top: "b{n}/relu" }}\n'
+        text += (f'layer {{ name: "b{n}/conv" type: "Convolution" bottom: "{act}" top: "b{n}/conv"'
+                 f' convolution_param {{ num_output: 3 kernel_size: 3 pad: 1 }} }}\n'
+                 f'layer {{ name: "b{n}/conv2" type: "Convolution" bottom: "b{n}/conv" top: "b{n}/conv2"'
+                 f' convolution_param {{ num_output: 3 kernel_size: 1 weight_filler {{ type: "gaussian" std: 0.01 }}'
+                 f' bias_filler {{ type: "constant" value: 0.2 }} }} }}\n'
+                 f'layer {{ name: "b{n}/sum" type: "Eltwise" bottom: "{bottom}" bottom: "b{n}/conv2" top: "b{n}/sum" }}\n')
+        bottom = f"b{n}/sum"
+    config, _ = _constructed(tmp_path, text)
+    (block,) = config["modules"].values()  # b1 too: flat, it would take more lines than its switch
+    assert block["params"] == {"relu": {"type": "bool", "default": True}}
+    assert block["layers"][0] == {"name": "relu", "type": "ReLU", "when": "${relu}"}  # reads x, the one input
+    assert block["layers"][1]["bottom"] == "${'relu' if relu else 'x'}"
+    assert config["layers"][1]["with"] == {"relu": "${false if i == 0 else true}"}

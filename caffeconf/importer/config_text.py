@@ -9,6 +9,7 @@ written in flow style on one line; larger ones as blocks.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -101,6 +102,7 @@ def yaml_scalar(value: Any) -> str:
     return value if _plain_ok(value) else _quoted(value)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # the same names and words recur thousands of times in a big net
 def _plain_ok(text: str) -> bool:
     """Whether `text` reads back as this same string when written plain, in YAML 1.1 and 1.2."""
     if not _PLAIN.fullmatch(text) or _YAML12_NON_STRING.fullmatch(text):

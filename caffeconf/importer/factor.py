@@ -4,11 +4,13 @@ segment → describe → group → module → entries → repeat:
 - The layer list is cut where at most one blob is live (data-layer blobs such as `label`
   aside); in-place layers stay with the block they modify, and neighbours that share a name
   prefix (`fire2/...`) join.
-- Blocks with the same types, wiring and field layout are copies of one module. Their names
-  become either a qualified module (`inception_3a/1x1` → `1x1`) or, for schemes like ResNet's
-  `res2a_branch2a`, a `qualify: false` module whose names are templates on an `id` parameter.
-  Field values that differ between copies become parameters (one per distinct pattern; the most
-  common value is the default).
+- Blocks with the same types, wiring and field layout are copies of one module; each read from
+  before a block is an input of its own until `bind_ports` joins the reads every copy makes of one
+  blob into one port. Their names become either a qualified module (`inception_3a/1x1` → `1x1`),
+  a `qualify: false` module on `${instance}`, or, for schemes like ResNet's `res2a_branch2a`, one
+  whose names are templates on an `id` parameter. Field values that differ between copies become
+  parameters (one per distinct pattern; see `params` for defaults and shapes).
+- Modules, parameters and ports are named from structure (`names`).
 - Consecutive uses whose names follow a sequence and whose other values agree become one
   `repeat`.
 The caller checks that the result compiles back to the net, dropping modules that do not.
@@ -16,6 +18,7 @@ The caller checks that the result compiles back to the net, dropping modules tha
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections import Counter
@@ -26,10 +29,12 @@ from ..caffe.facts import SOURCE_TYPES
 from .config_text import yaml_item_lines
 from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
 from ..ir import Layer
-from .params import ABSENT, Merge, Param, indexed, same
+from .names import block_word, common_prefix, first_type, instance_stem, module_names, port_names, role_names
+from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same, string_expression
 from .units import UnitModule, Use, with_units
 
 MAX_OCCURRENCES = 8  # of an id inside one name, when looking for its template
+_SHAPE_KEYS = {key: fields[0] for fields in SHAPE_FIELDS for key in fields[1:]}
 
 
 # ---------------------------------------------------------------------------
@@ -83,10 +88,12 @@ class Instance:
     span: range
     layers: list[Layer]
     fields: list[dict[str, Any]]  # per layer, compacted
-    inputs: list[str]  # blobs from before the block, in order of first read
+    inputs: list[str]  # blobs from before the block: one per read (see `bind_ports`), in order
     blobs: list[str]  # blobs the block produces, in order of first production
     outputs: set[str]  # produced blobs read after the block
     wiring: tuple  # per layer: (type, bottom refs, top refs); a ref is ("in", k) or ("blob", k)
+    optional: Optional | None = None  # a layer some copies of the module lack
+    lacks_optional: bool = False  # this copy is one of them: its layer there stands in, never written
 
     @property
     def names(self) -> list[str]:
@@ -95,11 +102,13 @@ class Instance:
                                                         for name in layer.names.values()]
 
     def key(self) -> tuple:
-        return (self.wiring, len(self.inputs), tuple(_skeleton(f) for f in self.fields))
+        return (self.wiring, tuple(_skeleton(f) for f in self.fields))
 
 
 def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]]) -> Instance:
-    """`producer[j][k]`: the index of the layer that wrote layer j's k-th bottom (-1: none)."""
+    """`producer[j][k]`: the index of the layer that wrote layer j's k-th bottom (-1: none). Each read
+    of a blob from before the block is an input of its own, so that blocks that differ only in which
+    blobs they read (one blob twice, or two) are alike; `bind_ports` joins them for a module's copies."""
     inputs: list[str] = []
     blobs: list[str] = []
     wiring = []
@@ -110,12 +119,13 @@ def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]])
             if producer[index][position] in block:
                 bottoms.append(("blob", blobs.index(blob)))
             else:
-                inputs += [] if blob in inputs else [blob]
-                bottoms.append(("in", inputs.index(blob)))
+                inputs.append(blob)
+                bottoms.append(("in", len(inputs) - 1))
         tops = []
         for top in layer.tops:
-            if top in inputs and top in layer.bottoms:
-                tops.append(("in", inputs.index(top)))
+            read = bottoms[layer.bottoms.index(top)] if top in layer.bottoms else None
+            if read is not None and read[0] == "in":
+                tops.append(read)  # in place on an input
             else:
                 blobs += [] if top in blobs else [top]
                 tops.append(("blob", blobs.index(top)))
@@ -123,8 +133,130 @@ def describe(block: range, layers: tuple[Layer, ...], producer: list[list[int]])
     outputs = {layers[j].bottoms[k] for j in range(block.stop, len(layers))
                for k, source in enumerate(producer[j]) if source in block}
     members = [layers[i] for i in block]
-    return Instance(block, members, [compact_fields(dict(layer.fields)) for layer in members],
-                    inputs, blobs, outputs, tuple(wiring))
+    # a unit's fields are its parameters' values, written as they are (a list parameter stays a list)
+    fields = [dict(layer.fields) if isinstance(layer, Use) else compact_fields(dict(layer.fields)) for layer in members]
+    return Instance(block, members, fields, inputs, blobs, outputs, tuple(wiring))
+
+
+def bind_ports(copies: list[Instance]) -> list[Instance]:
+    """The copies with their reads joined into ports: two reads are one port where every copy reads
+    one blob at both (a block reading `a` twice and one reading `a` and `b` share a module of two
+    ports, the first bound to `[a, a]`)."""
+    reads = list(zip(*[copy.inputs for copy in copies]))  # per read: the blob of each copy
+    ports = list(dict.fromkeys(reads))
+    port = [ports.index(blobs) for blobs in reads]
+
+    def rebound(refs: tuple) -> tuple:
+        return tuple(("in", port[k]) if kind == "in" else (kind, k) for kind, k in refs)
+
+    return [dataclasses.replace(copy, inputs=[blobs[number] for blobs in ports],
+                                wiring=tuple((kind, rebound(bottoms), rebound(tops)) for kind, bottoms, tops in copy.wiring))
+            for number, copy in enumerate(copies)]
+
+
+@dataclass(frozen=True)
+class Optional:
+    """A layer that reads one input and whose only reader, at `reader`'s bottom `position`, reads that
+    input instead in the copies without it: a shortcut projection into a sum (ResNet's `branch1`), or
+    an activation the first block of a stage goes without (its input is activated already). `role`
+    names the bool parameter that says whether a copy has it."""
+
+    layer: int
+    reader: int
+    position: int
+    role: str
+
+
+ACTIVATIONS = {"ReLU": "relu", "ELU": "elu", "Sigmoid": "sigmoid", "TanH": "tanh"}
+
+
+def without_layer(copy: Instance, optional: Optional) -> Instance:
+    """`copy` described as if its optional layer were not there and its reader read the layer's input."""
+    layer, reader = copy.layers[optional.layer], copy.layers[optional.reader]
+    bottoms = list(reader.bottoms)
+    bottoms[optional.position] = layer.bottoms[0]
+    local = tuple(dataclasses.replace(item, bottoms=tuple(bottoms)) if index == optional.reader else item
+                  for index, item in enumerate(copy.layers) if index != optional.layer)
+    return describe(range(len(local)), local, producers(local))
+
+
+def optional_layers(copy: Instance) -> list[Optional]:
+    """The layers of `copy` that could be optional: one input read, one top that one later layer reads
+    and nothing after the block does; that layer an Eltwise (a projection) or the layer an activation."""
+    found = []
+    for index, (_, bottoms, tops) in enumerate(copy.wiring):
+        if len(bottoms) != 1 or bottoms[0][0] != "in" or len(tops) != 1 or tops[0][0] != "blob" \
+                or copy.blobs[tops[0][1]] in copy.outputs:
+            continue
+        readers = [(later, position) for later, (_, refs, _) in enumerate(copy.wiring)
+                   for position, ref in enumerate(refs) if ref == tops[0]]
+        writers = [other for other, (_, _, written) in enumerate(copy.wiring) if tops[0] in written]
+        if len(readers) != 1 or writers != [index] or readers[0][0] < index:
+            continue
+        if first_type(copy.layers[readers[0][0]]) == "Eltwise":
+            found.append(Optional(index, *readers[0], "projection"))
+        elif first_type(copy.layers[index]) in ACTIVATIONS:
+            found.append(Optional(index, *readers[0], ACTIVATIONS[first_type(copy.layers[index])]))
+    return found
+
+
+def with_stand_in(short: Instance, full: Instance, optional: Optional) -> Instance | None:
+    """`short`, a copy without the optional layer, shaped like `full`: a stand-in for the layer (its
+    names guessed from `full`'s by the part of the names that differs) and `full`'s wiring."""
+    common = 1 if optional.layer == 0 else 0  # a layer both have, to tell the names' differing words
+    parts = _differing_words(full.layers[common].name, short.layers[0].name)
+    if parts is None:
+        return None
+
+    def guessed(text: str) -> str:
+        return text.replace(parts[0], parts[1], 1)
+
+    reader = short.layers[optional.reader - 1]  # the reader comes after the layer, one place earlier here
+    layer = full.layers[optional.layer]
+    names = {"names": {key: guessed(name) for key, name in layer.names.items()}} if isinstance(layer, Use) else {}
+    stand_in = dataclasses.replace(layer, name=guessed(layer.name), bottoms=(reader.bottoms[optional.position],),
+                                   tops=tuple(guessed(top) for top in layer.tops), **names)
+    layers = short.layers[:optional.layer] + [stand_in] + short.layers[optional.layer:]
+    inputs = [layers[index].bottoms[position] for index, (_, refs, _) in enumerate(full.wiring)
+              for position, ref in enumerate(refs) if ref[0] == "in"]
+    blob = full.wiring[optional.layer][2][0][1]
+    blobs = short.blobs[:blob] + [stand_in.tops[0]] + short.blobs[blob:]
+    return Instance(short.span, layers, short.fields[:optional.layer] + [full.fields[optional.layer]]
+                    + short.fields[optional.layer:], inputs, blobs, short.outputs, full.wiring, optional, True)
+
+
+def _differing_words(first: str, second: str) -> tuple[str, str] | None:
+    """The run of words (between `_/-.`) in which two names differ, less the letters they start with
+    alike: `2a`, `2b` for `res2a_branch2a` and `res2b_branch2a` (so `bn2a_branch1` gives `bn2b_branch1`)."""
+    words = [re.split(r"([_/.-])", name) for name in (first, second)]
+    if len(words[0]) != len(words[1]) or first == second:
+        return None
+    differ = [index for index, (a, b) in enumerate(zip(*words)) if a != b]
+    runs = ["".join(split[differ[0]:differ[-1] + 1]) for split in words]
+    lead = len(re.match(r"[A-Za-z]*", common_prefix(runs)).group())
+    return runs[0][lead:], runs[1][lead:]
+
+
+def join_optional(groups: dict[tuple, list[Instance]]) -> dict[tuple, list[Instance]]:
+    """Groups where one kind of block is another without one optional layer, joined into the longer
+    one (the copies without it get a stand-in), where one naming fits them all."""
+    joined = dict(groups)
+    for key, copies in groups.items():
+        for optional in optional_layers(copies[0]):
+            short_key = without_layer(copies[0], optional).key()
+            if short_key == key or short_key not in joined or key not in joined:
+                continue
+            full = [dataclasses.replace(copy, optional=optional) for copy in copies]
+            shorts = [with_stand_in(copy, copies[0], optional) for copy in joined[short_key]]
+            if None in shorts:
+                continue
+            merged = sorted(full + shorts, key=lambda copy: copy.span.start)
+            naming = _naming_for(merged)
+            if naming is not None and string_expression(naming.blob_names[full[0].wiring[optional.layer][2][0][1]]):
+                joined[key] = merged
+                del joined[short_key]
+                break
+    return joined
 
 
 def producers(layers: tuple[Layer, ...]) -> list[list[int]]:
@@ -137,9 +269,10 @@ def producers(layers: tuple[Layer, ...]) -> list[list[int]]:
 
 
 def _skeleton(value: Any) -> Any:
-    """The layout of a field value: keys and message-list lengths, with scalars by kind."""
+    """The layout of a field value: keys and message-list lengths, with scalars by kind; a shape's
+    height and width count as its square field (one list parameter covers both forms)."""
     if isinstance(value, dict):
-        return tuple((key, _skeleton(item)) for key, item in value.items())
+        return frozenset((_SHAPE_KEYS.get(key, key), _skeleton(item)) for key, item in value.items())
     if isinstance(value, list):
         if any(isinstance(item, dict) for item in value):
             return ("messages", tuple(_skeleton(item) for item in value))
@@ -191,7 +324,7 @@ def prefixed_naming(copies: list[Instance]) -> Naming | None:
     instance_names = []
     for copy in copies:
         names = copy.names + copy.blobs
-        common = _common_prefix(names)
+        common = common_prefix(names)
         cut = max(common.rfind(separator) for separator in _SEPARATORS)
         if cut <= 0 or any(len(name) > cut and name[cut] not in _SEPARATORS for name in names):
             return None
@@ -223,16 +356,10 @@ def templated_naming(copies: list[Instance]) -> Naming | None:
 
 def _middles(names: list[str]) -> list[str] | None:
     """What differs between `names` once their common prefix and suffix are taken off."""
-    prefix = len(_common_prefix(names))
-    suffix = len(_common_prefix([name[prefix:][::-1] for name in names]))
+    prefix = len(common_prefix(names))
+    suffix = len(common_prefix([name[prefix:][::-1] for name in names]))
     middles = [name[prefix:len(name) - suffix] for name in names]
     return middles if all(middles) else None
-
-
-def _common_prefix(names: list[str]) -> str:
-    first, last = min(names), max(names)
-    size = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
-    return first[:size]
 
 
 def _template(names: list[str], ids: list[str]) -> str | None:
@@ -270,6 +397,7 @@ class Module:
     params: list[Param]
     inputs: list[str]  # port names
     outputs: list[int]  # blob indexes that are outputs
+    switch: Param | None = None  # whether a copy has the optional layer (`Instance.optional`)
 
     def declaration(self) -> dict[str, Any]:
         decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {len(self.copies)} times."}
@@ -288,16 +416,28 @@ class Module:
         entries = []
         prev = [self.inputs[0]] if len(self.inputs) == 1 else None
         unit_names = iter(self.naming.layer_names[len(self.body):])
-        for member, (layer_type, bottom_refs, top_refs), name, fields in zip(
-                self.copies[0].layers, self.copies[0].wiring, self.naming.layer_names, self.body):
+        optional = self.copies[0].optional if self.switch else None
+        for index, (member, (layer_type, bottom_refs, top_refs), name, fields) in enumerate(zip(
+                self.copies[0].layers, self.copies[0].wiring, self.naming.layer_names, self.body)):
             bottoms, tops = [self.ref(r) for r in bottom_refs], [self.ref(r) for r in top_refs]
+            if optional and index == optional.reader:
+                bottoms[optional.position] = self.switched_bottom(optional)
             if isinstance(member, Use):
                 names = {key: next(unit_names) for key in member.names}
                 entries.append(use_entry(member, name, bottoms, fields, names, prev))
             else:
                 entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
+            if optional and index == optional.layer:
+                entries[-1]["when"] = "${" + self.switch.name + "}"
             prev = tops
         return entries
+
+    def switched_bottom(self, optional: Optional) -> str:
+        """What the optional layer's reader reads: the layer's top where a copy has it, else its input."""
+        wiring = self.copies[0].wiring[optional.layer]
+        top = string_expression(self.naming.blob_names[wiring[2][0][1]])
+        port = self.inputs[wiring[1][0][1]]
+        return "${" + f"{top} if {self.switch.name} else '{port}'" + "}"
 
     def ref(self, ref: tuple[str, int]) -> str:
         kind, index = ref
@@ -344,49 +484,61 @@ def _hint(written: str) -> str:
     return written.replace("${instance}", "").strip(_SEPARATORS)
 
 
-def build_module(name: str, copies: list[Instance], naming: Naming) -> Module | None:
+def build_module(copies: list[Instance], naming: Naming, sources: set[str]) -> Module | None:
+    """The module for `copies` (named later, by `find_modules`); `sources`: the data layers' tops."""
+    copies = bind_ports(copies)
+    optional = copies[0].optional
     merge = Merge()
-    body = [merge.merge([copy.fields[index] for copy in copies], "value", _hint(naming.layer_names[index]))
-            for index in range(len(copies[0].layers))]
+    body: list[Any] = [None] * len(copies[0].layers)
+    having = [not copy.lacks_optional for copy in copies]
+    # the optional layer last, so that its parameters can be ones the other layers already have
+    for index in sorted(range(len(body)), key=lambda index: optional is not None and index == optional.layer):
+        merge.layer = index
+        values, hint = [copy.fields[index] for copy in copies], _hint(naming.layer_names[index])
+        body[index] = merge.merge_some(values, having, "value", hint) if optional and index == optional.layer \
+            else merge.merge(values, "value", hint)
+    switch = Param(optional.role, "", having, "bool") if optional else None
+    merge.params += [switch] if switch else []
     if merge.failed:
         return None
-    merge.name_params()
+    merge.name_params(roles=role_names(merge.params, copies[0].layers, copies[0].wiring))
     body = [merge.named(fields) for fields in body]
     merge.choose_defaults()
     taken = set(naming.layer_names) | set(naming.blob_names)
-    ports = _port_names(len(copies[0].inputs), taken)
+    ports = port_names([copy.inputs for copy in copies], sources, taken)
     outputs = sorted({copy.blobs.index(blob) for copy in copies for blob in copy.outputs})
-    return Module(name, copies, naming, body, merge.params, ports, outputs)
-
-
-def _port_names(count: int, taken: set[str]) -> list[str]:
-    base = "x"
-    while base in taken or any(name.startswith(base) and name[len(base):].isdigit() for name in taken):
-        base += "_"
-    return [base] if count == 1 else [f"{base}{n}" for n in range(1, count + 1)]
+    return Module("", copies, naming, body, merge.params, ports, outputs, switch)
 
 
 # ---------------------------------------------------------------------------
 # The plan: which blocks become which modules
 
 
-def find_modules(layers: tuple[Layer, ...]) -> list[Module]:
-    """Modules worth having (they save lines), each with its copies, in order of first copy."""
+def find_modules(layers: tuple[Layer, ...], taken: set[str], optional: bool = False) -> list[Module]:
+    """Modules worth having (they save lines), each with its copies, in order of first copy, named
+    apart from each other and from `taken` (the units' names); `optional`: a kind of block that is
+    another without one optional layer joins it (`join_optional`)."""
     producer = producers(layers)
     groups: dict[tuple, list[Instance]] = {}
     for block in segments(layers):
         if len(block) >= 2:
             copy = describe(block, layers, producer)
             groups.setdefault(copy.key(), []).append(copy)
+    if optional:
+        groups = join_optional(groups)
+    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     modules: list[Module] = []
-    taken: set[str] = set()
     for copies in groups.values():
         for subset, naming in _namings(copies):
-            module = build_module(_module_name(naming, taken), subset, naming)
+            module = build_module(subset, naming, sources)
             if module is not None and module.lines_saved() > 0:
-                taken.add(module.name)
                 modules.append(module)
-    return sorted(modules, key=lambda module: module.copies[0].span.start)
+    modules.sort(key=lambda module: module.copies[0].span.start)
+    wanted = [(instance_stem(module.naming.instance_names), *block_word(module.copies[0].layers,
+                                                                        module.copies[0].wiring)) for module in modules]
+    for module, name in zip(modules, module_names(wanted, set(taken))):
+        module.name = name
+    return modules
 
 
 def _namings(copies: list[Instance]) -> list[tuple[list[Instance], Naming]]:
@@ -420,12 +572,6 @@ def _inner_names(copy: Instance) -> tuple:
 
 def _names_but_numbers(copy: Instance) -> tuple:
     return tuple(re.sub(r"[0-9]+", "#", name) for name in copy.names + copy.blobs)
-
-
-def _module_name(naming: Naming, taken: set[str]) -> str:
-    stem = re.match(r"[A-Za-z_]*", _common_prefix(naming.instance_names)).group().strip("_").lower() or "block"
-    stem = re.sub(r"[^a-z0-9_]", "_", stem)
-    return next(name for name in [stem] + [f"{stem}_{n}" for n in range(2, 10000)] if name not in taken)
 
 
 def entries(layers: tuple[Layer, ...], modules: list[Module]) -> list[dict[str, Any]]:
@@ -505,10 +651,10 @@ def _repeat(run: list[dict[str, Any]], defaults: Callable[[str], dict[str, Any]]
 
 def _sequence(texts: list[str]) -> str | None:
     """A template on the repeat index `i` for `texts` (fire2, fire3 -> fire${i + 2}; 2b, 2c -> 2${letter(i + 1)})."""
-    common = _common_prefix(texts)
+    common = common_prefix(texts)
     for prefix in (common.rstrip("0123456789"), common):  # whole numbers in the varying part, if that works
         middles = [text[len(prefix):] for text in texts]
-        suffix = _common_prefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
+        suffix = common_prefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
         expression = _counting([m[:len(m) - len(suffix)] for m in middles])
         if expression is not None and not {"$", "{", "}"} & set(prefix + suffix):
             return f"{prefix}${{{expression}}}{suffix}"
@@ -531,19 +677,27 @@ def _counting(middles: list[str]) -> str | None:
 # The factored document, checked
 
 
+# The documents tried: (over units, units may lack their last layer, blocks may lack an optional layer)
+CANDIDATES = ((True, False, False), (True, True, False), (True, True, True), (False, False, False))
+
+
 def factored_document(imported: Imported, render: Callable[[dict], str],
                       compiles_back: Callable[[str], bool]) -> tuple[str | None, list[str]]:
     """The modular config text, or None (with a note) when no modules could be kept.
 
-    Blocks are factored both over units and over plain layers; the shortest document wins, the flat
-    one (None) included. Every candidate is checked by compiling: a module whose config does not give
-    back the net exactly is left flat and reported, so the result is always exact."""
+    Blocks are factored over units, over units that may lack their last layer (with and without
+    blocks that may lack an optional layer), and over plain layers; the shortest document wins, the
+    flat one (None) included. Every candidate is checked by compiling: a module whose config does not
+    give back the net exactly is left flat and reported, so the result is always exact."""
     flat = render(document(imported, flat_entries(imported.layers)))
     best: tuple[str | None, list[str]] = (None, [])
-    for over_units in (True, False):
-        items, units = with_units(imported.layers) if over_units else (list(imported.layers), [])
-        text, notes = _checked(Plan(imported, tuple(items), units, find_modules(tuple(items))), render,
-                               compiles_back)
+    for over_units, optional_last, optional_layer in CANDIDATES:
+        items, units = with_units(imported.layers, optional_last) if over_units else (list(imported.layers), [])
+        plan = Plan(imported, tuple(items), units,
+                    find_modules(tuple(items), {unit.name for unit in units}, optional_layer))
+        if _lines(plan.text(plan.modules, True, render)) >= _lines(best[0] or flat):
+            continue  # the shortest it could be is not shorter: not worth compiling
+        text, notes = _checked(plan, render, compiles_back)
         if text is not None and _lines(text) < _lines(best[0] or flat):
             best = (text, notes)
     return best

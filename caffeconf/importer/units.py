@@ -2,6 +2,9 @@
 that modify its output (convolution + BatchNorm + Scale + ReLU, convolution + ReLU), found wherever
 one kind recurs. Each occurrence becomes a `Use` of a `qualify: false` unit module whose layer names
 are templates on `instance` (`${instance}_bn`), so the blocks above can be factored over uses.
+Asked to, a kind may also take the occurrences that lack its last layer (convolution + BatchNorm +
+Scale beside the same with a ReLU; an Eltwise alone beside Eltwise + ReLU): that layer is then
+written `when: "${relu}"` on a bool parameter named after it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any
 from ..caffe.facts import SOURCE_TYPES
 from ..ir import Layer
 from .document import compact_fields, layer_entry, literal
-from .params import Merge, identifier, same
+from .params import Merge, identifier, plain_ports, same
 
 # Short words for layer types in module names; a Scale right after a BatchNorm is part of `bn`.
 _TYPE_WORDS = {"Convolution": "conv", "Deconvolution": "deconv", "InnerProduct": "fc", "BatchNorm": "bn",
@@ -64,6 +67,7 @@ class UnitModule:
     layer_names: list[str]  # templates on instance, or `${param}`
     params: dict[str, dict[str, Any]]  # declarations, value and name parameters
     name_params: dict[str, NamePattern] = field(default_factory=dict)
+    switch: str | None = None  # the bool parameter that says whether the last layer is there
 
     def declaration(self, uses: int) -> dict[str, Any]:
         decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {uses} times.",
@@ -78,6 +82,8 @@ class UnitModule:
             bottoms = list(self.inputs) if index == 0 else tops
             entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
             prev = tops
+        if self.switch:
+            entries[-1]["when"] = "${" + self.switch + "}"
         decl["layers"] = entries
         return decl
 
@@ -109,8 +115,7 @@ def chains(layers: tuple[Layer, ...]) -> list[range]:
     found, index = [], 0
     while index < len(layers):
         anchor, stop = layers[index], index + 1
-        if anchor.type not in SOURCE_TYPES and anchor.bottoms and anchor.tops == (anchor.name,) \
-                and not anchor.is_in_place():
+        if _is_anchor(anchor):
             while stop < len(layers) and layers[stop].bottoms == anchor.tops and layers[stop].tops == anchor.tops:
                 stop += 1
         if stop - index >= 2:
@@ -119,16 +124,23 @@ def chains(layers: tuple[Layer, ...]) -> list[range]:
     return found
 
 
-def with_units(layers: tuple[Layer, ...]) -> tuple[list[Layer], list[UnitModule]]:
-    """The layers with each recurring unit replaced by a `Use`, and the unit modules, in order of first use."""
+def with_units(layers: tuple[Layer, ...], optional_last: bool = False) -> tuple[list[Layer], list[UnitModule]]:
+    """The layers with each recurring unit replaced by a `Use`, and the unit modules, in order of first use.
+    `optional_last`: a kind also takes the occurrences that lack its last layer."""
     kinds: dict[tuple, list[range]] = {}
-    for run in chains(layers):
+    found = chains(layers)
+    for run in found + (_lone_anchors(layers, found) if optional_last else []):
         kinds.setdefault(tuple(layers[i].type for i in run) + (len(layers[run.start].bottoms),), []).append(run)
+    if optional_last:
+        for kind in sorted(kinds, key=len, reverse=True):
+            shorter = kind[:-2] + kind[-1:]
+            if kind in kinds and shorter in kinds and len(kinds[kind]) >= MIN_COPIES:
+                kinds[kind] = sorted(kinds[kind] + kinds.pop(shorter), key=lambda run: run.start)
     taken: set[str] = set()
     replaced: dict[int, Use] = {}
     units: list[UnitModule] = []
-    for runs in kinds.values():
-        built = _unit(runs, layers, taken) if len(runs) >= MIN_COPIES else None
+    for kind, runs in kinds.items():
+        built = _unit(runs, layers, kind[:-1], taken) if len(runs) >= MIN_COPIES and len(kind) > 2 else None
         if built is None:
             continue
         unit, uses = built
@@ -144,39 +156,66 @@ def with_units(layers: tuple[Layer, ...]) -> tuple[list[Layer], list[UnitModule]
     return items, sorted(units, key=lambda unit: first[id(unit)])
 
 
-def _unit(runs: list[range], layers: tuple[Layer, ...], taken: set[str]) -> tuple[UnitModule, list[Use]] | None:
+def _is_anchor(layer: Layer) -> bool:
+    return layer.type not in SOURCE_TYPES and bool(layer.bottoms) and layer.tops == (layer.name,) \
+        and not layer.is_in_place()
+
+
+def _lone_anchors(layers: tuple[Layer, ...], found: list[range]) -> list[range]:
+    """Layers that could start a unit but have no in-place layers after them."""
+    covered = {index for run in found for index in run}
+    return [range(index, index + 1) for index, layer in enumerate(layers)
+            if index not in covered and _is_anchor(layer)]
+
+
+def _unit(runs: list[range], layers: tuple[Layer, ...], types: tuple[str, ...],
+          taken: set[str]) -> tuple[UnitModule, list[Use]] | None:
+    """The unit of `types` for `runs`, some of which may lack the last layer."""
     members = [[layers[i] for i in run] for run in runs]
-    types = tuple(layer.type for layer in members[0])
     merge = Merge()
     body = [merge.merge([compact_fields(dict(copy[k].fields)) for copy in members], "value", _word(types, k) or "layer")
-            for k in range(len(types))]
+            for k in range(len(types) - 1)]
+    last = [compact_fields(dict(copy[-1].fields)) for copy in members if len(copy) == len(types)]
+    switch = identifier(_word(types, len(types) - 1), set()) if len(last) < len(members) else None
+    if switch is None:
+        body.append(merge.merge(last, "value", _word(types, len(types) - 1) or "layer"))
+    elif all(same(fields, last[0]) for fields in last):
+        body.append(last[0])  # only the layers that have it: its fields must agree
+    else:
+        return None
     if merge.failed:
         return None
     instances = [copy[0].name for copy in members]
     layer_names, name_params = ["${instance}"], {}
     for k in range(1, len(types)):
-        patterns = [name_pattern(*_within_folder(instance, copy[k].name)) for instance, copy in zip(instances, members)]
+        having = [(instance, copy) for instance, copy in zip(instances, members) if len(copy) > k]
+        patterns = [name_pattern(*_within_folder(instance, copy[k].name)) for instance, copy in having]
         common, _ = Counter(patterns).most_common(1)[0]
         if common is None:
             return None
-        if all(common.applied(literal(instance)) == literal(copy[k].name) for instance, copy in zip(instances, members)):
+        if all(common.applied(literal(instance)) == literal(copy[k].name) for instance, copy in having):
             layer_names.append(common.template())
             continue
-        key = identifier(_word(types, k) or types[k].lower(), {p.name for p in merge.params} | set(name_params))
+        word = _word(types, k) or types[k].lower()
+        key = identifier(f"{word}_name" if word == switch else word,
+                         {p.name for p in merge.params} | set(name_params) | ({switch} if switch else set()))
         name_params[key] = common
         layer_names.append("${" + key + "}")
-    merge.name_params(set(name_params))
+    merge.name_params(set(name_params) | ({switch} if switch else set()))
     merge.choose_defaults()
     params = {param.name: param.declaration() for param in merge.params}
     params.update({key: {"type": "string", "default": pattern.template()} for key, pattern in name_params.items()})
+    present = [len(copy) == len(types) for copy in members]
+    if switch:
+        params[switch] = {"type": "bool", "default": present.count(True) * 2 >= len(present)}
     count = len(members[0][0].bottoms)
-    unit = UnitModule(identifier(_unit_name(types), taken), types, ["x"] if count == 1 else
-                      [f"x{n}" for n in range(1, count + 1)], [merge.named(fields) for fields in body],
-                      layer_names, params, name_params)
+    unit = UnitModule(identifier(_unit_name(types), taken), types, plain_ports(count, set()),
+                      [merge.named(fields) for fields in body], layer_names, params, name_params, switch)
     uses = []
     for index, copy in enumerate(members):
-        values = {param.name: param.values[index] for param in merge.params}
-        names = {key: copy[layer_names.index("${" + key + "}")].name for key in name_params}
+        values = {param.name: param.values[index] for param in merge.params} | ({switch: present[index]} if switch else {})
+        names = {key: copy[k].name for k, written in enumerate(layer_names) for key in name_params
+                 if written == "${" + key + "}" and k < len(copy)}
         uses.append(Use(copy[0].name, unit.name, copy[0].bottoms, copy[0].tops, values, unit=unit, names=names,
                         size=len(copy)))
     return unit, uses
