@@ -19,6 +19,8 @@ runner really allocates (`caffeconf.run.memory.measure_peak_bytes`).
 
 from __future__ import annotations
 
+import itertools
+
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -323,30 +325,34 @@ def _distinct(storages: Iterable[_Storage]) -> list[_Storage]:
 def _inference_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage]) -> int:
     """Walk forward: a storage lives from its producer to its last reader (net outputs to the end);
     each layer adds its working memory while it runs."""
-    every = _distinct(storages.values())
-    peak = 0
-    for index in range(len(costs)):
-        live = sum(s.bytes for s in every
-                   if s.producer <= index and (s.last_reader >= index or not s.consumed))
-        peak = max(peak, live + _transient(costs[index], storages))
-    return peak
+    spans = [(s.producer, s.last_reader if s.consumed else len(costs) - 1, s.bytes)
+             for s in _distinct(storages.values())]
+    return max((live + _transient(cost, storages) for cost, live in zip(costs, _running_sums(spans, len(costs)))),
+               default=0)
+
+
+def _running_sums(spans: Iterable[tuple[int, int, int]], length: int) -> list[int]:
+    """For each index below `length`, the sum of the amounts whose (first, last) span holds it: one
+    pass over the starts and ends, however many spans overlap (100k-layer nets stay linear)."""
+    change = [0] * (length + 1)
+    for first, last, amount in spans:
+        if first <= last:
+            change[first] += amount
+            change[min(last, length - 1) + 1] -= amount
+    return list(itertools.accumulate(change[:length]))
 
 
 def _backward_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage], saved: list[int]) -> int:
-    """Walk backward: forward memory of layers not yet back-propagated, plus live activation gradients."""
-    gradients: dict[int, _Storage] = {}
-    peak = 0
-    for index in reversed(range(len(costs))):
-        layer = costs[index].layer
-        for bottom in layer.bottoms:
+    """Walk backward: forward memory of layers not yet back-propagated, plus live activation
+    gradients (each from its last reader back to its producer)."""
+    last_readers: dict[int, tuple[_Storage, int]] = {}
+    for index, cost in enumerate(costs):
+        for bottom in cost.layer.bottoms:
             storage = storages.get(bottom)
             if storage is not None and not _is_source(costs[storage.producer].layer):
-                gradients.setdefault(id(storage), storage)
-        forward = sum(saved[: index + 1])
-        peak = max(peak, forward + sum(g.bytes for g in gradients.values()))
-        for key in [k for k, g in gradients.items() if g.producer == index]:
-            del gradients[key]
-    return peak
+                last_readers[id(storage)] = (storage, index)
+    gradients = _running_sums(((s.producer, last, s.bytes) for s, last in last_readers.values()), len(costs))
+    return max((forward + gradient for forward, gradient in zip(itertools.accumulate(saved), gradients)), default=0)
 
 
 def _is_source(layer: Layer) -> bool:
