@@ -154,3 +154,32 @@ def test_a_long_quoted_file_path_is_kept_whole(tmp_path):
                         Diagnostic("unknown blob '" + "a/" * 60 + "'")])  # a layer name, not a file
     assert f"'{folder / 'net.jpg'}'" in text
     assert "'" + ("a/" * 60)[:MAX_ECHOED_NAME - 1] + "\u2026' (120 characters)" in text
+
+
+@pytest.mark.parametrize("option", ["-o", "--write-weights"])
+def test_run_never_writes_over_its_net(tmp_path, option):
+    net = tmp_path / "net.yaml"
+    net.write_bytes((ROOT / "configs" / "lenet.yaml").read_bytes())
+    stderr = _refused(caffeconf("run", str(net), "--random-weights", option, str(net), cwd=tmp_path))
+    assert f"{net}: is one of this command's inputs: not overwritten" in stderr
+    assert net.read_bytes() == (ROOT / "configs" / "lenet.yaml").read_bytes()
+
+
+def test_train_never_writes_its_log_over_its_solver(tmp_path):
+    pytest.importorskip("torch")
+    solver = tmp_path / "solver.prototxt"
+    solver.write_text(f'net: "{ROOT / "configs" / "lenet.yaml"}"\nbase_lr: 0.1\nmax_iter: 1\n')
+    before = solver.read_bytes()
+    stderr = _refused(caffeconf("train", "--solver", str(solver), "--log", str(solver), "-q", cwd=tmp_path, timeout=60))
+    assert f"{solver}: is one of this command's inputs: not overwritten" in stderr
+    assert solver.read_bytes() == before
+
+
+def test_an_image_that_is_a_fifo_is_refused_without_blocking(tmp_path):
+    pytest.importorskip("torch")
+    fifo, net = tmp_path / "image.png", tmp_path / "net.yaml"
+    os.mkfifo(fifo)
+    net.write_text("caffeconf: 1\nlayers:\n  - {name: data, type: Input, top: data, input_param: {shape: {dim: [1, 3, 8, 8]}}}\n"
+                   "  - {name: relu, type: ReLU, bottom: data, top: out}\n")
+    stderr = _refused(caffeconf("run", str(net), str(fifo), cwd=tmp_path, timeout=60))
+    assert f"{fifo}: not a regular file (a FIFO or device): not read" in stderr
