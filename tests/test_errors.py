@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from caffeconf import cli
-from caffeconf.commands.validate import shape_diagnostics
-from caffeconf.compile import compiler
+from caffeconf.commands.validate import file_diagnostics
+from caffeconf.limits import DEFAULT_LIMITS
 from caffeconf.errors import render_text
 from conftest import ROOT, UPDATE_GOLDEN, check_golden
 
@@ -45,9 +45,9 @@ def _relative(name: str) -> str:
 
 
 def _diagnose(name: str) -> str:
-    """What `validate` reports: the build's diagnostics, then (for a net that builds) its shapes'."""
-    result = compiler.build(_relative(name))
-    return render_text(result.diagnostics + (shape_diagnostics(result.net) if result.ok else ()))
+    """What `validate` reports: the build's diagnostics, then (for a net that builds) its shapes',
+    then what only a declared variant shows."""
+    return render_text(file_diagnostics(_relative(name), DEFAULT_LIMITS))
 
 
 def _check_golden(name: str, actual: str) -> None:

@@ -28,14 +28,24 @@ def file_diagnostics(path: str, limits, settings=NO_SETTINGS, solver_ok: bool = 
     errors and warnings, then the shape mismatches of a net that compiled."""
     try:
         if is_config(path):
-            result = compile_config(path, limits, settings=settings)
-            return result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
+            return _config_diagnostics(path, limits, settings)
         loaded = load(path, options=LoadOptions(limits, verify=True, settings=settings))
     except SolverGiven as given:
         return solver_diagnostics(given, limits) if solver_ok else given.diagnostics
     except CaffeconfError as error:
         return error.diagnostics
     return _net_diagnostics(loaded.diagnostics, loaded.net)
+
+
+def _config_diagnostics(path: str, limits, settings) -> tuple:
+    """A config's problems as compiled plain, then those only a declared variant's entries show
+    (a mistake in a `when: ${deploy}` entry is one too), each once."""
+    result = compile_config(path, limits, settings=settings)
+    found = dict.fromkeys(result.diagnostics + (shape_diagnostics(result.net) if result.ok else ()))
+    for variant in result.variants if not any(d.severity == "error" for d in found) else ():
+        chosen = compile_config(path, limits, frozenset({variant}), settings)
+        found.update(dict.fromkeys(chosen.diagnostics + (shape_diagnostics(chosen.net) if chosen.ok else ())))
+    return tuple(found)
 
 
 def _net_diagnostics(found: tuple, net) -> tuple:
