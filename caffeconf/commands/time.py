@@ -53,10 +53,10 @@ def _time(args) -> int:
     model = build_model(net, args.weights, phase, args.seed, device)
     inputs = gather_inputs(net, model, args.input, (), {}, args.seed, args.batch)
     inputs = {name: value.to(device) for name, value in inputs.items()}
+    shapes = {name: tuple(value.shape) for name, value in inputs.items()}
+    model.materialize(shapes)  # as Caffe's SetUp: shapes checked (a blob over INT_MAX refused) before a pass
     exported = None
     if args.engine == "onnxruntime" or (args.engine == "auto" and may_use_onnxruntime(device.type)):
-        shapes = {name: tuple(value.shape) for name, value in inputs.items()}
-        model.materialize(shapes)
         exported = export_for_runtime(net, model, shapes, quiet=args.engine == "auto")
     engine = "pytorch" if exported is None else "onnxruntime"
     by = " (auto)" if args.engine == "auto" else ""

@@ -33,6 +33,8 @@ def _conv_attributes(e: Emit) -> dict:
     geo = conv_geometry(e.layer, e.bottom_shapes[0])
     if geo.axis != 1:
         raise Unexpressible("only channel axis 1 maps to ONNX (convolution_param.axis)")
+    if 0 in geo.dilation:  # Caffe reads one pixel per kernel row/column; ONNX's Conv needs dilations >= 1
+        raise Unexpressible("a dilation of 0 has no ONNX Conv equivalent")
     return {"kernel_shape": list(geo.kernel), "strides": list(geo.stride), "pads": list(geo.pad) * 2,
             "dilations": list(geo.dilation), "group": e.param("convolution_param")["group"]}
 
