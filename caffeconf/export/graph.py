@@ -51,6 +51,8 @@ def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes
     if problems:
         raise CaffeconfError(problems)
     outputs = _graph_outputs(net, entries, extra_outputs)
+    if not graph.nodes:  # ONNX Runtime cannot load a graph without a node
+        raise CaffeconfError.at(None, "the net computes nothing (no layer besides its inputs): nothing to export")
     opsets = [helper.make_opsetid("", opset)]
     # the oldest IR version the opset allows, so that runtimes older than this onnx package read it
     model = helper.make_model(
