@@ -183,3 +183,17 @@ def test_an_image_that_is_a_fifo_is_refused_without_blocking(tmp_path):
                    "  - {name: relu, type: ReLU, bottom: data, top: out}\n")
     stderr = _refused(caffeconf("run", str(net), str(fifo), cwd=tmp_path, timeout=60))
     assert f"{fifo}: not a regular file (a FIFO or device): not read" in stderr
+
+
+def test_a_seed_out_of_a_generators_range_is_refused_at_its_flag(tmp_path):
+    result = caffeconf("run", str(ROOT / "configs" / "lenet.yaml"), "--seed", str(2**63), cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"argument --seed: must be from 0 to {2**63 - 1}, got {2**63}" in result.stderr
+
+
+def test_import_of_a_net_caffeconf_refuses_says_why(tmp_path):
+    net = tmp_path / "forty_dims.prototxt"
+    net.write_text('layer { name: "i" type: "Input" top: "i" input_param { shape { ' + "dim: 1 " * 40 + "} } }\n")
+    stderr = _refused(caffeconf("import", str(net), "-o", str(tmp_path / "net.yaml"), cwd=tmp_path))
+    assert stderr == (f"error: {net}: cannot import this net: input_param.shape.dim has 40 dims: a Caffe blob has "
+                      "at most 32 axes (kMaxBlobAxes)\n")

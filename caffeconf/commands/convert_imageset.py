@@ -3,6 +3,8 @@ like Caffe's convert_imageset (keys `%08d_<filename>`, the database built atomic
 
 from __future__ import annotations
 
+from .net_options import seed
+
 
 def add_arguments(parser) -> None:
     parser.add_argument("root", metavar="ROOT", help="folder the list's file names are relative to (with '/')")
@@ -10,7 +12,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("db", metavar="DB", help="the LMDB folder to create (must not exist)")
     parser.add_argument("--gray", action="store_true", help="read the images as grayscale")
     parser.add_argument("--shuffle", action="store_true", help="shuffle the lines first")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --shuffle")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of --shuffle")
     parser.add_argument("--resize_height", "--resize-height", type=int, default=0, metavar="H",
                         help="resize every image to this height (default 0: keep)")
     parser.add_argument("--resize_width", "--resize-width", type=int, default=0, metavar="W",

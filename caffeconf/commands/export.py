@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .net_options import add_input_arguments, add_state_arguments, check_batch, load_for_state, parse_inputs
+from .net_options import add_input_arguments, add_state_arguments, check_batch, load_for_state, parse_inputs, seed
 from .optional_modules import required_modules
 
 
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
     source.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
     source.add_argument("--random-weights", action="store_true",
                         help="seeded random weights of a sensible scale, as `caffeconf run --random-weights`")
-    parser.add_argument("--seed", type=int, default=0, help="seed for fillers and random weights")
+    parser.add_argument("--seed", type=seed, default=0, help="seed for fillers and random weights")
     parser.add_argument("--opset", type=int, default=None, metavar="N",
                         help="the ONNX opset to write (default 17)")
     parser.add_argument("--dynamic-batch", action="store_true",

@@ -56,6 +56,17 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
                         help="CPU threads per process (default: the cores divided among the processes)")
 
 
+MAX_SEED = 2**63 - 1  # what a torch or NumPy generator takes
+
+
+def seed(text: str) -> int:
+    """A --seed value: an integer from 0 to MAX_SEED (argparse reports anything else at its flag)."""
+    value = int(text)
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
 def check_threads(args: argparse.Namespace) -> None:
     if args.threads is not None and args.threads < 1:
         raise CaffeconfError.at(None, f"--threads must be at least 1, got {args.threads}")

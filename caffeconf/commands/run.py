@@ -12,7 +12,7 @@ from ..ir import Net
 from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, export_for_runtime, \
     format_differences, may_use_onnxruntime
 from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
-    load_for_state, warn
+    load_for_state, seed, warn
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -44,7 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tolerance", type=float, default=None, metavar="REL",
                         help="the largest relative difference --compare accepts, of the blob's largest "
                              "magnitude in the --compare engine (default 1e-4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for fillers, random weights and random inputs")
+    parser.add_argument("--seed", type=seed, default=0, help="seed for fillers, random weights and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
     parser.add_argument("--mean-value", type=float, action="append", default=None,
                         help="per-channel mean to subtract from images (repeatable)")

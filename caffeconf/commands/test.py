@@ -4,7 +4,7 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 from __future__ import annotations
 
 from ..errors import CaffeconfError
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, load_options, warn
+from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, load_options, seed, warn
 from .optional_modules import required_modules
 
 
@@ -16,7 +16,7 @@ def add_arguments(parser) -> None:
     add_state_arguments(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "test")
-    parser.add_argument("--seed", type=int, default=0, help="seed for random transforms and Dropout")
+    parser.add_argument("--seed", type=seed, default=0, help="seed for random transforms and Dropout")
 
 
 def run(args) -> int:

@@ -8,7 +8,7 @@ import sys
 from ..errors import CaffeconfError
 from .engines import TITLES, add_engine_argument, export_for_runtime, may_use_onnxruntime
 from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
-    load_for_state, warn
+    load_for_state, seed, warn
 from .optional_modules import required_modules
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     add_state_arguments(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "time")
-    parser.add_argument("--seed", type=int, default=0, help="seed for fillers and random inputs")
+    parser.add_argument("--seed", type=seed, default=0, help="seed for fillers and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
     add_engine_argument(parser, "pytorch", "runs the passes (ONNX Runtime: forward only; pytorch: forward and "
                                            "backward, as `caffe time`)")

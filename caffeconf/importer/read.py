@@ -121,6 +121,7 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
     if text is None:
         text = render(document(imported, flat_entries(imported.layers)), header)
         if not refused and not compiles_to(text, as_toml, imported.message):
+            _refuse_what_caffeconf_refuses(path, text, as_toml)
             raise InternalError(f"the flat import of {path} does not compile back to the same net")
     prototxt_lines = imported.source_lines
     notes = ("no repeated blocks found: the config is flat",) if modules and "\nmodules:" not in text \
@@ -136,11 +137,23 @@ def import_python(path: str | Path) -> ImportResult:
 
 def compiles_to(text: str, as_toml: bool, message: messages.NetParameter) -> bool:
     """Whether config `text` compiles, without errors, to exactly `message`."""
+    result = _built(text, as_toml)
+    return result.ok and serde.net_to_proto(result.net) == message
+
+
+def _built(text: str, as_toml: bool):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / ("net.toml" if as_toml else "net.yaml")
         path.write_text(text, encoding="utf-8")
-        result = build(path)
-    return result.ok and serde.net_to_proto(result.net) == message
+        return build(path)
+
+
+def _refuse_what_caffeconf_refuses(path: str | Path, text: str, as_toml: bool) -> None:
+    """A net whose faithful config caffeconf's field checks refuse (a shape of 40 dims, which Caffe
+    too refuses at set-up) is an error in the net, said in words, not an internal one."""
+    errors = [d.message for d in _built(text, as_toml).diagnostics if d.severity == "error"]
+    if errors:
+        raise CaffeconfError.at(None, f"{path}: cannot import this net: {errors[0]}")
 
 
 def verify_problems(net: Net) -> list[str]:
