@@ -81,9 +81,18 @@ def expression_values(roots: list[str], entry: Map, keys: tuple, limits: Limits)
         result = compile_config(root, limits)
         for layer in result.net.layers if result.ok else ():
             if written_by(layer, entry.span):
-                lines.append(f"- `{layer.name}`: {_plain(_field_value(layer.fields, keys))}")
+                lines.append(f"- `{layer.name}`: {_plain(_written_value(layer, keys))}")
     shown = lines[:MAX_INSTANCES] + ([f"… and {len(lines) - MAX_INSTANCES} more"] if len(lines) > MAX_INSTANCES else [])
     return "In each instance:\n\n" + "\n".join(shown) if lines else "values unknown: no net that compiles uses it"
+
+
+def _written_value(layer, keys: tuple):
+    """The flat layer's value of the field at `keys`: its name, blobs (qualified) or a Caffe field."""
+    if keys[0] == "name":
+        return layer.name
+    if keys[0] in ("top", "bottom"):
+        return _field_value({keys[0]: list(layer.tops if keys[0] == "top" else layer.bottoms)}, keys)
+    return _field_value(layer.fields, keys)
 
 
 def _field_value(fields, keys: tuple):

@@ -22,7 +22,7 @@ from lsp_client import LanguageServer
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SERVED = HERE / "server"
-NET, BLOCKS = SERVED / "net.yaml", SERVED / "blocks.yaml"
+NET, BLOCKS, REPEATS = SERVED / "net.yaml", SERVED / "blocks.yaml", SERVED / "repeats.yaml"
 ERROR = 1
 WARNING = 2
 
@@ -315,6 +315,15 @@ def test_hover_on_a_caffe_field_or_type_shows_its_caffe_proto_description(server
     assert hover(server, NET, at(NET, 8, "bottom")) == \
         "**bottom**: Input blobs; omitted, the previous layer's single top."
     assert hover(server, NET, at(NET, 1, "caffeconf")) is None
+
+
+def test_hover_on_a_templated_name_or_blob_shows_what_each_instance_wrote(server):
+    opened(server, REPEATS)
+    name = hover(server, REPEATS, at(REPEATS, 4, "${i}", 2))
+    top = hover(server, REPEATS, at(REPEATS, 4, '"r${i}', 3))
+    close(server, REPEATS)
+    assert name.endswith("In each instance:\n\n- `relu0`: relu0\n- `relu1`: relu1")
+    assert top.endswith("In each instance:\n\n- `relu0`: r0\n- `relu1`: r1")
 
 
 def test_hover_in_a_module_file_shows_its_instances_in_the_open_configs_importing_it(server, net_open):
