@@ -10,14 +10,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..caffe import messages, prototxt, serde
+from ..caffe import messages, prototxt
 from ..caffe.dialect import Dialect, current, use
 from ..caffe.facts import looks_like_solver
 from ..caffe.netfile import SolverGiven
 from .check import check_modules
 from .header import adopt_config_proto
 from ..errors import CaffeconfError, Diagnostic, DiagnosticList
-from .fields import FieldChecker, net_message, solver_message
+from .fields import net_message, set_solver_fields, solver_message
 from ..ir import Net
 from .library import Library, load_library, unit_key
 from ..limits import DEFAULT_LIMITS, Limits
@@ -127,11 +127,10 @@ def refuse_solver_file(tree, path: str) -> None:
     solver, as `caffeconf train` reads it: raise SolverGiven with it checked, or its field errors."""
     if not is_solver_tree(tree):
         return
-    diags = DiagnosticList()
-    data = FieldChecker(lambda scalar: scalar.value, diags).message(tree, solver_message(), "")
-    diags.raise_if_errors()
+    solver = messages.SolverParameter()
+    set_solver_fields(solver, tree, "", path)
     outline = prototxt.Outline([prototxt.TopField(key, span.line, span.col) for key, span in tree.keys.items()])
-    raise SolverGiven(path, serde.data_to_message(data, messages.SolverParameter(), path), outline)
+    raise SolverGiven(path, solver, outline)
 
 
 def check_solver(node, resolver: Resolver, diags: DiagnosticList) -> dict | None:

@@ -8,7 +8,6 @@ flat IR holds (see `caffeconf.ir`).
 
 from __future__ import annotations
 
-
 import re
 import sys
 from typing import Any, Callable, Sequence
@@ -220,3 +219,16 @@ def _hint_nested(key: str, layer_type: str | None) -> str | None:
     if owners:
         return f"'{key}' belongs inside {' or '.join(owners[:3])}"
     return None
+
+
+def set_solver_fields(solver, fields: Node, field_path: str, source: str) -> None:
+    """Set the located SolverParameter `fields` on the message `solver`, each checked where it is
+    written (raising CaffeconfError with every problem); a field given replaces what `solver` had."""
+    from ..caffe.serde import data_to_message
+
+    diags = DiagnosticList()
+    data = FieldChecker(lambda scalar: scalar.value, diags).message(fields, solver_message(), field_path)
+    diags.raise_if_errors()
+    for name in data:
+        solver.ClearField(name)
+    data_to_message(data, solver, source)

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .fields import set_solver_fields
 from .load import LoadOptions
+from .settings import SETTINGS_SOURCE, with_solver_settings
 from ..errors import CaffeconfError
 from ..ir import Net
 from ..caffe import messages
@@ -39,7 +41,8 @@ def read_solver_file(path: str, how: LoadOptions = LoadOptions()) -> messages.So
         solver = _solver_from_tree(path, how)
     else:
         solver = upgrade.upgrade_solver(prototxt.read_solver(path), source=path)
-        _apply_settings(solver, how.settings.solver)
+        if how.settings.solver is not None:
+            set_solver_fields(solver, how.settings.solver, "solver", SETTINGS_SOURCE)
     _default_snapshot_prefix(solver, path)
     check_iteration_counts(solver, path)
     return solver
@@ -72,7 +75,6 @@ def _solver_from_tree(path: str, how: LoadOptions) -> messages.SolverParameter:
     """A YAML/TOML solver file: a caffeconf config's `solver:` section, or a plain mapping of
     SolverParameter fields, each checked where it is written."""
     from .tree import Map
-    from .settings import with_solver_settings
     from .source import load_tree
 
     tree = load_tree(path, how.limits)
@@ -82,26 +84,8 @@ def _solver_from_tree(path: str, how: LoadOptions) -> messages.SolverParameter:
             raise CaffeconfError.at(tree.span, "this config has no `solver:` section")
         return solver
     solver = messages.SolverParameter()
-    _apply_settings(solver, with_solver_settings(tree, how.settings), field_path="", source=path)
+    set_solver_fields(solver, with_solver_settings(tree, how.settings), "", path)
     return solver
-
-
-def _apply_settings(solver: messages.SolverParameter, fields, field_path: str = "solver",
-                    source: str = "--set") -> None:
-    """Set the located SolverParameter `fields` (a Map, or None for none) on `solver`, each checked
-    where it is written; a field given replaces the solver's value, as a config's section would."""
-    from ..errors import DiagnosticList
-    from .fields import FieldChecker, solver_message
-    from ..caffe.serde import data_to_message
-
-    if fields is None:
-        return
-    diags = DiagnosticList()
-    data = FieldChecker(lambda scalar: scalar.value, diags).message(fields, solver_message(), field_path)
-    diags.raise_if_errors()
-    for name in data:
-        solver.ClearField(name)
-    data_to_message(data, solver, source)
 
 
 def _default_snapshot_prefix(solver: messages.SolverParameter, path: str) -> None:
