@@ -9,8 +9,6 @@ stays as the layer declares it. Every read is bounded: one record, one header, o
 
 from __future__ import annotations
 
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from google.protobuf.message import DecodeError
 from ..caffe import messages
 from ..caffe.image_list import parse_list
 from ..errors import CaffeconfError
-from ..files import image_dimensions
+from ..files import check_regular_file, image_dimensions
 from ..ir import Layer, Net
 from .shapes import Shape, format_shape, layer_param
 
@@ -170,9 +168,10 @@ def _first_lines(source: str) -> list[str] | None:
 def _is_file(path: Path) -> bool:
     """A regular file (never a FIFO or device, which could block or never end)."""
     try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
+        check_regular_file(path)
+    except (OSError, ValueError, CaffeconfError):
         return False
+    return True
 
 
 _READERS = {"Data": _lmdb, "ImageData": _image_data, "HDF5Data": _hdf5_data}
