@@ -78,6 +78,9 @@ def _decode(text: str, path: str) -> dict:
         raise _syntax_error(error, text, path) from None
     except RecursionError:  # only with a nesting limit raised far above the default
         raise CaffeconfError.at(Span(path, 1, 1), "invalid TOML: nested too deeply to read") from None
+    except ValueError:  # tomllib's only other refusal: Python's limit on the digits of an integer
+        raise CaffeconfError.at(Span(path, 1, 1), f"invalid TOML: an integer of more than "
+                                f"{sys.get_int_max_str_digits()} digits (no Caffe field holds one)") from None
 
 
 def _syntax_error(error: Exception, text: str, path: str) -> CaffeconfError:

@@ -9,6 +9,7 @@ bounded so a "billion laughs" document fails at once.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Iterator
 
 import yaml
@@ -41,6 +42,9 @@ _Loader.add_implicit_resolver(_TAG + "float", _FLOAT, list("-+0123456789."))
 
 
 def _to_int(text: str) -> int:
+    digits = len(text.lstrip("+-"))
+    if digits > sys.get_int_max_str_digits():  # Python's own refusal names its internals
+        raise ValueError(f"an integer of {digits} digits is too long (no Caffe field holds one)")
     return int(text, 0) if re.match(r"^[-+]?0[xo]", text) else int(text)
 
 
