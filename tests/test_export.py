@@ -33,15 +33,15 @@ TOLERANCE = 1e-4  # relative to the blob's largest magnitude
 
 def shared_deploy_nets() -> list:
     """The deploy nets ../shared/models/README.md lists (`phase: deploy`), V0, V1 and V2; fork nets
-    skip (their layers follow the dialects issue)."""
+    skip (test_export_ssd.py exports MobileNet-SSD in its dialect)."""
     readme = MODELS / "README.md"
     if not readme.exists():
         return [pytest.param(None, marks=pytest.mark.skip(reason="../shared/models is absent (it holds the "
                                                                   "reference nets)"))]
     sections = readme.read_text(encoding="utf-8").split("\n### `")[1:]
     nets = [section.partition("`")[0] for section in sections if re.search(r"phase: deploy\b", section)]
-    return [pytest.param(net, marks=pytest.mark.skip(reason="a fork's layers (Permute, PriorBox, ...) "
-                                                           "that the runner does not have yet"))
+    return [pytest.param(net, marks=pytest.mark.skip(reason="a fork's net, read with the fork's caffe.proto: "
+                                                           "tests/test_export_ssd.py exports it"))
             if net in FORK_FILES else net for net in nets]
 
 

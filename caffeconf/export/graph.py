@@ -21,7 +21,7 @@ from ..errors import CaffeconfError, Diagnostic
 from ..inspect.shapes import LayerShapes, infer_shapes
 from ..ir import Layer, Net, output_names
 from .emit import DEFAULT_OPSET, MIN_OPSET, Graph, Emit, Shape, Unexpressible, format_dims, value_info
-from . import layers as table
+from . import detection, layers as table  # noqa: F401 (detection fills the table with SSD's layers)
 
 def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes: Mapping[str, Sequence[int]],
                *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
@@ -50,7 +50,7 @@ def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes
         current.update(zip(layer.tops, top_names))
     if problems:
         raise CaffeconfError(problems)
-    outputs = _graph_outputs(net, entries, extra_outputs)
+    outputs = _graph_outputs(net, entries, extra_outputs, graph.data_shaped)
     if not graph.nodes:  # ONNX Runtime cannot load a graph without a node
         raise CaffeconfError.at(None, "the net computes nothing (no layer besides its inputs): nothing to export")
     opsets = [helper.make_opsetid("", opset)]
@@ -133,8 +133,10 @@ def _graph_inputs(layer: Layer, entry: LayerShapes, top_names: list[str],
     return [value_info(name, shape) for name, shape in zip(top_names, entry.tops)]
 
 
-def _graph_outputs(net: Net, entries: list[LayerShapes], extra: Sequence[str]) -> list[onnx.ValueInfoProto]:
+def _graph_outputs(net: Net, entries: list[LayerShapes], extra: Sequence[str],
+                   data_shaped: Mapping[str, Shape]) -> list[onnx.ValueInfoProto]:
     final = {top: shape for entry in entries for top, shape in zip(entry.layer.tops, entry.tops)}
+    final.update(data_shaped)
     fed = {top for layer in net.layers if layer.type in FED_TYPES for top in layer.tops}
     wanted = [n for n in dict.fromkeys([*output_names(net.layers), *extra]) if n not in fed]
     return [value_info(name, final[name]) for name in wanted]
