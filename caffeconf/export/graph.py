@@ -25,9 +25,10 @@ from . import detection, layers as table  # noqa: F401 (detection fills the tabl
 
 def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes: Mapping[str, Sequence[int]],
                *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
-               extra_outputs: Sequence[str] = ()) -> onnx.ModelProto:
-    """The net as a checked ONNX model: inputs its Input tops, outputs Caffe's net outputs plus
-    `extra_outputs` (blob names, their final values); `blobs` by layer name, in Caffe's order.
+               extra_outputs: Sequence[str] = (), check: bool = True) -> onnx.ModelProto:
+    """The net as an ONNX model, checked by onnx.checker and strict shape inference unless not
+    `check`: inputs its Input tops, outputs Caffe's net outputs plus `extra_outputs` (blob names,
+    their final values); `blobs` by layer name, in Caffe's order.
     Raises CaffeconfError with one located diagnostic per layer ONNX cannot express."""
     check_opset(opset)
     entries = _layer_shapes(net, input_shapes, dynamic_batch)
@@ -58,7 +59,7 @@ def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes
     model = helper.make_model(
         helper.make_graph(graph.nodes, net.name or "net", inputs, outputs, graph.initializers),
         opset_imports=opsets, producer_name="caffeconf", ir_version=helper.find_min_ir_version_for(opsets))
-    return checked(model)
+    return checked(model) if check else model
 
 
 def check_opset(opset: int) -> None:
