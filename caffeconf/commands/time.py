@@ -6,8 +6,9 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .engines import MEASURED_PASSES, TITLES, add_engine_argument, cached_measurement, export_for_runtime, \
-    faster_for, may_use_onnxruntime, measure_engines, measurement_key, report_choice, store_measurement
+from .engines import MEASURED_PASSES, TITLES, WARM_UPS, add_engine_argument, cached_measurement, \
+    export_for_runtime, faster_for, may_use_onnxruntime, measure_engines, measurement_key, report_choice, \
+    store_measurement
 from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
     load_for_state, seed, warn
 from .optional_modules import required_modules
@@ -84,7 +85,7 @@ def _measured_choice(args, net, model, inputs: dict, shapes: dict):
             report_choice(args.verbose, "pytorch", None, "the net does not export")
             return None
         store_measurement(key, figures)
-        how = f"measured now over {MEASURED_PASSES} passes each, per pass"
+        how = f"measured now: the best of {MEASURED_PASSES} passes each after {WARM_UPS} warm-ups, per pass"
     engine = faster_for(figures, args.iterations, setup_paid=True)
     report_choice(args.verbose, engine, figures, how)
     if engine == "pytorch":
