@@ -151,3 +151,29 @@ def test_mobilenet_ssd_exports_to_the_runners_values_and_opencvs_detections(tmp_
     errors = {name: relative_error(reference[name], outputs[name]) for name in outputs}
     worst = max(errors, key=errors.get)
     assert errors[worst] < TOLERANCE, (worst, errors[worst])
+
+
+SWAPPED_CORNERS_NET = """name: "swapped"
+layer { name: "loc" type: "Input" top: "loc" input_param { shape { dim: 1 dim: 8 } } }
+layer { name: "conf" type: "Input" top: "conf" input_param { shape { dim: 1 dim: 4 } } }
+layer { name: "prior" type: "Input" top: "prior" input_param { shape { dim: 1 dim: 2 dim: 8 } } }
+layer { name: "det" type: "DetectionOutput" bottom: "loc" bottom: "conf" bottom: "prior" top: "det"
+  detection_output_param { num_classes: 2 background_label_id: 0 code_type: CORNER keep_top_k: 10
+                           nms_param { nms_threshold: 0.45 } } }
+"""
+
+
+def test_a_box_with_its_corners_swapped_suppresses_nothing_as_in_caffe(tiny_fork, tmp_path):
+    """Box 0 is box 1 with xmin and xmax swapped: the fork's overlap of it is 0, so both are kept;
+    ONNX Runtime's NMS, which orders corners itself, would drop box 1 without the export's care."""
+    path = tmp_path / "swapped.prototxt"
+    path.write_text(SWAPPED_CORNERS_NET)
+    feed = {"loc": np.zeros((1, 8), np.float32), "conf": np.array([[0.1, 0.9, 0.2, 0.8]], np.float32),
+            "prior": np.array([[[0.6, 0.1, 0.2, 0.5, 0.2, 0.1, 0.6, 0.5], [0.1] * 8]], np.float32)}
+    net = filter_net(load(path).net, phase="TEST")
+    model = CaffeNet(net)
+    with torch.no_grad():
+        expected = model({name: torch.from_numpy(value) for name, value in feed.items()})["det"].numpy()
+    got = run_model(export_net(net, {}, {name: value.shape for name, value in feed.items()}), feed, 2)["det"]
+    assert expected.reshape(-1, 7)[:, 2].tolist() == pytest.approx([0.9, 0.8])
+    assert np.array_equal(got, expected)
