@@ -9,8 +9,8 @@ import sys
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
-from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, export_for_runtime, \
-    format_differences, may_use_onnxruntime
+from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, cached_measurement, \
+    export_for_runtime, faster_for, format_differences, may_use_onnxruntime, measurement_key, report_choice
 from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
     load_for_state, seed, warn
 from .optional_modules import required_modules
@@ -172,19 +172,36 @@ def _run(args) -> int:
 
 def _choose_engine(args, net: Net, model, inputs: dict, chosen: list[str], device):
     """The engine of the pass, and the exported model when ONNX Runtime runs it (or is compared).
-    Auto takes ONNX Runtime for a CPU pass in fp32 when it is installed and the net exports
-    (faster per pass for ResNet-50, a toss-up for GoogLeNet: docs/export.md), else PyTorch, silently."""
+    Auto: _auto_engine; a net that does not export runs in PyTorch, silently."""
     engine = args.engine
+    shapes = {name: tuple(value.shape) for name, value in inputs.items()}
     if engine == "auto":
         other = {"pytorch": "onnxruntime", "onnxruntime": "pytorch"}
-        engine = other[args.compare] if args.compare else \
-            "onnxruntime" if may_use_onnxruntime(device.type, args.precision, args.channels_last) else "pytorch"
+        engine = other[args.compare] if args.compare else _auto_engine(args, net, shapes, device)
     if "onnxruntime" not in (engine, args.compare):
         return engine, None
-    shapes = {name: tuple(value.shape) for name, value in inputs.items()}
     quiet = args.engine == "auto" and not args.compare
     exported = export_for_runtime(net, model, shapes, [n for n in chosen if n not in inputs], quiet=quiet)
     return ("pytorch" if exported is None else engine), exported
+
+
+def _auto_engine(args, net: Net, shapes: dict, device) -> str:
+    """ONNX Runtime where a CPU pass in fp32 was measured (by `time --engine auto`, on these shapes
+    and threads) to finish sooner with it, its setup included; else PyTorch. One pass does not pay
+    for measuring (ONNX Runtime's setup alone outweighs it), so `run` only reads the measurement."""
+    import torch
+
+    if not may_use_onnxruntime(device.type, args.precision, args.channels_last):
+        report_choice(args.verbose, "pytorch", None, "ONNX Runtime runs fp32 passes on the CPU, with the onnx extra")
+        return "pytorch"
+    figures = cached_measurement(measurement_key(net, shapes, torch.get_num_threads()))
+    if figures is None:
+        report_choice(args.verbose, "pytorch", None, "not measured on this net, shapes and threads yet "
+                                                     "(caffeconf time --engine auto measures)")
+        return "pytorch"
+    engine = faster_for(figures, 1, setup_paid=False)
+    report_choice(args.verbose, engine, figures, "cached, for one pass")
+    return engine
 
 
 def _forward(engine: str, exported, model, inputs: dict, chosen: list[str], device, precision: str) -> dict:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import sys
 
 from ..errors import CaffeconfError
-from .engines import TITLES, add_engine_argument, export_for_runtime, may_use_onnxruntime
+from .engines import MEASURED_PASSES, TITLES, WARM_UPS, add_engine_argument, cached_measurement, \
+    export_for_runtime, faster_for, may_use_onnxruntime, measure_engines, measurement_key, report_choice, \
+    store_measurement
 from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
     load_for_state, seed, warn
 from .optional_modules import required_modules
@@ -56,8 +58,10 @@ def _time(args) -> int:
     shapes = {name: tuple(value.shape) for name, value in inputs.items()}
     model.materialize(shapes)  # as Caffe's SetUp: shapes checked (a blob over INT_MAX refused) before a pass
     exported = None
-    if args.engine == "onnxruntime" or (args.engine == "auto" and may_use_onnxruntime(device.type)):
-        exported = export_for_runtime(net, model, shapes, quiet=args.engine == "auto")
+    if args.engine == "onnxruntime":
+        exported = export_for_runtime(net, model, shapes)
+    elif args.engine == "auto" and may_use_onnxruntime(device.type):
+        exported = _measured_choice(args, net, model, inputs, shapes)
     engine = "pytorch" if exported is None else "onnxruntime"
     by = " (auto)" if args.engine == "auto" else ""
     print(f"device: {describe(device)}; phase {phase}; engine {TITLES[engine]}{by}")
@@ -65,6 +69,28 @@ def _time(args) -> int:
         _onnxruntime_timing(net, exported, inputs, args.iterations)
     sys.stdout.write(format_timing(timing))
     return 0
+
+
+def _measured_choice(args, net, model, inputs: dict, shapes: dict):
+    """Auto: the exported model where ONNX Runtime's pass is the faster (measured on this net,
+    shapes and threads, or read from the cache of an earlier measurement), else None (PyTorch)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    key = measurement_key(net, shapes, threads)
+    figures, exported, how = cached_measurement(key), None, "cached, per pass"
+    if figures is None:
+        figures, exported = measure_engines(net, model, inputs, threads)
+        if figures is None:
+            report_choice(args.verbose, "pytorch", None, "the net does not export")
+            return None
+        store_measurement(key, figures)
+        how = f"measured now: the best of {MEASURED_PASSES} passes each after {WARM_UPS} warm-ups, per pass"
+    engine = faster_for(figures, args.iterations, setup_paid=True)
+    report_choice(args.verbose, engine, figures, how)
+    if engine == "pytorch":
+        return None
+    return exported if exported is not None else export_for_runtime(net, model, shapes)
 
 
 def _onnxruntime_timing(net, exported, inputs: dict, iterations: int):

@@ -15,7 +15,8 @@ MIN_OPSET = 13  # Softmax over one axis, Split/Unsqueeze/ReduceSum with their ax
 DEFAULT_OPSET = 17
 BATCH = "batch"  # the symbolic batch dim of a dynamic-batch export
 
-Shape = tuple  # dims; None for a dim that follows the batch size (dynamic-batch exports)
+Shape = tuple  # dims; None for a dim that follows the batch size (dynamic-batch exports), a name for one
+# that the data decides (DetectionOutput's number of detections)
 
 
 class Unexpressible(Exception):
@@ -30,6 +31,7 @@ class Graph:
     nodes: list = field(default_factory=list)
     initializers: list = field(default_factory=list)
     used: set[str] = field(default_factory=set)
+    data_shaped: dict[str, Shape] = field(default_factory=dict)  # values whose shape inference cannot know
 
     def fresh(self, hint: str) -> str:
         name, index = hint, 1
@@ -138,7 +140,7 @@ class Emit:
 
 
 def value_info(name: str, shape: Shape):
-    """A float tensor's declaration; a batch-following dim (None) is the symbolic batch."""
+    """A float tensor's declaration; a batch-following dim (None) is the symbolic batch, a named one symbolic."""
     return helper.make_tensor_value_info(name, TensorProto.FLOAT, [BATCH if d is None else d for d in shape])
 
 

@@ -21,13 +21,14 @@ from ..errors import CaffeconfError, Diagnostic
 from ..inspect.shapes import LayerShapes, infer_shapes
 from ..ir import Layer, Net, output_names
 from .emit import DEFAULT_OPSET, MIN_OPSET, Graph, Emit, Shape, Unexpressible, format_dims, value_info
-from . import layers as table
+from . import detection, layers as table  # noqa: F401 (detection fills the table with SSD's layers)
 
 def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes: Mapping[str, Sequence[int]],
                *, opset: int = DEFAULT_OPSET, dynamic_batch: bool = False,
-               extra_outputs: Sequence[str] = ()) -> onnx.ModelProto:
-    """The net as a checked ONNX model: inputs its Input tops, outputs Caffe's net outputs plus
-    `extra_outputs` (blob names, their final values); `blobs` by layer name, in Caffe's order.
+               extra_outputs: Sequence[str] = (), check: bool = True) -> onnx.ModelProto:
+    """The net as an ONNX model, checked by onnx.checker and strict shape inference unless not
+    `check`: inputs its Input tops, outputs Caffe's net outputs plus `extra_outputs` (blob names,
+    their final values); `blobs` by layer name, in Caffe's order.
     Raises CaffeconfError with one located diagnostic per layer ONNX cannot express."""
     check_opset(opset)
     entries = _layer_shapes(net, input_shapes, dynamic_batch)
@@ -50,7 +51,7 @@ def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes
         current.update(zip(layer.tops, top_names))
     if problems:
         raise CaffeconfError(problems)
-    outputs = _graph_outputs(net, entries, extra_outputs)
+    outputs = _graph_outputs(net, entries, extra_outputs, graph.data_shaped)
     if not graph.nodes:  # ONNX Runtime cannot load a graph without a node
         raise CaffeconfError.at(None, "the net computes nothing (no layer besides its inputs): nothing to export")
     opsets = [helper.make_opsetid("", opset)]
@@ -58,7 +59,7 @@ def export_net(net: Net, blobs: Mapping[str, Sequence[np.ndarray]], input_shapes
     model = helper.make_model(
         helper.make_graph(graph.nodes, net.name or "net", inputs, outputs, graph.initializers),
         opset_imports=opsets, producer_name="caffeconf", ir_version=helper.find_min_ir_version_for(opsets))
-    return checked(model)
+    return checked(model) if check else model
 
 
 def check_opset(opset: int) -> None:
@@ -133,8 +134,10 @@ def _graph_inputs(layer: Layer, entry: LayerShapes, top_names: list[str],
     return [value_info(name, shape) for name, shape in zip(top_names, entry.tops)]
 
 
-def _graph_outputs(net: Net, entries: list[LayerShapes], extra: Sequence[str]) -> list[onnx.ValueInfoProto]:
+def _graph_outputs(net: Net, entries: list[LayerShapes], extra: Sequence[str],
+                   data_shaped: Mapping[str, Shape]) -> list[onnx.ValueInfoProto]:
     final = {top: shape for entry in entries for top, shape in zip(entry.layer.tops, entry.tops)}
+    final.update(data_shaped)
     fed = {top for layer in net.layers if layer.type in FED_TYPES for top in layer.tops}
     wanted = [n for n in dict.fromkeys([*output_names(net.layers), *extra]) if n not in fed]
     return [value_info(name, final[name]) for name in wanted]
