@@ -7,8 +7,8 @@ import sys
 
 from ..errors import CaffeconfError
 from .engines import TITLES, add_engine_argument, export_for_runtime, may_use_onnxruntime
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
-    load_for_state, seed, warn
+from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
+    check_batch, check_threads, load_for_state, seed, warn
 from .optional_modules import required_modules
 
 
@@ -19,6 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
+    add_python_layers_argument(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "time")
     parser.add_argument("--seed", type=seed, default=0, help="seed for fillers and random inputs")
@@ -50,7 +51,7 @@ def _time(args) -> int:
     loaded = load_for_state(args, default_phase="TRAIN")
     net, phase = loaded.net, loaded.state.phase
     device = torch.device("cpu") if args.engine == "onnxruntime" else select_device(args.device)
-    model = build_model(net, args.weights, phase, args.seed, device)
+    model = build_model(net, args.weights, phase, args.seed, device, allow_python_layers=args.allow_python_layers)
     inputs = gather_inputs(net, model, args.input, (), {}, args.seed, args.batch)
     inputs = {name: value.to(device) for name, value in inputs.items()}
     shapes = {name: tuple(value.shape) for name, value in inputs.items()}
