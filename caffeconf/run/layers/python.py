@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ...errors import CaffeconfError, Diagnostic, Note, Span, did_you_mean
-from ...ir import Layer, Net
+from ...inspect.shapes import python_module
+from ...ir import Net
 from .. import pycaffe
 from .registry import LayerContext, Op, register
 
@@ -32,13 +33,9 @@ _NOT_LAYER_CODE = (os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 _SHOWN_FRAMES = 5  # the innermost frames of the layer code's traceback that become notes
 
 
-def module_of(layer: Layer) -> str:
-    return (layer.fields.get("python_param") or {}).get("module", "")
-
-
 def python_refusals(net: Net, why: str, hint: str | None = None) -> list[Diagnostic]:
     """One located error per Python layer of `net`, saying `why` it does not run here."""
-    return [Diagnostic(f"layer '{layer.name}' (Python module {module_of(layer) or '?'}): {why}",
+    return [Diagnostic(f"layer '{layer.name}' (Python module {python_module(layer)}): {why}",
                        layer.origin.span if layer.origin else None, hint=hint)
             for layer in net.layers if layer.type == "Python"]
 
