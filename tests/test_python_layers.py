@@ -156,10 +156,12 @@ def test_a_module_beside_the_net_is_found(tmp_path, capsys, monkeypatch):
           "    def forward(self, bottom, top): top[0].data[...] = -bottom[0].data\n"
           "    def backward(self, top, propagate_down, bottom): pass\n")
     net = write(folder / "net.prototxt", (AFFINE_NET % "Negate").replace("tiny_layers", "beside_the_net"))
-    monkeypatch.delitem(sys.modules, "beside_the_net", raising=False)
+    monkeypatch.setitem(sys.modules, "beside_the_net", None)
+    del sys.modules["beside_the_net"]  # (monkeypatch removes it again after the test)
     model = CaffeNet(net_of(net), allow_python_layers=True)
     x = torch.arange(6.0).reshape(2, 3)
     assert torch.equal(model({"data": x})["out"], -x)
+    assert str(folder) not in sys.path  # the folder was searched only while the module was imported
 
 
 def test_a_data_layer_is_called_as_caffe_calls_it(layers_on_path, tmp_path):
@@ -210,6 +212,15 @@ def test_train_learns_through_python_data_and_loss_layers(layers_on_path, tmp_pa
     label = data.sum(1)
     assert losses[0] == pytest.approx((label ** 2).sum() / 4 / 2, rel=1e-6)  # the weights start at 0
     assert len(losses) == 8 and all(later < earlier for earlier, later in zip(losses, losses[1:]))
+
+
+def test_the_api_trains_python_layers_when_allowed(layers_on_path, tmp_path, capsys):
+    import caffeconf
+
+    solver = write_solver(tmp_path, write(tmp_path / "net.prototxt", TRAIN_NET), max_iter=2)
+    with pytest.raises(CaffeconfError, match="only when given --allow-python-layers"):
+        caffeconf.train(str(solver), quiet=True)
+    assert caffeconf.train(str(solver), quiet=True, allow_python_layers=True) == 0
 
 
 # ------------------------------------------------------------------ the layer code's errors
