@@ -115,7 +115,8 @@ def _edits(a: str, b: str) -> int:
 MAX_ECHOED_NAME = 80  # characters of a quoted name shown in a message
 MAX_ECHOED_LINE = 200  # characters of a source line shown under a message
 ELLIPSIS = "\u2026"
-_QUOTED = re.compile(r"'([^'\n]{%d,})'" % (MAX_ECHOED_NAME + 1))
+# An opening quote follows no letter or digit (so the closing quote of one name does not open the next).
+_QUOTED = re.compile(r"(?<!\w)'([^'\n]{%d,})'" % (MAX_ECHOED_NAME + 1))
 
 
 def shorten_names(text: str) -> str:

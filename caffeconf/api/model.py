@@ -25,7 +25,8 @@ class Model(CaffeNet):
     every blob of that pass in `.blobs` (as pycaffe's `net.blobs`). Learnable blobs come from
     `weights` (a .caffemodel path, or the dict `caffeconf.caffe.weights.read_caffemodel` gives),
     else from the layers' fillers, seeded by `seed`. `device`: "cpu", "cuda", a torch.device, or
-    None for CUDA when available. A net loaded with every phase is run for `phase`.
+    None for CUDA when available. A net loaded with every phase is run for `phase`. A net with Python
+    layers runs only with `allow_python_layers=True`, which imports and runs their modules' code.
 
     >>> model = Model(load("tests/cases/qualified_names/expected.prototxt"), device="cpu")
     >>> outputs = model({"data": np.ones((1, 3, 16, 16), np.float32)})
@@ -34,11 +35,13 @@ class Model(CaffeNet):
     """
 
     def __init__(self, net: Source, weights: str | os.PathLike | Mapping[str, list[StoredBlob]] | None = None,
-                 device: str | torch.device | None = None, *, phase: str = "TEST", seed: int = 0):
+                 device: str | torch.device | None = None, *, phase: str = "TEST", seed: int = 0,
+                 allow_python_layers: bool = False):
         flat, _ = for_state(as_net(net).flat, StateChoice(phase))
         where = device if isinstance(device, torch.device) else select_device(device or "auto")
         stored = read_caffemodel(weights) if isinstance(weights, (str, os.PathLike)) else weights
-        super().__init__(flat, phase=phase, seed=seed, weights=stored, device=where)
+        super().__init__(flat, phase=phase, seed=seed, weights=stored, device=where,
+                         allow_python_layers=allow_python_layers)
         self.to(where)
         self.blobs: dict[str, torch.Tensor] = {}
         self.materialize(input_shapes(flat, None))  # where shapes are declared, blobs exist before any pass
@@ -63,10 +66,11 @@ def _tensor(value, device: torch.device) -> torch.Tensor:
 def train(config_or_solver: str | os.PathLike, *, net: str | os.PathLike | None = None,
           weights: str | os.PathLike | None = None, resume: str | os.PathLike | None = None,
           device: str = "auto", log: str | None = None, plot: str | None = None, quiet: bool = False,
-          threads: int | None = None, nproc: int = 1) -> int:
+          threads: int | None = None, nproc: int = 1, allow_python_layers: bool = False) -> int:
     """Train as `caffeconf train` does: a config with a `solver:` section, or a solver (prototxt
     or YAML) with `net` or the solver's own net; `weights` to start from, or `resume` from a
     .solverstate. Snapshots, the CSV log and the plot are written where the solver says.
+    `allow_python_layers`: run the nets' Python layers (as --allow-python-layers).
     Returns 0 when training ran to `max_iter`, else the status of the signal that stopped it."""
     from ..commands import train as command
 
@@ -79,6 +83,7 @@ def train(config_or_solver: str | os.PathLike, *, net: str | os.PathLike | None 
         args.solver, args.net = os.fspath(config_or_solver), _path_or_none(net)
     args.weights, args.resume = _path_or_none(weights), _path_or_none(resume)
     args.device, args.log, args.plot, args.quiet, args.threads, args.nproc = device, log, plot, quiet, threads, nproc
+    args.allow_python_layers = allow_python_layers
     with one_command():
         return command.run(args)
 

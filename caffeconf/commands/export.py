@@ -35,6 +35,8 @@ def _export(args) -> int:
     from ..export.emit import DEFAULT_OPSET
     from ..export.graph import check_opset, export_net
     from ..files import check_writable, write_atomic
+    from ..errors import CaffeconfError
+    from ..run.layers.python import python_refusals
     from ..run.session import build_model, input_shapes
 
     opset = DEFAULT_OPSET if args.opset is None else args.opset
@@ -44,6 +46,9 @@ def _export(args) -> int:
     check_writable(args.output, (args.net, *([args.weights] if args.weights else [])))
     loaded = load_for_state(args)
     net = loaded.net
+    refusals = python_refusals(net, "an ONNX graph cannot hold a Python layer's code")
+    if refusals:
+        raise CaffeconfError(refusals)
     shapes = {**input_shapes(net, args.batch), **given}
     model = build_model(net, args.weights, loaded.state.phase, args.seed, torch.device("cpu"),
                         random_weights=args.random_weights)

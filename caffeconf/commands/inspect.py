@@ -10,7 +10,7 @@ import sys
 
 from ..errors import CaffeconfError
 from ..inspect.measure import SOLVER_HISTORY, MemoryEstimate, Row, estimate_memory, layer_costs, net_totals, rows
-from ..inspect.shapes import Shape, format_shape, infer_shapes
+from ..inspect.shapes import Shape, format_shape, infer_shapes, python_module
 from ..inspect.sources import read_source_shapes, source_inputs
 from .net_options import add_input_arguments, add_state_arguments, load_for_state, parse_inputs
 
@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     read = [r for r in read_source_shapes(net) if not set(r.tops) <= set(given)]
     for source in read:
         sys.stderr.write(f"shapes read: {source.describe()}\n")
+    for layer in net.layers:
+        if layer.type == "Python":
+            sys.stderr.write(_python_note(layer))
     shapes = infer_shapes(net, {**source_inputs(read), **given}, args.batch)
     costs = layer_costs(shapes)
     table = rows(costs, args.depth)
@@ -47,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
     sys.stdout.write(render(table, totals, memory))
     return 0
+
+
+def _python_note(layer) -> str:
+    where = f"{layer.origin.span}: " if layer.origin else ""
+    return (f"{where}note: layer '{layer.name}' (Python module {python_module(layer)}) shapes its tops in its own code, which "
+            f"inspect does not run: its shapes, and those computed from them, are '?'\n")
 
 
 def _number(value: int | None) -> str:

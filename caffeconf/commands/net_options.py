@@ -51,6 +51,13 @@ def add_device_argument(parser: argparse.ArgumentParser, action: str) -> None:
                         help=f"where to {action} (default auto: CUDA when available)")
 
 
+def add_python_layers_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--allow-python-layers", action="store_true",
+                        help="run the net's Python layers (type: \"Python\"): import each one's python_param.module "
+                             "(from sys.path, then the net's folder and the current directory) and run its "
+                             "code; without this flag such a net is refused")
+
+
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads per process (default: the cores divided among the processes)")

@@ -11,8 +11,8 @@ from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
 from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, cached_measurement, \
     export_for_runtime, faster_for, format_differences, may_use_onnxruntime, measurement_key, report_choice
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
-    load_for_state, seed, warn
+from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
+    check_batch, check_threads, load_for_state, seed, warn
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -31,6 +31,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
+    add_python_layers_argument(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "run")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
@@ -141,7 +142,8 @@ def _run(args) -> int:
     device = torch.device("cpu") if explicit_ort else select_device(args.device)
     requested = _blob_names(args.blobs) if args.blobs is not None else []
     _check_blobs(requested, net)
-    model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights)
+    model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights,
+                        allow_python_layers=args.allow_python_layers)
     overrides = {"mean_values": tuple(args.mean_value or ()), "mean_file": args.mean_file,
                  "scale": args.scale, "crop_size": args.crop_size}
     inputs = gather_inputs(net, model, args.input, args.images, overrides, args.seed, args.batch)

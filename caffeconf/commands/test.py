@@ -4,7 +4,8 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 from __future__ import annotations
 
 from ..errors import CaffeconfError
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_threads, load_options, seed, warn
+from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
+    check_threads, load_options, seed, warn
 from .optional_modules import required_modules
 
 
@@ -14,6 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--iterations", type=int, default=50, metavar="N",
                         help="batches to average over (default 50, as caffe test)")
     add_state_arguments(parser)
+    add_python_layers_argument(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "test")
     parser.add_argument("--seed", type=seed, default=0, help="seed for random transforms and Dropout")
@@ -41,7 +43,8 @@ def _score(args) -> int:
     phase = args.phase or "TEST"
     net = load(args.net, StateChoice.of(phase, args.stage, args.level), load_options(args)).net
     device = select_device(args.device)
-    model = CaffeNet(net, phase=phase, seed=args.seed, weights=read_caffemodel(args.weights), device=device)
+    model = CaffeNet(net, phase=phase, seed=args.seed, weights=read_caffemodel(args.weights), device=device,
+                     allow_python_layers=args.allow_python_layers)
     feeder = Feeder(net, phase, args.seed, Shard(), None, device)
     weights = {top: w for layer in net.layers for top, w in zip(layer.tops, loss_weights(layer))}
     totals, loss = {}, 0.0

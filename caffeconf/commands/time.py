@@ -9,8 +9,8 @@ from ..errors import CaffeconfError
 from .engines import MEASURED_PASSES, TITLES, WARM_UPS, add_engine_argument, cached_measurement, \
     export_for_runtime, faster_for, may_use_onnxruntime, measure_engines, measurement_key, report_choice, \
     store_measurement
-from .net_options import add_device_argument, add_state_arguments, add_threads_argument, check_batch, check_threads, \
-    load_for_state, seed, warn
+from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
+    check_batch, check_threads, load_for_state, seed, warn
 from .optional_modules import required_modules
 
 
@@ -21,6 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
     add_state_arguments(parser)
+    add_python_layers_argument(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "time")
     parser.add_argument("--seed", type=seed, default=0, help="seed for fillers and random inputs")
@@ -52,7 +53,7 @@ def _time(args) -> int:
     loaded = load_for_state(args, default_phase="TRAIN")
     net, phase = loaded.net, loaded.state.phase
     device = torch.device("cpu") if args.engine == "onnxruntime" else select_device(args.device)
-    model = build_model(net, args.weights, phase, args.seed, device)
+    model = build_model(net, args.weights, phase, args.seed, device, allow_python_layers=args.allow_python_layers)
     inputs = gather_inputs(net, model, args.input, (), {}, args.seed, args.batch)
     inputs = {name: value.to(device) for name, value in inputs.items()}
     shapes = {name: tuple(value.shape) for name, value in inputs.items()}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..train.signals import EFFECTS
-from .net_options import add_config_arguments, add_device_argument, add_threads_argument, check_threads, load_options, warn
+from .net_options import add_config_arguments, add_device_argument, add_python_layers_argument, add_threads_argument, \
+    check_threads, load_options, warn
 from .optional_modules import required_modules
 
 
@@ -18,6 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
     add_config_arguments(parser)
+    add_python_layers_argument(parser)
     add_threads_argument(parser)
     add_device_argument(parser, "train")
     parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
@@ -110,7 +112,8 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         warn(_overridden_section(solver_path, net_path, how))
     device = select_device(args.device)
     options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
-                           resumed=read_snapshot(args.resume) if args.resume else None, device=device, load=how)
+                           resumed=read_snapshot(args.resume) if args.resume else None, device=device, load=how,
+                           allow_python_layers=args.allow_python_layers)
     if distributed:
         if device.type == "cuda":
             device = torch.device("cuda", rank if rank is not None else int(os.environ.get("LOCAL_RANK", 0)))

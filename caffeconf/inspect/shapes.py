@@ -745,6 +745,11 @@ def _unknown_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred((None,) * len(layer.tops), None)
 
 
+def python_module(layer: Layer) -> str:
+    """The module a Python layer's python_param names ('?' when none is written)."""
+    return (layer.fields.get("python_param") or {}).get("module") or "?"
+
+
 def _hdf5_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
     """Shapes come from the files (inspect/sources.py reads them); no learnable blobs."""
     return Inferred((None,) * len(layer.tops), ())

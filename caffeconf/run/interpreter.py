@@ -24,6 +24,7 @@ from . import layers as registry
 from .fillers import fill, fill_random
 from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
+from .layers.python import unallowed_python_layers
 from ..caffe.facts import FED_TYPES
 from ..caffe.weights import StoredBlob, describe_shape, shape_matches
 
@@ -42,9 +43,10 @@ class Step:
     dead_after: tuple[str, ...] = field(default=())
 
 
-def check_supported(net: Net) -> None:
-    """Reject every layer whose type caffeconf cannot run, before anything runs."""
-    diagnostics = [
+def check_supported(net: Net, allow_python_layers: bool = False) -> None:
+    """Reject every layer whose type caffeconf cannot run, before anything runs; Python layers
+    unless they are allowed."""
+    diagnostics = unallowed_python_layers(net, allow_python_layers) + [
         Diagnostic(f"layer '{layer.name}': unsupported layer type '{layer.type}' "
                    f"(caffeconf run has no implementation for it)",
                    layer.origin.span if layer.origin else None,
@@ -72,10 +74,12 @@ class CaffeNet(nn.Module):
 
     def __init__(self, net: Net, *, phase: str = "TEST", seed: int = 0,
                  weights: Mapping[str, list[StoredBlob]] | None = None,
-                 device: torch.device | str = "cpu", random_weights: bool = False):
-        """`random_weights`: blobs not in `weights` get fillers.fill_random's values, not the fillers'."""
+                 device: torch.device | str = "cpu", random_weights: bool = False,
+                 allow_python_layers: bool = False):
+        """`random_weights`: blobs not in `weights` get fillers.fill_random's values, not the fillers'.
+        `allow_python_layers`: import and run the code of the net's Python layers (else refuse them)."""
         super().__init__()
-        check_supported(net)
+        check_supported(net, allow_python_layers)
         self.net, self.phase, self.device = net, phase, torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)
         self.weights = dict(weights or {})
@@ -94,7 +98,7 @@ class CaffeNet(nn.Module):
     def _build_steps(self, layers: tuple[Layer, ...]) -> list[Step]:
         steps, diagnostics = [], []
         for index, layer in enumerate(layers):
-            ctx = LayerContext(layer, self.phase, self.generator)
+            ctx = LayerContext(layer, self.phase, self.generator, self.device)
             try:
                 op = registry.LAYERS[layer.type](ctx)
             except CaffeconfError as error:

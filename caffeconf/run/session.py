@@ -22,10 +22,10 @@ from ..caffe.weights import read_caffemodel
 
 
 def build_model(net: Net, weights: str | None, phase: str, seed: int, device: torch.device,
-                random_weights: bool = False) -> CaffeNet:
+                random_weights: bool = False, allow_python_layers: bool = False) -> CaffeNet:
     stored = read_caffemodel(weights) if weights else None
-    return CaffeNet(net, phase=phase, seed=seed, weights=stored, device=device,
-                    random_weights=random_weights).to(device)
+    return CaffeNet(net, phase=phase, seed=seed, weights=stored, device=device, random_weights=random_weights,
+                    allow_python_layers=allow_python_layers).to(device)
 
 
 def input_shapes(net: Net, batch: int | None) -> dict[str, tuple[int, ...]]:

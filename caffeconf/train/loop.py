@@ -47,6 +47,7 @@ class TrainOptions:
     # The strongest request across processes (every process stops at the same iteration).
     agree: Callable[[int], int] | None = None
     load: LoadOptions = field(default_factory=LoadOptions)  # how the nets' configs compile (`--set`, imports)
+    allow_python_layers: bool = False  # import and run the nets' Python layers (--allow-python-layers)
 
 
 def load_choice(choice: NetChoice, how: LoadOptions):
@@ -85,7 +86,7 @@ class TestNet:
     def __init__(self, net, test_iter: int, seed: int, options: TrainOptions, index: int):
         self.net, self.test_iter, self.index, self.seed = net, test_iter, index, seed
         self.feeder = Feeder(net, "TEST", seed, Shard(), options.arrays, options.device)
-        self.device = options.device
+        self.device, self.allow_python_layers = options.device, options.allow_python_layers
         self.model: CaffeNet | None = None
         self.shared = False
 
@@ -93,7 +94,8 @@ class TestNet:
         """Each output averaged over test_iter batches (the batches continue where the last test ended)."""
         if self.model is None:
             self.model = CaffeNet(self.net, phase="TEST", seed=self.seed, device=self.device,
-                                  weights=stored_blobs(train.blob_arrays()) or initial)
+                                  weights=stored_blobs(train.blob_arrays()) or initial,
+                                  allow_python_layers=self.allow_python_layers)
         totals: dict[str, torch.Tensor] = {}
         with torch.no_grad():
             for i in range(self.test_iter):
@@ -136,7 +138,7 @@ class Trainer:
         self.feeder = Feeder(self.net, "TRAIN", self.seed, options.shard, options.arrays, options.device)
         self.model = CaffeNet(self.net, phase="TRAIN", seed=self.seed,
                               weights=resumed.weights if resumed else options.weights,
-                              device=options.device).to(options.device)
+                              device=options.device, allow_python_layers=options.allow_python_layers).to(options.device)
         # Blobs exist before any pass, so that test nets (which may run first) start from the same
         # values and no BatchNorm statistics move.
         self.model.materialize({name: tuple(blob.shape) for name, blob in self.feeder.batch(0).items()})

@@ -51,6 +51,7 @@ class LayerContext:
     layer: Layer
     phase: str
     generator: torch.Generator
+    device: torch.device = torch.device("cpu")  # where the net runs (for tops made from no bottom)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> Params:
