@@ -90,7 +90,7 @@ def parse_config(path: str | Path, limits: Limits, diags: DiagnosticList,
                  text: str | None = None) -> tuple[Document, Library]:
     """`load_sources` with the modules checked; their errors go to `diags`."""
     document, library = load_sources(path, limits, diags, text)
-    check_modules(library, unit_key(document.path), document.layers, diags)
+    check_modules(library, unit_key(document.path), document.entries, diags)
     return document, library
 
 

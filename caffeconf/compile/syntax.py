@@ -1,14 +1,16 @@
-"""Located tree -> surface declarations: the document, its modules and their typed parameters.
+"""Located tree -> surface declarations: the document, its modules, their typed parameters, and
+their entries (`LayerEntry`, `ModuleUse`), each made once per declaration.
 
-Layer entries stay located maps (`load.Map`): the resolver reads them, since
-their values can only be checked once `${...}` is evaluated per instance.
+An entry holds the nodes of its keys as written: their values can only be checked once `${...}`
+is evaluated per instance, which the resolver does.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Any, Union
 
 from ..errors import CaffeconfError, DiagnosticList, Span, did_you_mean
 from .tree import Map, Node, Scalar, Seq
@@ -53,6 +55,60 @@ class Port:
 
 
 @dataclass(frozen=True)
+class LayerEntry:
+    """A Caffe layer as written: the nodes of its syntax keys; `node`, the whole entry, holds its
+    Caffe fields."""
+
+    node: Map
+    name: Node | None
+    type: Node | None
+    bottom: Node | None
+    top: Node | None
+    in_place: Node | None
+    repeat: Node | None
+    when: Node | None
+
+    @property
+    def span(self) -> Span:
+        return self.node.span
+
+
+@dataclass(frozen=True)
+class ModuleUse:
+    """A `use:` of a module as written: the nodes of its keys (`with:` is `arguments`)."""
+
+    node: Map
+    use: Node
+    name: Node | None
+    arguments: Node | None
+    bottom: Node | None
+    top: Node | None
+    include: Node | None
+    exclude: Node | None
+    repeat: Node | None
+    when: Node | None
+    share: Node | None
+
+    @property
+    def span(self) -> Span:
+        return self.node.span
+
+
+Entry = Union[LayerEntry, ModuleUse]
+
+
+def parse_entry(node: Map) -> Entry:
+    """The entry a layer mapping declares: a module use when it has `use:`, else a layer."""
+    kind = ModuleUse if "use" in node else LayerEntry
+    return kind(node, **{f.name: node.get("with" if f.name == "arguments" else f.name)
+                         for f in fields(kind) if f.name != "node"})
+
+
+def _entries(layers: tuple[Map, ...]) -> tuple[Entry, ...]:
+    return tuple(parse_entry(node) for node in layers)
+
+
+@dataclass(frozen=True)
 class ModuleDecl:
     name: str
     span: Span
@@ -65,6 +121,11 @@ class ModuleDecl:
     doc: str = ""
     global_params: frozenset[str] = frozenset()  # `param` names left unqualified inside the module
     refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
+
+    @cached_property
+    def entries(self) -> tuple[Entry, ...]:
+        """What `layers` declare (they are the mappings as written, which tools point into)."""
+        return _entries(self.layers)
 
 
 @dataclass(frozen=True)
@@ -81,6 +142,10 @@ class Document:
     variants: tuple[str, ...] = ()  # stages decided at compile time (`compile --stage NAME`)
     solver: Node | None = None  # SolverParameter fields for training this net (`caffeconf train`)
     refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
+
+    @cached_property
+    def entries(self) -> tuple[Entry, ...]:
+        return _entries(self.layers)
 
 
 def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> bool:
