@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from contextlib import nullcontext
 
 from ..compile.load import compile_config
 from ..compile.passes import after_net, traced
@@ -60,7 +59,7 @@ def run(args) -> int:
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
                                      "to turn it into a config, `caffeconf import`")
     limits = limits_from(args)
-    with traced(sys.stderr.write) if args.debug_passes else nullcontext():
+    with traced(sys.stderr.write if args.debug_passes else None):
         result = compile_config(args.file, limits, frozenset(args.stage or ()), settings_from(args, limits))
     diagnostics = result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     if diagnostics:
@@ -76,7 +75,7 @@ def run(args) -> int:
                                 or "give --phase too to prune by a NetState stage instead")
     if args.phase or args.level is not None:
         net = filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
-        with traced(sys.stderr.write) if args.debug_passes else nullcontext():
+        with traced(sys.stderr.write if args.debug_passes else None):
             after_net("filter", net)
     message = serde.net_to_proto(net)
     if args.output == "-":

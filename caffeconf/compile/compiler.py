@@ -20,7 +20,7 @@ from ..errors import CaffeconfError, Diagnostic, DiagnosticList
 from .fields import net_message, set_solver_fields, solver_message
 from ..ir import Net
 from .library import Library, load_library, unit_key
-from .passes import after, dump_findings, dump_net, dump_surface
+from .passes import after, findings, surface
 from ..limits import DEFAULT_LIMITS, Limits
 from .tree import Map
 from .source import load_tree
@@ -100,19 +100,19 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings:
     diags = DiagnosticList()
     try:
         document, library = parse_config(path, limits, diags, overrides.text)
-        after("syntax", lambda: dump_surface(document, library))
+        after("syntax", lambda: surface(document, library))
         params = overrides.params if overrides.params is not None else settings.params
         resolver = Resolver(document, library, diags, limits, variants, params)
         net = resolver.run()
-        after("expand", lambda: dump_net(net))
         if net is None:
             return Build(None, tuple(diags.sorted()))
+        after("expand", net.dump)
         solver = check_solver(with_solver_settings(document.solver, settings), resolver, diags)
         if not diags.has_errors:
             before = len(diags.items)
             verify_net(net, diags)
             check_sharing(net, diags)
-            after("verify", lambda: dump_findings(diags.items[before:]))
+            after("verify", lambda: findings(diags.items[before:]))
     except SolverGiven:
         raise
     except CaffeconfError as error:

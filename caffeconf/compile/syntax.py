@@ -55,16 +55,13 @@ class Port:
 
 
 @dataclass(frozen=True)
-class LayerEntry:
-    """A Caffe layer as written: the nodes of its syntax keys; `node`, the whole entry, holds its
-    Caffe fields."""
+class _Written:
+    """What any entry may write: its name, blobs, `repeat` and `when`; `node` is the whole entry."""
 
     node: Map
     name: Node | None
-    type: Node | None
     bottom: Node | None
     top: Node | None
-    in_place: Node | None
     repeat: Node | None
     when: Node | None
 
@@ -74,24 +71,22 @@ class LayerEntry:
 
 
 @dataclass(frozen=True)
-class ModuleUse:
-    """A `use:` of a module as written: the nodes of its keys (`with:` is `arguments`)."""
+class LayerEntry(_Written):
+    """A Caffe layer as written (`node` holds its Caffe fields too)."""
 
-    node: Map
+    type: Node | None
+    in_place: Node | None
+
+
+@dataclass(frozen=True)
+class ModuleUse(_Written):
+    """A `use:` of a module as written (`with:` is `arguments`)."""
+
     use: Node
-    name: Node | None
     arguments: Node | None
-    bottom: Node | None
-    top: Node | None
     include: Node | None
     exclude: Node | None
-    repeat: Node | None
-    when: Node | None
     share: Node | None
-
-    @property
-    def span(self) -> Span:
-        return self.node.span
 
 
 Entry = Union[LayerEntry, ModuleUse]
@@ -102,10 +97,6 @@ def parse_entry(node: Map) -> Entry:
     kind = ModuleUse if "use" in node else LayerEntry
     return kind(node, **{f.name: node.get("with" if f.name == "arguments" else f.name)
                          for f in fields(kind) if f.name != "node"})
-
-
-def _entries(layers: tuple[Map, ...]) -> tuple[Entry, ...]:
-    return tuple(parse_entry(node) for node in layers)
 
 
 @dataclass(frozen=True)
@@ -125,7 +116,7 @@ class ModuleDecl:
     @cached_property
     def entries(self) -> tuple[Entry, ...]:
         """What `layers` declare (they are the mappings as written, which tools point into)."""
-        return _entries(self.layers)
+        return tuple(map(parse_entry, self.layers))
 
 
 @dataclass(frozen=True)
@@ -145,7 +136,7 @@ class Document:
 
     @cached_property
     def entries(self) -> tuple[Entry, ...]:
-        return _entries(self.layers)
+        return tuple(map(parse_entry, self.layers))
 
 
 def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> bool:
