@@ -56,19 +56,17 @@ class Resolver:
     def run(self) -> Net | None:
         """The flat net, or None when the document's own parameters fail."""
         doc = self.document
-        scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
-        values = bind_params(self.evaluator, doc.params, self.params, scope.values, doc.span, "the document",
+        values = bind_params(self.evaluator, doc.params, self.params, {}, doc.span, "the document",
                              builtins={**self.globals, **dict.fromkeys(doc.refused_params, UNKNOWN)})
         if values is None:
             return None  # every entry would only repeat that the parameters are unknown
-        scope.values = values
-        name = self.evaluator.text(doc.name, "`name`", scope.values) if doc.name is not None else ""
-        net_fields = self.evaluator.fields(scope.values).message(
+        self.document_values = values
+        name = self.evaluator.text(doc.name, "`name`", values) if doc.name is not None else ""
+        net_fields = self.evaluator.fields(values).message(
             Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",
             skip=frozenset({"layer", "layers"}))
-        self.document_values = scope.values
-        for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
-            scope.blobs[legacy_input] = legacy_input
+        scope = Scope(values=values, prefix="", separator=doc.separator, unit=unit_key(doc.path),
+                      blobs={blob: blob for blob in net_fields.get("input", ())})  # net-level `input`, as of old
         self.expand(doc.entries, scope, prev=None)
         self.param_misses.report()
         self.findings.annotate()

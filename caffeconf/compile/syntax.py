@@ -99,8 +99,19 @@ def parse_entry(node: Map) -> Entry:
                          for f in fields(kind) if f.name != "node"})
 
 
+class _Declares:
+    """A module or the document: `layers` are its mappings as written (tools point into them),
+    `entries` what they declare, made once."""
+
+    layers: tuple[Map, ...]
+
+    @cached_property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(map(parse_entry, self.layers))
+
+
 @dataclass(frozen=True)
-class ModuleDecl:
+class ModuleDecl(_Declares):
     name: str
     span: Span
     path: str
@@ -113,14 +124,9 @@ class ModuleDecl:
     global_params: frozenset[str] = frozenset()  # `param` names left unqualified inside the module
     refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
 
-    @cached_property
-    def entries(self) -> tuple[Entry, ...]:
-        """What `layers` declare (they are the mappings as written, which tools point into)."""
-        return tuple(map(parse_entry, self.layers))
-
 
 @dataclass(frozen=True)
-class Document:
+class Document(_Declares):
     path: str
     span: Span
     name: Node | None
@@ -133,10 +139,6 @@ class Document:
     variants: tuple[str, ...] = ()  # stages decided at compile time (`compile --stage NAME`)
     solver: Node | None = None  # SolverParameter fields for training this net (`caffeconf train`)
     refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
-
-    @cached_property
-    def entries(self) -> tuple[Entry, ...]:
-        return tuple(map(parse_entry, self.layers))
 
 
 def check_keys(node: Map, allowed: tuple[str, ...], what: str, diags: DiagnosticList) -> bool:
