@@ -65,8 +65,9 @@ class Resolver:
         net_fields = self.evaluator.fields(values).message(
             Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",
             skip=frozenset({"layer", "layers"}))
+        # net-level `input` blobs, as in old prototxt, are there from the start
         scope = Scope(values=values, prefix="", separator=doc.separator, unit=unit_key(doc.path),
-                      blobs={blob: blob for blob in net_fields.get("input", ())})  # net-level `input`, as of old
+                      blobs={blob: blob for blob in net_fields.get("input", ())})
         self.expand(doc.entries, scope, prev=None)
         self.param_misses.report()
         self.findings.annotate()
