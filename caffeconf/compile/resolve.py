@@ -27,12 +27,13 @@ from .params import ParamMisses, bind_params
 from .repeat import index_ranges, iterations, poison_undecided
 from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
-from .syntax import INSTANCE, Document, Entry, LayerEntry, ModuleDecl, ModuleUse, Port, check_keys, parse_entry
+from .syntax import (INSTANCE, Document, Entry, LayerEntry, ModuleDecl, ModuleUse, Port, check_keys, parse_entry,
+                     written_keys)
 from .tree import Map, Node
 from .uses import bind_ports, collect_outputs, instance_ports, module_for, poison_use, use_outputs, use_rules
 from .values import FAILED, Evaluator
 
-LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
+LAYER_SYNTAX_KEYS = written_keys(LayerEntry)
 USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc")
 
 

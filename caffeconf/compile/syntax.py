@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, fields
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any, Union
 
 from ..errors import CaffeconfError, DiagnosticList, Span, did_you_mean
@@ -92,11 +92,21 @@ class ModuleUse(_Written):
 Entry = Union[LayerEntry, ModuleUse]
 
 
+@cache
+def _written_keys(kind: type) -> dict[str, str]:
+    """Field of an entry kind -> the key it is written under."""
+    return {f.name: "with" if f.name == "arguments" else f.name for f in fields(kind) if f.name != "node"}
+
+
+def written_keys(kind: type) -> frozenset[str]:
+    """The keys an entry of this kind reads for itself (a layer's other keys are its Caffe fields)."""
+    return frozenset(_written_keys(kind).values())
+
+
 def parse_entry(node: Map) -> Entry:
     """The entry a layer mapping declares: a module use when it has `use:`, else a layer."""
     kind = ModuleUse if "use" in node else LayerEntry
-    return kind(node, **{f.name: node.get("with" if f.name == "arguments" else f.name)
-                         for f in fields(kind) if f.name != "node"})
+    return kind(node, **{name: node.get(key) for name, key in _written_keys(kind).items()})
 
 
 class _Declares:
