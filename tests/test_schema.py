@@ -20,7 +20,7 @@ from caffeconf.compile.source import load_tree
 from caffeconf.compile.repeat import REPEAT_KEYS
 from caffeconf.compile.resolve import LAYER_SYNTAX_KEYS, USE_KEYS
 from caffeconf.compile.sharing import SHARE_KEYS
-from caffeconf.compile.syntax import DOCUMENT_KEYS, MODULE_KEYS, PARAM_KEYS
+from caffeconf.compile.syntax import DOCUMENT_KEYS, MODULE_KEYS, PARAM_KEYS, ModuleUse, written_keys
 
 from conftest import ROOT
 
@@ -120,6 +120,7 @@ def test_key_sets_agree_with_the_format():
     assert own_document_keys | {"name"} == set(DOCUMENT_KEYS)
     assert set(definitions["module"]["properties"]) == set(MODULE_KEYS)
     assert set(definitions["module_use"]["properties"]) == set(USE_KEYS)
+    assert set(USE_KEYS) == written_keys(ModuleUse) | {"doc"}  # what a use reads, and its `doc`
     assert set(schema.layer_syntax()) == set(LAYER_SYNTAX_KEYS)
     declaration = definitions["param"]["anyOf"][1]
     assert tuple(declaration["properties"]) == PARAM_KEYS

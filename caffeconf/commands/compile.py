@@ -6,6 +6,7 @@ import json
 import sys
 
 from ..compile.load import compile_config
+from ..compile.passes import after_net, traced
 from ..errors import CaffeconfError, did_you_mean, render_text
 from ..files import write_atomic
 from ..ir import Net
@@ -21,6 +22,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--binary", action="store_true", help="write the binary NetParameter")
     parser.add_argument("--source-map", metavar="MAP.json",
                         help="write, per flat layer, its source location and chain of module uses")
+    parser.add_argument("--debug-passes", action="store_true",
+                        help="print to stderr, after each compiler pass, its IR (and the verifier's findings)")
     variant = parser.add_argument_group(
         "variants", "--stage NAME selects a variant the config declares (`variants:`); with --phase or "
         "--level the net is also pruned as Caffe's FilterNet would for that state, and its rules dropped")
@@ -56,7 +59,8 @@ def run(args) -> int:
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
                                      "to turn it into a config, `caffeconf import`")
     limits = limits_from(args)
-    result = compile_config(args.file, limits, frozenset(args.stage or ()), settings_from(args, limits))
+    with traced(sys.stderr.write if args.debug_passes else None):
+        result = compile_config(args.file, limits, frozenset(args.stage or ()), settings_from(args, limits))
     diagnostics = result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     if diagnostics:
         sys.stderr.write(render_text(diagnostics))
@@ -71,6 +75,8 @@ def run(args) -> int:
                                 or "give --phase too to prune by a NetState stage instead")
     if args.phase or args.level is not None:
         net = filter_net(net, phase=args.phase, stages=args.stage, level=args.level)
+        with traced(sys.stderr.write if args.debug_passes else None):
+            after_net("filter", net)
     message = serde.net_to_proto(net)
     if args.output == "-":
         if args.binary:

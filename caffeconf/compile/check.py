@@ -8,15 +8,15 @@ from __future__ import annotations
 from ..caffe.facts import layer_types
 from ..errors import DiagnosticList, Note, Span, did_you_mean
 from .library import Library, unit_key
-from .tree import Map, Scalar
-from .syntax import ModuleDecl
+from .tree import Scalar
+from .syntax import Entry, ModuleDecl, ModuleUse
 
 
-def _uses(layers: tuple[Map, ...]) -> list[tuple[str, Span]]:
+def _uses(entries: tuple[Entry, ...]) -> list[tuple[str, Span]]:
     """Module names used by plain `use: name` entries (templated names are checked per instance)."""
     found = []
-    for entry in layers:
-        node = entry.get("use")
+    for entry in entries:
+        node = entry.use if isinstance(entry, ModuleUse) else None
         if isinstance(node, Scalar) and isinstance(node.value, str) and "${" not in node.value:
             found.append((node.value, node.span))
     return found
@@ -26,9 +26,9 @@ def type_hint(name: str) -> str | None:
     return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in layer_types() else None
 
 
-def check_modules(library: Library, main: str, top_layers: tuple[Map, ...], diags: DiagnosticList) -> None:
+def check_modules(library: Library, main: str, top_entries: tuple[Entry, ...], diags: DiagnosticList) -> None:
     for key, unit in library.units.items():
-        layer_lists = [m.layers for m in unit.modules.values()] + ([top_layers] if key == main else [])
+        layer_lists = [m.entries for m in unit.modules.values()] + ([top_entries] if key == main else [])
         for layers in layer_lists:
             for name, span in _uses(layers):
                 if library.lookup(name, key) is None:
@@ -46,7 +46,7 @@ def find_cycles(library: Library) -> list[tuple[list[str], Span, ModuleDecl]]:
 
     def visit(module: ModuleDecl, path: list[ModuleDecl]) -> None:
         state[id(module)] = "active"
-        for name, span in _uses(module.layers):
+        for name, span in _uses(module.entries):
             used = library.lookup(name, unit_key(module.path))
             if used is None:
                 continue

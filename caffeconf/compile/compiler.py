@@ -20,6 +20,7 @@ from ..errors import CaffeconfError, Diagnostic, DiagnosticList
 from .fields import net_message, set_solver_fields, solver_message
 from ..ir import Net
 from .library import Library, load_library, unit_key
+from .passes import after, findings, surface
 from ..limits import DEFAULT_LIMITS, Limits
 from .tree import Map
 from .source import load_tree
@@ -90,7 +91,7 @@ def parse_config(path: str | Path, limits: Limits, diags: DiagnosticList,
                  text: str | None = None) -> tuple[Document, Library]:
     """`load_sources` with the modules checked; their errors go to `diags`."""
     document, library = load_sources(path, limits, diags, text)
-    check_modules(library, unit_key(document.path), document.layers, diags)
+    check_modules(library, unit_key(document.path), document.entries, diags)
     return document, library
 
 
@@ -99,15 +100,19 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings:
     diags = DiagnosticList()
     try:
         document, library = parse_config(path, limits, diags, overrides.text)
+        after("syntax", lambda: surface(document, library))
         params = overrides.params if overrides.params is not None else settings.params
         resolver = Resolver(document, library, diags, limits, variants, params)
         net = resolver.run()
         if net is None:
             return Build(None, tuple(diags.sorted()))
+        after("expand", net.dump)
         solver = check_solver(with_solver_settings(document.solver, settings), resolver, diags)
         if not diags.has_errors:
+            before = len(diags.items)
             verify_net(net, diags)
             check_sharing(net, diags)
+            after("verify", lambda: findings(diags.items[before:]))
     except SolverGiven:
         raise
     except CaffeconfError as error:

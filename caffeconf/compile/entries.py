@@ -12,8 +12,7 @@ from ..errors import did_you_mean
 from ..ir import Use
 from .library import Library
 from .rules import RuleSet
-from .syntax import ModuleDecl
-from .tree import Map
+from .syntax import Entry, LayerEntry, ModuleDecl
 from .values import FAILED, Env, Evaluator
 
 
@@ -65,8 +64,8 @@ class Scope:
             or any(pattern.fullmatch(name) for pattern in self.poisoned_patterns)
 
 
-def layer_type(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> str | None:
-    node = entry.get("type")
+def layer_type(evaluator: Evaluator, entry: LayerEntry, scope: Scope, library: Library) -> str | None:
+    node = entry.type
     if node is None:
         evaluator.diags.error(entry.span, "a layer needs a `type` (or `use:` for a module)")
         return None
@@ -87,13 +86,12 @@ def _module_hint(name: str, library: Library, scope: Scope) -> str | None:
     return f"'{name}' is a module: write `use: {name}`" if library.lookup(name, scope.unit) else None
 
 
-def bottoms(evaluator: Evaluator, entry: Map, prev: list[str] | None, is_source: bool, what: str,
+def bottoms(evaluator: Evaluator, entry: Entry, prev: list[str] | None, is_source: bool, what: str,
             env: Env) -> list[str] | None:
     """Written bottoms, else none for a data layer, else the previous entry's single top
     (`prev` is None at the start of a scope, FAILED after an entry that could not be built)."""
-    node = entry.get("bottom")
-    if node is not None:
-        return evaluator.names(node, "`bottom`", env)
+    if entry.bottom is not None:
+        return evaluator.names(entry.bottom, "`bottom`", env)
     if is_source:
         return []
     if prev is FAILED:
@@ -106,25 +104,25 @@ def bottoms(evaluator: Evaluator, entry: Map, prev: list[str] | None, is_source:
     return [str(name) for name in prev]  # written nowhere here: no span of their own
 
 
-def tops(evaluator: Evaluator, entry: Map, name: str | None, written_bottoms: list[str] | None,
+def tops(evaluator: Evaluator, entry: LayerEntry, name: str | None, written_bottoms: list[str] | None,
          env: Env) -> list[str] | None:
-    in_place = entry.get("in_place")
+    in_place = entry.in_place
     if in_place is not None:
         flag = evaluator.attempt(in_place, env)
         if not isinstance(flag, bool):
             evaluator.diags.error(in_place.span, "`in_place` must be true or false")
             return None
         if flag:
-            if "top" in entry:
-                evaluator.diags.error(entry.keys["top"], "a layer with `in_place: true` takes its tops from "
+            if entry.top is not None:
+                evaluator.diags.error(entry.node.keys["top"], "a layer with `in_place: true` takes its tops from "
                                       "its bottoms; remove `top`")
             return None if written_bottoms is None else list(written_bottoms)
-    if "top" in entry:
-        return evaluator.names(entry.get("top"), "`top`", env)
+    if entry.top is not None:
+        return evaluator.names(entry.top, "`top`", env)
     return None if name is None else [name]
 
 
-def flat_blob(evaluator: Evaluator, name: str, scope: Scope, entry: Map) -> str:
+def flat_blob(evaluator: Evaluator, name: str, scope: Scope, entry: Entry) -> str:
     """The flat blob a bottom named `name` reads in this scope."""
     flat = scope.blobs.get(name)
     if flat is None and scope.is_poisoned(name):

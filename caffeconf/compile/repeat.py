@@ -9,7 +9,7 @@ import re
 from ..limits import Limits
 from .entries import Scope
 from .fields import describe
-from .syntax import check_keys
+from .syntax import Entry, ModuleUse, check_keys
 from .tree import Map, Node
 from .values import FAILED, Evaluator
 
@@ -27,23 +27,23 @@ def index_ranges(indices: list[int]) -> str:
     return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}\u2026{run[-1]}" for run in runs)
 
 
-def poison_undecided(evaluator: Evaluator, entry: Map, scope: Scope) -> None:
+def poison_undecided(evaluator: Evaluator, entry: Entry, scope: Scope) -> None:
     """An entry whose `repeat` or `when:` failed: every name it could produce is poisoned, each
     `${...}` matching anything, so that its readers stay silent."""
     names = evaluator.name_patterns
-    if "top" in entry:
-        scope.poison_matching(names(entry.get("top"), scope.values))
-    elif "use" in entry:
-        instances = names(entry.get("name"), scope.values)
+    if entry.top is not None:
+        scope.poison_matching(names(entry.top, scope.values))
+    elif isinstance(entry, ModuleUse):
+        instances = names(entry.name, scope.values)
         scope.poison_matching([f"{instance}{re.escape(scope.separator)}.*" for instance in instances])
     else:
-        scope.poison_matching(names(entry.get("name"), scope.values))
+        scope.poison_matching(names(entry.name, scope.values))
 
 
-def iterations(evaluator: Evaluator, limits: Limits, entry: Map, scope: Scope) -> tuple[list[Scope], str] | None:
+def iterations(evaluator: Evaluator, limits: Limits, entry: Entry, scope: Scope) -> tuple[list[Scope], str] | None:
     """One scope per `repeat` index and the index's name (`var`, default `i`); None when the
     repeat is refused."""
-    node = entry.get("repeat")
+    node = entry.repeat
     count_node, var = _repeat_form(evaluator, node, scope)
     if count_node is None:
         return None

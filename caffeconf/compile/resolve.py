@@ -27,12 +27,13 @@ from .params import ParamMisses, bind_params
 from .repeat import index_ranges, iterations, poison_undecided
 from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
-from .syntax import INSTANCE, Document, ModuleDecl, Port, check_keys
+from .syntax import (INSTANCE, Document, Entry, LayerEntry, ModuleDecl, ModuleUse, Port, check_keys, parse_entry,
+                     written_keys)
 from .tree import Map, Node
 from .uses import bind_ports, collect_outputs, instance_ports, module_for, poison_use, use_outputs, use_rules
 from .values import FAILED, Evaluator
 
-LAYER_SYNTAX_KEYS = frozenset({"name", "type", "bottom", "top", "in_place", "repeat", "when"})
+LAYER_SYNTAX_KEYS = written_keys(LayerEntry)
 USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc")
 
 
@@ -56,20 +57,19 @@ class Resolver:
     def run(self) -> Net | None:
         """The flat net, or None when the document's own parameters fail."""
         doc = self.document
-        scope = Scope(values={}, prefix="", separator=doc.separator, unit=unit_key(doc.path))
-        values = bind_params(self.evaluator, doc.params, self.params, scope.values, doc.span, "the document",
+        values = bind_params(self.evaluator, doc.params, self.params, {}, doc.span, "the document",
                              builtins={**self.globals, **dict.fromkeys(doc.refused_params, UNKNOWN)})
         if values is None:
             return None  # every entry would only repeat that the parameters are unknown
-        scope.values = values
-        name = self.evaluator.text(doc.name, "`name`", scope.values) if doc.name is not None else ""
-        net_fields = self.evaluator.fields(scope.values).message(
+        self.document_values = values
+        name = self.evaluator.text(doc.name, "`name`", values) if doc.name is not None else ""
+        net_fields = self.evaluator.fields(values).message(
             Map(doc.net_fields, {k: v.span for k, v in doc.net_fields.items()}, doc.span), net_message(), "",
             skip=frozenset({"layer", "layers"}))
-        self.document_values = scope.values
-        for legacy_input in net_fields.get("input", ()):  # net-level `input` blobs, as in old prototxt
-            scope.blobs[legacy_input] = legacy_input
-        self.expand(doc.layers, scope, prev=None)
+        # net-level `input` blobs, as in old prototxt, are there from the start
+        scope = Scope(values=values, prefix="", separator=doc.separator, unit=unit_key(doc.path),
+                      blobs={blob: blob for blob in net_fields.get("input", ())})
+        self.expand(doc.entries, scope, prev=None)
         self.param_misses.report()
         self.findings.annotate()
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
@@ -78,12 +78,12 @@ class Resolver:
         """Fields of another message (e.g. `solver:`), checked with the document's parameters in scope."""
         return self.evaluator.fields(self.document_values).message(node, descriptor, path, skip=skip)
 
-    def expand(self, entries: tuple[Map, ...], scope: Scope, prev: list[str] | None) -> None:
+    def expand(self, entries: tuple[Entry, ...], scope: Scope, prev: list[str] | None) -> None:
         for entry in entries:
-            expand = self.expand_repeat if "repeat" in entry else self.expand_entry
+            expand = self.expand_repeat if entry.repeat is not None else self.expand_entry
             prev = expand(entry, scope, prev)
 
-    def expand_entry(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+    def expand_entry(self, entry: Entry, scope: Scope, prev: list[str] | None) -> list[str] | None:
         """One instance of an entry, unless `when:` leaves it out; the tops the next entry may chain on."""
         wanted = self.wanted(entry, scope)
         if wanted is None:
@@ -91,12 +91,12 @@ class Resolver:
             return FAILED
         if not wanted:
             return prev
-        built = (self.expand_use if "use" in entry else self.expand_layer)(entry, scope, prev)
+        built = (self.use if isinstance(entry, ModuleUse) else self.layer)(entry, scope, prev)
         return FAILED if built is None else built  # the next entry can't chain on a failed one
 
     # -- repeat and when ----------------------------------------------------------------------
 
-    def expand_repeat(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+    def expand_repeat(self, entry: Entry, scope: Scope, prev: list[str] | None) -> list[str] | None:
         """Every repetition of an entry; a problem found in several is reported once, at its written
         place, with a note naming the indices it holds for."""
         repetitions = iterations(self.evaluator, self.limits, entry, scope)
@@ -107,7 +107,7 @@ class Resolver:
         try:
             for done, each in enumerate(copies):
                 if done:
-                    self.budget.check_repeat(entry.get("repeat").span, len(self.layers), done, len(copies),
+                    self.budget.check_repeat(entry.repeat.span, len(self.layers), done, len(copies),
                                              len(self.layers) - start)
                 before = len(self.diags.items)
                 prev = self.expand_entry(entry, each, prev)
@@ -116,15 +116,15 @@ class Resolver:
             self._report_repetitions(found, var, entry)
         return prev
 
-    def _report_repetitions(self, found: list[list], var: str, entry: Map) -> None:
+    def _report_repetitions(self, found: list[list], var: str, entry: Entry) -> None:
         merged = merge_spread(found, "repetitions", lambda indices: f"{var} = {index_ranges(indices)}",
-                              entry.get("repeat").span) if len(found) > 1 else [d for group in found for d in group]
+                              entry.repeat.span) if len(found) > 1 else [d for group in found for d in group]
         for diag in merged:
             self.diags.add(diag)
 
-    def wanted(self, entry: Map, scope: Scope) -> bool | None:
+    def wanted(self, entry: Entry, scope: Scope) -> bool | None:
         """`when:` decides whether this entry is emitted at all (None: it could not tell)."""
-        node = entry.get("when")
+        node = entry.when
         if node is None:
             return True
         value = self.evaluator.attempt(node, scope.values)
@@ -137,15 +137,19 @@ class Resolver:
 
     # -- layers -------------------------------------------------------------------------------
 
-    def expand_layer(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+    def expand_layer(self, node: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        """One layer written as a mapping (netspec's calls), expanded into `scope`."""
+        return self.layer(parse_entry(node), scope, prev)
+
+    def layer(self, entry: LayerEntry, scope: Scope, prev: list[str] | None) -> list[str] | None:
         env, evaluator = scope.values, self.evaluator
-        name = evaluator.text(entry.get("name"), "a layer name", env)
-        if entry.get("name") is None:
+        name = evaluator.text(entry.name, "a layer name", env)
+        if entry.name is None:
             self.diags.error(entry.span, "a layer needs a `name`")
         kind = layer_type(evaluator, entry, scope, self.library)
         written_bottoms = bottoms(evaluator, entry, prev, kind in SOURCE_TYPES, "layer", env)
         written_tops = tops(evaluator, entry, name, written_bottoms, env)
-        fields = evaluator.fields(env).message(entry, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
+        fields = evaluator.fields(env).message(entry.node, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
         if name is None or kind is None or written_bottoms is None or written_tops is None:
             return scope.poison(written_tops or [])
         flat_bottoms = tuple(flat_blob(evaluator, b, scope, entry) for b in written_bottoms)
@@ -162,13 +166,13 @@ class Resolver:
                                  Origin(entry.span, scope.uses, bottom_spans)))
         return written_tops
 
-    def settle_rules(self, fields: dict[str, Any], scope: Scope, entry: Map) -> dict[str, Any] | None:
+    def settle_rules(self, fields: dict[str, Any], scope: Scope, entry: LayerEntry) -> dict[str, Any] | None:
         """The layer's own rules folded with its uses' rules and the compile-time variants."""
         own = tuple(RuleSet(kind, tuple(fields.pop(kind))) for kind in ("include", "exclude") if kind in fields)
         try:
             combined = combine(scope.rules + own)
         except ValueError as error:
-            where = entry.keys.get("exclude") or entry.keys.get("include") or entry.span
+            where = entry.node.keys.get("exclude") or entry.node.keys.get("include") or entry.span
             self.diags.error(where, f"cannot express this layer's rules for Caffe: {error}",
                              hint="split the module use, or state the rules more simply (fewer excluded stages)")
             return fields
@@ -181,12 +185,16 @@ class Resolver:
 
     # -- module uses --------------------------------------------------------------------------
 
-    def expand_use(self, entry: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+    def expand_use(self, node: Map, scope: Scope, prev: list[str] | None) -> list[str] | None:
+        """One module use written as a mapping (netspec's calls), expanded into `scope`."""
+        return self.use(parse_entry(node), scope, prev)
+
+    def use(self, entry: ModuleUse, scope: Scope, prev: list[str] | None) -> list[str] | None:
         module = module_for(self.evaluator, entry, scope, self.library)
         misplaced = self._misplaced_params(entry, module)
-        check_keys(entry, USE_KEYS, "a module use", self.diags)
-        instance = self.evaluator.text(entry.get("name"), "the instance `name`", scope.values)
-        if entry.get("name") is None:
+        check_keys(entry.node, USE_KEYS, "a module use", self.diags)
+        instance = self.evaluator.text(entry.name, "the instance `name`", scope.values)
+        if entry.name is None:
             self.diags.error(entry.span, "a module use needs a `name` (the instance name)")
         outputs = use_outputs(self.evaluator, entry, scope, module, instance)
         if module is None or instance is None or misplaced or not self._can_expand(module, entry, scope):
@@ -198,7 +206,7 @@ class Resolver:
         outputs = use_outputs(self.evaluator, entry, scope, module, instance, ports)
         self.budget.check_use(entry.span, id(module), module.name, len(self.layers))
         before, start, mark = len(self.diags.items), len(self.layers), self.findings.start()
-        self.expand(module.layers, callee, prev=first)
+        self.expand(module.entries, callee, prev=first)
         self.budget.made[id(module)] = len(self.layers) - start
         failed_inside = any(d.severity == "error" for d in self.diags.items[before:])
         # a missing output after errors inside is a consequence of them: not looked for
@@ -211,16 +219,16 @@ class Resolver:
             scope.poisoned.add(f"{instance}{scope.separator}")
         return scope.poison(outputs) if collected is None else collected
 
-    def _misplaced_params(self, entry: Map, module: ModuleDecl | None) -> bool:
+    def _misplaced_params(self, entry: ModuleUse, module: ModuleDecl | None) -> bool:
         """Parameters written as keys of the use instead of under `with:`, reported; their
         parameters count as given, so the instance is not checked against missing ones."""
-        misplaced = [key for key in entry.values if key not in USE_KEYS and module and key in module.params]
+        misplaced = [key for key in entry.node.values if key not in USE_KEYS and module and key in module.params]
         for key in misplaced:
-            self.diags.error(entry.keys[key], f"unknown key '{key}' in a module use",
+            self.diags.error(entry.node.keys[key], f"unknown key '{key}' in a module use",
                              hint=f"'{key}' is a parameter of module '{module.name}': write it under `with:`")
         return bool(misplaced)
 
-    def _can_expand(self, module: ModuleDecl, entry: Map, scope: Scope) -> bool:
+    def _can_expand(self, module: ModuleDecl, entry: ModuleUse, scope: Scope) -> bool:
         if id(module) in scope.chain:
             return False  # a cycle; check.find_cycles reports it with the chain
         if len(scope.uses) >= self.limits.max_use_depth:
@@ -228,12 +236,12 @@ class Resolver:
             return False
         return not module.refused_params  # a broken declaration (reported): its body can't be checked
 
-    def instantiate(self, module: ModuleDecl, instance: str, entry: Map, scope: Scope,
+    def instantiate(self, module: ModuleDecl, instance: str, entry: ModuleUse, scope: Scope,
                     prev: list[str] | None) -> tuple[Scope, tuple[Port, ...], list[str] | None, list[str] | None] | None:
         """The instance's scope (parameters bound, ports bound to the caller's blobs), its output
         ports, the tops the caller wrote, and the chained bottom its first entry may take."""
         evaluator, env = self.evaluator, scope.values
-        values = bind_params(evaluator, module.params, entry.get("with"), env, entry.span, f"module '{module.name}'",
+        values = bind_params(evaluator, module.params, entry.arguments, env, entry.span, f"module '{module.name}'",
                              builtins={**self.globals, INSTANCE: instance}, misses=self.param_misses)
         if values is None:
             return None

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..caffe.facts import learnable_blobs
 from ..errors import DiagnosticList, Note, Span
-from .syntax import check_keys
+from .syntax import LayerEntry, ModuleUse, check_keys
 from .tree import Map, Node, Scalar
 from .values import Env, Evaluator
 
@@ -41,8 +41,8 @@ class Sharing:
         self.diags: DiagnosticList = evaluator.diags
         self.layouts: dict[str, list[tuple[str, str, Span]]] = {}  # key -> (inner path, type, where)
 
-    def use_share(self, entry: Map, prefix: str, env: Env) -> Share | None:
-        node = entry.get("share")
+    def use_share(self, entry: ModuleUse, prefix: str, env: Env) -> Share | None:
+        node = entry.share
         if node is None:
             return None
         template = None
@@ -62,7 +62,7 @@ class Sharing:
         return Share(key, f"{prefix}{self.separator}" if prefix else "", template, entry.span)
 
     def name_params(self, fields: dict[str, Any], layer_type: str, flat_name: str, bottom_count: int,
-                    scope, entry: Map) -> dict[str, Any]:
+                    scope, entry: LayerEntry) -> dict[str, Any]:
         """Explicit param names qualified per instance; under `share:`, every learnable blob named."""
         params = [dict(spec) for spec in fields.get("param", ())]
         global_params = scope.module.global_params if scope.module else frozenset()
@@ -79,7 +79,7 @@ class Sharing:
             fields["param"] = params
         return fields
 
-    def _shared_layer(self, share: Share, layer_type: str, flat_name: str, entry: Map) -> str:
+    def _shared_layer(self, share: Share, layer_type: str, flat_name: str, entry: LayerEntry) -> str:
         """The inner path of the first use's layer in this position (checking the types agree)."""
         layout = self.layouts.setdefault(share.key, [])
         position = share.seen[0]

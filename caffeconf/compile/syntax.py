@@ -1,14 +1,16 @@
-"""Located tree -> surface declarations: the document, its modules and their typed parameters.
+"""Located tree -> surface declarations: the document, its modules, their typed parameters, and
+their entries (`LayerEntry`, `ModuleUse`), each made once per declaration.
 
-Layer entries stay located maps (`load.Map`): the resolver reads them, since
-their values can only be checked once `${...}` is evaluated per instance.
+An entry holds the nodes of its keys as written: their values can only be checked once `${...}`
+is evaluated per instance, which the resolver does.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields
+from functools import cache, cached_property
+from typing import Any, Union
 
 from ..errors import CaffeconfError, DiagnosticList, Span, did_you_mean
 from .tree import Map, Node, Scalar, Seq
@@ -53,7 +55,73 @@ class Port:
 
 
 @dataclass(frozen=True)
-class ModuleDecl:
+class _Written:
+    """What any entry may write: its name, blobs, `repeat` and `when`; `node` is the whole entry."""
+
+    node: Map
+    name: Node | None
+    bottom: Node | None
+    top: Node | None
+    repeat: Node | None
+    when: Node | None
+
+    @property
+    def span(self) -> Span:
+        return self.node.span
+
+
+@dataclass(frozen=True)
+class LayerEntry(_Written):
+    """A Caffe layer as written (`node` holds its Caffe fields too)."""
+
+    type: Node | None
+    in_place: Node | None
+
+
+@dataclass(frozen=True)
+class ModuleUse(_Written):
+    """A `use:` of a module as written (`with:` is `arguments`)."""
+
+    use: Node
+    arguments: Node | None
+    include: Node | None
+    exclude: Node | None
+    share: Node | None
+
+
+Entry = Union[LayerEntry, ModuleUse]
+
+
+@cache
+def _written_keys(kind: type) -> dict[str, str]:
+    """Field of an entry kind -> the key it is written under."""
+    return {f.name: "with" if f.name == "arguments" else f.name for f in fields(kind) if f.name != "node"}
+
+
+def written_keys(kind: type) -> frozenset[str]:
+    """The keys an entry of this kind reads for itself (a layer's other keys are its Caffe fields)."""
+    return frozenset(_written_keys(kind).values())
+
+
+def parse_entry(node: Map) -> Entry:
+    """The entry a layer mapping declares: a module use when it has `use:`, else a layer."""
+    kind = ModuleUse if "use" in node else LayerEntry
+    return kind(node, **{name: node.get(key) for name, key in _written_keys(kind).items()})
+
+
+class _Declares:
+    """A module or the document: `layers` are its mappings as written (tools point into them),
+    `entries` what they declare, made once."""
+
+    layers: tuple[Map, ...]
+
+    @cached_property
+    def entries(self) -> tuple[Entry, ...]:
+        return tuple(map(parse_entry, self.layers))
+
+
+@dataclass(frozen=True)
+class ModuleDecl(_Declares):
     name: str
     span: Span
     path: str
@@ -68,7 +136,7 @@ class ModuleDecl:
 
 
 @dataclass(frozen=True)
-class Document:
+class Document(_Declares):
     path: str
     span: Span
     name: Node | None

@@ -13,15 +13,15 @@ from .entries import Scope, bottoms
 from .fields import layer_message
 from .library import Library
 from .rules import RuleSet
-from .syntax import INSTANCE, ModuleDecl, Port
+from .syntax import INSTANCE, ModuleDecl, ModuleUse, Port
 from .tree import Map
 from .values import Env, Evaluator
 
 RULE_KINDS = ("include", "exclude")
 
 
-def module_for(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> ModuleDecl | None:
-    node = entry.get("use")
+def module_for(evaluator: Evaluator, entry: ModuleUse, scope: Scope, library: Library) -> ModuleDecl | None:
+    node = entry.use
     name = evaluator.text(node, "`use`", scope.values)
     if name is None:
         return None
@@ -32,9 +32,9 @@ def module_for(evaluator: Evaluator, entry: Map, scope: Scope, library: Library)
     return module
 
 
-def likely_module(evaluator: Evaluator, entry: Map, scope: Scope, library: Library) -> ModuleDecl | None:
+def likely_module(evaluator: Evaluator, entry: ModuleUse, scope: Scope, library: Library) -> ModuleDecl | None:
     """The module an unknown `use:` most likely misspells, to tell what the use would have made."""
-    written = evaluator.quiet_names(entry.get("use"), scope.values)
+    written = evaluator.quiet_names(entry.use, scope.values)
     guess = closest(written[0], library.visible(scope.unit)) if written else None
     return library.lookup(guess, scope.unit) if guess else None
 
@@ -50,10 +50,10 @@ def instance_ports(evaluator: Evaluator, ports: tuple[Port, ...], values: dict[s
     return tuple(evaluated)
 
 
-def bind_ports(evaluator: Evaluator, entry: Map, key: str, ports: tuple[Port, ...], module: ModuleDecl,
+def bind_ports(evaluator: Evaluator, entry: ModuleUse, key: str, ports: tuple[Port, ...], module: ModuleDecl,
                prev: list[str] | None, env: Env) -> list[str] | None:
     """Caller blob names for the module's inputs (`bottom`) or outputs (`top`), in port order."""
-    node = entry.get(key)
+    node = entry.bottom if key == "bottom" else entry.top
     if node is None:
         if key == "top":
             return None
@@ -102,12 +102,11 @@ def _ports_by_name(evaluator: Evaluator, node: Map, key: str, ports: tuple[Port,
     return None if None in names else names  # type: ignore[return-value]
 
 
-def use_rules(evaluator: Evaluator, entry: Map, env: Env) -> tuple[RuleSet, ...]:
+def use_rules(evaluator: Evaluator, entry: ModuleUse, env: Env) -> tuple[RuleSet, ...]:
     """The use's own include/exclude rules, which apply to every layer inside it."""
     found = []
-    for kind in RULE_KINDS:
+    for kind, node in zip(RULE_KINDS, (entry.include, entry.exclude)):
         field_descriptor = layer_message().fields_by_name[kind]
-        node = entry.get(kind)
         if node is not None:
             rules = evaluator.fields(env).field(node, field_descriptor, kind)
             if rules:
@@ -116,7 +115,7 @@ def use_rules(evaluator: Evaluator, entry: Map, env: Env) -> tuple[RuleSet, ...]
 
 
 def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Port, ...], callee: Scope,
-                    scope: Scope, instance: str, written_tops: list[str] | None, entry: Map) -> list[str] | None:
+                    scope: Scope, instance: str, written_tops: list[str] | None, entry: ModuleUse) -> list[str] | None:
     """Caller names for the outputs: its tops, else `<instance>/<output>` (the bare output name
     for a module with `qualify: false`, whose names are the caller's)."""
     names = []
@@ -140,12 +139,12 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
     return names
 
 
-def use_outputs(evaluator: Evaluator, entry: Map, scope: Scope, module: ModuleDecl | None, instance: str | None,
+def use_outputs(evaluator: Evaluator, entry: ModuleUse, scope: Scope, module: ModuleDecl | None, instance: str | None,
                 ports: tuple[Port, ...] | None = None) -> list[str]:
     """The caller's names for a use's outputs as far as they can be told without new errors:
     its `top:`, else `<instance>/<output>` (for an unknown module, the instance name), the
     output names as the instance's parameters make them (`ports`) when it got that far."""
-    written = evaluator.quiet_names(entry.get("top"), scope.values)
+    written = evaluator.quiet_names(entry.top, scope.values)
     if written or instance is None:
         return written
     if module is None:
@@ -154,7 +153,7 @@ def use_outputs(evaluator: Evaluator, entry: Map, scope: Scope, module: ModuleDe
             for port in ports or module.outputs]
 
 
-def poison_use(evaluator: Evaluator, library: Library, entry: Map, scope: Scope, module: ModuleDecl | None,
+def poison_use(evaluator: Evaluator, library: Library, entry: ModuleUse, scope: Scope, module: ModuleDecl | None,
                instance: str | None, outputs: list[str]) -> list[str] | None:
     """Poison what a use that failed before its parameters were bound would produce: for an
     unknown module, every `<instance>/...` and the outputs of the module it likely misspells;
