@@ -44,14 +44,19 @@ def state_meets_rule(state: NetState, rule: Mapping[str, Any]) -> bool:
     return not any(stage in state.stages for stage in rule.get("not_stage", ()))
 
 
+def both_rules_problem(layer: Layer) -> str | None:
+    """What Caffe says of a layer with include and exclude rules together (it refuses them), if it has."""
+    if layer.fields.get("include") and layer.fields.get("exclude"):
+        return f"layer '{layer.name}' has both include and exclude rules, which Caffe refuses"
+    return None
+
+
 def layer_is_kept(layer: Layer, state: NetState) -> bool:
     """Caffe keeps a layer if any include rule is met, or, without includes, if no exclude rule is."""
+    problem = both_rules_problem(layer)
+    if problem:
+        raise CaffeconfError.at(layer.origin.span if layer.origin else None, problem)
     include, exclude = layer.fields.get("include", ()), layer.fields.get("exclude", ())
-    if include and exclude:
-        raise CaffeconfError.at(
-            layer.origin.span if layer.origin else None,
-            f"layer '{layer.name}' has both include and exclude rules, which Caffe refuses",
-        )
     if include:
         return any(state_meets_rule(state, rule) for rule in include)
     return not any(state_meets_rule(state, rule) for rule in exclude)

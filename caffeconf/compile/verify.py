@@ -16,7 +16,7 @@ from typing import Iterator
 from ..caffe.facts import SOURCE_TYPES, learnable_blobs
 from ..errors import Diagnostic, DiagnosticList, Note
 from ..ir import Layer, Net
-from .rules import NetState, layer_is_kept
+from .rules import NetState, both_rules_problem, layer_is_kept
 
 def candidate_states(net: Net) -> Iterator[NetState]:
     """The states a net is plausibly run in, as its rules name them."""
@@ -83,10 +83,10 @@ def _has_source(kept: list[Layer], net: Net) -> bool:
 
 
 def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
-    if layer.fields.get("include") and layer.fields.get("exclude"):
-        diags.error(_span(layer), f"layer '{layer.name}' has both include and exclude rules, which Caffe refuses")
-        return True
-    return False
+    problem = both_rules_problem(layer)
+    if problem:
+        diags.error(_span(layer), problem)
+    return problem is not None
 
 
 def _describe(state: NetState, net: Net) -> str:
