@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SERVED = HERE / "server"
 NET, BLOCKS, REPEATS = SERVED / "net.yaml", SERVED / "blocks.yaml", SERVED / "repeats.yaml"
+USES = SERVED / "uses.yaml"
 ERROR = 1
 WARNING = 2
 
@@ -324,6 +325,25 @@ def test_hover_on_a_templated_name_or_blob_shows_what_each_instance_wrote(server
     close(server, REPEATS)
     assert name.endswith("In each instance:\n\n- `relu0`: relu0\n- `relu1`: relu1")
     assert top.endswith("In each instance:\n\n- `relu0`: r0\n- `relu1`: r1")
+
+
+def test_hover_on_an_expression_in_a_use_shows_its_value_in_each_instance_of_the_use(server):
+    opened(server, USES)
+    given = hover(server, USES, at(USES, 6, "${4", 2))
+    port = hover(server, USES, at(USES, 6, '"out${i}', 3))
+    on_key = hover(server, USES, at(USES, 6, "{n:", 1))
+    close(server, USES)
+    assert given == ("**n**: parameter of module `conv_relu`\n\n`n`: int, required, min 1 — output channels\n\n"
+                     "In each instance:\n\n- `c0`: 4\n- `c1`: 8")
+    assert port == "In each instance:\n\n- `c0`: out0\n- `c1`: out1"
+    assert on_key == "**n**: parameter of module `conv_relu`\n\n`n`: int, required, min 1 — output channels"
+
+
+def test_hover_on_an_expression_in_a_use_says_what_failed_in_each_instance(server):
+    opened(server, USES, USES.read_text().replace("(i + 1)", "(i - 1) // i"))
+    given = hover(server, USES, at(USES, 6, "${4", 2))
+    close(server, USES)
+    assert given.endswith("In each instance:\n\n- `c0`: error: division by zero\n- `c1`: 0")  # out of range, which its diagnostic says
 
 
 def test_hover_in_a_module_file_shows_its_instances_in_the_open_configs_importing_it(server, net_open):
