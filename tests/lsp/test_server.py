@@ -426,6 +426,31 @@ def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_v
     assert "Convolution" in types_ and "Pooling" in types_
 
 
+def test_completion_inside_a_flow_mapping_or_list_not_closed_yet_offers_what_block_style_would(server, net_open):
+    net = NET.read_text()
+    items = complete(server, net.replace("with: {n: 8}}", "with: {n: 8, |"))
+    assert [(item["label"], item["detail"]) for item in items] == [
+        ("n", "`n`: int, required, min 1 — output channels"), ("pad", "`pad`: int, default 1")]
+    assert labels(complete(server, net.replace("with: {n: 8}}", "with: {|"))) == ["n", "pad"]
+    pooling = "pooling_param: {pool: MAX, kernel_size: 2, stride: 2}}"
+    fields = labels(complete(server, net.replace(pooling, "pooling_param: {pool: MAX, |")))
+    assert fields[:3] == ["pool", "pad", "pad_h"] and "global_pooling" in fields
+    assert labels(complete(server, net.replace(pooling, "pooling_param: {pool: |"))) == ["MAX", "AVE", "STOCHASTIC"]
+    assert labels(complete(server, net.replace(f"bottom: stem/out, {pooling}", "bottom: [data, |"))) == [
+        "data", "stem/out"]
+    assert labels(complete(server, net.replace(f"bottom: stem/out, {pooling}", "bottom: |"))) == ["data", "stem/out"]
+    assert "Convolution" in labels(complete(server, net + "  - {name: x, type: |"))
+
+
+def test_completion_in_a_document_broken_elsewhere_reads_the_last_text_that_parsed(server, net_open):
+    broken = NET.read_text().replace("dim: [1, 3, 8, 8]}}}", "dim: [1, 3, 8, 8}}}")  # an unclosed `[` above
+    assert labels(complete(server, broken + "  - name: x\n    bottom: |")) == ["data", "stem/out", "pool"]
+    assert labels(complete(server, broken + "  - {name: x, type: Concat, bottom: [pool, |]}")) == [
+        "data", "stem/out", "pool"]
+    assert labels(complete(server, broken.replace("with: {n: 8}}", "with: {|}}"))) == ["n", "pad"]
+    assert labels(complete(server, broken.replace("use: blocks.conv_relu,", "use: |,"))) == ["blocks.conv_relu"]
+
+
 def test_completion_offers_the_blobs_written_before_the_layer_in_its_scope(server):
     opened(server, NET)
     assert labels(complete(server, NET.read_text() + "  - {name: x, type: Concat, bottom: [pool, |]}")) == [
