@@ -22,7 +22,7 @@ from ..compile.expr import FUNCTIONS
 from ..compile.fields import net_message
 from ..compile.resolve import USE_KEYS
 from ..compile.syntax import INSTANCE
-from ..compile.schema import field_description
+from ..compile.schema import TYPE_PARAMS, field_description, type_specific_fields
 from .checks import Checks
 from .documents import Config, read_config
 from .hover import param_line
@@ -169,6 +169,10 @@ def _keys(config: Config, place: Place) -> list[Item]:
     own = [Item(key[len("layer."):], kind=Kind.Keyword, documentation=text)
            for key, text in descriptions.FORMAT.items() if key.startswith("layer.")] if parent == () else []
     own_names = {item.label for item in own}
+    if parent == ():  # a layer of a known type takes only the `*_param` messages that type reads
+        written = entry.get("type")
+        reads = TYPE_PARAMS.get(written.value) if isinstance(written, Scalar) and isinstance(written.value, str) else None
+        own_names |= set(type_specific_fields()) - set(reads) if reads is not None else set()
     return own + [item for item in _fields(message) if item.label not in own_names]
 
 

@@ -422,6 +422,9 @@ def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_v
     layer = labels(complete(server, net + "  - {name: x, |}"))
     assert layer[:7] == ["name", "type", "bottom", "top", "in_place", "repeat", "when"]
     assert "convolution_param" in layer and "use" not in layer
+    typed = labels(complete(server, net + "  - {name: x, type: Convolution, |}"))
+    assert [label for label in typed if label.endswith("_param")] == ["convolution_param"]
+    assert "loss_param" in labels(complete(server, net + "  - {name: x, type: SoftmaxWithLoss, |}"))
     types_ = labels(complete(server, net + "  - {name: x, type: |}"))
     assert "Convolution" in types_ and "Pooling" in types_
 
