@@ -45,7 +45,8 @@ def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS, text: str | Non
 
 
 # A tree is immutable and depends on nothing but its text, name and limits: the language server
-# checks a config and its variants again after each edit, mostly from unchanged text.
-@functools.lru_cache(maxsize=32)
+# checks a config and its variants again after each edit, mostly from unchanged text. A few
+# trees only: one of a 10,000-layer config holds about 18 MB.
+@functools.lru_cache(maxsize=8)
 def _parsed(text: str, path: str, limits: Limits) -> Node:
     return parse_toml(text, path, limits) if path.lower().endswith(".toml") else parse_yaml(text, path, limits)
