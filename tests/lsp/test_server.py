@@ -596,3 +596,24 @@ def test_without_pygls_the_command_says_what_to_install():
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == ("error: caffeconf lsp needs pygls for the language server (no module named 'pygls'): "
                            "pip install 'caffeconf[lsp]' (see README)\n")
+
+
+def test_a_debounce_out_of_range_is_refused_at_its_flag():
+    done = subprocess.run([sys.executable, "-m", "caffeconf", "lsp", "--debounce", "-1"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2
+    assert done.stderr.endswith("caffeconf lsp: error: argument --debounce: must be from 0 to 10000, got -1\n")
+
+
+def test_with_no_debounce_each_change_is_checked(tmp_path):
+    pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
+    eager = LanguageServer([sys.executable, "-m", "caffeconf", "lsp", "--debounce", "0"], {}, cwd=ROOT,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    eager.initialize(ROOT)
+    try:
+        assert opened(eager, NET) == []
+        change(eager, NET, BAD_USE)
+        assert [d["message"].split("\n")[0] for d in eager.diagnostics(NET.as_uri())] == [
+            "parameter 'n' of module 'conv_relu': must be >= 1, got 0", "module 'conv_relu' has no parameter 'padd'"]
+    finally:
+        eager.close()
