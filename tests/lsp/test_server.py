@@ -605,7 +605,7 @@ def test_a_debounce_out_of_range_is_refused_at_its_flag():
     assert done.stderr.endswith("caffeconf lsp: error: argument --debounce: must be from 0 to 10000, got -1\n")
 
 
-def test_with_no_debounce_each_change_is_checked(tmp_path):
+def test_with_no_debounce_each_change_is_checked():
     pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
     eager = LanguageServer([sys.executable, "-m", "caffeconf", "lsp", "--debounce", "0"], {}, cwd=ROOT,
                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
