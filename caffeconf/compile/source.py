@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from ..errors import SOURCES, CaffeconfError, Span
@@ -40,6 +41,12 @@ def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS, text: str | Non
         text = read_source(path, limits)
     else:
         SOURCES.register(str(path), text)
-    if str(path).lower().endswith(".toml"):
-        return parse_toml(text, str(path), limits)
-    return parse_yaml(text, str(path), limits)
+    return _parsed(text, str(path), limits)
+
+
+# A tree is immutable and depends on nothing but its text, name and limits: the language server
+# checks a config and its variants again after each edit, mostly from unchanged text. A few
+# trees only: one of a 10,000-layer config holds about 18 MB.
+@functools.lru_cache(maxsize=8)
+def _parsed(text: str, path: str, limits: Limits) -> Node:
+    return parse_toml(text, path, limits) if path.lower().endswith(".toml") else parse_yaml(text, path, limits)

@@ -18,8 +18,8 @@ from typing import Iterator
 from ..commands.validate import file_diagnostics
 from ..compile.library import NET_SUFFIXES
 from ..compile.load import one_command
-from ..compile.source import is_config
-from ..errors import Diagnostic, Span
+from ..compile.source import is_config, load_tree
+from ..errors import CaffeconfError, Diagnostic, Span
 from ..files import reading_buffers
 from ..limits import DEFAULT_LIMITS, Limits
 
@@ -39,6 +39,7 @@ class Checks:
         self.limits = limits
         self.buffers: dict[str, str] = {}
         self.results: dict[str, Check] = {}
+        self.parsed: dict[str, str] = {}  # the last text of each open config that parsed (for completion)
 
     def open(self, path: str, text: str) -> None:
         self.buffers[path] = text
@@ -46,6 +47,7 @@ class Checks:
     def close(self, path: str) -> set[str]:
         """Forget the buffer and its check; returns the files that check had findings for."""
         self.buffers.pop(path, None)
+        self.parsed.pop(path, None)
         return self.forget(path)
 
     def forget(self, path: str) -> set[str]:
@@ -72,6 +74,8 @@ class Checks:
             except Exception as error:  # a bug of ours: said in the editor, as the CLI says it, not silence
                 found = (Diagnostic(f"caffeconf: internal error: {type(error).__name__}: {error}; please report "
                                     "it with the file that caused it"),)
+            if is_config(path) and _parses(path, self.limits):
+                self.parsed[path] = self.buffers[path]
         by_file: dict[str, list[Diagnostic]] = {path: []}
         for diag in found:
             located = _absolute(diag)
@@ -91,6 +95,15 @@ class Checks:
         """What to show in file `path`: the union of every open net's findings there, each once."""
         found = {diag: None for check in self.results.values() for diag in check.by_file.get(path, ())}
         return list(found)
+
+
+def _parses(path: str, limits: Limits) -> bool:
+    """Whether the config at `path` parses (as the check just read it: the tree is cached)."""
+    try:
+        load_tree(path, limits)
+    except CaffeconfError:
+        return False
+    return True
 
 
 _NONE = Check({}, frozenset())

@@ -8,7 +8,9 @@ with a placeholder value after the cursor (`kern` as `kern: 0`), so the tree say
 
 from __future__ import annotations
 
+import difflib
 import re
+from typing import Iterator
 
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from lsprotocol import types
@@ -20,7 +22,7 @@ from ..compile.expr import FUNCTIONS
 from ..compile.fields import net_message
 from ..compile.resolve import USE_KEYS
 from ..compile.syntax import INSTANCE
-from ..compile.schema import field_description
+from ..compile.schema import TYPE_PARAMS, field_description, type_specific_fields
 from .checks import Checks
 from .documents import Config, read_config
 from .hover import param_line
@@ -40,8 +42,64 @@ _IN_EXPRESSION = re.compile(r"\$\{[^}]*$")  # inside a `${...}` not closed befor
 
 
 def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
-    """The items for 1-based (line, code point column) in the open buffer `path`."""
+    """The items for 1-based (line, code point column) in the open buffer `path`: read as it is,
+    else with the flow mappings and lists open before the cursor closed at it, else as the last
+    text of it that parsed with the cursor's line (so closed) in its place."""
     text = checks.buffers[path]
+    for reading, at_line in _readings(text, checks.parsed.get(path), line, col):
+        found = _complete(checks, path, reading, at_line, col)
+        if found is not None:
+            return found
+    return []
+
+
+def _readings(text: str, parsed: str | None, line: int, col: int) -> Iterator[tuple[str, int]]:
+    """(a text to read, the cursor's line in it), the most faithful first."""
+    lines = text.split("\n")
+    typed = (lines[line - 1] if line <= len(lines) else "")[:col - 1]
+    closed = typed + _closers("\n".join(lines[:line - 1] + [typed]))
+    yield text, line
+    if closed != typed:
+        yield "\n".join(lines[:line - 1] + [closed] + lines[line:]), line
+    if parsed is not None and parsed != text:
+        before, typed_before, after = _lines_around(parsed.split("\n"), lines, line - 1)
+        for before in (before + typed_before, before) if typed_before else (before,):
+            yield "\n".join(before + [typed + _closers("\n".join(before + [typed]))] + after), len(before) + 1
+
+
+def _closers(text: str) -> str:
+    """What closes the flow mappings and lists left open in `text` (quotes and comments skipped)."""
+    stack: list[str] = []
+    for line in text.split("\n"):
+        quote = None
+        for at, char in enumerate(line):
+            if quote:
+                quote = None if char == quote else quote
+            elif char in "\"'" and (at == 0 or line[at - 1] in " \t[{,:="):
+                quote = char
+            elif char == "#" and (at == 0 or line[at - 1] in " \t"):
+                break
+            elif char in "{[":
+                stack.append("}" if char == "{" else "]")
+            elif char in "}]" and stack and stack[-1] == char:
+                stack.pop()
+    return "".join(reversed(stack))
+
+
+def _lines_around(parsed: list[str], lines: list[str], index: int) -> tuple[list[str], list[str], list[str]]:
+    """The lines of the last text that parsed before and after the one that line `index` of
+    `lines` is (or is typed among), and the lines typed since before it in the same change."""
+    for tag, start, end, new_start, new_end in difflib.SequenceMatcher(None, parsed, lines, autojunk=False).get_opcodes():
+        if new_start <= index < new_end:
+            if tag == "equal":
+                start += index - new_start
+                return parsed[:start], [], parsed[start + 1:]
+            return parsed[:start], lines[new_start:index], parsed[end:]
+    return parsed, [], []
+
+
+def _complete(checks: Checks, path: str, text: str, line: int, col: int) -> list[Item] | None:
+    """The items at (line, col) when `path` reads as `text`; None when it does not parse there."""
     before = (text.split("\n")[line - 1] if line <= text.count("\n") + 1 else "")[:col - 1]
     if _IN_EXPRESSION.search(before):
         return _in_expression(checks, path, text, (line, col))
@@ -54,25 +112,25 @@ def completions(checks: Checks, path: str, line: int, col: int) -> list[Item]:
     if found is None:  # a key without its value does not parse: read `kern` as `kern: 0`
         patched = _insert(text, line, col, ("" if typed else PLACEHOLDER) + placeholder_value)
         found = _items_at(checks, path, patched, (line, col - len(typed)), _keys)
-    return found or []
+    return found
 
 
-def _in_expression(checks: Checks, path: str, text: str, cursor: tuple[int, int]) -> list[Item]:
+def _in_expression(checks: Checks, path: str, text: str, cursor: tuple[int, int]) -> list[Item] | None:
     for closing in ("", "}", '}"', "}'"):  # what an editor may not have closed yet
         found = _items_at(checks, path, _insert(text, *cursor, closing), cursor, _expression, on_key=False)
         if found is not None:
             return found
-    return []
+    return None
 
 
 def _value_of(checks: Checks, path: str, text: str, cursor: tuple[int, int], key_at: tuple[int, int],
-              typed: bool) -> list[Item]:
+              typed: bool) -> list[Item] | None:
     """The values for the key at `key_at`; TOML has no empty value, so `key = ` is read as
     `key = 0` when it does not parse."""
     found = _items_at(checks, path, text, key_at, _values)
     if found is None and not typed:
         found = _items_at(checks, path, _insert(text, *cursor, "0"), key_at, _values)
-    return found or []
+    return found
 
 
 def _insert(text: str, line: int, col: int, extra: str) -> str:
@@ -111,6 +169,10 @@ def _keys(config: Config, place: Place) -> list[Item]:
     own = [Item(key[len("layer."):], kind=Kind.Keyword, documentation=text)
            for key, text in descriptions.FORMAT.items() if key.startswith("layer.")] if parent == () else []
     own_names = {item.label for item in own}
+    if parent == ():  # a layer of a known type takes only the `*_param` messages that type reads
+        written = entry.get("type")
+        reads = TYPE_PARAMS.get(written.value) if isinstance(written, Scalar) and isinstance(written.value, str) else None
+        own_names |= set(type_specific_fields()) - set(reads) if reads is not None else set()
     return own + [item for item in _fields(message) if item.label not in own_names]
 
 

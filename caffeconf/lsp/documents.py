@@ -57,8 +57,8 @@ def written_by(layer: Layer, span: Span, uses: bool = False) -> bool:
     if layer.origin is None:
         return False
     spans = (layer.origin.span, *(use.span for use in layer.origin.uses)) if uses else (layer.origin.span,)
-    return _where(span) in {_where(other) for other in spans}
+    return file_place(span) in {file_place(other) for other in spans}
 
 
-def _where(span: Span) -> tuple:
+def file_place(span: Span) -> tuple:
     return os.path.abspath(span.path), span.line, span.col

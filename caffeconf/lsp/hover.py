@@ -10,17 +10,20 @@ import os
 from google.protobuf.descriptor import Descriptor
 
 from ..caffe import descriptions
+from ..caffe.dialect import use
+from ..compile.compiler import parse_config
 from ..compile.load import StateChoice, compile_config, load
+from ..compile.resolve import Resolver
 from ..compile.fields import net_message
 from ..compile.schema import field_description
 from ..compile.source import is_config
 from ..compile.syntax import ModuleDecl, ParamDecl
-from ..compile.tree import Map, Scalar
-from ..errors import CaffeconfError, Span
+from ..compile.tree import Map, Scalar, Seq
+from ..errors import CaffeconfError, DiagnosticList, Span
 from ..inspect.measure import layer_costs
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
-from .documents import Config, written_by
+from .documents import Config, file_place, written_by
 from .places import Place, caffe_field, source_text
 from .prototxt import ProtoPlace
 
@@ -38,10 +41,15 @@ def hover_text(config: Config, place: Place, limits: Limits, importers: tuple[st
     if keys[:1] == ("use",):
         module = config.entry_module(place)
         return module_text(module) if module else None
-    if keys[:1] == ("with",) and len(keys) == 2 and place.on_key:
+    if keys[:1] == ("with",) and len(keys) >= 2:
         module = config.entry_module(place)
         decl = module.params.get(keys[1]) if module else None
-        return f"**{decl.name}**: parameter of module `{module.name}`\n\n{param_line(decl)}" if decl else None
+        declared = f"**{decl.name}**: parameter of module `{module.name}`\n\n{param_line(decl)}" if decl else None
+        if not _is_template(place):
+            return declared if place.on_key and len(keys) == 2 else None
+        return "\n\n".join(filter(None, (declared, use_values(roots, entry, keys, limits))))
+    if "use" in entry and _is_template(place) and keys[0] in ("bottom", "top"):
+        return use_values(roots, entry, keys, limits)
     if _is_template(place) and caffe_field(keys) is not None:
         return f"{field_text(keys)}\n\n{expression_values(roots, entry, keys, limits)}"
     if keys == ("name",):
@@ -82,8 +90,56 @@ def expression_values(roots: list[str], entry: Map, keys: tuple, limits: Limits)
         for layer in result.net.layers if result.ok else ():
             if written_by(layer, entry.span):
                 lines.append(f"- `{layer.name}`: {_plain(_written_value(layer, keys))}")
+    return _each_instance(lines) or "values unknown: no net that compiles uses it"
+
+
+def _each_instance(lines: list[str]) -> str | None:
+    """`- instance: value` lines under a heading, the first MAX_INSTANCES of them."""
     shown = lines[:MAX_INSTANCES] + ([f"… and {len(lines) - MAX_INSTANCES} more"] if len(lines) > MAX_INSTANCES else [])
-    return "In each instance:\n\n" + "\n".join(shown) if lines else "values unknown: no net that compiles uses it"
+    return "In each instance:\n\n" + "\n".join(shown) if lines else None
+
+
+def use_values(roots: list[str], entry: Map, keys: tuple, limits: Limits) -> str:
+    """What the scalar at `keys` in the module use `entry` (a `with:` value, a port...) came to
+    in each instance of the use, in the nets of `roots`, as the resolver evaluated it there."""
+    lines = []
+    for root in roots:
+        diags = DiagnosticList()
+        try:
+            with use(None):  # in the dialect the config names, as a check reads it
+                document, library = parse_config(root, limits, diags)
+                recorder = _UseRecorder(document, library, diags, limits)
+                recorder.watch(entry.span, keys)
+                recorder.run()
+        except CaffeconfError:
+            continue  # a file that does not parse has no instances
+        lines += recorder.seen
+    return _each_instance(lines) or "values unknown: no open config uses it"
+
+
+class _UseRecorder(Resolver):
+    """The resolver, noting what one scalar of one module use comes to in each of its instances
+    (evaluated in the caller's scope, as the resolver binds the use)."""
+
+    def watch(self, span: Span, keys: tuple) -> None:
+        self.watched, self.keys, self.seen = file_place(span), keys, []
+
+    def instantiate(self, module, instance, entry, scope, prev):
+        node = _node_at(entry, self.keys) if file_place(entry.span) == self.watched else None
+        if node is not None:
+            try:
+                value = _plain(self.evaluator.value(node, scope.values))
+            except CaffeconfError as error:
+                value = f"error: {error.diagnostics[0].message}"
+            self.seen.append(f"- `{scope.qualify(instance)}`: {value}")
+        return super().instantiate(module, instance, entry, scope, prev)
+
+
+def _node_at(node, keys: tuple):
+    for key in keys:
+        node = node.items[key] if isinstance(node, Seq) and isinstance(key, int) and key < len(node.items) else \
+            node.get(key) if isinstance(node, Map) and isinstance(key, str) else None
+    return node
 
 
 def _written_value(layer, keys: tuple):

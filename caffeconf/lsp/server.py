@@ -29,8 +29,6 @@ from .prototxt import ProtoPlace, proto_definition, proto_place
 # Typing sends a change per keystroke; wait this long for a pause before checking.
 DEBOUNCE_SECONDS = 0.05
 
-
-
 def _version() -> str:
     """The installed caffeconf's version (read from its metadata: importing the package itself
     would reach the public API's runner)."""
@@ -49,6 +47,7 @@ class CaffeconfServer(LanguageServer):
         super().__init__("caffeconf", _version())
         self.checks = Checks(limits)
         self.pending: dict[str, asyncio.TimerHandle] = {}
+        self.debounce = DEBOUNCE_SECONDS
 
     def recheck(self, path: str) -> None:
         """Check every open net that `path` concerns and publish what changed."""
@@ -61,10 +60,10 @@ class CaffeconfServer(LanguageServer):
         self.publish(touched)
 
     def recheck_later(self, path: str) -> None:
-        """`recheck` once no change to `path` has come for DEBOUNCE_SECONDS."""
+        """`recheck` once no change to `path` has come for `debounce` seconds."""
         if (waiting := self.pending.pop(path, None)) is not None:
             waiting.cancel()
-        self.pending[path] = asyncio.get_running_loop().call_later(DEBOUNCE_SECONDS, self.recheck, path)
+        self.pending[path] = asyncio.get_running_loop().call_later(self.debounce, self.recheck, path)
 
     def publish(self, paths: set[str]) -> None:
         for path in sorted(paths):
@@ -226,8 +225,10 @@ def _place(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tup
     return line + 1, code_point_column(text, params.position.character)
 
 
-def serve(tcp_port: int | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+def serve(tcp_port: int | None = None, limits: Limits = DEFAULT_LIMITS, debounce_ms: int | None = None) -> None:
     server.checks.limits = limits
+    if debounce_ms is not None:
+        server.debounce = debounce_ms / 1000
     if tcp_port is None:
         server.start_io()
     else:

@@ -118,8 +118,9 @@ class LanguageServer:
             self.notifications.remove(message)
         return message["params"]
 
-    def initialize(self, root: Path) -> None:
-        self.request("initialize", {
+    def initialize(self, root: Path) -> dict:
+        """Initialise the server for the workspace `root`; returns the capabilities it advertises."""
+        reply = self.request("initialize", {
             "processId": None,
             "rootUri": root.as_uri(),
             "capabilities": {
@@ -133,6 +134,7 @@ class LanguageServer:
         }, timeout=30.0)
         self.notify("initialized", {})
         self.notify("workspace/didChangeConfiguration", {"settings": self.settings})
+        return reply["capabilities"]
 
     def open(self, uri: str, text: str, language: str = "yaml") -> None:
         self.notify("textDocument/didOpen", {

@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 SERVED = HERE / "server"
 NET, BLOCKS, REPEATS = SERVED / "net.yaml", SERVED / "blocks.yaml", SERVED / "repeats.yaml"
+USES = SERVED / "uses.yaml"
 ERROR = 1
 WARNING = 2
 
@@ -326,6 +327,25 @@ def test_hover_on_a_templated_name_or_blob_shows_what_each_instance_wrote(server
     assert top.endswith("In each instance:\n\n- `relu0`: r0\n- `relu1`: r1")
 
 
+def test_hover_on_an_expression_in_a_use_shows_its_value_in_each_instance_of_the_use(server):
+    opened(server, USES)
+    given = hover(server, USES, at(USES, 6, "${4", 2))
+    port = hover(server, USES, at(USES, 6, '"out${i}', 3))
+    on_key = hover(server, USES, at(USES, 6, "{n:", 1))
+    close(server, USES)
+    assert given == ("**n**: parameter of module `conv_relu`\n\n`n`: int, required, min 1 — output channels\n\n"
+                     "In each instance:\n\n- `c0`: 4\n- `c1`: 8")
+    assert port == "In each instance:\n\n- `c0`: out0\n- `c1`: out1"
+    assert on_key == "**n**: parameter of module `conv_relu`\n\n`n`: int, required, min 1 — output channels"
+
+
+def test_hover_on_an_expression_in_a_use_says_what_failed_in_each_instance(server):
+    opened(server, USES, USES.read_text().replace("(i + 1)", "(i - 1) // i"))
+    given = hover(server, USES, at(USES, 6, "${4", 2))
+    close(server, USES)
+    assert given.endswith("In each instance:\n\n- `c0`: error: division by zero\n- `c1`: 0")  # out of range, which its diagnostic says
+
+
 def test_hover_in_a_module_file_shows_its_instances_in_the_open_configs_importing_it(server, net_open):
     opened(server, BLOCKS)
     expression = hover(server, BLOCKS, at(BLOCKS, 11, "${n}", 2))
@@ -402,8 +422,36 @@ def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_v
     layer = labels(complete(server, net + "  - {name: x, |}"))
     assert layer[:7] == ["name", "type", "bottom", "top", "in_place", "repeat", "when"]
     assert "convolution_param" in layer and "use" not in layer
+    typed = labels(complete(server, net + "  - {name: x, type: Convolution, |}"))
+    assert [label for label in typed if label.endswith("_param")] == ["convolution_param"]
+    assert "loss_param" in labels(complete(server, net + "  - {name: x, type: SoftmaxWithLoss, |}"))
     types_ = labels(complete(server, net + "  - {name: x, type: |}"))
     assert "Convolution" in types_ and "Pooling" in types_
+
+
+def test_completion_inside_a_flow_mapping_or_list_not_closed_yet_offers_what_block_style_would(server, net_open):
+    net = NET.read_text()
+    items = complete(server, net.replace("with: {n: 8}}", "with: {n: 8, |"))
+    assert [(item["label"], item["detail"]) for item in items] == [
+        ("n", "`n`: int, required, min 1 — output channels"), ("pad", "`pad`: int, default 1")]
+    assert labels(complete(server, net.replace("with: {n: 8}}", "with: {|"))) == ["n", "pad"]
+    pooling = "pooling_param: {pool: MAX, kernel_size: 2, stride: 2}}"
+    fields = labels(complete(server, net.replace(pooling, "pooling_param: {pool: MAX, |")))
+    assert fields[:3] == ["pool", "pad", "pad_h"] and "global_pooling" in fields
+    assert labels(complete(server, net.replace(pooling, "pooling_param: {pool: |"))) == ["MAX", "AVE", "STOCHASTIC"]
+    assert labels(complete(server, net.replace(f"bottom: stem/out, {pooling}", "bottom: [data, |"))) == [
+        "data", "stem/out"]
+    assert labels(complete(server, net.replace(f"bottom: stem/out, {pooling}", "bottom: |"))) == ["data", "stem/out"]
+    assert "Convolution" in labels(complete(server, net + "  - {name: x, type: |"))
+
+
+def test_completion_in_a_document_broken_elsewhere_reads_the_last_text_that_parsed(server, net_open):
+    broken = NET.read_text().replace("dim: [1, 3, 8, 8]}}}", "dim: [1, 3, 8, 8}}}")  # an unclosed `[` above
+    assert labels(complete(server, broken + "  - name: x\n    bottom: |")) == ["data", "stem/out", "pool"]
+    assert labels(complete(server, broken + "  - {name: x, type: Concat, bottom: [pool, |]}")) == [
+        "data", "stem/out", "pool"]
+    assert labels(complete(server, broken.replace("with: {n: 8}}", "with: {|}}"))) == ["n", "pad"]
+    assert labels(complete(server, broken.replace("use: blocks.conv_relu,", "use: |,"))) == ["blocks.conv_relu"]
 
 
 def test_completion_offers_the_blobs_written_before_the_layer_in_its_scope(server):
@@ -548,3 +596,24 @@ def test_without_pygls_the_command_says_what_to_install():
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == ("error: caffeconf lsp needs pygls for the language server (no module named 'pygls'): "
                            "pip install 'caffeconf[lsp]' (see README)\n")
+
+
+def test_a_debounce_out_of_range_is_refused_at_its_flag():
+    done = subprocess.run([sys.executable, "-m", "caffeconf", "lsp", "--debounce", "-1"], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 2
+    assert done.stderr.endswith("caffeconf lsp: error: argument --debounce: must be from 0 to 10000, got -1\n")
+
+
+def test_with_no_debounce_each_change_is_checked():
+    pytest.importorskip("pygls", reason="the language server needs the lsp extra (pip install 'caffeconf[lsp]')")
+    eager = LanguageServer([sys.executable, "-m", "caffeconf", "lsp", "--debounce", "0"], {}, cwd=ROOT,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    eager.initialize(ROOT)
+    try:
+        assert opened(eager, NET) == []
+        change(eager, NET, BAD_USE)
+        assert [d["message"].split("\n")[0] for d in eager.diagnostics(NET.as_uri())] == [
+            "parameter 'n' of module 'conv_relu': must be >= 1, got 0", "module 'conv_relu' has no parameter 'padd'"]
+    finally:
+        eager.close()
