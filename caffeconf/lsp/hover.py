@@ -125,7 +125,7 @@ class _UseRecorder(Resolver):
         self.watched, self.keys, self.seen = file_place(span), keys, []
 
     def instantiate(self, module, instance, entry, scope, prev):
-        node = _node_at(entry, self.keys) if file_place(entry.span) == self.watched else None
+        node = _node_at(entry.node, self.keys) if file_place(entry.span) == self.watched else None
         if node is not None:
             try:
                 value = _plain(self.evaluator.value(node, scope.values))
