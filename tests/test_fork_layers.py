@@ -1,0 +1,127 @@
+"""The depthwise, shuffle and interpolation forks' layers with the tiny fork's proto: ConvolutionDepthwise
+(farmingyard's ShuffleNet/MobileNet forks), DepthwiseConvolution (yonghenglh6), ShuffleChannel
+(farmingyard/ShuffleNet), Interp (hszhao/PSPNet) and PoolingParameter.ceil_mode (BVLC PR #3057).
+Shapes and MACs, the runner against OpenCV where it reads the layer the fork's way and against the
+fork's formulas where it does not, gradients, a training run, and validate/inspect of small nets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from caffeconf.errors import CaffeconfError
+from caffeconf.inspect.measure import layer_costs
+from caffeconf.inspect.shapes import infer_shapes
+from caffeconf.ir import Layer, Net
+
+pytestmark = pytest.mark.usefixtures("tiny_fork")
+
+X_SHAPE = (2, 6, 7, 9)
+
+
+def shapes_of(layer_type, fields, shape=X_SHAPE):
+    """(tops, learnable blob shapes, MACs) of one layer fed an Input of `shape`."""
+    net = Net("t", (Layer("data", "Input", (), ("data",), {"input_param": {"shape": [{"dim": list(shape)}]}}),
+                    Layer("l", layer_type, ("data",), ("l",), fields)))
+    entry = infer_shapes(net).layers[-1]
+    return entry.tops[0], entry.params, layer_costs(infer_shapes(net))[-1].macs
+
+
+def refused(layer_type, fields, shape=X_SHAPE) -> str:
+    with pytest.raises(CaffeconfError) as raised:
+        shapes_of(layer_type, fields, shape)
+    (problem,) = raised.value.diagnostics
+    return problem.message
+
+
+# ---------------------------------------------------------------- shapes and MACs
+
+def conv(**param):
+    return {"convolution_param": param}
+
+
+def test_convolution_depthwise_keeps_the_channels_whatever_num_output_and_group_say():
+    top, params, macs = shapes_of("ConvolutionDepthwise", conv(num_output=12, group=3, kernel_size=[3],
+                                                               pad=[1], stride=[2]))
+    assert (top, params) == ((2, 6, 4, 5), ((6, 1, 3, 3), (6,)))
+    assert macs == 2 * 6 * 4 * 5 * 9
+
+
+def test_convolution_depthwise_reads_h_and_w_only_together_and_the_first_two_values():
+    assert shapes_of("ConvolutionDepthwise", conv(kernel_size=[3, 1], kernel_h=5, pad=[0], stride=[1],
+                                                  bias_term=False))[:2] == ((2, 6, 5, 9), ((6, 1, 3, 1),))
+    assert shapes_of("ConvolutionDepthwise", conv(kernel_h=3, kernel_w=2, pad_h=1, pad_w=0, stride=[2, 3],
+                                                  dilation=[2]))[0] == (2, 6, 3, 3)
+
+
+@pytest.mark.parametrize("fields,message", [
+    (conv(kernel_size=[3], pad=[1]), "ConvolutionDepthwise has no default for convolution_param.stride: "
+                                     "write stride (or stride_h and stride_w)"),
+    (conv(kernel_size=[3], stride=[1]), "ConvolutionDepthwise has no default for convolution_param.pad: "
+                                        "write pad (or pad_h and pad_w)"),
+    (conv(pad=[0], stride=[1]), "ConvolutionDepthwise has no default for convolution_param.kernel_size: "
+                                "write kernel_size (or kernel_h and kernel_w)"),
+    (conv(kernel_size=[3], pad=[0], stride=[0]), "ConvolutionDepthwise needs a positive stride, got [0, 0]"),
+    (conv(kernel_size=[9], pad=[0], stride=[1]), "kernel extent 9 is larger than the padded input 7"),
+])
+def test_convolution_depthwise_refuses_what_the_fork_cannot_set_up(fields, message):
+    assert refused("ConvolutionDepthwise", fields) == f"layer 'l' (ConvolutionDepthwise): {message}"
+
+
+def test_depthwise_convolution_is_caffes_grouped_convolution():
+    top, params, macs = shapes_of("DepthwiseConvolution", conv(num_output=12, group=6, kernel_size=[3],
+                                                               pad=[1], stride=[2]))
+    assert (top, params, macs) == ((2, 12, 4, 5), ((12, 1, 3, 3), (12,)), 2 * 12 * 4 * 5 * 9)
+    assert "must be multiples of group 4" in refused("DepthwiseConvolution", conv(num_output=12, group=4,
+                                                                                  kernel_size=[3]))
+
+
+def test_shuffle_channel_makes_a_four_axis_top_and_checks_the_group():
+    assert shapes_of("ShuffleChannel", {"shuffle_channel_param": {"group": 3}}, (2, 6)) == ((2, 6, 1, 1), (), 0)
+    assert refused("ShuffleChannel", {"shuffle_channel_param": {"group": 4}}) == (
+        "layer 'l' (ShuffleChannel): shuffle_channel_param.group 4 does not divide the 6 channels")
+    assert refused("ShuffleChannel", {"shuffle_channel_param": {"group": 0}}).endswith(
+        "shuffle_channel_param.group must be greater than 0, got 0")
+
+
+@pytest.mark.parametrize("param,size", [
+    ({"zoom_factor": 3}, (19, 25)),
+    ({"shrink_factor": 2}, (4, 5)),
+    ({"shrink_factor": 2, "zoom_factor": 3}, (10, 13)),
+    ({"height": 13, "width": 4}, (13, 4)),
+    ({"height": 13, "width": 4, "zoom_factor": 2}, (13, 17)),  # a factor alone goes first...
+    ({"height": 13, "width": 4, "zoom_factor": 2, "shrink_factor": 2}, (13, 4)),  # ...both after height/width
+    ({"zoom_factor": 2, "pad_beg": -1, "pad_end": -2}, (7, 11)),  # the input cropped to 4x6 first
+])
+def test_interp_output_size_is_the_forks(param, size):
+    assert shapes_of("Interp", {"interp_param": param}) == ((2, 6, *size), (), 0)
+
+
+@pytest.mark.parametrize("param,message", [
+    ({"height": 13}, "interp_param needs zoom_factor, shrink_factor, or height and width"),
+    ({"zoom_factor": 0}, "interp_param.zoom_factor must be at least 1, got 0"),
+    ({"zoom_factor": 2, "pad_beg": 1}, "interp_param.pad_beg and pad_end must be 0 or negative "
+                                       "(the fork only crops), got 1 and 0"),
+    ({"zoom_factor": 2, "pad_end": -7}, "the input cropped by interp_param.pad_beg/pad_end is empty (7x9)"),
+])
+def test_interp_refuses_what_the_fork_checks(param, message):
+    assert refused("Interp", {"interp_param": param}) == f"layer 'l' (Interp): {message}"
+
+
+@pytest.mark.parametrize("ceil_mode,size", [({}, (4, 5)), ({"ceil_mode": True}, (4, 5)),
+                                            ({"ceil_mode": False}, (3, 4))])
+def test_pooling_ceil_mode_false_rounds_down(ceil_mode, size):
+    pool = {"pool": "MAX", "kernel_size": 2, "stride": 2, **ceil_mode}
+    assert shapes_of("Pooling", {"pooling_param": pool})[0] == (2, 6, *size)
+
+
+@pytest.mark.parametrize("kernel,stride,pad,ceil,floor", [
+    (3, 2, 1, 4, 3),
+    # ceil((6 + 4 - 3) / 3) + 1 = 4 windows, the last starting at 9 - 2 = 7, past the input: dropped.
+    (3, 3, 2, 3, 3),
+])
+def test_pooling_with_padding_rounds_then_drops_a_last_window_in_the_padding(kernel, stride, pad, ceil, floor):
+    pool = {"pool": "AVE", "kernel_size": kernel, "stride": stride, "pad": pad}
+    assert shapes_of("Pooling", {"pooling_param": pool}, (1, 1, 6, 6))[0] == (1, 1, ceil, ceil)
+    assert shapes_of("Pooling", {"pooling_param": {**pool, "ceil_mode": False}}, (1, 1, 6, 6))[0] == (1, 1, floor, floor)
+
