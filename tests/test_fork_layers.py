@@ -125,3 +125,87 @@ def test_pooling_with_padding_rounds_then_drops_a_last_window_in_the_padding(ker
     assert shapes_of("Pooling", {"pooling_param": pool}, (1, 1, 6, 6))[0] == (1, 1, ceil, ceil)
     assert shapes_of("Pooling", {"pooling_param": {**pool, "ceil_mode": False}}, (1, 1, 6, 6))[0] == (1, 1, floor, floor)
 
+
+
+# ---------------------------------------------------------------- validate and inspect
+
+def layer_text(layer_type: str, param: str, bottom: str, name: str) -> str:
+    return f'layer {{ name: "{name}" type: "{layer_type}" bottom: "{bottom}" top: "{name}" {param} }}\n'
+
+
+SHUFFLENET_LIKE = 'name: "shufflenet"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 32 dim: 32 }\n' + "".join([
+    layer_text("Convolution", "convolution_param { num_output: 24 kernel_size: 3 stride: 2 pad: 1 }", "data", "conv1"),
+    layer_text("Pooling", "pooling_param { pool: MAX kernel_size: 3 stride: 2 pad: 1 ceil_mode: false }",
+               "conv1", "pool1"),
+    layer_text("Convolution", "convolution_param { num_output: 12 kernel_size: 1 group: 3 }", "pool1", "reduce"),
+    layer_text("ShuffleChannel", "shuffle_channel_param { group: 3 }", "reduce", "shuffle"),
+    layer_text("ConvolutionDepthwise", "convolution_param { num_output: 12 kernel_size: 3 stride: 1 pad: 1 }",
+               "shuffle", "dw"),
+    layer_text("DepthwiseConvolution", "convolution_param { num_output: 12 group: 12 kernel_size: 3 pad: 1 }",
+               "dw", "dw2"),
+])
+
+PSPNET_LIKE = 'name: "pspnet"\ninput: "data"\ninput_shape { dim: 1 dim: 8 dim: 12 dim: 12 }\n' + "".join(
+    layer_text("Pooling", f"pooling_param {{ pool: AVE kernel_size: {12 // bins} stride: {12 // bins} }}",
+               "data", f"pool{bins}") +
+    layer_text("Convolution", "convolution_param { num_output: 2 kernel_size: 1 }", f"pool{bins}", f"conv{bins}") +
+    layer_text("Interp", "interp_param { height: 12 width: 12 }", f"conv{bins}", f"up{bins}")
+    for bins in (1, 2, 3, 6)) + (
+    'layer { name: "cat" type: "Concat" bottom: "data" bottom: "up1" bottom: "up2" bottom: "up3" bottom: "up6" '
+    'top: "cat" }\n' + layer_text("Interp", "interp_param { zoom_factor: 8 }", "cat", "score"))
+
+
+def test_a_shufflenet_like_net_validates_and_inspects(tmp_path, fork_proto, capsys):
+    from caffeconf.cli import main
+
+    net = tmp_path / "net.prototxt"
+    net.write_text(SHUFFLENET_LIKE)
+    assert main(["validate", "--proto", str(fork_proto), str(net)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "--proto", str(fork_proto), str(net)]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[2:9]}
+    assert rows["pool1"][1] == "1x24x8x8"  # 16x16 floored (ceil: 9x9)
+    assert rows["dw"][1:4] == ["1x12x8x8", "120", "6,912"]  # 12 kernels of 3x3 and a bias each
+    assert rows["dw2"][1:4] == ["1x12x8x8", "120", "6,912"]
+
+
+def test_a_pspnet_like_net_validates_and_inspects(tmp_path, fork_proto, capsys):
+    from caffeconf.cli import main
+
+    net = tmp_path / "net.prototxt"
+    net.write_text(PSPNET_LIKE)
+    assert main(["validate", "--proto", str(fork_proto), str(net)]) == 0
+    capsys.readouterr()
+    assert main(["inspect", "--proto", str(fork_proto), str(net)]) == 0
+    out = capsys.readouterr().out
+    assert "?" not in out.split("memory estimate")[0]
+    assert [line.split()[2] for line in out.splitlines() if line.startswith(("up", "cat", "score"))] == [
+        "1x2x12x12"] * 4 + ["1x16x12x12", "1x16x89x89"]
+
+
+def test_validate_locates_what_the_fork_refuses_in_every_layer(tmp_path, fork_proto, capsys):
+    from caffeconf.cli import main
+
+    net = tmp_path / "net.prototxt"
+    lines = PSPNET_LIKE.splitlines()
+    lines[5] = lines[5].replace("height: 12 width: 12", "height: 12")  # up1
+    lines[11] = lines[11].replace("height: 12 width: 12", "zoom_factor: 2 pad_beg: 1")  # up3
+    net.write_text("\n".join(lines) + "\n")
+    assert main(["validate", "--proto", str(fork_proto), str(net)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert errors == [
+        f"{net}:6:1: error: layer 'up1' (Interp): interp_param needs zoom_factor, shrink_factor, or height and width",
+        f"{net}:12:1: error: layer 'up3' (Interp): interp_param.pad_beg and pad_end must be 0 or negative "
+        "(the fork only crops), got 1 and 0",
+    ]
+
+
+def test_validate_locates_a_depthwise_convolution_without_stride(tmp_path, fork_proto, capsys):
+    from caffeconf.cli import main
+
+    net = tmp_path / "net.prototxt"
+    net.write_text(SHUFFLENET_LIKE.replace("stride: 1 pad: 1 }", "pad: 1 }"))
+    assert main(["validate", "--proto", str(fork_proto), str(net)]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
+    assert errors == [f"{net}:8:1: error: layer 'dw' (ConvolutionDepthwise): ConvolutionDepthwise has no default "
+                      "for convolution_param.stride: write stride (or stride_h and stride_w)"]
