@@ -209,3 +209,19 @@ def test_validate_locates_a_depthwise_convolution_without_stride(tmp_path, fork_
     errors = [line for line in capsys.readouterr().err.splitlines() if ": error: " in line]
     assert errors == [f"{net}:8:1: error: layer 'dw' (ConvolutionDepthwise): ConvolutionDepthwise has no default "
                       "for convolution_param.stride: write stride (or stride_h and stride_w)"]
+
+
+def test_net_level_inputs_stay_in_a_dialect_from_before_the_input_layer(tmp_path, capsys):
+    """PSPNet's caffe.proto has no input_param: its Caffe keeps `input:` as it is, and so does the upgrade."""
+    from caffeconf.caffe import dialect
+    from caffeconf.cli import main
+
+    proto = tmp_path / "old" / "caffe.proto"
+    proto.parent.mkdir()
+    proto.write_text(dialect.BVLC_PROTO.read_text().replace("  optional InputParameter input_param = 143;\n", ""))
+    net = tmp_path / "net.prototxt"
+    net.write_text('input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n' +
+                   layer_text("Convolution", "convolution_param { num_output: 4 kernel_size: 3 }", "data", "conv"))
+    assert main(["validate", "--proto", str(proto), str(net)]) == 0
+    assert main(["inspect", "--proto", str(proto), str(net)]) == 0
+    assert "conv   Convolution  1x4x6x6" in capsys.readouterr().out
