@@ -2,7 +2,8 @@
 no bottom or are fed data, learnable blobs per type with their names, integer field ranges,
 caffe.proto defaults, telling a net from a solver, and the layer types and fields that the
 common forks (SSD, SegNet/ENet, Faster R-CNN, ShuffleNet, PSPNet) add to caffe.proto, with the
-setup rules of SSD's Permute and PriorBox that shape inference and the runner share."""
+setup rules that shape inference and the runner share (SSD's Permute and PriorBox, the forks'
+ConvolutionDepthwise, ShuffleChannel and Interp, pooling's rounding)."""
 
 from __future__ import annotations
 
