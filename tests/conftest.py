@@ -74,14 +74,20 @@ def model_files(pattern: str = "**/*.prototxt") -> list[Path]:
 @pytest.fixture
 def fork_proto(tmp_path, monkeypatch) -> Path:
     """BVLC's caffe.proto with the tiny fork's messages (tests/dialects/tiny_fork.proto) and
-    LayerParameter fields added."""
+    fields of BVLC's messages added."""
     from caffeconf.caffe import dialect
 
     monkeypatch.setenv("CAFFECONF_CACHE", str(tmp_path / "cache"))
     additions = (ROOT / "tests" / "dialects" / "tiny_fork.proto").read_text()
-    fields = re.findall(r"^// LayerParameter: (.*)$", additions, flags=re.MULTILINE)
-    text = dialect.BVLC_PROTO.read_text().replace("message LayerParameter {\n",
-                                                  "message LayerParameter {\n" + "\n".join(fields) + "\n", 1)
+    text = dialect.BVLC_PROTO.read_text()
+    # `// Message: field` adds the field to BVLC's message; `// Message replaces NAME: field` also
+    # drops BVLC's field NAME (a fork that numbered its own field where BVLC later put another).
+    splices = re.findall(r"^// (\w+Parameter)(?: replaces (\w+))?: (.*)$", additions, flags=re.MULTILINE)
+    for message, replaced, field in splices:
+        if replaced:
+            text, dropped = re.subn(rf"^  optional \w+ {replaced} = .*\n", "", text, count=1, flags=re.MULTILINE)
+            assert dropped, f"BVLC's caffe.proto has no field {replaced}"
+        text = text.replace(f"message {message} {{\n", f"message {message} {{\n{field}\n", 1)
     path = tmp_path / "fork" / "caffe.proto"
     path.parent.mkdir()
     path.write_text(text + additions)

@@ -453,3 +453,10 @@ def test_pooling_non_positive_size_is_refused():
 ])
 def test_blob_limit_is_caffes_int_max_checked_axis_by_axis(shape, over):
     assert over_blob_limit(shape) is over
+
+
+def test_pooling_round_mode_floor_rounds_down():
+    pool = {"pool": "MAX", "kernel_size": 3, "stride": 2, "pad": 1}
+    assert single(Layer("p", "Pooling", (), ("p",), {"pooling_param": pool}), (1, 1, 6, 6)) == ((1, 1, 4, 4),)
+    floor = {**pool, "round_mode": "FLOOR"}
+    assert single(Layer("p", "Pooling", (), ("p",), {"pooling_param": floor}), (1, 1, 6, 6)) == ((1, 1, 3, 3),)

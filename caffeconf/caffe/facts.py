@@ -2,7 +2,8 @@
 no bottom or are fed data, learnable blobs per type with their names, integer field ranges,
 caffe.proto defaults, telling a net from a solver, and the layer types and fields that the
 common forks (SSD, SegNet/ENet, Faster R-CNN, ShuffleNet, PSPNet) add to caffe.proto, with the
-setup rules of SSD's Permute and PriorBox that shape inference and the runner share."""
+setup rules that shape inference and the runner share (SSD's Permute and PriorBox, the forks'
+ConvolutionDepthwise, ShuffleChannel and Interp, pooling's rounding)."""
 
 from __future__ import annotations
 
@@ -134,7 +135,9 @@ def learnable_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: in
 
 
 _WEIGHT_AND_BIAS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
-                    "InnerProduct": "inner_product_param", "Embed": "embed_param"}
+                    "InnerProduct": "inner_product_param", "Embed": "embed_param",
+                    # the depthwise forks' types read convolution_param's bias_term and fillers too
+                    "ConvolutionDepthwise": "convolution_param", "DepthwiseConvolution": "convolution_param"}
 _FIXED_BLOBS = {"PReLU": ("slope",), "Parameter": ("value",), "BatchNorm": ("mean", "variance", "scale_factor"),
                 "Normalize": ("scale",)}
 # Caffe's order: the x weight and bias, (the x_static weight), then the recurrent ones.
@@ -274,6 +277,104 @@ def _either_pair(written: Mapping[str, Any], prefix: str, single: str, kind: typ
     return values
 
 
+@dataclass(frozen=True)
+class DepthwiseGeometry:
+    """(height, width) pairs of what the ShuffleNet/MobileNet forks' ConvolutionDepthwiseLayer
+    reads from convolution_param."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    pad: tuple[int, int]
+    dilation: tuple[int, int]
+
+
+def depthwise_geometry(written: Mapping[str, Any]) -> DepthwiseGeometry:
+    """ConvolutionDepthwiseLayer::LayerSetUp (farmingyard/caffe-mobilenet): `<name>_h` and
+    `<name>_w` when both are written, else the first (one value) or first two values of the
+    repeated field; dilation defaults to 1, but kernel, stride and pad have no default there
+    (the fork reads a value that is not written), so they must be written. ValueError if not."""
+    kernel = _depthwise_pair(written, "kernel_size", "kernel")
+    stride = _depthwise_pair(written, "stride", "stride")
+    pad = _depthwise_pair(written, "pad", "pad")
+    dilation = _depthwise_pair(written, "dilation", None)
+    for name, values in (("kernel", kernel), ("stride", stride), ("dilation", dilation)):
+        if min(values) <= 0:
+            raise ValueError(f"ConvolutionDepthwise needs a positive {name}, got {list(values)}")
+    return DepthwiseGeometry(kernel, stride, pad, dilation)
+
+
+def _depthwise_pair(written: Mapping[str, Any], name: str, prefix: str | None) -> tuple[int, int]:
+    if prefix and f"{prefix}_h" in written and f"{prefix}_w" in written:
+        return written[f"{prefix}_h"], written[f"{prefix}_w"]
+    value = written.get(name, [])
+    values = list(value) if isinstance(value, (list, tuple)) else [value]
+    if not values:
+        if prefix is None:
+            return 1, 1
+        raise ValueError(f"ConvolutionDepthwise has no default for convolution_param.{name}: "
+                         f"write {name} (or {prefix}_h and {prefix}_w)")
+    return (values[0], values[0]) if len(values) == 1 else (values[0], values[1])
+
+
+def depthwise_output(size: int, kernel: int, pad: int, stride: int, dilation: int) -> int:
+    """ConvolutionDepthwiseLayer::Reshape's output extent; ValueError where its unsigned
+    arithmetic would wrap (a kernel extent larger than the padded input)."""
+    extent = dilation * (kernel - 1) + 1
+    if size + 2 * pad < extent:
+        raise ValueError(f"kernel extent {extent} is larger than the padded input {size + 2 * pad}")
+    return (size + 2 * pad - extent) // stride + 1
+
+
+def shuffle_group(written: Mapping[str, Any], channels: int | None) -> int:
+    """ShuffleChannelLayer's group (farmingyard/ShuffleNet): positive (LayerSetUp's CHECK) and
+    dividing the channels (Forward's "Wrong group size."); ValueError if not."""
+    group = written.get("group", 1)
+    if group <= 0:
+        raise ValueError(f"shuffle_channel_param.group must be greater than 0, got {group}")
+    if channels is not None and channels % group:
+        raise ValueError(f"shuffle_channel_param.group {group} does not divide the {channels} channels")
+    return group
+
+
+def interp_crop(written: Mapping[str, Any]) -> tuple[int, int]:
+    """Interp's (pad_beg, pad_end): the fork crops only, so both are 0 or negative; ValueError if not."""
+    pad_beg, pad_end = written.get("pad_beg", 0), written.get("pad_end", 0)
+    if pad_beg > 0 or pad_end > 0:
+        raise ValueError(f"interp_param.pad_beg and pad_end must be 0 or negative (the fork only crops), "
+                         f"got {pad_beg} and {pad_end}")
+    return pad_beg, pad_end
+
+
+def interp_size(written: Mapping[str, Any], height: int | None, width: int | None) -> tuple:
+    """InterpLayer::Reshape (hszhao/PSPNet, DeepLab v2): the output (height, width) from the
+    cropped input size, taking, in this order, shrink_factor alone, zoom_factor alone, height
+    and width, both factors (shrink, then zoom); None where the input size is unknown. ValueError where the
+    fork's CHECKs fail."""
+    pad_beg, pad_end = interp_crop(written)
+    sizes = [None if size is None else size + pad_beg + pad_end for size in (height, width)]
+    if any(size is not None and size <= 0 for size in sizes):
+        raise ValueError(f"the input cropped by interp_param.pad_beg/pad_end is empty ({height}x{width})")
+    shrink, zoom = written.get("shrink_factor"), written.get("zoom_factor")
+    if (shrink is None) == (zoom is None) and "height" in written and "width" in written:
+        out = (written["height"], written["width"])
+    elif shrink is None and zoom is None:
+        raise ValueError("interp_param needs zoom_factor, shrink_factor, or height and width")
+    else:
+        for name, factor in (("shrink_factor", shrink), ("zoom_factor", zoom)):
+            if factor is not None and factor < 1:
+                raise ValueError(f"interp_param.{name} must be at least 1, got {factor}")
+        out = tuple(None if size is None else _interp_resize(size, shrink, zoom) for size in sizes)
+    if any(size is not None and size <= 0 for size in out):
+        raise ValueError(f"interp_param gives an empty output, {out[0]}x{out[1]}")
+    return out
+
+
+def _interp_resize(size: int, shrink: int | None, zoom: int | None) -> int:
+    if shrink is not None:
+        size = (size - 1) // shrink + 1
+    return size if zoom is None else size + (size - 1) * (zoom - 1)
+
+
 def _layer_field(message: str, name: str) -> FieldDescriptor:
     return messages.descriptor("LayerParameter").fields_by_name[message].message_type.fields_by_name[name]
 
@@ -286,6 +387,19 @@ def proto_default(message: str, name: str) -> Any:
     if field.enum_type is not None:
         return field.enum_type.values_by_number[field.default_value].name
     return field.default_value
+
+
+def pooling_rounds_up(written: Mapping[str, Any]) -> bool:
+    """Whether a Pooling layer's output size rounds up, in the dialect in force: BVLC's
+    `round_mode` (CEIL by default), or the `ceil_mode` switch of the forks that took BVLC PR
+    #3057 (DenseNet-Caffe's, OpenCV's caffe.proto; true by default). Either way Caffe then drops
+    a last window that would start in the bottom padding."""
+    fields = messages.descriptor("PoolingParameter").fields_by_name
+    if "ceil_mode" in fields:
+        return bool(written.get("ceil_mode", fields["ceil_mode"].default_value))
+    if "round_mode" in fields:
+        return written.get("round_mode", "CEIL") == "CEIL"
+    return True  # protos older than both always round up
 
 
 def looks_like_solver(top_level_names: set[str]) -> bool:

@@ -44,7 +44,8 @@ SAVED_EXTRA = {"Pooling:MAX": 2.0, "Dropout": 0.25, "Scale:in-place": 1.0}
 # their window sums (one output's worth beside its top at any time); max
 # pooling computes int64 indices.
 TRANSIENT_OF_OUTPUT = {"LRN": 1.0, "Pooling:MAX": 2.0}
-TRANSIENT_INPUT_AND_WEIGHTS = frozenset({"Convolution", "Deconvolution"})
+TRANSIENT_INPUT_AND_WEIGHTS = frozenset({"Convolution", "Deconvolution", "ConvolutionDepthwise",
+                                         "DepthwiseConvolution"})
 # Solver history buffers per trainable value (Caffe's SGDSolver subclasses).
 SOLVER_HISTORY = {"SGD": 1, "Nesterov": 1, "AdaGrad": 1, "RMSProp": 1, "AdaDelta": 2, "Adam": 2}
 
@@ -156,6 +157,12 @@ def _conv_macs(entry: LayerShapes) -> int | None:
     return sum(outer * s * per_position for s in spatial)
 
 
+def _depthwise_macs(entry: LayerShapes) -> int | None:
+    """ConvolutionDepthwise: each output value takes one kernel's worth of MACs (its filter)."""
+    values = count(entry.tops[0])
+    return None if values is None or entry.params is None else values * count(entry.params[0][2:])
+
+
 def _inner_product_macs(entry: LayerShapes) -> int | None:
     weight = entry.params[0] if entry.params else None
     outer = count(entry.tops[0][:-1])
@@ -172,13 +179,14 @@ def _recurrent_macs(entry: LayerShapes) -> int | None:
 
 
 MAC_RULES = {
-    "Convolution": _conv_macs, "Deconvolution": _conv_macs,
+    "Convolution": _conv_macs, "Deconvolution": _conv_macs, "DepthwiseConvolution": _conv_macs,
+    "ConvolutionDepthwise": _depthwise_macs,
     "InnerProduct": _inner_product_macs, "LSTM": _recurrent_macs, "RNN": _recurrent_macs,
 }
 
 # Caffe's types with no matrix product: sources, element-wise and per-channel arithmetic, pooling and
 # normalization, blob plumbing, lookups, losses and metrics, and SSD's layers (whose box decoding and
-# NMS are no matrix products).
+# NMS are no matrix products), ShuffleChannel (a copy) and Interp (4 weights per output, as pooling).
 ZERO_MAC_TYPES = frozenset("""
 Data DummyData HDF5Data ImageData Input MemoryData WindowData Parameter HDF5Output Silence
 AbsVal BNLL Clip ELU Exp Log Power PReLU ReLU Sigmoid Swish TanH Threshold Dropout
@@ -186,7 +194,7 @@ Bias Scale Eltwise LSTMUnit BatchNorm LRN MVN Softmax Pooling SPP Reduction
 ArgMax BatchReindex Concat Crop Embed Filter Flatten Im2col Reshape Slice Split Tile
 Accuracy ContrastiveLoss EuclideanLoss HingeLoss InfogainLoss MultinomialLogisticLoss
 SigmoidCrossEntropyLoss SoftmaxWithLoss
-Normalize Permute PriorBox DetectionOutput
+Normalize Permute PriorBox DetectionOutput ShuffleChannel Interp
 """.split())
 
 

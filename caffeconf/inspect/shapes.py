@@ -20,8 +20,9 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
-from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, filler_problem, legacy_dim,
-                           permute_order, prior_box_setup, proto_default)
+from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
+                           depthwise_output, filler_problem, interp_size, legacy_dim, permute_order, pooling_rounds_up,
+                           prior_box_setup, proto_default, shuffle_group)
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -160,11 +161,12 @@ def _deconv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) ->
     return out
 
 
-def _pool_out(size: Dim, kernel: int, pad: int, stride: int) -> Dim:
+def _pool_out(size: Dim, kernel: int, pad: int, stride: int, ceil: bool) -> Dim:
     if size is None:
         return None
-    # Caffe rounds up, even when the kernel overhangs the padded input (pooling_layer.cpp)...
-    pooled = -(-(size + 2 * pad - kernel) // stride) + 1
+    # Caffe rounds up by default, even when the kernel overhangs the padded input (pooling_layer.cpp)...
+    span = size + 2 * pad - kernel
+    pooled = (-(-span // stride) if ceil else span // stride) + 1
     # ...but the last window must start inside the image or the left padding.
     if pad > 0 and (pooled - 1) * stride >= size + pad:
         pooled -= 1
@@ -276,7 +278,8 @@ def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
         return Inferred((bottom[:2] + (1, 1),) * len(layer.tops))
     if any(p >= k for p, k in zip(pad, kernel)):
         raise ShapeMismatch(f"pad {pad} must be smaller than kernel {kernel}")
-    top = bottom[:2] + tuple(_pool_out(s, k, p, st) for s, k, p, st in zip(bottom[2:], kernel, pad, stride))
+    ceil = pooling_rounds_up(layer.fields.get("pooling_param") or {})
+    top = bottom[:2] + tuple(_pool_out(s, k, p, st, ceil) for s, k, p, st in zip(bottom[2:], kernel, pad, stride))
     return Inferred((top,) * len(layer.tops))  # a MAX pooling's second top is its argmax mask
 
 
@@ -661,6 +664,36 @@ def _detection_output(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred(((1, 1, 1, 7),))
 
 
+# ---------------------------------------------------------------- depthwise, shuffle and interpolation forks
+
+def _fork_fact(rule, *args):
+    try:
+        return rule(*args)
+    except ValueError as problem:
+        raise ShapeMismatch(str(problem)) from None
+
+
+def _convolution_depthwise(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """One filter per bottom channel: num_output and group are not read (the forks' own layer)."""
+    geo = _fork_fact(depthwise_geometry, layer.fields.get("convolution_param") or {})
+    n, c, h, w = (_legacy_dim(bottoms[0], i) for i in range(4))
+    sizes = tuple(None if size is None else _fork_fact(depthwise_output, size, *args)
+                  for size, *args in zip((h, w), geo.kernel, geo.pad, geo.stride, geo.dilation))
+    params = None if c is None else _with_bias(layer, "convolution_param", (c, 1, *geo.kernel), (c,))
+    return Inferred(((n, c, *sizes),), params)
+
+
+def _shuffle_channel(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    legacy = tuple(_legacy_dim(bottoms[0], i) for i in range(4))
+    _fork_fact(shuffle_group, layer.fields.get("shuffle_channel_param") or {}, legacy[1])
+    return Inferred((legacy,))
+
+
+def _interp(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    n, c, h, w = (_legacy_dim(bottoms[0], i) for i in range(4))
+    return Inferred(((n, c, *_fork_fact(interp_size, layer.fields.get("interp_param") or {}, h, w)),))
+
+
 # ---------------------------------------------------------------- sources (no bottoms)
 
 def _blob_shape(message: Mapping) -> Shape:
@@ -774,6 +807,8 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "RNN": _recurrent(1, 1, lambda h: ((h, h), (h, h), (h,))),
     "Softmax": _softmax, "LSTMUnit": _lstm_unit, "Silence": _no_tops, "HDF5Output": _no_tops,
     "Normalize": _normalize, "Permute": _permute, "PriorBox": _prior_box, "DetectionOutput": _detection_output,
+    "ConvolutionDepthwise": _convolution_depthwise, "DepthwiseConvolution": _convolution,
+    "ShuffleChannel": _shuffle_channel, "Interp": _interp,
     **{t: _same_as_bottom for t in (
         "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",
         "Clip", "Swish", "Dropout", "Split", "MVN")},

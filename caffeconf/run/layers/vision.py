@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ...caffe.facts import pooling_rounds_up
 from ..params import Params
 from .registry import BlobSpec, LayerContext, Op, register
 
@@ -160,7 +161,8 @@ def _onednn_conv(x, weight, bias, geo: ConvGeometry, group: int, residual, relu:
                                    "relu" if relu else None, [], "")
 
 
-@register("Convolution")
+# yonghenglh6's DepthwiseConvolution is BaseConvolutionLayer on the CPU: Caffe's Convolution.
+@register("Convolution", "DepthwiseConvolution")
 def convolution(ctx: LayerContext) -> Op:
     return _convolution(ctx, transposed=False)
 
@@ -264,7 +266,7 @@ def pool_geometry(ctx: LayerContext, p: Params, height: int, width: int) -> Pool
         raise ctx.error("pooling kernel and stride must be positive")
     if any(pd >= k for pd, k in zip(pad, kernel)):
         raise ctx.error(f"pooling pad {pad} must be smaller than the kernel {kernel}")
-    return PoolGeometry(kernel, stride, pad, p["round_mode"] == "CEIL")
+    return PoolGeometry(kernel, stride, pad, pooling_rounds_up(ctx.layer.fields.get("pooling_param") or {}))
 
 
 @register("Pooling")
