@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 from google.protobuf.descriptor import FieldDescriptor
 
 from ..errors import did_you_mean
-from . import messages
+from . import dialect, messages
 
 # Every type string BVLC Caffe registers (src/caffe/layers/*.cpp, layer_factory.cpp).
 LAYER_TYPES = frozenset("""
@@ -275,7 +275,13 @@ def _either_pair(written: Mapping[str, Any], prefix: str, single: str, kind: typ
 
 
 def _layer_field(message: str, name: str) -> FieldDescriptor:
-    return messages.descriptor("LayerParameter").fields_by_name[message].message_type.fields_by_name[name]
+    """The field in the dialect in force, else BVLC's: a fork older than a BVLC field (Faster
+    R-CNN's has no ConvolutionParameter.axis) behaves as BVLC's default for it."""
+    for layer in (messages.descriptor("LayerParameter"), dialect.bvlc().descriptor("LayerParameter")):
+        holder = layer.fields_by_name.get(message)
+        if holder is not None and name in holder.message_type.fields_by_name:
+            return holder.message_type.fields_by_name[name]
+    raise KeyError(f"{message}.{name}")
 
 
 def proto_default(message: str, name: str) -> Any:

@@ -373,7 +373,8 @@ def _upgrade_v1_layer(v1: messages.V1LayerParameter, out: messages.LayerParamete
 
 
 def _needs_input_upgrade(net: messages.NetParameter) -> bool:
-    return len(net.input) > 0
+    # A fork older than the Input layer (Faster R-CNN's) keeps net-level inputs, as its Caffe does.
+    return len(net.input) > 0 and "input_param" in messages.descriptor("LayerParameter").fields_by_name
 
 
 def _upgrade_input(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
