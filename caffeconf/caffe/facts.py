@@ -136,7 +136,7 @@ def learnable_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: in
 _WEIGHT_AND_BIAS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
                     "InnerProduct": "inner_product_param", "Embed": "embed_param"}
 _FIXED_BLOBS = {"PReLU": ("slope",), "Parameter": ("value",), "BatchNorm": ("mean", "variance", "scale_factor"),
-                "Normalize": ("scale",)}
+                "Normalize": ("scale",), "BN": ("scale", "shift")}
 # Caffe's order: the x weight and bias, (the x_static weight), then the recurrent ones.
 _RECURRENT = {"LSTM": (("W_xc", "b_c"), ("W_hc",), 2),
               "RNN": (("W_xh", "b_h"), ("W_hh", "W_ho", "b_o"), 1)}
@@ -168,6 +168,8 @@ def constructed_fillers(layer_type: str, fields: Mapping[str, Any], bottom_count
                  ([("scale_param", "bias_filler")] if "bias" in blobs else [])
     elif layer_type in ("Bias", "PReLU") and blobs:
         wanted = [(f"{layer_type.lower()}_param", "filler")]
+    elif layer_type == "BN":
+        wanted = [("bn_param", "scale_filler"), ("bn_param", "shift_filler")]
     found = [(f"{m}.{f}", fields[m][f]) for m, f in wanted if f in fields.get(m, {})]
     fillers = fields.get("dummy_data_param", {}).get("data_filler", []) if layer_type == "DummyData" else []
     return found + [(f"dummy_data_param.data_filler[{i}]", spec) for i, spec in enumerate(fillers)]

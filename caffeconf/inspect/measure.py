@@ -177,8 +177,8 @@ MAC_RULES = {
 }
 
 # Caffe's types with no matrix product: sources, element-wise and per-channel arithmetic, pooling and
-# normalization, blob plumbing, lookups, losses and metrics, and SSD's layers (whose box decoding and
-# NMS are no matrix products).
+# normalization, blob plumbing, lookups, losses and metrics, SSD's layers (whose box decoding and
+# NMS are no matrix products), SegNet's and Fast R-CNN's.
 ZERO_MAC_TYPES = frozenset("""
 Data DummyData HDF5Data ImageData Input MemoryData WindowData Parameter HDF5Output Silence
 AbsVal BNLL Clip ELU Exp Log Power PReLU ReLU Sigmoid Swish TanH Threshold Dropout
@@ -187,6 +187,7 @@ ArgMax BatchReindex Concat Crop Embed Filter Flatten Im2col Reshape Slice Split 
 Accuracy ContrastiveLoss EuclideanLoss HingeLoss InfogainLoss MultinomialLogisticLoss
 SigmoidCrossEntropyLoss SoftmaxWithLoss
 Normalize Permute PriorBox DetectionOutput
+BN Upsample ROIPooling SmoothL1Loss
 """.split())
 
 
