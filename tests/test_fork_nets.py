@@ -4,6 +4,7 @@ exactly; a net with a Python layer (Faster R-CNN's proposal) still validates and
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from caffeconf.cli import main
@@ -111,3 +112,31 @@ def test_fork_setup_errors_are_located_by_validate(fork_proto, tmp_path, capsys,
                    'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n' + layer + "\n")
     assert main(["validate", "--proto", str(fork_proto), str(net)]) == 1
     assert f"net.prototxt:4:1: error: {message}" in capsys.readouterr().err
+
+
+def test_a_fork_older_than_a_bvlc_field_reads_bvlcs_default(fork_proto, tmp_path, capsys):
+    """SegNet's and ENet's PoolingParameter has no round_mode, Faster R-CNN's LayerParameter no
+    input_param: the runner and shapes take BVLC's default, net-level inputs stay as the fork has them."""
+    pytest.importorskip("torch")
+    old = tmp_path / "old" / "caffe.proto"
+    old.parent.mkdir()
+    text = fork_proto.read_text()
+    old.write_text("\n".join(line for line in text.splitlines()
+                             if "RoundMode round_mode" not in line and "InputParameter input_param" not in line))
+    net = tmp_path / "net.prototxt"
+    net.write_text('name: "t"\ninput: "data"\ninput_shape { dim: 1 dim: 2 dim: 5 dim: 5 }\n'
+                   'layer { name: "pool" type: "Pooling" bottom: "data" top: "p" top: "m" '
+                   'pooling_param { pool: MAX kernel_size: 2 stride: 2 } }\n'
+                   'layer { name: "up" type: "Upsample" bottom: "p" bottom: "m" top: "up" '
+                   'upsample_param { upsample_h: 5 upsample_w: 5 } }\n')
+    assert main(["validate", "--proto", str(old), str(net)]) == 0
+    assert main(["inspect", "--proto", str(old), str(net)]) == 0
+    assert "1x2x3x3" in capsys.readouterr().out  # CEIL, BVLC's default round_mode
+    # `run` feeds no net-level input yet: a DummyData source instead.
+    net.write_text(net.read_text().replace('input: "data"\ninput_shape { dim: 1 dim: 2 dim: 5 dim: 5 }\n',
+                   'layer { name: "data" type: "DummyData" top: "data" dummy_data_param { '
+                   'shape { dim: 1 dim: 2 dim: 5 dim: 5 } data_filler { type: "gaussian" } } }\n'))
+    out = tmp_path / "out.npz"
+    assert main(["run", "--proto", str(old), str(net), "--blobs", "all", "-o", str(out)]) == 0
+    up = np.load(out)["up"]
+    assert up.shape == (1, 2, 5, 5) and int((up != 0).sum()) == 18  # 3x3 maxima per plane
