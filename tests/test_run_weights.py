@@ -223,6 +223,8 @@ def test_unsupported_types_are_all_rejected_before_running():
     assert render_text(caught.value.diagnostics, sources=SourceLines()) == (
         "net.yaml:7:3: error: layer 'up': unsupported layer type 'Upsample' "
         "(caffeconf run has no implementation for it)\n"
+        "  hint: 'Upsample' is a layer type of the SegNet/ENet forks (alexgkendall/caffe-segnet, "
+        "TimoSaemann/caffe-enet-cudnn); pass --proto FILE with its caffe.proto\n"
         "net.yaml:9:3: error: layer 'act': unsupported layer type 'Relu' "
         "(caffeconf run has no implementation for it)\n"
         "  hint: did you mean 'ReLU'?\n")

@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from google.protobuf.descriptor import FieldDescriptor
 
 from ..errors import did_you_mean
-from . import messages
+from . import dialect, messages
 
 # Every type string BVLC Caffe registers (src/caffe/layers/*.cpp, layer_factory.cpp).
 LAYER_TYPES = frozenset("""
@@ -139,7 +139,7 @@ _WEIGHT_AND_BIAS = {"Convolution": "convolution_param", "Deconvolution": "convol
                     # the depthwise forks' types read convolution_param's bias_term and fillers too
                     "ConvolutionDepthwise": "convolution_param", "DepthwiseConvolution": "convolution_param"}
 _FIXED_BLOBS = {"PReLU": ("slope",), "Parameter": ("value",), "BatchNorm": ("mean", "variance", "scale_factor"),
-                "Normalize": ("scale",)}
+                "Normalize": ("scale",), "BN": ("scale", "shift")}
 # Caffe's order: the x weight and bias, (the x_static weight), then the recurrent ones.
 _RECURRENT = {"LSTM": (("W_xc", "b_c"), ("W_hc",), 2),
               "RNN": (("W_xh", "b_h"), ("W_hh", "W_ho", "b_o"), 1)}
@@ -171,6 +171,8 @@ def constructed_fillers(layer_type: str, fields: Mapping[str, Any], bottom_count
                  ([("scale_param", "bias_filler")] if "bias" in blobs else [])
     elif layer_type in ("Bias", "PReLU") and blobs:
         wanted = [(f"{layer_type.lower()}_param", "filler")]
+    elif layer_type == "BN":
+        wanted = [("bn_param", "scale_filler"), ("bn_param", "shift_filler")]
     found = [(f"{m}.{f}", fields[m][f]) for m, f in wanted if f in fields.get(m, {})]
     fillers = fields.get("dummy_data_param", {}).get("data_filler", []) if layer_type == "DummyData" else []
     return found + [(f"dummy_data_param.data_filler[{i}]", spec) for i, spec in enumerate(fillers)]
@@ -376,7 +378,13 @@ def _interp_resize(size: int, shrink: int | None, zoom: int | None) -> int:
 
 
 def _layer_field(message: str, name: str) -> FieldDescriptor:
-    return messages.descriptor("LayerParameter").fields_by_name[message].message_type.fields_by_name[name]
+    """The field in the dialect in force, else BVLC's: a fork older than a BVLC field (Faster
+    R-CNN's has no ConvolutionParameter.axis) behaves as BVLC's default for it."""
+    for layer in (messages.descriptor("LayerParameter"), dialect.bvlc().descriptor("LayerParameter")):
+        holder = layer.fields_by_name.get(message)
+        if holder is not None and name in holder.message_type.fields_by_name:
+            return holder.message_type.fields_by_name[name]
+    raise KeyError(f"{message}.{name}")
 
 
 def proto_default(message: str, name: str) -> Any:

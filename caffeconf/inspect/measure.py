@@ -185,8 +185,9 @@ MAC_RULES = {
 }
 
 # Caffe's types with no matrix product: sources, element-wise and per-channel arithmetic, pooling and
-# normalization, blob plumbing, lookups, losses and metrics, and SSD's layers (whose box decoding and
-# NMS are no matrix products), ShuffleChannel (a copy) and Interp (4 weights per output, as pooling).
+# normalization, blob plumbing, lookups, losses and metrics, SSD's layers (whose box decoding and
+# NMS are no matrix products), ShuffleChannel (a copy), Interp (4 weights per output, as pooling),
+# SegNet's and Fast R-CNN's.
 ZERO_MAC_TYPES = frozenset("""
 Data DummyData HDF5Data ImageData Input MemoryData WindowData Parameter HDF5Output Silence
 AbsVal BNLL Clip ELU Exp Log Power PReLU ReLU Sigmoid Swish TanH Threshold Dropout
@@ -195,6 +196,7 @@ ArgMax BatchReindex Concat Crop Embed Filter Flatten Im2col Reshape Slice Split 
 Accuracy ContrastiveLoss EuclideanLoss HingeLoss InfogainLoss MultinomialLogisticLoss
 SigmoidCrossEntropyLoss SoftmaxWithLoss
 Normalize Permute PriorBox DetectionOutput ShuffleChannel Interp
+BN Upsample ROIPooling SmoothL1Loss
 """.split())
 
 

@@ -23,6 +23,8 @@ from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
 from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
                            depthwise_output, filler_problem, interp_size, legacy_dim, permute_order, pooling_rounds_up,
                            prior_box_setup, proto_default, shuffle_group)
+from ..caffe.fork_layers import (check_bn_tops, check_smooth_l1_bottoms, check_smooth_l1_shapes, roi_pooled_size,
+                                 upsample_size)
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -272,6 +274,7 @@ def pool_geometry(layer: Layer, bottom: Shape) -> tuple[list[Dim], list[int], li
 
 
 def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    _check_pooling_tops(layer)
     bottom = _require_rank(bottoms[0], 4, "Pooling")
     kernel, pad, stride = pool_geometry(layer, bottom)
     if None in kernel:
@@ -281,6 +284,14 @@ def _pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
     ceil = pooling_rounds_up(layer.fields.get("pooling_param") or {})
     top = bottom[:2] + tuple(_pool_out(s, k, p, st, ceil) for s, k, p, st in zip(bottom[2:], kernel, pad, stride))
     return Inferred((top,) * len(layer.tops))  # a MAX pooling's second top is its argmax mask
+
+
+def _check_pooling_tops(layer: Layer) -> None:
+    """Caffe's MaxTopBlobs: a second top (the argmax mask) for MAX pooling only."""
+    most = 2 if layer_param(layer, "pooling_param", "pool") == "MAX" else 1
+    if len(layer.tops) > most:
+        raise ShapeMismatch(f"{layer_param(layer, 'pooling_param', 'pool')} pooling makes at most {most} "
+                            f"top(s) (a second, the argmax mask, for MAX only), got {len(layer.tops)}")
 
 
 def _spp(layer: Layer, bottoms: list[Shape]) -> Inferred:
@@ -664,7 +675,7 @@ def _detection_output(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred(((1, 1, 1, 7),))
 
 
-# ---------------------------------------------------------------- depthwise, shuffle and interpolation forks
+# ---------------------------------------------------------------- fork layers
 
 def _fork_fact(rule, *args):
     try:
@@ -692,6 +703,47 @@ def _shuffle_channel(layer: Layer, bottoms: list[Shape]) -> Inferred:
 def _interp(layer: Layer, bottoms: list[Shape]) -> Inferred:
     n, c, h, w = (_legacy_dim(bottoms[0], i) for i in range(4))
     return Inferred(((n, c, *_fork_fact(interp_size, layer.fields.get("interp_param") or {}, h, w)),))
+
+
+def _legacy_shape(shape: Shape) -> Shape:
+    return tuple(_legacy_dim(shape, index) for index in range(4))
+
+
+def _bn(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """(num, channels, height, width) of the bottom, then the batch mean and variance (1, C, 1, 1);
+    a scale and a shift blob of (1, C, 1, 1)."""
+    _fork_fact(check_bn_tops, layer.fields.get("bn_param") or {}, len(layer.tops))
+    top = _legacy_shape(bottoms[0])
+    statistic = (1, top[1], 1, 1)
+    return Inferred((top,) + (statistic,) * (len(layer.tops) - 1), None if top[1] is None else (statistic,) * 2)
+
+
+def _upsample(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    if len(bottoms) != 2:
+        raise ShapeMismatch(f"Upsample takes 2 bottoms (values and a pooling's mask), got {len(bottoms)}")
+    data, mask = (_require_rank(b, 4, "Upsample") for b in bottoms)
+    if not all(map(_same, data, mask)):
+        raise ShapeMismatch(f"the mask {format_shape(mask)} differs in shape from the values {format_shape(data)}")
+    size = _fork_fact(upsample_size, layer.fields.get("upsample_param") or {}, data[2], data[3])
+    return Inferred(((*data[:2], *size),))
+
+
+def _roi_pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """(ROIs, channels, pooled_h, pooled_w); each ROI is (batch index, x1, y1, x2, y2)."""
+    pooled = _fork_fact(roi_pooled_size, layer.fields.get("roi_pooling_param") or {})
+    if len(bottoms) != 2:
+        raise ShapeMismatch(f"ROIPooling takes 2 bottoms (features, ROIs), got {len(bottoms)}")
+    features, rois = _legacy_shape(bottoms[0]), bottoms[1]
+    per_roi = count(rois[1:]) if rois else 1
+    if per_roi is not None and per_roi < 5:
+        raise ShapeMismatch(f"ROIs {format_shape(rois)} need 5 values each (batch index, x1, y1, x2, y2)")
+    return Inferred(((_legacy_dim(rois, 0), features[1], *pooled),))
+
+
+def _smooth_l1_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    _fork_fact(check_smooth_l1_bottoms, len(bottoms))
+    _fork_fact(check_smooth_l1_shapes, bottoms)
+    return _scalar_loss(layer, bottoms)
 
 
 # ---------------------------------------------------------------- sources (no bottoms)
@@ -809,6 +861,7 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "Normalize": _normalize, "Permute": _permute, "PriorBox": _prior_box, "DetectionOutput": _detection_output,
     "ConvolutionDepthwise": _convolution_depthwise, "DepthwiseConvolution": _convolution,
     "ShuffleChannel": _shuffle_channel, "Interp": _interp,
+    "BN": _bn, "Upsample": _upsample, "ROIPooling": _roi_pooling, "SmoothL1Loss": _smooth_l1_loss,
     **{t: _same_as_bottom for t in (
         "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",
         "Clip", "Swish", "Dropout", "Split", "MVN")},

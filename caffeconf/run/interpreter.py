@@ -25,7 +25,7 @@ from .fillers import fill, fill_random
 from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
 from .layers.python import unallowed_python_layers
-from ..caffe.facts import FED_TYPES
+from ..caffe.facts import FED_TYPES, layer_types, unknown_type_problem
 from ..caffe.weights import StoredBlob, describe_shape, shape_matches
 
 Tensor = torch.Tensor
@@ -46,12 +46,14 @@ class Step:
 def check_supported(net: Net, allow_python_layers: bool = False) -> None:
     """Reject every layer whose type caffeconf cannot run, before anything runs; Python layers
     unless they are allowed."""
+    runnable = layer_types()  # a fork's types run only with its caffe.proto
     diagnostics = unallowed_python_layers(net, allow_python_layers) + [
         Diagnostic(f"layer '{layer.name}': unsupported layer type '{layer.type}' "
                    f"(caffeconf run has no implementation for it)",
                    layer.origin.span if layer.origin else None,
-                   hint=_closest_type(layer.type))
-        for layer in net.layers if layer.type not in registry.LAYERS
+                   hint=_closest_type(layer.type) if layer.type not in registry.LAYERS
+                   else unknown_type_problem(layer.type)[2])
+        for layer in net.layers if layer.type not in registry.LAYERS or layer.type not in runnable
     ]
     if diagnostics:
         raise CaffeconfError(diagnostics)

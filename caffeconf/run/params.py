@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
-from ..caffe import messages
+from ..caffe import dialect, messages
 
 
 _FLOATS = (FieldDescriptor.CPPTYPE_FLOAT, FieldDescriptor.CPPTYPE_DOUBLE)
@@ -48,10 +48,14 @@ class Params:
         return field.default_value
 
     def _field(self, name: str) -> Any:
-        try:
-            return self._descriptor.fields_by_name[name]
-        except KeyError:
-            raise KeyError(f"{self._descriptor.name} has no field '{name}'") from None
+        field = self._descriptor.fields_by_name.get(name)
+        if field is None and not messages.current_is_bvlc() and name not in self._values:
+            # A fork older than a BVLC field (SegNet's PoolingParameter has no round_mode) behaves
+            # as BVLC's default for it.
+            field = _bvlc_field(self._descriptor.name, name)
+        if field is None:
+            raise KeyError(f"{self._descriptor.name} has no field '{name}'")
+        return field
 
     @staticmethod
     def _wrap(field: Any, value: Any) -> Any:
@@ -65,6 +69,11 @@ class Params:
 
     def __repr__(self) -> str:
         return f"Params({self._descriptor.name}, {dict(self._values)!r})"
+
+
+def _bvlc_field(message_name: str, name: str) -> Any:
+    bvlc = dialect.bvlc()
+    return bvlc.descriptor(message_name).fields_by_name.get(name) if bvlc.has_message(message_name) else None
 
 
 def layer_params(fields: Mapping[str, Any], name: str) -> Params:

@@ -3,7 +3,7 @@
 Importing this package imports every layer family, which fills `LAYERS`.
 """
 
-from . import common, data, detection, forks, loss, neuron, python, recurrent, vision  # noqa: F401
+from . import common, data, detection, forks, loss, neuron, python, rcnn, recurrent, segmentation, vision  # noqa: F401
 from .registry import LAYERS, LayerContext, Op
 
 __all__ = ["LAYERS", "LayerContext", "Op"]

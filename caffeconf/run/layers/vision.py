@@ -215,8 +215,7 @@ def pooled_size(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> in
 
 def pool(x: torch.Tensor, method: str, geo: PoolGeometry) -> torch.Tensor:
     """Caffe's MAX or AVE pooling of a 4-axis tensor."""
-    fits_torch = all(p <= k // 2 for p, k in zip(geo.pad, geo.kernel))
-    if fits_torch:
+    if _fits_torch(geo):
         # PyTorch's ceil_mode rule and AVE divisor (window clipped to input+pad) equal Caffe's.
         if method == "MAX":
             return F.max_pool2d(x, geo.kernel, geo.stride, geo.pad, ceil_mode=geo.ceil)
@@ -225,18 +224,39 @@ def pool(x: torch.Tensor, method: str, geo: PoolGeometry) -> torch.Tensor:
     return _pool_padded(x, method, geo)
 
 
-def _pool_padded(x: torch.Tensor, method: str, geo: PoolGeometry) -> torch.Tensor:
-    """Pooling when the pad exceeds half the kernel (Caffe allows pad < kernel; PyTorch does not)."""
+def _padded_for_pooling(x: torch.Tensor, geo: PoolGeometry, fill: float) -> tuple[torch.Tensor, list[int]]:
+    """`x` padded by hand (Caffe allows pad < kernel; PyTorch only pad <= kernel / 2), and the pooled size."""
     sizes = [pooled_size(x.shape[2 + i], geo.kernel[i], geo.stride[i], geo.pad[i], geo.ceil)
              for i in range(2)]
     after = [max(0, (sizes[i] - 1) * geo.stride[i] + geo.kernel[i] - x.shape[2 + i] - geo.pad[i])
              for i in range(2)]
-    fill = NEG_INF if method == "MAX" else 0.0
-    padded = F.pad(x, (geo.pad[1], after[1], geo.pad[0], after[0]), value=fill)
+    return F.pad(x, (geo.pad[1], after[1], geo.pad[0], after[0]), value=fill), sizes
+
+
+def _fits_torch(geo: PoolGeometry) -> bool:
+    return all(p <= k // 2 for p, k in zip(geo.pad, geo.kernel))
+
+
+def _pool_padded(x: torch.Tensor, method: str, geo: PoolGeometry) -> torch.Tensor:
+    """Pooling when the pad exceeds half the kernel."""
+    padded, sizes = _padded_for_pooling(x, geo, NEG_INF if method == "MAX" else 0.0)
     if method == "MAX":
         return F.max_pool2d(padded, geo.kernel, geo.stride)[:, :, :sizes[0], :sizes[1]]
     sums = F.avg_pool2d(padded, geo.kernel, geo.stride, divisor_override=1)[:, :, :sizes[0], :sizes[1]]
     return sums / _ave_divisor(x.shape[2:], sizes, geo).to(device=x.device, dtype=x.dtype)
+
+
+def max_pool_with_mask(x: torch.Tensor, geo: PoolGeometry) -> tuple[torch.Tensor, torch.Tensor]:
+    """MAX pooling and Caffe's mask top: each maximum's flat index h * width + w in its input plane,
+    as the blob's float type; the first maximum in the window, row by row, where several tie."""
+    if _fits_torch(geo):
+        values, places = F.max_pool2d(x, geo.kernel, geo.stride, geo.pad, ceil_mode=geo.ceil, return_indices=True)
+        return values, places.to(x.dtype)
+    padded, sizes = _padded_for_pooling(x, geo, NEG_INF)
+    values, places = F.max_pool2d(padded, geo.kernel, geo.stride, return_indices=True)
+    values, places = values[:, :, :sizes[0], :sizes[1]], places[:, :, :sizes[0], :sizes[1]]
+    row, column = places // padded.shape[3] - geo.pad[0], places % padded.shape[3] - geo.pad[1]
+    return values, (row * x.shape[3] + column).to(x.dtype)
 
 
 def _ave_divisor(input_size, sizes, geo: PoolGeometry) -> torch.Tensor:
@@ -275,8 +295,10 @@ def pooling(ctx: LayerContext) -> Op:
     method = p["pool"]
     if method == "STOCHASTIC":
         raise ctx.error("STOCHASTIC pooling is not supported (Caffe runs it on the GPU only)")
-    if len(ctx.layer.tops) > 1:
-        raise ctx.error("the second (mask) top of MAX pooling is not supported")
+    if len(ctx.layer.tops) > (2 if method == "MAX" else 1):
+        raise ctx.error(f"{method} pooling makes at most {2 if method == 'MAX' else 1} top(s) "
+                        "(a second, the argmax mask, for MAX only)")
+    with_mask = len(ctx.layer.tops) == 2
     geometries: dict[tuple[int, int], PoolGeometry] = {}
 
     def forward(bottoms, blobs):
@@ -285,7 +307,7 @@ def pooling(ctx: LayerContext) -> Op:
             raise ctx.error(f"Pooling needs a 4-axis bottom, got shape {tuple(x.shape)}")
         size = (x.shape[2], x.shape[3])
         geo = geometries.get(size) or geometries.setdefault(size, pool_geometry(ctx, p, *size))
-        return [pool(x, method, geo)]
+        return list(max_pool_with_mask(x, geo)) if with_mask else [pool(x, method, geo)]
 
     return Op(forward=forward)
 

@@ -1,0 +1,82 @@
+"""Setup rules of SegNet/ENet's BN and Upsample and Fast R-CNN's ROIPooling and SmoothL1Loss, as
+the forks' LayerSetUp and Reshape check and compute them (alexgkendall/caffe-segnet,
+TimoSaemann/caffe-enet, rbgirshick/caffe-fast-rcnn): shape inference and the runner share them.
+Each takes the layer's parameter message as written and raises ValueError with what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from .facts import legacy_dim, proto_default
+
+# BNLayer's var_eps_, fixed in LayerSetUp (bn_param has no eps).
+BN_EPS = 1e-9
+
+
+def bn_mode(written: Mapping[str, Any]) -> str:
+    return written.get("bn_mode") or proto_default("bn_param", "bn_mode")
+
+
+def check_bn_tops(written: Mapping[str, Any], tops: int) -> None:
+    """BN's MaxTopBlobs: LEARN may add the batch mean and variance as tops 2 and 3."""
+    most = 3 if bn_mode(written) == "LEARN" else 1
+    if tops > most:
+        raise ValueError(f"BN with bn_mode {bn_mode(written)} makes at most {most} top(s), got {tops}")
+
+
+def upsample_size(written: Mapping[str, Any], height: int | None, width: int | None) -> tuple:
+    """Upsample's (height, width): upsample_h/upsample_w when both are written, else the input's
+    times scale_h/scale_w (or scale), less one where pad_out_h/pad_out_w (only with a scale of 2).
+    None where the input's size is unknown."""
+    def get(name):
+        return written[name] if name in written else proto_default("upsample_param", name)
+
+    both_sizes = "upsample_h" in written and "upsample_w" in written
+    if not (both_sizes or ("scale" not in written and "scale_h" in written and "scale_w" in written)
+            or ("scale_h" not in written and "scale_w" not in written)):
+        raise ValueError("upsample_param needs upsample_h and upsample_w, else scale, or scale_h and scale_w")
+    if both_sizes:
+        if get("upsample_h") <= 1 or get("upsample_w") <= 1:
+            raise ValueError("upsample_param.upsample_h and upsample_w must be greater than 1")
+        return get("upsample_h"), get("upsample_w")
+    scales = (get("scale"),) * 2 if "scale_h" not in written else (get("scale_h"), get("scale_w"))
+    if min(scales) <= 1:
+        raise ValueError(f"the upsample scales must be greater than 1, got {scales[0]} and {scales[1]}")
+    pads = (get("pad_out_h"), get("pad_out_w"))
+    for axis, scale, pad in zip("hw", scales, pads):
+        if pad and scale != 2:
+            raise ValueError(f"upsample_param.pad_out_{axis} needs a scale of 2 along it, got {scale}")
+    return tuple(None if size is None else size * scale - int(pad)
+                 for size, scale, pad in zip((height, width), scales, pads))
+
+
+def roi_pooled_size(written: Mapping[str, Any]) -> tuple[int, int]:
+    """ROIPooling's (pooled_h, pooled_w), each required to be above 0."""
+    sizes = tuple(written.get(name, 0) for name in ("pooled_h", "pooled_w"))
+    if min(sizes) <= 0:
+        raise ValueError("roi_pooling_param.pooled_h and pooled_w must be greater than 0")
+    return sizes
+
+
+def check_smooth_l1_bottoms(count: int) -> None:
+    """SmoothL1Loss takes predictions and targets, then optionally inside and outside weights (both)."""
+    if count not in (2, 4):
+        raise ValueError(f"SmoothL1Loss takes 2 bottoms (predictions, targets) or 4 (with inside and "
+                         f"outside weights), got {count}")
+
+
+def check_smooth_l1_shapes(shapes: Sequence[Sequence[int | None]]) -> None:
+    """Every bottom has the predictions' channels, height and width (legacy axes), the targets also
+    their number; an unknown dim (None) matches any."""
+    def legacy(shape):
+        return [legacy_dim(shape, index) for index in range(4)]
+
+    first = legacy(shapes[0])
+    for position, shape in enumerate(shapes[1:], start=1):
+        checked = range(4) if position == 1 else range(1, 4)
+        if any(None not in (first[i], legacy(shape)[i]) and first[i] != legacy(shape)[i] for i in checked):
+            raise ValueError(f"bottom {position} {_dims(shape)} does not match the predictions {_dims(shapes[0])}")
+
+
+def _dims(shape: Sequence[int | None]) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape)
