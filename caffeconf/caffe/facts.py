@@ -131,7 +131,24 @@ def learnable_blobs(layer_type: str, fields: Mapping[str, Any], bottom_count: in
         return ("bias",) if bottom_count == 1 else ()
     if layer_type in _RECURRENT:
         return _recurrent_blobs(layer_type, fields, bottom_count)
+    if layer_type == "BN" and bn_is_pspnets():
+        return ("slope", "bias", "mean", "variance")
     return _FIXED_BLOBS.get(layer_type, ())
+
+
+def bn_is_pspnets() -> bool:
+    """Two forks define a BN layer: SegNet/ENet's (bn_param.bn_mode; blobs scale, shift) and
+    PSPNet's (bn_param.momentum, eps, frozen; blobs slope, bias, moving mean and variance). The
+    dialect's BNParameter tells which."""
+    return dialect.current().has_message("BNParameter") and "momentum" in messages.descriptor("BNParameter").fields_by_name
+
+
+def fixed_blobs(layer_type: str, fields: Mapping[str, Any]) -> frozenset[int]:
+    """Positions of the blobs whose lr_mult (and decay_mult) the layer's setup forces to 0:
+    PSPNet's BN, its moving statistics, and with `frozen` its slope and bias too."""
+    if layer_type != "BN" or not bn_is_pspnets():
+        return frozenset()
+    return frozenset({0, 1, 2, 3} if fields.get("bn_param", {}).get("frozen") else {2, 3})
 
 
 _WEIGHT_AND_BIAS = {"Convolution": "convolution_param", "Deconvolution": "convolution_param",
@@ -172,7 +189,8 @@ def constructed_fillers(layer_type: str, fields: Mapping[str, Any], bottom_count
     elif layer_type in ("Bias", "PReLU") and blobs:
         wanted = [(f"{layer_type.lower()}_param", "filler")]
     elif layer_type == "BN":
-        wanted = [("bn_param", "scale_filler"), ("bn_param", "shift_filler")]
+        names = ("slope_filler", "bias_filler") if bn_is_pspnets() else ("scale_filler", "shift_filler")
+        wanted = [("bn_param", name) for name in names]
     found = [(f"{m}.{f}", fields[m][f]) for m, f in wanted if f in fields.get(m, {})]
     fillers = fields.get("dummy_data_param", {}).get("data_filler", []) if layer_type == "DummyData" else []
     return found + [(f"dummy_data_param.data_filler[{i}]", spec) for i, spec in enumerate(fillers)]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from .facts import legacy_dim, proto_default
+from .facts import bn_is_pspnets, legacy_dim, proto_default
 
 # BNLayer's var_eps_, fixed in LayerSetUp (bn_param has no eps).
 BN_EPS = 1e-9
@@ -18,7 +18,12 @@ def bn_mode(written: Mapping[str, Any]) -> str:
 
 
 def check_bn_tops(written: Mapping[str, Any], tops: int) -> None:
-    """BN's MaxTopBlobs: LEARN may add the batch mean and variance as tops 2 and 3."""
+    """BN's MaxTopBlobs: SegNet's LEARN may add the batch mean and variance as tops 2 and 3;
+    PSPNet's BN has exactly one top."""
+    if bn_is_pspnets():
+        if tops != 1:
+            raise ValueError(f"BN (PSPNet's) makes exactly 1 top, got {tops}")
+        return
     most = 3 if bn_mode(written) == "LEARN" else 1
     if tops > most:
         raise ValueError(f"BN with bn_mode {bn_mode(written)} makes at most {most} top(s), got {tops}")

@@ -21,8 +21,8 @@ from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
 from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
-                           depthwise_output, filler_problem, interp_size, legacy_dim, permute_order, pooling_rounds_up,
-                           prior_box_setup, proto_default, shuffle_group)
+                           depthwise_output, filler_problem, interp_size, learnable_blobs, legacy_dim, permute_order,
+                           pooling_rounds_up, prior_box_setup, proto_default, shuffle_group)
 from ..caffe.fork_layers import (check_bn_tops, check_smooth_l1_bottoms, check_smooth_l1_shapes, roi_pooled_size,
                                  upsample_size)
 from ..ir import Layer, Net
@@ -710,12 +710,14 @@ def _legacy_shape(shape: Shape) -> Shape:
 
 
 def _bn(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    """(num, channels, height, width) of the bottom, then the batch mean and variance (1, C, 1, 1);
-    a scale and a shift blob of (1, C, 1, 1)."""
+    """(num, channels, height, width) of the bottom, then (SegNet's) the batch mean and variance
+    (1, C, 1, 1); a (1, C, 1, 1) blob for each learnable blob (SegNet's scale and shift, PSPNet's
+    slope, bias, moving mean and variance)."""
     _fork_fact(check_bn_tops, layer.fields.get("bn_param") or {}, len(layer.tops))
     top = _legacy_shape(bottoms[0])
     statistic = (1, top[1], 1, 1)
-    return Inferred((top,) + (statistic,) * (len(layer.tops) - 1), None if top[1] is None else (statistic,) * 2)
+    blobs = len(learnable_blobs("BN", layer.fields, len(bottoms)))
+    return Inferred((top,) + (statistic,) * (len(layer.tops) - 1), None if top[1] is None else (statistic,) * blobs)
 
 
 def _upsample(layer: Layer, bottoms: list[Shape]) -> Inferred:

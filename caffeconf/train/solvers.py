@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..caffe.facts import fixed_blobs
 from ..errors import CaffeconfError
 
 Tensor = torch.Tensor
@@ -44,6 +45,8 @@ def learnable_params(model) -> list[LearnableParam]:
                 continue
             seen.add(id(tensor))
             spec = step.layer.params[position] if position < len(step.layer.params) else {}
+            if position in fixed_blobs(step.layer.type, step.layer.fields):
+                spec = {"lr_mult": 0.0, "decay_mult": 0.0}  # as the layer's setup forces it
             found.append(LearnableParam(f"{step.layer.name}[{position}]", tensor,
                                         float(spec.get("lr_mult", 1.0)), float(spec.get("decay_mult", 1.0))))
     return found

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ...caffe.facts import legacy_dim
+from ...caffe.facts import bn_is_pspnets, legacy_dim
 from ...caffe.fork_layers import BN_EPS, bn_mode, check_bn_tops, upsample_size
-from .registry import BlobSpec, LayerContext, Op, register
+from .registry import BlobSpec, LayerContext, Op, filler, register
 
 
 def _legacy_4d(ctx: LayerContext, x: torch.Tensor) -> torch.Tensor:
@@ -41,6 +41,8 @@ def bn(ctx: LayerContext) -> Op:
         check_bn_tops(written, len(ctx.layer.tops))
     except ValueError as problem:
         raise ctx.error(str(problem)) from None
+    if bn_is_pspnets():
+        return _pspnet_bn(ctx, p)
     learn = bn_mode(written) == "LEARN"
 
     def specs(shapes):
@@ -58,6 +60,37 @@ def bn(ctx: LayerContext) -> Op:
         top = (x - mean.reshape(1, -1, 1, 1)) / std * scale + shift
         statistics = [mean.detach().reshape(1, -1, 1, 1), variance.detach().reshape(1, -1, 1, 1)]
         return [top, *statistics][:len(ctx.layer.tops)]
+
+    return Op(forward=forward, blob_specs=specs)
+
+
+def _pspnet_bn(ctx: LayerContext, p) -> Op:
+    """PSPNet's BN (hszhao/PSPNet bn_layer.cpp): slope * (x - mean) / sqrt(var + eps) + bias with
+    the moving mean and variance (blobs 2 and 3) in TEST or when `frozen`; else with the batch's
+    (means over N, H, W; the variance the mean squared deviation), which then move the stored ones:
+    stored = (1 - momentum) * batch + momentum * stored. Autograd gives the fork's backward; the
+    setup's lr_mult 0 for the statistics (and with `frozen` for slope and bias) is facts.fixed_blobs."""
+    eps, momentum, frozen = p["eps"], p["momentum"], p["frozen"]
+    use_stored = frozen or ctx.phase == "TEST"
+
+    def specs(shapes):
+        statistic = (1, shapes[0][1] if len(shapes[0]) > 1 else 1, 1, 1)
+        return [BlobSpec(statistic, p["slope_filler"], "gain"), BlobSpec(statistic, p["bias_filler"], "bias"),
+                BlobSpec(statistic, filler("constant"), "mean"),
+                BlobSpec(statistic, filler("constant", value=1.0 if frozen else 0.0), "variance")]
+
+    def forward(bottoms, blobs):
+        x = _legacy_4d(ctx, bottoms[0])
+        slope, bias, stored_mean, stored_variance = (blob.reshape(1, -1, 1, 1) for blob in blobs)
+        if use_stored:
+            mean, variance = stored_mean.detach(), stored_variance.detach()
+        else:
+            mean = x.mean(dim=(2, 3), keepdim=True).mean(dim=0, keepdim=True)
+            variance = ((x - mean) ** 2).mean(dim=(2, 3), keepdim=True).mean(dim=0, keepdim=True)
+            with torch.no_grad():
+                stored_mean.mul_(momentum).add_((1 - momentum) * mean.detach())
+                stored_variance.mul_(momentum).add_((1 - momentum) * variance.detach())
+        return [slope * (x - mean) / torch.sqrt(variance + eps) + bias]
 
     return Op(forward=forward, blob_specs=specs)
 
