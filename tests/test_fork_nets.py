@@ -116,7 +116,8 @@ def test_fork_setup_errors_are_located_by_validate(fork_proto, tmp_path, capsys,
 
 def test_a_fork_older_than_a_bvlc_field_reads_bvlcs_default(fork_proto, tmp_path, capsys):
     """SegNet's and ENet's PoolingParameter has no round_mode, Faster R-CNN's LayerParameter no
-    input_param: the runner and shapes take BVLC's default, net-level inputs stay as the fork has them."""
+    input_param: the runner and shapes take BVLC's default, net-level inputs stay as the fork has them
+    (and `run` feeds them)."""
     pytest.importorskip("torch")
     old = tmp_path / "old" / "caffe.proto"
     old.parent.mkdir()
@@ -132,11 +133,10 @@ def test_a_fork_older_than_a_bvlc_field_reads_bvlcs_default(fork_proto, tmp_path
     assert main(["validate", "--proto", str(old), str(net)]) == 0
     assert main(["inspect", "--proto", str(old), str(net)]) == 0
     assert "1x2x3x3" in capsys.readouterr().out  # CEIL, BVLC's default round_mode
-    # `run` feeds no net-level input yet: a DummyData source instead.
-    net.write_text(net.read_text().replace('input: "data"\ninput_shape { dim: 1 dim: 2 dim: 5 dim: 5 }\n',
-                   'layer { name: "data" type: "DummyData" top: "data" dummy_data_param { '
-                   'shape { dim: 1 dim: 2 dim: 5 dim: 5 } data_filler { type: "gaussian" } } }\n'))
+    # `run` feeds the net-level input as the Input layer BVLC's upgrade would make of it.
     out = tmp_path / "out.npz"
-    assert main(["run", "--proto", str(old), str(net), "--blobs", "all", "-o", str(out)]) == 0
+    data = tmp_path / "data.npy"
+    np.save(data, np.random.default_rng(5).standard_normal((1, 2, 5, 5)).astype(np.float32))
+    assert main(["run", "--proto", str(old), str(net), "--input", f"data={data}", "--blobs", "all", "-o", str(out)]) == 0
     up = np.load(out)["up"]
     assert up.shape == (1, 2, 5, 5) and int((up != 0).sum()) == 18  # 3x3 maxima per plane

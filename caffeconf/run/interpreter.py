@@ -24,6 +24,7 @@ from . import layers as registry
 from .fillers import fill, fill_random
 from .fold import Folded, fold_affine
 from .layers import LayerContext, Op
+from .layers.data import inputs_as_layer
 from .layers.python import unallowed_python_layers
 from ..caffe.facts import FED_TYPES, layer_types, unknown_type_problem
 from ..caffe.weights import StoredBlob, describe_shape, shape_matches
@@ -81,6 +82,7 @@ class CaffeNet(nn.Module):
         """`random_weights`: blobs not in `weights` get fillers.fill_random's values, not the fillers'.
         `allow_python_layers`: import and run the code of the net's Python layers (else refuse them)."""
         super().__init__()
+        net = inputs_as_layer(net)
         check_supported(net, allow_python_layers)
         self.net, self.phase, self.device = net, phase, torch.device(device)
         self.generator = torch.Generator().manual_seed(seed)

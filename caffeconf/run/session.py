@@ -15,7 +15,7 @@ from ..errors import CaffeconfError
 from ..files import check_path
 from ..ir import Net
 from .interpreter import CaffeNet
-from .layers.data import declared_shapes
+from .layers.data import declared_shapes, inputs_as_layer
 from ..inspect.shapes import check_source_sizes
 from .preprocess import Transform, load_images, transform_from_fields
 from ..caffe.weights import read_caffemodel
@@ -31,7 +31,7 @@ def build_model(net: Net, weights: str | None, phase: str, seed: int, device: to
 def input_shapes(net: Net, batch: int | None) -> dict[str, tuple[int, ...]]:
     """Declared shapes of the Input layers' tops, with the batch size replaced when asked."""
     shapes = {}
-    for layer in net.layers:
+    for layer in inputs_as_layer(net).layers:
         if layer.type == "Input":
             for top, shape in zip(layer.tops, declared_shapes(layer.fields, layer.tops) or ()):
                 shapes[top] = ((batch,) + tuple(shape[1:])) if batch and shape else tuple(shape)

@@ -4,9 +4,13 @@ their LMDB, image lists and HDF5 files when training or testing."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ...caffe.facts import FED_TYPES
+from ...inspect.shapes import net_inputs
+from ...ir import Layer, Net
 from ..fillers import fill
-from ..params import Params, layer_params
+from ..params import Params
 from .registry import LayerContext, Op, register
 
 # Layers whose tops come from outside the net when caffeconf runs it.
@@ -25,10 +29,23 @@ for _type in FED_TYPES:
 
 def declared_shapes(layer_fields, tops) -> list[tuple[int, ...]] | None:
     """The shapes an Input layer declares for its tops (one shape for all, or one each)."""
-    shapes = [tuple(shape["dim"]) for shape in layer_params(layer_fields, "input_param")["shape"]]
+    shapes = [tuple(shape.get("dim", ())) for shape in layer_fields.get("input_param", {}).get("shape", ())]
     if not shapes:
         return None
     return shapes * len(tops) if len(shapes) == 1 else shapes
+
+
+def inputs_as_layer(net: Net) -> Net:
+    """A net that kept net-level inputs (a fork's caffe.proto from before the Input layer, as
+    PSPNet's and Faster R-CNN's) with them as the leading Input layer its runner feeds, as BVLC's
+    upgrade would make it; other nets as they are."""
+    inputs = net_inputs(net)
+    if not inputs or None in inputs.values():
+        return net
+    shapes = [{"dim": list(shape)} for shape in inputs.values()]
+    layer = Layer("input", "Input", (), tuple(inputs), {"input_param": {"shape": shapes}})
+    fields = {k: v for k, v in net.fields.items() if k not in ("input", "input_shape", "input_dim")}
+    return dataclasses.replace(net, layers=(layer, *net.layers), fields=fields)
 
 
 @register("DummyData")
