@@ -138,6 +138,29 @@ def test_lr_mult_zero_blobs_get_no_gradient_and_never_move():
     assert torch.equal(params[0].tensor.detach(), before)
 
 
+def test_batch_norm_statistics_are_never_learned_even_without_param_specs():
+    """BVLC's BatchNorm setup adds lr_mult 0 specs for its mean, variance and normalizer: weight
+    decay must not shrink them (with lr_mult 1 it would)."""
+    layers = (Layer("input", "Input", (), ("data", "target"),
+                    {"input_param": {"shape": [{"dim": [4, 3, 2, 2]}, {"dim": [4, 3, 2, 2]}]}}),
+              Layer("scale", "Scale", ("data",), ("scaled",), {"scale_param": {"filler": {"value": 2.0}}}),
+              Layer("bn", "BatchNorm", ("scaled",), ("bn",), {}),
+              Layer("loss", "EuclideanLoss", ("bn", "target"), ("loss",), {}))
+    feed = {name: torch.tensor(np.random.default_rng(seed).normal(size=(4, 3, 2, 2)), dtype=torch.float32)
+            for name, seed in (("data", 5), ("target", 6))}
+    model = CaffeNet(Net("n", layers), phase="TRAIN", seed=1)
+    model(feed)
+    params = learnable_params(model)
+    assert [p.lr_mult for p in params] == [1.0, 0.0, 0.0, 0.0]
+    solver = make_solver(solver_settings(type="SGD", momentum=0.9, weight_decay=0.5), params)
+    model.zero_grad(set_to_none=True)
+    model.loss(model(feed)).backward()
+    after_forward = [p.tensor.detach().clone() for p in params[1:]]  # the moving averages moved
+    solver.apply_update(0.1, 0)
+    for param, before in zip(params[1:], after_forward):
+        assert torch.equal(param.tensor.detach(), before)
+
+
 def test_unknown_solver_type_names_the_choices():
     from caffeconf.errors import CaffeconfError
 

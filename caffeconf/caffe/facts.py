@@ -144,8 +144,11 @@ def bn_is_pspnets() -> bool:
 
 
 def fixed_blobs(layer_type: str, fields: Mapping[str, Any]) -> frozenset[int]:
-    """Positions of the blobs whose lr_mult (and decay_mult) the layer's setup forces to 0:
-    PSPNet's BN, its moving statistics, and with `frozen` its slope and bias too."""
+    """Positions of the blobs whose lr_mult the layer's setup forces to 0: BVLC's BatchNorm, its
+    three statistics (forks from before BVLC masked them do not); PSPNet's BN, its moving
+    statistics, and with `frozen` its slope and bias too."""
+    if layer_type == "BatchNorm" and messages.current_is_bvlc():
+        return frozenset({0, 1, 2})
     if layer_type != "BN" or not bn_is_pspnets():
         return frozenset()
     return frozenset({0, 1, 2, 3} if fields.get("bn_param", {}).get("frozen") else {2, 3})

@@ -21,8 +21,8 @@ from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
 from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
-                           depthwise_output, filler_problem, interp_size, learnable_blobs, legacy_dim, permute_order,
-                           pooling_rounds_up, prior_box_setup, proto_default, shuffle_group)
+                           depthwise_output, filler_problem, fixed_blobs, interp_size, learnable_blobs, legacy_dim,
+                           permute_order, pooling_rounds_up, prior_box_setup, proto_default, shuffle_group)
 from ..caffe.fork_layers import (check_bn_tops, check_smooth_l1_bottoms, check_smooth_l1_shapes, roi_pooled_size,
                                  upsample_size)
 from ..ir import Layer, Net
@@ -908,7 +908,8 @@ def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
 
 
 def _check_setup(layer: Layer) -> None:
-    """What Caffe's Layer::SetUp aborts on before any shape: loss weights not one per top, fillers."""
+    """What Caffe's Layer::SetUp aborts on before any shape: loss weights not one per top, fillers,
+    a learned BatchNorm statistic."""
     weights = layer.fields.get("loss_weight") or []
     if weights and len(weights) != len(layer.tops):
         raise ShapeMismatch(f"{len(weights)} loss_weight values for {len(layer.tops)} tops: give none or one per top")
@@ -916,6 +917,11 @@ def _check_setup(layer: Layer) -> None:
         problem = filler_problem(spec)
         if problem:
             raise ShapeMismatch(f"{path}: {problem}")
+    if layer.type == "BatchNorm" and 0 in fixed_blobs(layer.type, layer.fields):
+        for index, spec in enumerate(layer.params[:3]):
+            if spec.get("lr_mult", 1.0) != 0:
+                raise ShapeMismatch(f"param[{index}].lr_mult is {spec.get('lr_mult', 1.0):g}: BatchNorm's statistics "
+                                    "are not learned (Caffe's setup refuses any lr_mult but 0)")
 
 
 def _infer_layer(layer: Layer, bottoms: tuple[Shape | None, ...]) -> Inferred:

@@ -46,7 +46,7 @@ def learnable_params(model) -> list[LearnableParam]:
             seen.add(id(tensor))
             spec = step.layer.params[position] if position < len(step.layer.params) else {}
             if position in fixed_blobs(step.layer.type, step.layer.fields):
-                spec = {"lr_mult": 0.0, "decay_mult": 0.0}  # as the layer's setup forces it
+                spec = {**spec, "lr_mult": 0.0}  # as the layer's setup forces it
             found.append(LearnableParam(f"{step.layer.name}[{position}]", tensor,
                                         float(spec.get("lr_mult", 1.0)), float(spec.get("decay_mult", 1.0))))
     return found
