@@ -114,3 +114,12 @@ def test_shapes_count_four_blobs_per_channel_and_refuse_a_second_top():
     assert shapes.layers[-1].params == ((1, 8, 1, 1),) * 4
     with pytest.raises(CaffeconfError, match=re.escape("layer 'l' (BN): BN (PSPNet's) makes exactly 1 top, got 2")):
         LAYERS["BN"](LayerContext(Layer("l", "BN", ("x",), ("y", "z"), {}), "TEST", torch.Generator()))
+
+
+def test_inspect_counts_the_moving_statistics_as_parameters_but_not_trainable():
+    from caffeconf.inspect.measure import layer_costs
+
+    net = Net("t", (Layer("x", "Input", (), ("x",), {"input_param": {"shape": [{"dim": [1, 8, 3, 3]}]}}),
+                    Layer("l", "BN", ("x",), ("y",), {})))
+    cost = layer_costs(infer_shapes(net))[-1]
+    assert (cost.params, cost.trainable) == (32, 16)

@@ -24,6 +24,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from ..caffe.facts import fixed_blobs
 from ..ir import Layer
 from .shapes import LayerShapes, NetShapes, Shape, conv_geometry, count, layer_param
 
@@ -102,11 +103,13 @@ def _layer_cost(entry: LayerShapes, shared_seen: set[str]) -> LayerCost:
 
 
 def _owned_params(layer: Layer, shapes: Sequence[Shape], shared_seen: set[str]):
-    """(ParamSpec, shape) for the blobs this layer owns; a named blob is owned by its first user."""
-    specs = layer.params
+    """(ParamSpec, shape) for the blobs this layer owns; a named blob is owned by its first user.
+    A blob whose lr_mult the layer's setup forces to 0 has that in its spec."""
+    specs, fixed = layer.params, fixed_blobs(layer.type, layer.fields)
     owned = []
     for i, shape in enumerate(shapes):
         spec = specs[i] if i < len(specs) else {}
+        spec = {**spec, "lr_mult": 0.0} if i in fixed else spec
         name = spec.get("name", "")
         if name and name in shared_seen:
             continue
