@@ -253,10 +253,7 @@ class CaffeNet(nn.Module):
         if stored is None:
             if self.random_weights:
                 return fill_random(spec.shape, spec.role, self.generator)
-            try:
-                return fill(spec.shape, spec.filler, self.generator)
-            except ValueError as error:
-                raise step.ctx.error(str(error)) from None
+            return step.ctx.checked(fill, spec.shape, spec.filler, self.generator)
         blob = stored[position]
         if not shape_matches(blob, spec.shape):
             raise step.ctx.error(

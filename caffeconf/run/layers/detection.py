@@ -15,10 +15,7 @@ from .registry import BlobSpec, LayerContext, Op, filler, filler_or, register
 
 
 def _legacy(ctx: LayerContext, x: torch.Tensor, index: int) -> int:
-    try:
-        return legacy_dim(tuple(x.shape), index)
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    return ctx.checked(legacy_dim, tuple(x.shape), index)
 
 
 class _Normalize(torch.autograd.Function):
@@ -73,10 +70,7 @@ def permute(ctx: LayerContext) -> Op:
 
     def forward(bottoms, blobs):
         x = bottoms[0]
-        try:
-            axes = permute_order(order, x.dim())
-        except ValueError as problem:
-            raise ctx.error(str(problem)) from None
+        axes = ctx.checked(permute_order, order, x.dim())
         return [x.permute(axes)]
 
     return Op(forward=forward)
@@ -86,10 +80,7 @@ def permute(ctx: LayerContext) -> Op:
 
 @register("PriorBox")
 def prior_box(ctx: LayerContext) -> Op:
-    try:
-        setup = prior_box_setup(ctx.layer.fields.get("prior_box_param") or {})
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    setup = ctx.checked(prior_box_setup, ctx.layer.fields.get("prior_box_param") or {})
 
     def forward(bottoms, blobs):
         if len(bottoms) != 2:
@@ -166,10 +157,7 @@ def nms_fast(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_thresh
 
 
 def _detection_settings(ctx: LayerContext) -> dict:
-    try:
-        return detection_settings(ctx.param("detection_output_param"))
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    return ctx.checked(detection_settings, ctx.param("detection_output_param"))
 
 
 def _split_bottoms(ctx: LayerContext, bottoms, s: dict):

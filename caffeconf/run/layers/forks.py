@@ -14,17 +14,10 @@ from ...caffe.facts import depthwise_geometry, depthwise_output, interp_crop, in
 from .registry import BlobSpec, LayerContext, Op, register
 
 
-def _fact(ctx: LayerContext, rule, *args):
-    try:
-        return rule(*args)
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
-
-
 def _legacy_4d(ctx: LayerContext, x: torch.Tensor) -> torch.Tensor:
     """The bottom as the fork reads it: num, channels, height, width (Blob::LegacyShape)."""
     shape = tuple(x.shape)
-    return x.reshape([_fact(ctx, legacy_dim, shape, axis) for axis in range(4)])
+    return x.reshape([ctx.checked(legacy_dim, shape, axis) for axis in range(4)])
 
 
 @register("ConvolutionDepthwise")
@@ -32,17 +25,17 @@ def convolution_depthwise(ctx: LayerContext) -> Op:
     """One kernel per bottom channel, as ConvolutionDepthwiseLayer's loops: num_output and group
     are not read; weight (channels, 1, kh, kw), bias (channels,) with bias_term."""
     p = ctx.param("convolution_param")
-    geo = _fact(ctx, depthwise_geometry, ctx.layer.fields.get("convolution_param") or {})
+    geo = ctx.checked(depthwise_geometry, ctx.layer.fields.get("convolution_param") or {})
 
     def specs(shapes):
-        channels = _fact(ctx, legacy_dim, tuple(shapes[0]), 1)
+        channels = ctx.checked(legacy_dim, tuple(shapes[0]), 1)
         weight = [BlobSpec((channels, 1, *geo.kernel), p["weight_filler"])]
         return weight + ([BlobSpec((channels,), p["bias_filler"], "bias")] if p["bias_term"] else [])
 
     def forward(bottoms, blobs):
         x = _legacy_4d(ctx, bottoms[0])
         for axis in range(2):
-            _fact(ctx, depthwise_output, x.shape[2 + axis], geo.kernel[axis], geo.pad[axis], geo.stride[axis],
+            ctx.checked(depthwise_output, x.shape[2 + axis], geo.kernel[axis], geo.pad[axis], geo.stride[axis],
                   geo.dilation[axis])
         bias = blobs[1] if len(blobs) > 1 else None
         return [F.conv2d(x, blobs[0], bias, geo.stride, geo.pad, geo.dilation, x.shape[1])]
@@ -58,7 +51,7 @@ def shuffle_channel(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         x = _legacy_4d(ctx, bottoms[0])
         n, channels, height, width = x.shape
-        group = _fact(ctx, shuffle_group, written, channels)
+        group = ctx.checked(shuffle_group, written, channels)
         rows = x.reshape(n, group, channels // group, height * width)
         return [rows.transpose(1, 2).reshape(n, channels, height, width)]
 
@@ -68,11 +61,11 @@ def shuffle_channel(ctx: LayerContext) -> Op:
 @register("Interp")
 def interp(ctx: LayerContext) -> Op:
     written = ctx.layer.fields.get("interp_param") or {}
-    pad_beg, pad_end = _fact(ctx, interp_crop, written)
+    pad_beg, pad_end = ctx.checked(interp_crop, written)
 
     def forward(bottoms, blobs):
         x = _legacy_4d(ctx, bottoms[0])
-        height, width = _fact(ctx, interp_size, written, x.shape[2], x.shape[3])
+        height, width = ctx.checked(interp_size, written, x.shape[2], x.shape[3])
         cropped = [x.shape[2] + pad_beg + pad_end, x.shape[3] + pad_beg + pad_end]
         crop = x[:, :, -pad_beg:-pad_beg + cropped[0], -pad_beg:-pad_beg + cropped[1]]
         if cropped == [height, width]:  # the fork copies

@@ -129,20 +129,14 @@ class _ROIPool(torch.autograd.Function):
 def roi_pooling(ctx: LayerContext) -> Op:
     """Max pooling of each ROI's region of the feature map into pooled_h x pooled_w bins."""
     p = ctx.param("roi_pooling_param")
-    try:
-        pooled = roi_pooled_size(ctx.layer.fields.get("roi_pooling_param") or {})
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    pooled = ctx.checked(roi_pooled_size, ctx.layer.fields.get("roi_pooling_param") or {})
     spatial_scale = p["spatial_scale"]
 
     def forward(bottoms, blobs):
         if len(bottoms) != 2:
             raise ctx.error(f"ROIPooling takes 2 bottoms (features, ROIs), got {len(bottoms)}")
         features, rois = bottoms
-        try:
-            shape = [legacy_dim(tuple(features.shape), index) for index in range(4)]
-        except ValueError as problem:
-            raise ctx.error(str(problem)) from None
+        shape = [ctx.checked(legacy_dim, tuple(features.shape), index) for index in range(4)]
         count = legacy_dim(tuple(rois.shape), 0) if rois.dim() <= 4 else rois.shape[0]
         rois = rois.detach().reshape(count, -1)
         if rois.shape[1] < 5:
@@ -190,18 +184,12 @@ class _SmoothL1(torch.autograd.Function):
 
 @register("SmoothL1Loss")
 def smooth_l1_loss(ctx: LayerContext) -> Op:
-    try:
-        check_smooth_l1_bottoms(len(ctx.layer.bottoms))
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    ctx.checked(check_smooth_l1_bottoms, len(ctx.layer.bottoms))
     sigma = np.float32(ctx.param("smooth_l1_loss_param")["sigma"])
     sigma2 = torch.tensor(sigma * sigma, dtype=torch.float32)  # sigma2_ is a float
 
     def forward(bottoms, blobs):
-        try:
-            check_smooth_l1_shapes([tuple(b.shape) for b in bottoms])
-        except ValueError as problem:
-            raise ctx.error(str(problem)) from None
+        ctx.checked(check_smooth_l1_shapes, [tuple(b.shape) for b in bottoms])
         predictions = bottoms[0]
         # The fork reads the weights element by element in the predictions' order.
         others = [b.reshape(predictions.shape) for b in bottoms[1:]]

@@ -64,6 +64,14 @@ class LayerContext:
         text = f"layer '{self.layer.name}' ({self.layer.type}): {message}"
         return CaffeconfError.at(span, text + (f" ({where})" if where else ""), hint=hint)
 
+    def checked(self, rule: Callable[..., Any], *args: Any) -> Any:
+        """`rule(*args)`, a setup rule shared with shape inference (caffe.facts, caffe.fork_layers),
+        its ValueError raised as this layer's located error."""
+        try:
+            return rule(*args)
+        except ValueError as problem:
+            raise self.error(str(problem)) from None
+
     def axis(self, axis: int, ndim: int) -> int:
         """Caffe's CanonicalAxisIndex: negative axes count from the end."""
         if not -ndim <= axis < ndim:

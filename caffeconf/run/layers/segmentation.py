@@ -13,10 +13,7 @@ from .registry import BlobSpec, LayerContext, Op, filler, register
 
 def _legacy_4d(ctx: LayerContext, x: torch.Tensor) -> torch.Tensor:
     """The bottom as (num, channels, height, width), as the forks read it."""
-    try:
-        return x.reshape([legacy_dim(tuple(x.shape), index) for index in range(4)])
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    return x.reshape([ctx.checked(legacy_dim, tuple(x.shape), index) for index in range(4)])
 
 
 def batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -37,10 +34,7 @@ def bn(ctx: LayerContext) -> Op:
     over N, H, W; the extra mean and variance tops get no gradient."""
     p = ctx.param("bn_param")
     written = ctx.layer.fields.get("bn_param") or {}
-    try:
-        check_bn_tops(written, len(ctx.layer.tops))
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    ctx.checked(check_bn_tops, written, len(ctx.layer.tops))
     if bn_is_pspnets():
         return _pspnet_bn(ctx, p)
     learn = bn_mode(written) == "LEARN"
@@ -122,10 +116,7 @@ def upsample(ctx: LayerContext) -> Op:
     """Values put back where a MAX pooling's mask (its second top: flat indices into each input
     plane) says, in a (num, channels, upsample_h, upsample_w) top."""
     written = ctx.layer.fields.get("upsample_param") or {}
-    try:
-        upsample_size(written, 1, 1)
-    except ValueError as problem:
-        raise ctx.error(str(problem)) from None
+    ctx.checked(upsample_size, written, 1, 1)
 
     def forward(bottoms, blobs):
         if len(bottoms) != 2:
