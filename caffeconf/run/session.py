@@ -30,8 +30,8 @@ def build_model(net: Net, weights: str | None, phase: str, seed: int, device: to
 
 def input_shapes(net: Net, batch: int | None) -> dict[str, tuple[int, ...]]:
     """Declared shapes of the Input layers' tops, with the batch size replaced when asked."""
-    shapes = {}
-    for layer in inputs_as_layer(net).layers:
+    shapes, net = {}, inputs_as_layer(net)
+    for layer in net.layers:
         if layer.type == "Input":
             for top, shape in zip(layer.tops, declared_shapes(layer.fields, layer.tops) or ()):
                 shapes[top] = ((batch,) + tuple(shape[1:])) if batch and shape else tuple(shape)
