@@ -114,16 +114,30 @@ def test_fork_setup_errors_are_located_by_validate(fork_proto, tmp_path, capsys,
     assert f"net.prototxt:4:1: error: {message}" in capsys.readouterr().err
 
 
+def _older_proto(fork_proto, tmp_path):
+    """The tiny fork without round_mode and input_param, as SegNet's and Faster R-CNN's protos lack them."""
+    old = tmp_path / "old" / "caffe.proto"
+    old.parent.mkdir()
+    old.write_text("\n".join(line for line in fork_proto.read_text().splitlines()
+                             if "RoundMode round_mode" not in line and "InputParameter input_param" not in line))
+    return old
+
+
+def test_a_negative_net_level_input_dim_is_refused_before_run_allocates(fork_proto, tmp_path, capsys):
+    pytest.importorskip("torch")
+    net = tmp_path / "net.prototxt"
+    net.write_text('name: "t"\ninput: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: -5\ninput_dim: 5\n'
+                   'layer { name: "r" type: "ReLU" bottom: "data" top: "r" }\n')
+    assert main(["run", "--proto", str(_older_proto(fork_proto, tmp_path)), str(net)]) == 1
+    assert "error: layer 'input' (Input): top 'data' has a negative size: 1x3x-5x5" in capsys.readouterr().err
+
+
 def test_a_fork_older_than_a_bvlc_field_reads_bvlcs_default(fork_proto, tmp_path, capsys):
     """SegNet's and ENet's PoolingParameter has no round_mode, Faster R-CNN's LayerParameter no
     input_param: the runner and shapes take BVLC's default, net-level inputs stay as the fork has them
     (and `run` feeds them)."""
     pytest.importorskip("torch")
-    old = tmp_path / "old" / "caffe.proto"
-    old.parent.mkdir()
-    text = fork_proto.read_text()
-    old.write_text("\n".join(line for line in text.splitlines()
-                             if "RoundMode round_mode" not in line and "InputParameter input_param" not in line))
+    old = _older_proto(fork_proto, tmp_path)
     net = tmp_path / "net.prototxt"
     net.write_text('name: "t"\ninput: "data"\ninput_shape { dim: 1 dim: 2 dim: 5 dim: 5 }\n'
                    'layer { name: "pool" type: "Pooling" bottom: "data" top: "p" top: "m" '
