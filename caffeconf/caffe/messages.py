@@ -27,11 +27,6 @@ def descriptor(message_name: str) -> Descriptor:
     return current().descriptor(message_name)
 
 
-def is_a(message: Message, message_name: str) -> bool:
-    """Whether `message` is a `message_name` of any dialect (classes differ between dialects)."""
-    return message.DESCRIPTOR.full_name == f"caffe.{message_name}"
-
-
 def current_is_bvlc() -> bool:
     return current().is_bvlc
 

@@ -30,23 +30,18 @@ from .facts import fork_field_hint, looks_like_solver
 
 def read_net(path: str | Path) -> messages.NetParameter:
     """The NetParameter in `path` (text or binary, detected), exactly as written: not upgraded."""
-    return read_message(path, messages.NetParameter())
+    return decode(read_bytes(path), str(path), messages.NetParameter())
 
 
 def read_solver(path: str | Path) -> messages.SolverParameter:
     """The SolverParameter in `path` (text or binary, detected), not upgraded."""
-    return read_message(path, messages.SolverParameter())
+    return decode(read_bytes(path), str(path), messages.SolverParameter())
 
 
 def parse_net_text(text: str, path: str) -> messages.NetParameter:
     """Parse prototxt `text`; errors are located in `path` (which need not exist on disk)."""
     errors.SOURCES.register(path, text)
     return parse_text(text, path, messages.NetParameter())
-
-
-def read_message(path: str | Path, message: Message) -> Message:
-    """Fill `message` from the text or binary file at `path` and return it."""
-    return decode(read_bytes(path), str(path), message)
 
 
 def read_bytes(path: str | Path) -> bytes:
@@ -60,7 +55,7 @@ def read_bytes(path: str | Path) -> bytes:
 def decode(data: bytes, source: str, message: Message) -> Message:
     """Text or binary `data` from `source` parsed into `message`."""
     if not data.strip():
-        raise CaffeconfError.at(Span(source, 1, 1), f"empty file: no {_kind(message)} in it")
+        raise CaffeconfError.at(Span(source, 1, 1), f"empty file: no {message.DESCRIPTOR.name} in it")
     if looks_like_text(data):
         text = data.decode("utf-8")
         errors.SOURCES.register(source, text)
@@ -83,8 +78,6 @@ def empty_message_for(data: bytes, outline: "Outline | None") -> Message:
         solver = looks_like_solver({f.name for f in outline.fields})
         return messages.SolverParameter() if solver else messages.NetParameter()
     return _binary_kind(data)
-
-
 
 
 def _binary_kind(data: bytes) -> Message:
@@ -132,16 +125,14 @@ def _not_text_error(data: bytes, source: str, message: Message) -> CaffeconfErro
     text = data.decode("utf-8", errors="replace")
     # Show the line with binary bytes made visible rather than raw in a terminal.
     errors.SOURCES.register(source, _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text))
-    if control is None:
-        line, col = _line_col(data[:invalid].decode("utf-8", errors="replace"))
-        return CaffeconfError.at(Span(source, line, col),
-                                 f"not valid UTF-8 (byte 0x{data[invalid]:02x}): "
-                                 "a prototxt must be UTF-8 text")
-    offset = min(control.start(), invalid if invalid is not None else len(data))
+    # Not text, so there is a control byte or an invalid one: the first of them is reported.
+    offset = min(control.start() if control else len(data), len(data) if invalid is None else invalid)
     line, col = _line_col(data[:offset].decode("utf-8", errors="replace"))
-    return CaffeconfError.at(
-        Span(source, line, col),
-        f"binary data (byte 0x{data[offset]:02x}) that is not a valid {_kind(message)}")
+    if control is None:
+        problem = f"not valid UTF-8 (byte 0x{data[offset]:02x}): a prototxt must be UTF-8 text"
+    else:
+        problem = f"binary data (byte 0x{data[offset]:02x}) that is not a valid {message.DESCRIPTOR.name}"
+    return CaffeconfError.at(Span(source, line, col), problem)
 
 
 _CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -159,10 +150,6 @@ def _line_col(prefix: str) -> tuple[int, int]:
     """1-based position just after `prefix`."""
     line = prefix.count("\n") + 1
     return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
-
-
-def _kind(message: Message) -> str:
-    return message.DESCRIPTOR.name
 
 
 # ---------------------------------------------------------------------------
@@ -339,29 +326,21 @@ def outline_file(path: str | Path) -> Outline | None:
 # Writing
 
 
-def write_net(message: messages.NetParameter, path: str | Path, binary: bool = False) -> None:
-    write_message(message, path, binary)
-
-
-def write_solver(message: messages.SolverParameter, path: str | Path,
-                 binary: bool = False) -> None:
-    write_message(message, path, binary)
-
-
 def write_message(message: Message, path: str | Path, binary: bool = False) -> None:
     """Write atomically, as protobuf wire format or as Caffe's canonical text."""
     write_atomic(path, message.SerializeToString() if binary else message_to_text(message))
 
 
-def net_to_text(message: messages.NetParameter) -> str:
-    """Canonical text, byte for byte what Caffe's WriteProtoToTextFile writes."""
-    return message_to_text(message)
-
-
 def message_to_text(message: Message) -> str:
+    """Canonical text, byte for byte what Caffe's WriteProtoToTextFile writes."""
     out: list[str] = []
     _print_message(message, 0, out)
     return "".join(out)
+
+
+# Nets and solvers are written alike.
+write_net = write_solver = write_message
+net_to_text = message_to_text
 
 
 def _print_message(message: Message, depth: int, out: list[str]) -> None:
