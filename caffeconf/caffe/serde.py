@@ -107,13 +107,9 @@ def _layer_origins(message: messages.NetParameter, source: str | None,
 
 def message_to_data(message: Message) -> dict[str, Any]:
     """Every set field of `message` as plain data; `data_to_message` inverts it exactly."""
-    return {descriptor.name: (_values_to_data(descriptor, value) if descriptor.is_repeated
+    return {descriptor.name: ([_value_to_data(descriptor, item) for item in value] if descriptor.is_repeated
                               else _value_to_data(descriptor, value))
             for descriptor, value in message.ListFields()}
-
-
-def _values_to_data(descriptor: FieldDescriptor, values) -> list[Any]:
-    return [_value_to_data(descriptor, value) for value in values]
 
 
 def _value_to_data(descriptor: FieldDescriptor, value) -> Any:
@@ -173,11 +169,15 @@ def _assign(message: Message, descriptor: FieldDescriptor, value, where: str) ->
         raise ValueError(f"{where}: {error}") from None
 
 
-_INTEGER_TYPES = {
-    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
-    FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
-    FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
-    FieldDescriptor.TYPE_SFIXED64,
+# Each scalar field type -> the Python values it takes and how an error names them.
+_SCALAR_VALUES = {
+    **dict.fromkeys((FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,
+                     FieldDescriptor.TYPE_UINT64, FieldDescriptor.TYPE_SINT32, FieldDescriptor.TYPE_SINT64,
+                     FieldDescriptor.TYPE_FIXED32, FieldDescriptor.TYPE_FIXED64, FieldDescriptor.TYPE_SFIXED32,
+                     FieldDescriptor.TYPE_SFIXED64), (int, "an integer")),
+    **dict.fromkeys((FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE), ((int, float), "a number")),
+    FieldDescriptor.TYPE_BOOL: (bool, "a boolean"),
+    FieldDescriptor.TYPE_STRING: (str, "a string"),
 }
 
 
@@ -186,31 +186,10 @@ def _scalar(descriptor: FieldDescriptor, value, where: str):
     kind = descriptor.type
     if kind == FieldDescriptor.TYPE_ENUM:
         return _enum_number(descriptor, value, where)
-    expected = _expected_python_type(kind)
+    expected, word = _SCALAR_VALUES.get(kind, (bytes, "bytes"))
     if isinstance(value, bool) != (expected is bool) or not isinstance(value, expected):
-        raise TypeError(f"{where}: expected {_type_word(kind)}, got {type(value).__name__} "
-                        f"{value!r}")
+        raise TypeError(f"{where}: expected {word}, got {type(value).__name__} {value!r}")
     return value
-
-
-def _expected_python_type(kind: int) -> type | tuple[type, ...]:
-    if kind in _INTEGER_TYPES:
-        return int
-    if kind in (FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE):
-        return (int, float)
-    if kind == FieldDescriptor.TYPE_BOOL:
-        return bool
-    if kind == FieldDescriptor.TYPE_STRING:
-        return str
-    return bytes
-
-
-def _type_word(kind: int) -> str:
-    if kind in _INTEGER_TYPES:
-        return "an integer"
-    return {FieldDescriptor.TYPE_FLOAT: "a number", FieldDescriptor.TYPE_DOUBLE: "a number",
-            FieldDescriptor.TYPE_BOOL: "a boolean", FieldDescriptor.TYPE_STRING: "a string",
-            }.get(kind, "bytes")
 
 
 def _enum_number(descriptor: FieldDescriptor, value, where: str) -> int:
