@@ -62,14 +62,9 @@ FORK_FIELDS = {
 }
 
 
-def fork_of_field(message_name: str, field_name: str) -> str | None:
-    """The fork whose caffe.proto adds `field_name` to `message_name`, when it is a well-known one."""
-    return FORK_FIELDS.get((message_name, field_name))
-
-
 def fork_field_hint(message_name: str, field_name: str) -> str | None:
     """For a field BVLC lacks but a common fork defines: say so and point to --proto."""
-    fork = fork_of_field(message_name, field_name)
+    fork = FORK_FIELDS.get((message_name, field_name))
     return f"'{field_name}' is defined by the caffe.proto of {fork}; pass --proto FILE" if fork else None
 
 
@@ -231,8 +226,9 @@ def permute_order(order: list[int], rank: int) -> list[int]:
     return list(order) + [axis for axis in range(rank) if axis not in order]
 
 
-def _float32(value: float) -> float:
-    return struct.unpack("f", struct.pack("f", value))[0]
+def as_float32(value: float) -> float:
+    """`value` rounded to a float, as a C++ float (and a caffe.proto float field) holds it."""
+    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def prior_aspect_ratios(ratios: Sequence[float], flip: bool) -> list[float]:
@@ -243,7 +239,7 @@ def prior_aspect_ratios(ratios: Sequence[float], flip: bool) -> list[float]:
         if all(abs(ratio - seen) >= 1e-6 for seen in kept):
             kept.append(ratio)
             if flip:
-                kept.append(_float32(1.0 / ratio))
+                kept.append(as_float32(1.0 / ratio))
     return kept
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import re
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -22,7 +21,7 @@ from .. import errors
 from ..errors import CaffeconfError, Span, did_you_mean
 from ..files import read_bounded, write_atomic
 from . import messages
-from .facts import fork_field_hint, looks_like_solver
+from .facts import as_float32, fork_field_hint, looks_like_solver
 
 # ---------------------------------------------------------------------------
 # Reading
@@ -366,14 +365,10 @@ def _scalar_text(descriptor: FieldDescriptor, value) -> str:
         raw = value.encode("utf-8") if isinstance(value, str) else value
         return f'"{text_encoding.CEscape(raw, as_utf8=False)}"'
     if kind == FieldDescriptor.TYPE_FLOAT:
-        return shortest_float(value, 6, 9, _as_float32)
+        return shortest_float(value, 6, 9, as_float32)
     if kind == FieldDescriptor.TYPE_DOUBLE:
         return shortest_float(value, 15, 17, float)
     return str(value)
-
-
-def _as_float32(value: float) -> float:
-    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def shortest_float(value: float, digits: int, max_digits: int, width) -> str:
