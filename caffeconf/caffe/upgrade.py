@@ -9,6 +9,7 @@ the `UpgradeReport`.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -166,14 +167,12 @@ def upgrade_net_with_report(net: messages.NetParameter, source: str | None = Non
                             where: Locator | None = None) -> tuple[messages.NetParameter, UpgradeReport]:
     """The upgraded copy and what was done; `where` (or the file at `source`) places errors."""
     where = where or Locator.of(source)
-    upgraded = messages.NetParameter()
-    upgraded.CopyFrom(net)
+    upgraded = copy.deepcopy(net)
     report = UpgradeReport()
     _refuse_mixed_layers(upgraded, where)
     for needs_step, step in _NET_STEPS:
         if needs_step(upgraded):
-            before = messages.NetParameter()
-            before.CopyFrom(upgraded)
+            before = copy.deepcopy(upgraded)
             description = step(upgraded, where, report)
             if upgraded != before:
                 report.steps.append(description)
@@ -190,10 +189,6 @@ def _refuse_mixed_layers(net: messages.NetParameter, where: Locator) -> None:
 
 
 # -- V0 -> V1
-
-
-def _needs_v0_upgrade(net: messages.NetParameter) -> bool:
-    return net_version(net) == "V0"
 
 
 def _upgrade_v0(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
@@ -230,8 +225,7 @@ def _fold_v0_padding(net: messages.NetParameter, where: Locator
                                               f"'{blob}', which no earlier layer or input produces")
             source = producer[blob]
             if source is not None and net.layers[source].layer.type == V0_PADDING_TYPE:
-                bottoms, pad = _fold_one_padding(connection, slot, net.layers[source], span)
-                folded[index] = (bottoms, pad)
+                folded[index] = _fold_one_padding(connection, slot, net.layers[source], span)
         for blob in connection.top:
             producer[blob] = index
     return kept, folded
@@ -257,8 +251,7 @@ def _upgrade_v0_layer(connection: messages.V1LayerParameter,
                       folded: tuple[list[str], int] | None,
                       out: messages.V1LayerParameter, span: Span | None,
                       report: UpgradeReport) -> None:
-    v0 = messages.V0LayerParameter()
-    v0.CopyFrom(connection.layer)
+    v0 = copy.deepcopy(connection.layer)
     out.bottom.extend(folded[0] if folded else connection.bottom)
     out.top.extend(connection.top)
     if folded:
@@ -309,10 +302,6 @@ def _move(descriptor: FieldDescriptor, value, out: Message, target: str) -> None
 
 
 # -- data transformation fields
-
-
-def _needs_data_upgrade(net: messages.NetParameter) -> bool:
-    return any(_old_transform_fields(layer) for layer in net.layers)
 
 
 def _old_transform_fields(layer: messages.V1LayerParameter) -> list[str]:
@@ -413,10 +402,6 @@ def _input_shapes(net: messages.NetParameter, where: Locator) -> list[messages.B
 # -- BatchNorm
 
 
-def _needs_batch_norm_upgrade(net: messages.NetParameter) -> bool:
-    return any(_is_old_batch_norm(layer) for layer in net.layer)
-
-
 def _is_old_batch_norm(layer: messages.LayerParameter) -> bool:
     # The first BatchNorm definition asked for three param specs with lr_mult 0; Caffe now
     # forces that, leaving everything else in the specs alone.
@@ -434,11 +419,11 @@ def _upgrade_batch_norm(net: messages.NetParameter, where: Locator, report: Upgr
 
 Step = Callable[[messages.NetParameter, Locator, UpgradeReport], str]
 _NET_STEPS: tuple[tuple[Callable[[messages.NetParameter], bool], Step], ...] = (
-    (_needs_v0_upgrade, _upgrade_v0),
-    (_needs_data_upgrade, _upgrade_data_transformation),
+    (lambda net: net_version(net) == "V0", _upgrade_v0),
+    (lambda net: any(_old_transform_fields(layer) for layer in net.layers), _upgrade_data_transformation),
     (lambda net: len(net.layers) > 0, _upgrade_v1),
     (_needs_input_upgrade, _upgrade_input),
-    (_needs_batch_norm_upgrade, _upgrade_batch_norm),
+    (lambda net: any(_is_old_batch_norm(layer) for layer in net.layer), _upgrade_batch_norm),
 )
 
 
@@ -456,8 +441,7 @@ def upgrade_solver(solver: messages.SolverParameter, source: str | None = None) 
 def upgrade_solver_with_report(solver: messages.SolverParameter, source: str | None = None
                                ) -> tuple[messages.SolverParameter, UpgradeReport]:
     where = Locator.of(source)
-    upgraded = messages.SolverParameter()
-    upgraded.CopyFrom(solver)
+    upgraded = copy.deepcopy(solver)
     report = UpgradeReport()
     if upgraded.HasField("solver_type"):
         report.steps.append(_upgrade_solver_type(upgraded, where))
