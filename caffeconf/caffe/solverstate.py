@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from google.protobuf.message import DecodeError
 
 from ..errors import CaffeconfError
 from ..files import read_bounded, remove_stale_temporaries, write_atomic_together
 from ..ir import Net
 from . import messages
+from .prototxt import parse_binary
 from .weights import StoredBlob, blob_bytes, blob_from_proto, caffemodel_bytes, read_caffemodel
 
 
@@ -55,15 +55,13 @@ def remove_stale_snapshot_temporaries(prefix: str) -> list:
 def read_snapshot(state_path: str) -> Resumed:
     """The SolverState at `state_path` and the weights its learned_net names (taken as written,
     i.e. from the current directory, else next to the state file)."""
-    state = messages.SolverState()
     try:
-        state.ParseFromString(read_bounded(state_path))
+        data = read_bounded(state_path)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read solver state '{state_path}': {error.strerror}") from None
-    except DecodeError:
-        state = None
-    if state is None or _has_unknown_fields(state) or not (state.learned_net or state.history):
-        # a .caffemodel parses as a SolverState with unknown fields: refuse it, as Caffe would
+    state = messages.SolverState()
+    # a .caffemodel parses as a SolverState with unknown fields: parse_binary refuses it, as Caffe would
+    if not parse_binary(data, state) or not (state.learned_net or state.history):
         raise CaffeconfError.at(None, f"{state_path}: not a binary SolverState (.solverstate) file",
                                 hint="resume from the .solverstate that a snapshot wrote beside its .caffemodel")
     if state.iter < 0 or state.current_step < 0:
@@ -76,12 +74,6 @@ def read_snapshot(state_path: str) -> Resumed:
         raise CaffeconfError.at(None, f"{state_path}: a history blob in the solver state is broken: {error}") from None
     return Resumed(state.iter, state.current_step, weights,
                    [blob.data.reshape(blob.shape) for blob in history])
-
-
-def _has_unknown_fields(message) -> bool:
-    size = message.ByteSize()
-    message.DiscardUnknownFields()
-    return message.ByteSize() != size
 
 
 def _learned_net_path(state_path: str, learned_net: str) -> str:
