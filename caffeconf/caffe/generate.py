@@ -23,21 +23,15 @@ PROTO_FILE = PROTO_DIR / "caffe.proto"
 MODULE_FILE = PROTO_DIR / "caffe_pb2.py"
 
 
-def generate_into(out_dir: Path) -> Path:
-    """Run protoc on caffe.proto, writing caffe_pb2.py into out_dir; return its path."""
-    from grpc_tools import protoc  # a build-time tool: imported only when generating
-
-    args = ["protoc", f"--proto_path={PROTO_DIR}", f"--python_out={out_dir}", PROTO_FILE.name]
-    status = protoc.main(args)
-    if status != 0:
-        raise RuntimeError(f"protoc failed on {PROTO_FILE} (exit status {status})")
-    return out_dir / MODULE_FILE.name
-
-
 def fresh_module_bytes() -> bytes:
     """What protoc emits for caffe.proto right now."""
+    from grpc_tools import protoc  # a build-time tool: imported only when generating
+
     with tempfile.TemporaryDirectory() as tmp:
-        return generate_into(Path(tmp)).read_bytes()
+        status = protoc.main(["protoc", f"--proto_path={PROTO_DIR}", f"--python_out={tmp}", PROTO_FILE.name])
+        if status != 0:
+            raise RuntimeError(f"protoc failed on {PROTO_FILE} (exit status {status})")
+        return Path(tmp, MODULE_FILE.name).read_bytes()
 
 
 def gencode_version(module_source: bytes) -> str:
