@@ -30,7 +30,6 @@ class SolverGiven(CaffeconfError):
 @dataclass(frozen=True)
 class NetFile:
     source: str
-    original: messages.NetParameter  # as written
     message: messages.NetParameter  # upgraded to V2
     outline: prototxt.Outline | None  # None for a binary file
     report: upgrade.UpgradeReport
@@ -61,4 +60,4 @@ def net_file_from_bytes(data: bytes, source: str, outline: prototxt.Outline | No
                 raise CaffeconfError(problems) from None
         raise
     message, report = upgrade.upgrade_net_with_report(original, where=upgrade.Locator(source, outline))
-    return NetFile(source, original, message, outline, report)
+    return NetFile(source, message, outline, report)
