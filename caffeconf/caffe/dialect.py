@@ -62,10 +62,8 @@ class Dialect:
 
     def message_class(self, message_name: str) -> type[Message]:
         if message_name not in self._classes:
-            if self.is_bvlc:
-                self._classes[message_name] = getattr(caffe_pb2, message_name)
-            else:
-                self._classes[message_name] = message_factory.GetMessageClass(self.descriptor(message_name))
+            self._classes[message_name] = (getattr(caffe_pb2, message_name) if self.is_bvlc
+                                           else message_factory.GetMessageClass(self.descriptor(message_name)))
         return self._classes[message_name]
 
     def has_message(self, message_name: str) -> bool:
@@ -145,11 +143,9 @@ def _fork_dialect(name: str, digest: str, text: bytes) -> Dialect:
 
 def cache_dir() -> Path:
     """Where compiled protos are kept: $CAFFECONF_CACHE, else $XDG_CACHE_HOME/caffeconf, else ~/.cache/caffeconf."""
-    explicit = os.environ.get("CAFFECONF_CACHE")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "caffeconf"
+    if os.environ.get("CAFFECONF_CACHE"):
+        return Path(os.environ["CAFFECONF_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")) / "caffeconf"
 
 
 def _descriptor_set(name: str, digest: str, text: bytes) -> bytes:
