@@ -135,7 +135,8 @@ def bn_is_pspnets() -> bool:
     """Two forks define a BN layer: SegNet/ENet's (bn_param.bn_mode; blobs scale, shift) and
     PSPNet's (bn_param.momentum, eps, frozen; blobs slope, bias, moving mean and variance). The
     dialect's BNParameter tells which."""
-    return dialect.current().has_message("BNParameter") and "momentum" in messages.descriptor("BNParameter").fields_by_name
+    return (dialect.current().has_message("BNParameter")
+            and "momentum" in messages.descriptor("BNParameter").fields_by_name)
 
 
 def fixed_blobs(layer_type: str, fields: Mapping[str, Any]) -> frozenset[int]:

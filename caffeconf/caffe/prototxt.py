@@ -39,7 +39,6 @@ def read_solver(path: str | Path) -> messages.SolverParameter:
 
 def parse_net_text(text: str, path: str) -> messages.NetParameter:
     """Parse prototxt `text`; errors are located in `path` (which need not exist on disk)."""
-    errors.SOURCES.register(path, text)
     return parse_text(text, path, messages.NetParameter())
 
 
@@ -56,9 +55,7 @@ def decode(data: bytes, source: str, message: Message) -> Message:
     if not data.strip():
         raise CaffeconfError.at(Span(source, 1, 1), f"empty file: no {message.DESCRIPTOR.name} in it")
     if looks_like_text(data):
-        text = data.decode("utf-8")
-        errors.SOURCES.register(source, text)
-        return parse_text(text, source, message)
+        return parse_text(data.decode("utf-8"), source, message)
     if parse_binary(data, message):
         return message
     raise _not_text_error(data, source, message)
@@ -156,7 +153,9 @@ def _line_col(prefix: str) -> tuple[int, int]:
 
 
 def parse_text(text: str, source: str, message: Message) -> Message:
-    """Parse prototxt `text` into `message` as Caffe's ReadProtoFromTextFile does."""
+    """Parse prototxt `text` into `message` as Caffe's ReadProtoFromTextFile does; errors are
+    located in `source`, whose lines they quote from `text`."""
+    errors.SOURCES.register(source, text)
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as error:
@@ -225,9 +224,7 @@ def _detail(error: text_format.ParseError, text: str) -> str:
     line = error.GetLine()
     lines = text.split("\n")
     if line and line <= len(lines):
-        quoted = f"'{lines[line - 1]}': "
-        if detail.startswith(quoted):
-            detail = detail[len(quoted):]
+        detail = detail.removeprefix(f"'{lines[line - 1]}': ")
     return detail
 
 
