@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from os.path import commonprefix
 from typing import Any
 
 from ..ir import Layer
@@ -25,15 +26,9 @@ ABBREVIATION = 3  # letters: a stem this short (`res`) gives way to what the blo
 _CHANNEL_KEYS = ("num_output", "channels")  # a Caffe field, or a unit's parameter for it
 
 
-def common_prefix(names: list[str]) -> str:
-    first, last = min(names), max(names)
-    size = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
-    return first[:size]
-
-
 def instance_stem(names: list[str]) -> str:
     """The common part of the instances' names, without a number cut in the middle (`res2a`, `res3a` → `res`)."""
-    common = common_prefix(names)
+    common = commonprefix(names)
     if any(len(name) > len(common) and name[len(common)].isdigit() for name in names):
         common = common.rstrip("0123456789")
     stem = re.sub(r"[^a-z0-9]+", "_", common.lower()).strip("_")
