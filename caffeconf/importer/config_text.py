@@ -36,7 +36,7 @@ _TOML_NULL = "${null}"
 
 def to_yaml(document: dict[str, Any], header: str = "") -> str:
     """The document as YAML text, `header` (comment lines) first."""
-    out: list[str] = [line for line in header.splitlines()]
+    out = header.splitlines()
     _yaml_mapping(document, 0, out)
     return "\n".join(out) + "\n"
 
@@ -93,12 +93,8 @@ def yaml_flow(value: Any) -> str:
 def yaml_scalar(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _float_text(value, ".nan", ".inf")
+    if isinstance(value, (int, float)):
+        return _number_text(value, ".nan", ".inf")
     return value if _plain_ok(value) else _quoted(value)
 
 
@@ -116,7 +112,12 @@ def _quoted(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", escaped)
 
 
-def _float_text(value: float, nan: str, inf: str) -> str:
+def _number_text(value: bool | int | float, nan: str, inf: str) -> str:
+    """A bool or number as YAML or TOML writes it, given how that format spells NaN and infinity."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if math.isnan(value):
         return nan
     if math.isinf(value):
@@ -136,10 +137,8 @@ def _is_container(value: Any) -> bool:
 
 def to_toml(document: dict[str, Any], header: str = "") -> str:
     """The document as TOML: top-level values, then `[modules.NAME]` tables, then `[[layers]]`."""
-    out: list[str] = [line for line in header.splitlines()]
-    for key, value in document.items():
-        if key not in ("modules", "layers"):
-            out.append(f"{toml_key(key)} = {toml_value(value)}")
+    out = header.splitlines()
+    out += [f"{toml_key(k)} = {toml_value(v)}" for k, v in document.items() if k not in ("modules", "layers")]
     for name, module in document.get("modules", {}).items():
         out += ["", f"[modules.{toml_key(name)}]"]
         out += [f"{toml_key(k)} = {toml_value(v)}" for k, v in module.items() if k != "layers"]
@@ -165,10 +164,6 @@ def toml_value(value: Any) -> str:
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if value is None:
         return _quoted(_TOML_NULL)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _float_text(value, "nan", "inf")
+    if isinstance(value, (int, float)):
+        return _number_text(value, "nan", "inf")
     return _quoted(value)

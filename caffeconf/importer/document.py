@@ -34,11 +34,11 @@ class Imported:
 # Messages as config data
 
 
-def message_data(message: Message) -> dict[str, Any]:
-    """Every set field as config data: enums by name, float32 values as their shortest decimal,
-    strings with `${` escaped."""
+def message_data(message: Message, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every set field but those in `skip` as config data: enums by name, float32 values as their
+    shortest decimal, strings with `${` escaped."""
     return {field.name: ([_value(field, item) for item in value] if field.is_repeated else _value(field, value))
-            for field, value in message.ListFields()}
+            for field, value in message.ListFields() if field.name not in skip}
 
 
 def _value(field: FieldDescriptor, value: Any) -> Any:

@@ -85,8 +85,7 @@ class Merge:
             return first
         if all(isinstance(value, dict) for value in values):
             return self._merge_messages(values, hint)
-        if all(isinstance(value, list) and len(value) == len(first) for value in values) \
-                and any(isinstance(v, dict) for v in first):
+        if all(isinstance(value, list) and len(value) == len(first) for value in values) and _holds_message(first):
             return [self.merge([value[i] for value in values], key, hint) for i in range(len(first))]
         return self.param(values, key, hint).placeholder
 
@@ -185,7 +184,8 @@ class Merge:
             if keys[param.key] == 1 and not (one_of_several and param.hint):
                 wanted = role
             elif hints[param.hint] == 1 and param.hint and (keys[param.key] > 1 or role == "channels"):
-                wanted = param.hint if param.hint[0].isalpha() else _initial(role) + param.hint
+                initial = "n" if role == "channels" else role[0]
+                wanted = param.hint if param.hint[0].isalpha() else initial + param.hint
             else:
                 wanted = f"{role}_{param.hint}"
             param.name = identifier(wanted, taken)
@@ -271,10 +271,6 @@ def same(a: Any, b: Any) -> bool:
 
 def _holds_message(value: Any) -> bool:
     return isinstance(value, dict) or isinstance(value, list) and any(isinstance(item, dict) for item in value)
-
-
-def _initial(role: str) -> str:
-    return "n" if role == "channels" else role[0]
 
 
 def indexed(values: list[Any]) -> str | None:
