@@ -123,6 +123,17 @@ def flat_entries(layers: tuple[Layer, ...] | list[Layer], prev: list[str] | None
     return entries
 
 
+def module_declaration(uses: int, qualified: bool, params: dict[str, Any], inputs: list[str], outputs: list[str],
+                       layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A recovered module as `modules:` declares it; `uses`: how many times the config uses it."""
+    decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {uses} times."}
+    if not qualified:
+        decl["qualify"] = False
+    if params:
+        decl["params"] = params
+    return {**decl, "inputs": inputs, "outputs": outputs, "layers": layers}
+
+
 def document(imported: Imported, layers: list[dict[str, Any]],
              modules: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole config: format version, net name and net-level fields, modules, layers."""

@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from ..caffe.facts import SOURCE_TYPES
 from .config_text import yaml_item_lines
-from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
+from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal, module_declaration
 from ..ir import Layer
 from .names import block_word, first_type, instance_stem, module_names, port_names, role_names
 from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same, string_expression
@@ -399,17 +399,10 @@ class Module:
     switch: Param | None = None  # whether a copy has the optional layer (`Instance.optional`)
 
     def declaration(self) -> dict[str, Any]:
-        decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {len(self.copies)} times."}
-        if not self.naming.qualified:
-            decl["qualify"] = False
-        params = ({"id": {"type": "string"}} if self.naming.ids else {})
+        params = {"id": {"type": "string"}} if self.naming.ids else {}
         params.update({param.name: param.declaration() for param in self.params})
-        if params:
-            decl["params"] = params
-        decl["inputs"] = self.inputs
-        decl["outputs"] = [self.naming.blob_names[k] for k in self.outputs]
-        decl["layers"] = self.layer_entries()
-        return decl
+        return module_declaration(len(self.copies), self.naming.qualified, params, self.inputs,
+                                  [self.naming.blob_names[k] for k in self.outputs], self.layer_entries())
 
     def layer_entries(self) -> list[dict[str, Any]]:
         entries = []

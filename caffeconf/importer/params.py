@@ -24,6 +24,8 @@ ROLES = {"num_output": "channels", "kernel_size": "kernel", "negative_slope": "s
 ABSENT = object()  # a field a copy does not set
 # Caffe's square field and its height/width pair, for the shapes a copy may write either way.
 SHAPE_FIELDS = (("kernel_size", "kernel_h", "kernel_w"), ("pad", "pad_h", "pad_w"), ("stride", "stride_h", "stride_w"))
+# A parameter's type by the Python types of its values, the narrowest first.
+_KINDS = (("bool", {bool}), ("int", {int}), ("float", {int, float}), ("string", {str}))
 _EXPRESSION_TEXT = re.compile(r"[A-Za-z0-9_ ./+-]*")  # strings a `${'...'}` may hold as they are
 
 
@@ -313,15 +315,8 @@ def _kind(values: list[Any]) -> str | None:
         items = [item for v in values for item in v]
         inner = _kind(items) if items else "int"
         return f"list[{inner}]" if inner and not inner.startswith("list") else None
-    if all(isinstance(v, bool) for v in values):
-        return "bool"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "int"
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return "float"
-    if all(isinstance(v, str) for v in values):
-        return "string"
-    return None
+    types = {type(v) for v in values}
+    return next((kind for kind, allowed in _KINDS if types <= allowed), None)
 
 
 def _choose_default(param: Param) -> None:
