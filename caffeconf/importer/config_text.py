@@ -37,26 +37,27 @@ _TOML_NULL = "${null}"
 def to_yaml(document: dict[str, Any], header: str = "") -> str:
     """The document as YAML text, `header` (comment lines) first."""
     out = header.splitlines()
-    _yaml_mapping(document, 0, out)
+    _yaml_block(document, 0, out)
     return "\n".join(out) + "\n"
 
 
-def _yaml_mapping(mapping: dict[str, Any], indent: int, out: list[str]) -> None:
-    for key, value in mapping.items():
-        _yaml_value(" " * indent + f"{yaml_scalar(key)}:", value, indent, out)
+def _yaml_block(value: dict[str, Any] | list[Any], indent: int, out: list[str]) -> None:
+    """A mapping's or a list's lines, written as a block at `indent`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _yaml_value(" " * indent + f"{yaml_scalar(key)}:", item, indent, out)
+    else:
+        for item in value:
+            _yaml_item(item, indent, out)
 
 
 def _yaml_value(head: str, value: Any, indent: int, out: list[str]) -> None:
     flow = yaml_flow(value)
     if not _is_container(value) or not value or len(head) + 1 + len(flow) <= WIDTH:
         out.append(f"{head} {flow}")
-    elif isinstance(value, dict):
-        out.append(head)
-        _yaml_mapping(value, indent + 2, out)
     else:
         out.append(head)
-        for item in value:
-            _yaml_item(item, indent + 2, out)
+        _yaml_block(value, indent + 2, out)
 
 
 def yaml_item_lines(item: Any) -> int:
@@ -73,11 +74,7 @@ def _yaml_item(item: Any, indent: int, out: list[str]) -> None:
         out.append(prefix + flow)
         return
     start = len(out)
-    if isinstance(item, dict):
-        _yaml_mapping(item, indent + 2, out)
-    else:
-        for inner in item:
-            _yaml_item(inner, indent + 2, out)
+    _yaml_block(item, indent + 2, out)
     out[start] = prefix + out[start][indent + 2:]
 
 

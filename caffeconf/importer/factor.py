@@ -42,9 +42,9 @@ _SHAPE_KEYS = {key: fields[0] for fields in SHAPE_FIELDS for key in fields[1:]}
 # Segments
 
 
-def segments(layers: tuple[Layer, ...]) -> list[range]:
-    """The net cut into blocks: after each layer where at most one non-data blob is still to be read."""
-    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
+def segments(layers: tuple[Layer, ...], sources: set[str]) -> list[range]:
+    """The net cut into blocks: after each layer where at most one blob other than the data layers'
+    tops (`sources`) is still to be read."""
     last_read = {blob: index for index, layer in enumerate(layers) for blob in layer.bottoms}
     live: set[str] = set()
     blocks, start = [], 0
@@ -505,14 +505,14 @@ def find_modules(layers: tuple[Layer, ...], taken: set[str], optional: bool = Fa
     apart from each other and from `taken` (the units' names); `optional`: a kind of block that is
     another without one optional layer joins it (`join_optional`)."""
     producer = producers(layers)
+    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     groups: dict[tuple, list[Instance]] = {}
-    for block in segments(layers):
+    for block in segments(layers, sources):
         if len(block) >= 2:
             copy = describe(block, layers, producer)
             groups.setdefault(copy.key(), []).append(copy)
     if optional:
         groups = join_optional(groups)
-    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     modules: list[Module] = []
     for copies in groups.values():
         for subset, naming in _namings(copies):
@@ -717,8 +717,8 @@ def _checked(plan: Plan, render: Callable[[dict], str],
         if compiles_back(text):
             return text, []
     kept = [m for m in modules if compiles_back(plan.text([m], False, render))]
-    dropped = [m.name for m in modules if m not in kept]
-    notes = [f"module {name} was left flat: it did not compile back to the same layers" for name in dropped]
+    notes = [f"module {m.name} was left flat: it did not compile back to the same layers"
+             for m in modules if m not in kept]
     if compiles_back(text := plan.text(kept, False, render)):
         return text, notes
     return None, notes

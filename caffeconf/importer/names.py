@@ -111,13 +111,9 @@ def role_names(params: list[Any], layers: list[Layer], wiring: tuple) -> dict[in
 def port_names(bindings: list[list[str]], sources: set[str], taken: set[str]) -> list[str]:
     """Port names for inputs bound, per copy, to `bindings[copy][port]`: a data-layer top every copy
     binds (`label`) keeps its name; the rest are `x`, `x`/`y` or `x1`...`xn`."""
-    count = len(bindings[0]) if bindings else 0
-    fixed: dict[int, str] = {}
-    for port in range(count):
-        blob = bindings[0][port]
-        if blob in sources and all(copy[port] == blob for copy in bindings) and identifier(blob, set()) == blob \
-                and blob not in taken:
-            fixed[port] = blob
-    free = [port for port in range(count) if port not in fixed]
+    first = bindings[0] if bindings else []
+    fixed = {port: blob for port, blob in enumerate(first) if blob in sources and blob not in taken
+             and all(copy[port] == blob for copy in bindings) and identifier(blob, set()) == blob}
+    free = [port for port in range(len(first)) if port not in fixed]
     fixed.update(zip(free, plain_ports(len(free), taken | set(fixed.values()))))
-    return [fixed[port] for port in range(count)]
+    return [fixed[port] for port in range(len(first))]
