@@ -259,12 +259,7 @@ def _shape_forms(values: list[dict[str, Any]], fields: tuple[str, str, str]) -> 
 def _shape_order(keys: list[str], shaped: dict[tuple[str, str, str], Any]) -> list[tuple[str, ...]]:
     """The keys to merge, in order: a shape written both ways once, as its three fields, where the
     first of them was; every other key alone."""
-    ordered: list[tuple[str, ...]] = []
-    for key in keys:
-        group = next((fields for fields in shaped if key in fields), (key,))
-        if group not in ordered:
-            ordered.append(group)
-    return ordered
+    return list(dict.fromkeys(next((fields for fields in shaped if key in fields), (key,)) for key in keys))
 
 
 def same(a: Any, b: Any) -> bool:

@@ -82,10 +82,8 @@ class UnitModule:
         """What a use must say in `with`: values other than the defaults, names other than the patterns."""
         given = {key: value for key, value in values.items()
                  if not ("default" in self.params[key] and same(value, self.params[key]["default"]))}
-        for key, written in names.items():
-            if self.name_params[key].applied(written_instance) != written:
-                given[key] = written
-        return given
+        return given | {key: written for key, written in names.items()
+                        if self.name_params[key].applied(written_instance) != written}
 
 
 @dataclass(frozen=True)
