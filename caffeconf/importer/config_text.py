@@ -53,7 +53,7 @@ def _yaml_block(value: dict[str, Any] | list[Any], indent: int, out: list[str]) 
 
 def _yaml_value(head: str, value: Any, indent: int, out: list[str]) -> None:
     flow = yaml_flow(value)
-    if not _is_container(value) or not value or len(head) + 1 + len(flow) <= WIDTH:
+    if not isinstance(value, (dict, list)) or not value or len(head) + 1 + len(flow) <= WIDTH:
         out.append(f"{head} {flow}")
     else:
         out.append(head)
@@ -70,7 +70,7 @@ def yaml_item_lines(item: Any) -> int:
 def _yaml_item(item: Any, indent: int, out: list[str]) -> None:
     prefix = " " * indent + "- "
     flow = yaml_flow(item)
-    if not _is_container(item) or not item or len(prefix) + len(flow) <= WIDTH:
+    if not isinstance(item, (dict, list)) or not item or len(prefix) + len(flow) <= WIDTH:
         out.append(prefix + flow)
         return
     start = len(out)
@@ -122,10 +122,6 @@ def _number_text(value: bool | int | float, nan: str, inf: str) -> str:
     if value.is_integer() and abs(value) < 1e15 and repr(value) != "-0.0":
         return str(int(value))  # Caffe's own files write `lr_mult: 1`; ints are fine in float fields
     return repr(value)
-
-
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (dict, list))
 
 
 # ---------------------------------------------------------------------------
