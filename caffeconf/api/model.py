@@ -17,7 +17,7 @@ from ..compile.source import is_config
 from ..run.device import select_device
 from ..run.interpreter import CaffeNet
 from ..run.session import input_shapes
-from .net import Source, as_net
+from .net import Source, load
 
 
 class Model(CaffeNet):
@@ -37,7 +37,7 @@ class Model(CaffeNet):
     def __init__(self, net: Source, weights: str | os.PathLike | Mapping[str, list[StoredBlob]] | None = None,
                  device: str | torch.device | None = None, *, phase: str = "TEST", seed: int = 0,
                  allow_python_layers: bool = False):
-        flat, _ = for_state(as_net(net).flat, StateChoice(phase))
+        flat, _ = for_state(load(net).flat, StateChoice(phase))
         where = device if isinstance(device, torch.device) else select_device(device or "auto")
         stored = read_caffemodel(weights) if isinstance(weights, (str, os.PathLike)) else weights
         super().__init__(flat, phase=phase, seed=seed, weights=stored, device=where,

@@ -175,11 +175,4 @@ def diff(a: Source, b: Source) -> list:
 
     """
     from ..inspect.diff import diff_nets
-    return diff_nets(as_net(a).flat, as_net(b).flat)
-
-
-def as_net(source: Source) -> Net:
-    """`source` itself when it is a Net, else the net `load` makes of it (a netspec net: its `to_net()`)."""
-    if hasattr(source, "to_net"):
-        return source.to_net()
-    return source if isinstance(source, Net) else load(source)
+    return diff_nets(load(a).flat, load(b).flat)

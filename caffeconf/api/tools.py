@@ -9,7 +9,7 @@ from typing import Mapping, Sequence
 
 from ..inspect.measure import MemoryEstimate, Row, estimate_memory, layer_costs, net_totals, rows
 from ..inspect.shapes import NetShapes, infer_shapes
-from .net import Source, as_net
+from .net import Source, load
 
 
 def shapes(net: Source, inputs: Mapping[str, Sequence[int]] | None = None, *,
@@ -24,7 +24,7 @@ def shapes(net: Source, inputs: Mapping[str, Sequence[int]] | None = None, *,
     >>> shapes(deploy, {"data": [1, 3, 224, 224]}).blob("pool5/7x7_s1")
     (1, 1024, 1, 1)
     """
-    return infer_shapes(as_net(net).flat, inputs, batch)
+    return infer_shapes(load(net).flat, inputs, batch)
 
 
 @dataclass(frozen=True)
@@ -50,9 +50,7 @@ def measure(net: Source, inputs: Mapping[str, Sequence[int]] | None = None, *, b
     ('data', ((1, 3, 224, 224),))
     """
     costs = layer_costs(shapes(net, inputs, batch=batch))
-    total_params, total_macs, activation_bytes = net_totals(costs)
-    return Measurement(tuple(rows(costs, 0)), total_params, total_macs, activation_bytes,
-                       estimate_memory(costs, solver))
+    return Measurement(tuple(rows(costs, 0)), *net_totals(costs), estimate_memory(costs, solver))
 
 
 def import_net(path: str | os.PathLike, modules: bool = True, *, toml: bool = False, python: bool = False) -> str:

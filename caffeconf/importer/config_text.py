@@ -36,27 +36,28 @@ _TOML_NULL = "${null}"
 
 def to_yaml(document: dict[str, Any], header: str = "") -> str:
     """The document as YAML text, `header` (comment lines) first."""
-    out: list[str] = [line for line in header.splitlines()]
-    _yaml_mapping(document, 0, out)
+    out = header.splitlines()
+    _yaml_block(document, 0, out)
     return "\n".join(out) + "\n"
 
 
-def _yaml_mapping(mapping: dict[str, Any], indent: int, out: list[str]) -> None:
-    for key, value in mapping.items():
-        _yaml_value(" " * indent + f"{yaml_scalar(key)}:", value, indent, out)
+def _yaml_block(value: dict[str, Any] | list[Any], indent: int, out: list[str]) -> None:
+    """A mapping's or a list's lines, written as a block at `indent`."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _yaml_value(" " * indent + f"{yaml_scalar(key)}:", item, indent, out)
+    else:
+        for item in value:
+            _yaml_item(item, indent, out)
 
 
 def _yaml_value(head: str, value: Any, indent: int, out: list[str]) -> None:
     flow = yaml_flow(value)
-    if not _is_container(value) or not value or len(head) + 1 + len(flow) <= WIDTH:
+    if not isinstance(value, (dict, list)) or not value or len(head) + 1 + len(flow) <= WIDTH:
         out.append(f"{head} {flow}")
-    elif isinstance(value, dict):
-        out.append(head)
-        _yaml_mapping(value, indent + 2, out)
     else:
         out.append(head)
-        for item in value:
-            _yaml_item(item, indent + 2, out)
+        _yaml_block(value, indent + 2, out)
 
 
 def yaml_item_lines(item: Any) -> int:
@@ -69,15 +70,11 @@ def yaml_item_lines(item: Any) -> int:
 def _yaml_item(item: Any, indent: int, out: list[str]) -> None:
     prefix = " " * indent + "- "
     flow = yaml_flow(item)
-    if not _is_container(item) or not item or len(prefix) + len(flow) <= WIDTH:
+    if not isinstance(item, (dict, list)) or not item or len(prefix) + len(flow) <= WIDTH:
         out.append(prefix + flow)
         return
     start = len(out)
-    if isinstance(item, dict):
-        _yaml_mapping(item, indent + 2, out)
-    else:
-        for inner in item:
-            _yaml_item(inner, indent + 2, out)
+    _yaml_block(item, indent + 2, out)
     out[start] = prefix + out[start][indent + 2:]
 
 
@@ -93,12 +90,8 @@ def yaml_flow(value: Any) -> str:
 def yaml_scalar(value: Any) -> str:
     if value is None:
         return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _float_text(value, ".nan", ".inf")
+    if isinstance(value, (int, float)):
+        return _number_text(value, ".nan", ".inf")
     return value if _plain_ok(value) else _quoted(value)
 
 
@@ -116,7 +109,12 @@ def _quoted(text: str) -> str:
     return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", escaped)
 
 
-def _float_text(value: float, nan: str, inf: str) -> str:
+def _number_text(value: bool | int | float, nan: str, inf: str) -> str:
+    """A bool or number as YAML or TOML writes it, given how that format spells NaN and infinity."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
     if math.isnan(value):
         return nan
     if math.isinf(value):
@@ -126,20 +124,14 @@ def _float_text(value: float, nan: str, inf: str) -> str:
     return repr(value)
 
 
-def _is_container(value: Any) -> bool:
-    return isinstance(value, (dict, list))
-
-
 # ---------------------------------------------------------------------------
 # TOML
 
 
 def to_toml(document: dict[str, Any], header: str = "") -> str:
     """The document as TOML: top-level values, then `[modules.NAME]` tables, then `[[layers]]`."""
-    out: list[str] = [line for line in header.splitlines()]
-    for key, value in document.items():
-        if key not in ("modules", "layers"):
-            out.append(f"{toml_key(key)} = {toml_value(value)}")
+    out = header.splitlines()
+    out += [f"{toml_key(k)} = {toml_value(v)}" for k, v in document.items() if k not in ("modules", "layers")]
     for name, module in document.get("modules", {}).items():
         out += ["", f"[modules.{toml_key(name)}]"]
         out += [f"{toml_key(k)} = {toml_value(v)}" for k, v in module.items() if k != "layers"]
@@ -165,10 +157,6 @@ def toml_value(value: Any) -> str:
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if value is None:
         return _quoted(_TOML_NULL)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _float_text(value, "nan", "inf")
+    if isinstance(value, (int, float)):
+        return _number_text(value, "nan", "inf")
     return _quoted(value)

@@ -34,11 +34,11 @@ class Imported:
 # Messages as config data
 
 
-def message_data(message: Message) -> dict[str, Any]:
-    """Every set field as config data: enums by name, float32 values as their shortest decimal,
-    strings with `${` escaped."""
+def message_data(message: Message, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every set field but those in `skip` as config data: enums by name, float32 values as their
+    shortest decimal, strings with `${` escaped."""
     return {field.name: ([_value(field, item) for item in value] if field.is_repeated else _value(field, value))
-            for field, value in message.ListFields()}
+            for field, value in message.ListFields() if field.name not in skip}
 
 
 def _value(field: FieldDescriptor, value: Any) -> Any:
@@ -121,6 +121,17 @@ def flat_entries(layers: tuple[Layer, ...] | list[Layer], prev: list[str] | None
         entries.append(layer_entry(literal(layer.name), layer.type, bottoms, tops, dict(layer.fields), prev))
         prev = tops
     return entries
+
+
+def module_declaration(uses: int, qualified: bool, params: dict[str, Any], inputs: list[str], outputs: list[str],
+                       layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A recovered module as `modules:` declares it; `uses`: how many times the config uses it."""
+    decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {uses} times."}
+    if not qualified:
+        decl["qualify"] = False
+    if params:
+        decl["params"] = params
+    return {**decl, "inputs": inputs, "outputs": outputs, "layers": layers}
 
 
 def document(imported: Imported, layers: list[dict[str, Any]],

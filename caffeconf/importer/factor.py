@@ -23,13 +23,14 @@ import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass
+from os.path import commonprefix
 from typing import Any, Callable
 
 from ..caffe.facts import SOURCE_TYPES
 from .config_text import yaml_item_lines
-from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal
+from .document import Imported, compact_fields, document, flat_entries, layer_entry, literal, module_declaration
 from ..ir import Layer
-from .names import block_word, common_prefix, first_type, instance_stem, module_names, port_names, role_names
+from .names import block_word, first_type, instance_stem, module_names, port_names, role_names
 from .params import ABSENT, SHAPE_FIELDS, Merge, Param, indexed, same, string_expression
 from .units import UnitModule, Use, with_units
 
@@ -41,9 +42,9 @@ _SHAPE_KEYS = {key: fields[0] for fields in SHAPE_FIELDS for key in fields[1:]}
 # Segments
 
 
-def segments(layers: tuple[Layer, ...]) -> list[range]:
-    """The net cut into blocks: after each layer where at most one non-data blob is still to be read."""
-    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
+def segments(layers: tuple[Layer, ...], sources: set[str]) -> list[range]:
+    """The net cut into blocks: after each layer where at most one blob other than the data layers'
+    tops (`sources`) is still to be read."""
     last_read = {blob: index for index, layer in enumerate(layers) for blob in layer.bottoms}
     live: set[str] = set()
     blocks, start = [], 0
@@ -53,8 +54,6 @@ def segments(layers: tuple[Layer, ...]) -> list[range]:
         if len(live) <= 1:
             blocks.append(range(start, index + 1))
             start = index + 1
-    if start < len(layers):
-        blocks.append(range(start, len(layers)))
     return _merge_blocks(blocks, layers)
 
 
@@ -233,7 +232,7 @@ def _differing_words(first: str, second: str) -> tuple[str, str] | None:
         return None
     differ = [index for index, (a, b) in enumerate(zip(*words)) if a != b]
     runs = ["".join(split[differ[0]:differ[-1] + 1]) for split in words]
-    lead = len(re.match(r"[A-Za-z]*", common_prefix(runs)).group())
+    lead = len(re.match(r"[A-Za-z]*", commonprefix(runs)).group())
     return runs[0][lead:], runs[1][lead:]
 
 
@@ -324,7 +323,7 @@ def prefixed_naming(copies: list[Instance]) -> Naming | None:
     instance_names = []
     for copy in copies:
         names = copy.names + copy.blobs
-        common = common_prefix(names)
+        common = commonprefix(names)
         cut = max(common.rfind(separator) for separator in _SEPARATORS)
         if cut <= 0 or any(len(name) > cut and name[cut] not in _SEPARATORS for name in names):
             return None
@@ -356,8 +355,8 @@ def templated_naming(copies: list[Instance]) -> Naming | None:
 
 def _middles(names: list[str]) -> list[str] | None:
     """What differs between `names` once their common prefix and suffix are taken off."""
-    prefix = len(common_prefix(names))
-    suffix = len(common_prefix([name[prefix:][::-1] for name in names]))
+    prefix = len(commonprefix(names))
+    suffix = len(commonprefix([name[prefix:][::-1] for name in names]))
     middles = [name[prefix:len(name) - suffix] for name in names]
     return middles if all(middles) else None
 
@@ -400,17 +399,10 @@ class Module:
     switch: Param | None = None  # whether a copy has the optional layer (`Instance.optional`)
 
     def declaration(self) -> dict[str, Any]:
-        decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {len(self.copies)} times."}
-        if not self.naming.qualified:
-            decl["qualify"] = False
-        params = ({"id": {"type": "string"}} if self.naming.ids else {})
+        params = {"id": {"type": "string"}} if self.naming.ids else {}
         params.update({param.name: param.declaration() for param in self.params})
-        if params:
-            decl["params"] = params
-        decl["inputs"] = self.inputs
-        decl["outputs"] = [self.naming.blob_names[k] for k in self.outputs]
-        decl["layers"] = self.layer_entries()
-        return decl
+        return module_declaration(len(self.copies), self.naming.qualified, params, self.inputs,
+                                  [self.naming.blob_names[k] for k in self.outputs], self.layer_entries())
 
     def layer_entries(self) -> list[dict[str, Any]]:
         entries = []
@@ -423,8 +415,8 @@ class Module:
             if optional and index == optional.reader:
                 bottoms[optional.position] = self.switched_bottom(optional)
             if isinstance(member, Use):
-                names = {key: next(unit_names) for key in member.names}
-                entries.append(use_entry(member, name, bottoms, fields, names, prev))
+                given = member.unit.with_values(fields, {key: next(unit_names) for key in member.names}, name)
+                entries.append(use_entry(member.type, name, bottoms, given, prev))
             else:
                 entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
             if optional and index == optional.layer:
@@ -446,17 +438,13 @@ class Module:
     def use(self, copy_index: int, prev: list[str] | None) -> tuple[dict[str, Any], list[str]]:
         """The use entry for one copy, and the caller's names for its outputs."""
         copy = self.copies[copy_index]
-        entry: dict[str, Any] = {"use": self.name, "name": literal(self.naming.instance_names[copy_index])}
-        inputs = [literal(blob) for blob in copy.inputs]
-        if inputs and not (len(inputs) == 1 and prev == inputs):
-            entry["bottom"] = inputs[0] if len(inputs) == 1 else inputs
         given = {"id": literal(self.naming.ids[copy_index])} if self.naming.ids else {}
         for param in self.params:
             value = param.values[copy_index]
             if not (param.has_default and same(value, param.default)):
                 given[param.name] = value
-        if given:
-            entry["with"] = given
+        entry = use_entry(self.name, literal(self.naming.instance_names[copy_index]),
+                          [literal(blob) for blob in copy.inputs], given, prev)
         return entry, [literal(copy.blobs[k]) for k in self.outputs]
 
     def lines_saved(self) -> int:
@@ -465,16 +453,14 @@ class Module:
         return len(self.copies) * body - (6 + len(self.params) + body + len(self.copies))
 
 
-def use_entry(use: Use, name: str, bottoms: list[str], values: dict[str, Any], names: dict[str, str],
+def use_entry(module: str, name: str, bottoms: list[str], given: dict[str, Any],
               prev: list[str] | None) -> dict[str, Any]:
-    """A unit's use entry, written as `name` reading `bottoms`: its output is its name, so no `top`."""
-    entry: dict[str, Any] = {"use": use.type, "name": name}
-    if not (len(bottoms) == 1 and prev == bottoms):
+    """A use of `module` written as `name` reading `bottoms`, after an entry whose tops are `prev`
+    (no `top`: a recovered module's outputs are its own names, a unit's its instance name)."""
+    entry: dict[str, Any] = {"use": module, "name": name}
+    if bottoms and not (len(bottoms) == 1 and prev == bottoms):
         entry["bottom"] = bottoms[0] if len(bottoms) == 1 else bottoms
-    given = use.unit.with_values(values, names, name)
-    if given:
-        entry["with"] = given
-    return entry
+    return {**entry, "with": given} if given else entry
 
 
 def _hint(written: str) -> str:
@@ -519,14 +505,14 @@ def find_modules(layers: tuple[Layer, ...], taken: set[str], optional: bool = Fa
     apart from each other and from `taken` (the units' names); `optional`: a kind of block that is
     another without one optional layer joins it (`join_optional`)."""
     producer = producers(layers)
+    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     groups: dict[tuple, list[Instance]] = {}
-    for block in segments(layers):
+    for block in segments(layers, sources):
         if len(block) >= 2:
             copy = describe(block, layers, producer)
             groups.setdefault(copy.key(), []).append(copy)
     if optional:
         groups = join_optional(groups)
-    sources = {top for layer in layers if layer.type in SOURCE_TYPES for top in layer.tops}
     modules: list[Module] = []
     for copies in groups.values():
         for subset, naming in _namings(copies):
@@ -589,8 +575,9 @@ def entries(layers: tuple[Layer, ...], modules: list[Module]) -> list[dict[str, 
         else:
             item = layers[position]
             if isinstance(item, Use):
-                out.append(use_entry(item, literal(item.name), [literal(b) for b in item.bottoms], dict(item.fields),
-                                     {key: literal(name) for key, name in item.names.items()}, prev))
+                name, names = literal(item.name), {key: literal(written) for key, written in item.names.items()}
+                out.append(use_entry(item.type, name, [literal(b) for b in item.bottoms],
+                                     item.unit.with_values(dict(item.fields), names, name), prev))
             else:
                 out.append(flat_entries([item], prev)[0])
             prev = [literal(top) for top in item.tops]
@@ -651,10 +638,10 @@ def _repeat(run: list[dict[str, Any]], defaults: Callable[[str], dict[str, Any]]
 
 def _sequence(texts: list[str]) -> str | None:
     """A template on the repeat index `i` for `texts` (fire2, fire3 -> fire${i + 2}; 2b, 2c -> 2${letter(i + 1)})."""
-    common = common_prefix(texts)
+    common = commonprefix(texts)
     for prefix in (common.rstrip("0123456789"), common):  # whole numbers in the varying part, if that works
         middles = [text[len(prefix):] for text in texts]
-        suffix = common_prefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
+        suffix = commonprefix([m[::-1] for m in middles])[::-1].lstrip("0123456789")
         expression = _counting([m[:len(m) - len(suffix)] for m in middles])
         if expression is not None and not {"$", "{", "}"} & set(prefix + suffix):
             return f"{prefix}${{{expression}}}{suffix}"
@@ -730,8 +717,8 @@ def _checked(plan: Plan, render: Callable[[dict], str],
         if compiles_back(text):
             return text, []
     kept = [m for m in modules if compiles_back(plan.text([m], False, render))]
-    dropped = [m.name for m in modules if m not in kept]
-    notes = [f"module {name} was left flat: it did not compile back to the same layers" for name in dropped]
+    notes = [f"module {m.name} was left flat: it did not compile back to the same layers"
+             for m in modules if m not in kept]
     if compiles_back(text := plan.text(kept, False, render)):
         return text, notes
     return None, notes

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from os.path import commonprefix
 from typing import Any
 
 from ..ir import Layer
@@ -25,15 +26,9 @@ ABBREVIATION = 3  # letters: a stem this short (`res`) gives way to what the blo
 _CHANNEL_KEYS = ("num_output", "channels")  # a Caffe field, or a unit's parameter for it
 
 
-def common_prefix(names: list[str]) -> str:
-    first, last = min(names), max(names)
-    size = next((i for i, (a, b) in enumerate(zip(first, last)) if a != b), min(len(first), len(last)))
-    return first[:size]
-
-
 def instance_stem(names: list[str]) -> str:
     """The common part of the instances' names, without a number cut in the middle (`res2a`, `res3a` → `res`)."""
-    common = common_prefix(names)
+    common = commonprefix(names)
     if any(len(name) > len(common) and name[len(common)].isdigit() for name in names):
         common = common.rstrip("0123456789")
     stem = re.sub(r"[^a-z0-9]+", "_", common.lower()).strip("_")
@@ -116,13 +111,9 @@ def role_names(params: list[Any], layers: list[Layer], wiring: tuple) -> dict[in
 def port_names(bindings: list[list[str]], sources: set[str], taken: set[str]) -> list[str]:
     """Port names for inputs bound, per copy, to `bindings[copy][port]`: a data-layer top every copy
     binds (`label`) keeps its name; the rest are `x`, `x`/`y` or `x1`...`xn`."""
-    count = len(bindings[0]) if bindings else 0
-    fixed: dict[int, str] = {}
-    for port in range(count):
-        blob = bindings[0][port]
-        if blob in sources and all(copy[port] == blob for copy in bindings) and identifier(blob, set()) == blob \
-                and blob not in taken:
-            fixed[port] = blob
-    free = [port for port in range(count) if port not in fixed]
+    first = bindings[0] if bindings else []
+    fixed = {port: blob for port, blob in enumerate(first) if blob in sources and blob not in taken
+             and all(copy[port] == blob for copy in bindings) and identifier(blob, set()) == blob}
+    free = [port for port in range(len(first)) if port not in fixed]
     fixed.update(zip(free, plain_ports(len(free), taken | set(fixed.values()))))
-    return [fixed[port] for port in range(count)]
+    return [fixed[port] for port in range(len(first))]

@@ -24,6 +24,8 @@ ROLES = {"num_output": "channels", "kernel_size": "kernel", "negative_slope": "s
 ABSENT = object()  # a field a copy does not set
 # Caffe's square field and its height/width pair, for the shapes a copy may write either way.
 SHAPE_FIELDS = (("kernel_size", "kernel_h", "kernel_w"), ("pad", "pad_h", "pad_w"), ("stride", "stride_h", "stride_w"))
+# A parameter's type by the Python types of its values, the narrowest first.
+_KINDS = (("bool", {bool}), ("int", {int}), ("float", {int, float}), ("string", {str}))
 _EXPRESSION_TEXT = re.compile(r"[A-Za-z0-9_ ./+-]*")  # strings a `${'...'}` may hold as they are
 
 
@@ -85,8 +87,7 @@ class Merge:
             return first
         if all(isinstance(value, dict) for value in values):
             return self._merge_messages(values, hint)
-        if all(isinstance(value, list) and len(value) == len(first) for value in values) \
-                and any(isinstance(v, dict) for v in first):
+        if all(isinstance(value, list) and len(value) == len(first) for value in values) and _holds_message(first):
             return [self.merge([value[i] for value in values], key, hint) for i in range(len(first))]
         return self.param(values, key, hint).placeholder
 
@@ -185,7 +186,8 @@ class Merge:
             if keys[param.key] == 1 and not (one_of_several and param.hint):
                 wanted = role
             elif hints[param.hint] == 1 and param.hint and (keys[param.key] > 1 or role == "channels"):
-                wanted = param.hint if param.hint[0].isalpha() else _initial(role) + param.hint
+                initial = "n" if role == "channels" else role[0]
+                wanted = param.hint if param.hint[0].isalpha() else initial + param.hint
             else:
                 wanted = f"{role}_{param.hint}"
             param.name = identifier(wanted, taken)
@@ -257,12 +259,7 @@ def _shape_forms(values: list[dict[str, Any]], fields: tuple[str, str, str]) -> 
 def _shape_order(keys: list[str], shaped: dict[tuple[str, str, str], Any]) -> list[tuple[str, ...]]:
     """The keys to merge, in order: a shape written both ways once, as its three fields, where the
     first of them was; every other key alone."""
-    ordered: list[tuple[str, ...]] = []
-    for key in keys:
-        group = next((fields for fields in shaped if key in fields), (key,))
-        if group not in ordered:
-            ordered.append(group)
-    return ordered
+    return list(dict.fromkeys(next((fields for fields in shaped if key in fields), (key,)) for key in keys))
 
 
 def same(a: Any, b: Any) -> bool:
@@ -271,10 +268,6 @@ def same(a: Any, b: Any) -> bool:
 
 def _holds_message(value: Any) -> bool:
     return isinstance(value, dict) or isinstance(value, list) and any(isinstance(item, dict) for item in value)
-
-
-def _initial(role: str) -> str:
-    return "n" if role == "channels" else role[0]
 
 
 def indexed(values: list[Any]) -> str | None:
@@ -317,15 +310,8 @@ def _kind(values: list[Any]) -> str | None:
         items = [item for v in values for item in v]
         inner = _kind(items) if items else "int"
         return f"list[{inner}]" if inner and not inner.startswith("list") else None
-    if all(isinstance(v, bool) for v in values):
-        return "bool"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "int"
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-        return "float"
-    if all(isinstance(v, str) for v in values):
-        return "string"
-    return None
+    types = {type(v) for v in values}
+    return next((kind for kind, allowed in _KINDS if types <= allowed), None)
 
 
 def _choose_default(param: Param) -> None:

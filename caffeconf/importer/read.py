@@ -35,7 +35,8 @@ def read_net(path: str | Path) -> Imported:
         text = data.decode("utf-8")
         found = list(prototxt.tokens(text))
         outline, text_lines = prototxt.outline_tokens(found), len(text.splitlines())
-        _refuse_solver({field.name for field in outline.fields}, source)
+        if looks_like_solver({field.name for field in outline.fields}):
+            raise CaffeconfError.at(Span(source, 1, 1), _SOLVER_REFUSED)
         problems = [d for d in unknown_names(found, source, messages.descriptor("NetParameter"))
                     if d.severity == "error"]
         if problems:
@@ -45,20 +46,13 @@ def read_net(path: str | Path) -> Imported:
         raise CaffeconfError.at(Span(source, 1, 1), _SOLVER_REFUSED)
     message = net_file_from_bytes(data, source, outline).message
     _check_types(message, source)
-    data_of_net = message_data(message)
-    data_of_net.pop("layer", None)
-    data_of_net.pop("name", None)
     # a binary net is measured by the text Caffe would write for it
     lines = text_lines if text_lines is not None else len(prototxt.net_to_text(message).splitlines())
-    return Imported(message, tuple(_layer(layer) for layer in message.layer), data_of_net, lines)
+    net_fields = message_data(message, skip=("layer", "name"))
+    return Imported(message, tuple(_layer(layer) for layer in message.layer), net_fields, lines)
 
 
 _SOLVER_REFUSED = "this is a solver (SolverParameter), not a net: import takes a NetParameter"
-
-
-def _refuse_solver(names: set[str], source: str) -> None:
-    if looks_like_solver(names):
-        raise CaffeconfError.at(Span(source, 1, 1), _SOLVER_REFUSED)
 
 
 def _check_types(message: messages.NetParameter, source: str) -> None:
@@ -66,17 +60,14 @@ def _check_types(message: messages.NetParameter, source: str) -> None:
     problems = [Diagnostic(f"{problem[1]} (layer '{layer.name}')", Span(source, 1, 1), hint=problem[2])
                 for layer in message.layer for problem in [unknown_type_problem(layer.type)]
                 if problem and problem[0] == "error"]
-    unnamed = [index for index, layer in enumerate(message.layer) if not layer.name]
     problems += [Diagnostic(f"layer {index} has no name: a caffeconf layer needs one", Span(source, 1, 1))
-                 for index in unnamed]
+                 for index, layer in enumerate(message.layer) if not layer.name]
     if problems:
         raise CaffeconfError(problems)
 
 
 def _layer(message: messages.LayerParameter) -> Layer:
-    fields = message_data(message)
-    for key in ("name", "type", "bottom", "top"):
-        fields.pop(key, None)
+    fields = message_data(message, skip=("name", "type", "bottom", "top"))
     return Layer(message.name, message.type, tuple(message.bottom), tuple(message.top), fields)
 
 
@@ -123,10 +114,9 @@ def import_config(path: str | Path, modules: bool = False, as_toml: bool = False
         if not refused and not compiles_to(text, as_toml, imported.message):
             _refuse_what_caffeconf_refuses(path, text, as_toml)
             raise InternalError(f"the flat import of {path} does not compile back to the same net")
-    prototxt_lines = imported.source_lines
     notes = ("no repeated blocks found: the config is flat",) if modules and "\nmodules:" not in text \
         and "\n[modules." not in text and not refused else ()
-    return ImportResult(text, prototxt_lines, tuple(warnings), notes)
+    return ImportResult(text, imported.source_lines, tuple(warnings), notes)
 
 
 def import_python(path: str | Path) -> ImportResult:

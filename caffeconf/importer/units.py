@@ -15,7 +15,7 @@ from typing import Any
 
 from ..caffe.facts import SOURCE_TYPES
 from ..ir import Layer
-from .document import compact_fields, layer_entry, literal
+from .document import compact_fields, layer_entry, literal, module_declaration
 from .params import Merge, identifier, plain_ports, same
 
 # Short words for layer types in module names; a Scale right after a BatchNorm is part of `bn`.
@@ -70,31 +70,20 @@ class UnitModule:
     switch: str | None = None  # the bool parameter that says whether the last layer is there
 
     def declaration(self, uses: int) -> dict[str, Any]:
-        decl: dict[str, Any] = {"doc": f"Recovered by `caffeconf import --modules`: used {uses} times.",
-                                "qualify": False}
-        if self.params:
-            decl["params"] = self.params
-        decl["inputs"] = self.inputs
-        decl["outputs"] = ["${instance}"]
-        entries, prev = [], list(self.inputs)
-        tops = ["${instance}"]
-        for index, (layer_type, name, fields) in enumerate(zip(self.types, self.layer_names, self.body)):
-            bottoms = list(self.inputs) if index == 0 else tops
-            entries.append(layer_entry(name, layer_type, bottoms, tops, fields, prev))
-            prev = tops
+        entries, bottoms, tops = [], list(self.inputs), ["${instance}"]
+        for layer_type, name, fields in zip(self.types, self.layer_names, self.body):
+            entries.append(layer_entry(name, layer_type, bottoms, tops, fields, bottoms))
+            bottoms = tops
         if self.switch:
             entries[-1]["when"] = "${" + self.switch + "}"
-        decl["layers"] = entries
-        return decl
+        return module_declaration(uses, False, self.params, self.inputs, tops, entries)
 
     def with_values(self, values: dict[str, Any], names: dict[str, str], written_instance: str) -> dict[str, Any]:
         """What a use must say in `with`: values other than the defaults, names other than the patterns."""
         given = {key: value for key, value in values.items()
                  if not ("default" in self.params[key] and same(value, self.params[key]["default"]))}
-        for key, written in names.items():
-            if self.name_params[key].applied(written_instance) != written:
-                given[key] = written
-        return given
+        return given | {key: written for key, written in names.items()
+                        if self.name_params[key].applied(written_instance) != written}
 
 
 @dataclass(frozen=True)
@@ -175,8 +164,10 @@ def _unit(runs: list[range], layers: tuple[Layer, ...], types: tuple[str, ...],
     merge = Merge()
     body = [merge.merge([compact_fields(dict(copy[k].fields)) for copy in members], "value", _word(types, k) or "layer")
             for k in range(len(types) - 1)]
-    last = [compact_fields(dict(copy[-1].fields)) for copy in members if len(copy) == len(types)]
-    switch = identifier(_word(types, len(types) - 1), set()) if len(last) < len(members) else None
+    present = [len(copy) == len(types) for copy in members]
+    last = [compact_fields(dict(copy[-1].fields)) for copy, here in zip(members, present) if here]
+    switch = identifier(_word(types, len(types) - 1), set()) if not all(present) else None
+    switches = {switch} if switch else set()
     if switch is None:
         body.append(merge.merge(last, "value", _word(types, len(types) - 1) or "layer"))
     elif all(same(fields, last[0]) for fields in last):
@@ -197,19 +188,16 @@ def _unit(runs: list[range], layers: tuple[Layer, ...], types: tuple[str, ...],
             layer_names.append(common.template())
             continue
         word = _word(types, k) or types[k].lower()
-        key = identifier(f"{word}_name" if word == switch else word,
-                         {p.name for p in merge.params} | set(name_params) | ({switch} if switch else set()))
+        key = identifier(f"{word}_name" if word == switch else word, set(name_params) | switches)
         name_params[key] = common
         layer_names.append("${" + key + "}")
-    merge.name_params(set(name_params) | ({switch} if switch else set()))
+    merge.name_params(set(name_params) | switches)
     merge.choose_defaults()
     params = {param.name: param.declaration() for param in merge.params}
     params.update({key: {"type": "string", "default": pattern.template()} for key, pattern in name_params.items()})
-    present = [len(copy) == len(types) for copy in members]
     if switch:
         params[switch] = {"type": "bool", "default": present.count(True) * 2 >= len(present)}
-    count = len(members[0][0].bottoms)
-    unit = UnitModule(identifier(_unit_name(types), taken), types, plain_ports(count, set()),
+    unit = UnitModule(identifier(_unit_name(types), taken), types, plain_ports(len(members[0][0].bottoms), set()),
                       [merge.named(fields) for fields in body], layer_names, params, name_params, switch)
     uses = []
     for index, copy in enumerate(members):

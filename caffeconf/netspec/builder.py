@@ -270,8 +270,7 @@ class Net:
     def __setattr__(self, name: str, value: Any) -> None:
         self._builder.assign(name, value, caller_span())
 
-    def __setitem__(self, name: str, value: Any) -> None:
-        self._builder.assign(name, value, caller_span())
+    __setitem__ = __setattr__
 
     def __getattr__(self, name: str) -> Top:
         if name.startswith("__"):
