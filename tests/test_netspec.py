@@ -211,3 +211,17 @@ def test_every_tool_takes_a_netspec_net():
     n.data = cs.Input(shape=[1, 3, 4, 4])
     n.fc = cs.InnerProduct(n.data, num_output=2)
     assert shapes(n).blob("fc") == (1, 2) and load(n) == n.to_net() and diff(n, n.to_net()) == []
+
+
+def test_import_python_keeps_a_literal_dollar_brace_in_layer_and_net_fields(tmp_path):
+    from caffeconf.cli import main
+    prototxt = tmp_path / "dollars.prototxt"
+    prototxt.write_text('name: "n $${a}"\nlayer { name: "in" type: "Input" top: "data" '
+                        'input_param { shape { dim: 1 dim: 2 } } }\n'
+                        'layer { name: "d" type: "Data" top: "$${b}" data_param { source: "$${c}" batch_size: 1 } }\n')
+    script = tmp_path / "net.py"
+    assert main(["import", str(prototxt), "-o", str(script)]) == 0
+    net = runpy.run_path(str(script))["net"]
+    assert (net.name, net.layers[1].tops, net.layers[1].fields["data_param"]["source"]) \
+        == ("n $${a}", ("$${b}",), "$${c}")
+    assert net == load(prototxt)

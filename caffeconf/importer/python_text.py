@@ -47,7 +47,7 @@ def _layer_line(layer: Layer) -> str:
 
 def _keywords(layer: Layer) -> dict[str, Any]:
     """The layer's fields, its own *_param's spread out as keywords (`num_output=64`) as NetSpec takes them."""
-    fields = compact_fields(_unescaped(dict(layer.fields)))
+    fields = compact_fields(dict(layer.fields))
     own = param_message_of(layer.type)
     inner = fields.get(own)
     if isinstance(inner, dict) and inner:
