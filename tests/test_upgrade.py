@@ -153,6 +153,15 @@ def test_v0_field_foreign_to_its_type_is_dropped_with_a_warning():
         "V0 field 'num_output' does not apply to layer 'r' of type 'relu'; Caffe drops it"]
 
 
+
+def test_validate_reports_what_the_upgrade_drops_with_its_place(tmp_path, capsys):
+    net = tmp_path / "v0.prototxt"
+    net.write_text('name: "v0"\ninput: "x"\ninput_dim: 1 input_dim: 1 input_dim: 4 input_dim: 4\n'
+                   'layers { layer { name: "r" type: "relu" num_output: 3 } bottom: "x" top: "x" }\n')
+    assert main(["validate", str(net)]) == 0
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{net}:4:1: warning: V0 field 'num_output' does not apply to layer 'r' of type 'relu'; Caffe drops it")
+
 def test_v0_reading_an_unknown_blob_is_an_error():
     net = prototxt.parse_net_text(
         'layers { layer { name: "r" type: "relu" } bottom: "nowhere" top: "x" }', "t.prototxt")

@@ -98,8 +98,9 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
             name = next(iter(options.settings.params.keys))
             raise CaffeconfError.at(options.settings.params.keys[name], f"--set {name}: {path} is not a config "
                                     "(only a config has parameters)")
-        whole, solver = _net_file(path, options.content).net(), None
-        diagnostics = prototxt_diagnostics(whole) if options.verify else ()
+        net_file, solver = _net_file(path, options.content), None
+        whole = net_file.net()  # what Caffe's upgrade logs and goes past comes first: a cause, never a consequence
+        diagnostics = tuple(net_file.report.warnings) + (prototxt_diagnostics(whole) if options.verify else ())
     if state is None:
         return Loaded(whole, None, diagnostics, str(path), whole, solver)
     net, chosen = for_state(whole, state)
