@@ -3,7 +3,6 @@ document that both the flat import and the factoring into modules write."""
 
 from __future__ import annotations
 
-import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +10,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from ..caffe import messages
-from ..caffe.facts import SOURCE_TYPES
+from ..caffe.facts import SOURCE_TYPES, as_float32
 from ..ir import Layer
 
 FORMAT_VERSION = 1
@@ -59,16 +58,12 @@ def shortest_float32(value: float) -> float:
     not 9.999999747378752e-05)."""
     if value != value or value in (float("inf"), float("-inf")):
         return value
-    target = _as_float32(value)
+    target = as_float32(value)
     for digits in range(1, 10):
         candidate = float(f"{value:.{digits}g}")
-        if _as_float32(candidate) == target:
+        if as_float32(candidate) == target:
             return candidate
     return value
-
-
-def _as_float32(value: float) -> float:
-    return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
 def literal(text: str) -> str:
