@@ -46,6 +46,9 @@ class Diagnostic:
     notes: tuple[Note, ...] = ()
     hint: str | None = None
 
+    def with_note(self, note: Note) -> "Diagnostic":
+        return Diagnostic(self.message, self.span, self.severity, self.notes + (note,), self.hint)
+
 
 class CaffeconfError(Exception):
     """Bad input: carries every diagnostic found, each with its location."""
@@ -253,7 +256,7 @@ def merge_spread(groups: Sequence[Sequence[Diagnostic]], plural: str, describe: 
         held = f"all {len(groups)}" if len(indices) == len(groups) else f"{len(indices)} of {len(groups)}"
         shown = f"; the message is for {describe(indices[:1])}" if len(messages) > 1 else ""
         note = Note(f"in {held} {plural} ({describe(indices)}){shown}", span)
-        merged.append(Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint))
+        merged.append(diag.with_note(note))
     return merged
 
 
@@ -286,7 +289,7 @@ class DiagnosticList:
         """Add `note` to the diagnostic whose key is `key`."""
         for index, diag in enumerate(self.items):
             if self.key(diag) == key:
-                self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (note,), diag.hint)
+                self.items[index] = diag.with_note(note)
 
     def error(self, span: Span | None, message: str, *, notes: Iterable[Note] = (),
               hint: str | None = None) -> None:
@@ -307,10 +310,11 @@ class DiagnosticList:
             if context > self.MAX_CONTEXT_NOTES:
                 continue
             added = note if context < self.MAX_CONTEXT_NOTES else Note("in module uses further out (not listed)")
-            self.items[index] = Diagnostic(diag.message, diag.span, diag.severity, diag.notes + (added,), diag.hint)
+            self.items[index] = diag.with_note(added)
 
     def take_since(self, start: int) -> list[Diagnostic]:
-        """Remove and return the diagnostics added since `start` (to be merged and added again)."""
+        """Remove and return the diagnostics added since `start` (to be merged and added again, or of
+        a step that is undone)."""
         taken = self.items[start:]
         del self.items[start:]
         self._seen.difference_update(self.key(d) for d in taken)
@@ -319,13 +323,6 @@ class DiagnosticList:
     def extend(self, error: CaffeconfError) -> None:
         for diag in error.diagnostics:
             self.add(diag)
-
-    def drop_since(self, start: int) -> list[Diagnostic]:
-        """Take back the diagnostics added since `start` (a step that is undone), returning them."""
-        dropped, self.items = self.items[start:], self.items[:start]
-        for diag in dropped:
-            self._seen.discard((diag.span, diag.message, diag.severity))
-        return dropped
 
     @property
     def has_errors(self) -> bool:

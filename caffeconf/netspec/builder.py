@@ -167,7 +167,7 @@ class Builder:
             result = run()
         except CaffeconfError as error:
             self.diags.extend(error)
-        found = self.diags.drop_since(start)
+        found = self.diags.take_since(start)
         if any(d.severity == "error" for d in found):
             del self.resolver.layers[layers:]
             self.scope.blobs, self.scope.layer_tops, self.scope.poisoned = saved
