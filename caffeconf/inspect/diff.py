@@ -23,6 +23,7 @@ from typing import Any, Iterator, Mapping
 from google.protobuf.descriptor import FieldDescriptor
 
 from ..ir import Layer, Net
+from .shapes import format_shape
 
 # Fields whose mere presence changes what Caffe does, even at their default value.
 PRESENCE_MATTERS = frozenset({
@@ -89,14 +90,10 @@ class Blobs:
 
     def __str__(self) -> str:
         count = f"{len(self.shapes)} blob{'' if len(self.shapes) == 1 else 's'}"
-        return f"{count} ({', '.join(map(_shape_text, self.shapes))})"
+        return f"{count} ({', '.join(map(format_shape, self.shapes))})"
 
     def as_json(self) -> dict:
         return {"count": len(self.shapes), "shapes": [list(shape) for shape in self.shapes], "sha256": self.sha256}
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape)) if shape else "scalar"
 
 
 def summarize_blobs(blobs: list[Mapping[str, Any]]) -> Blobs:
