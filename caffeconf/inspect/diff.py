@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from ..caffe import messages
 from ..ir import Layer, Net
 from .shapes import format_shape
 
@@ -116,12 +117,6 @@ def _blob_shape(blob: Mapping[str, Any]) -> tuple[int, ...]:
 
 # ---------------------------------------------------------------- normalization
 
-def _descriptor(name: str):
-    from ..caffe import messages
-
-    return messages.descriptor(name)
-
-
 def normalize(fields: Mapping[str, Any], message) -> dict[str, Any]:
     """`fields` as Caffe reads them: defaults and empty sub-messages dropped, floats at float32."""
     out = {}
@@ -178,7 +173,7 @@ def normal_layer_fields(layer: Layer) -> dict[str, Any]:
     one would be slow, and printing them useless)."""
     fields = dict(layer.fields)
     blobs = fields.pop("blobs", [])
-    normal = normalize(fields, _descriptor("LayerParameter"))
+    normal = normalize(fields, messages.descriptor("LayerParameter"))
     if blobs:
         normal["blobs"] = summarize_blobs(blobs)
     return normal
@@ -240,13 +235,13 @@ def diff_solvers(a, b) -> list[Difference]:
     floats at float32); a net written in either compares as its fields."""
     from ..caffe.serde import message_to_data
 
-    message = _descriptor("SolverParameter")
+    message = messages.descriptor("SolverParameter")
     fields_a, fields_b = normalize(message_to_data(a), message), normalize(message_to_data(b), message)
     return [Difference("solver", "", path, old, new) for path, old, new in field_changes(fields_a, fields_b)]
 
 
 def _net_fields(a: Net, b: Net) -> Iterator[Difference]:
-    message = _descriptor("NetParameter")
+    message = messages.descriptor("NetParameter")
     fields_a, fields_b = normalize(a.fields, message), normalize(b.fields, message)
     if a.name != b.name:
         yield Difference("net", "", "name", a.name, b.name)

@@ -351,14 +351,10 @@ def _backward_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage], sa
     for index, cost in enumerate(costs):
         for bottom in cost.layer.bottoms:
             storage = storages.get(bottom)
-            if storage is not None and not _is_source(costs[storage.producer].layer):
+            if storage is not None and costs[storage.producer].layer.bottoms:  # a source's tops need no gradient
                 last_readers[id(storage)] = (storage, index)
     gradients = _running_sums(((s.producer, last, s.bytes) for s, last in last_readers.values()), len(costs))
     return max((forward + gradient for forward, gradient in zip(itertools.accumulate(saved), gradients)), default=0)
-
-
-def _is_source(layer: Layer) -> bool:
-    return not layer.bottoms
 
 
 def net_totals(costs: Sequence[LayerCost]) -> tuple[int | None, int | None, int | None]:
