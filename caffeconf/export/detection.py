@@ -32,12 +32,17 @@ def _reshaped(e: Emit, x: str, dims) -> str:
     return e.node("Reshape", [x, e.ints("shape", dims)])[0]
 
 
-def _legacy(e: Emit, index: int, bottom: int = 0) -> int:
-    """A dim of a bottom read as the fork reads it (num, channels, height, width), needed fixed."""
+def _checked(rule, *args):
+    """`rule(*args)`, the fork's setup check shared with the runner; its ValueError is Unexpressible."""
     try:
-        dim = legacy_dim(e.bottom_shapes[bottom], index)
+        return rule(*args)
     except ValueError as problem:
         raise Unexpressible(str(problem)) from None
+
+
+def _legacy(e: Emit, index: int, bottom: int = 0) -> int:
+    """A dim of a bottom read as the fork reads it (num, channels, height, width), needed fixed."""
+    dim = _checked(legacy_dim, e.bottom_shapes[bottom], index)
     if dim is None:
         raise Unexpressible("it needs a dim that a dynamic-batch export leaves open")
     return dim
@@ -60,10 +65,7 @@ def normalize(e: Emit) -> None:
 
 @emits("Permute")
 def permute(e: Emit) -> None:
-    try:
-        order = permute_order(list(e.param("permute_param")["order"]), len(e.bottom_shapes[0]))
-    except ValueError as problem:
-        raise Unexpressible(str(problem)) from None
+    order = _checked(permute_order, list(e.param("permute_param")["order"]), len(e.bottom_shapes[0]))
     e.node("Transpose", [e.inputs[0]], e.out(), perm=order)
 
 
@@ -71,10 +73,7 @@ def permute(e: Emit) -> None:
 def prior_box(e: Emit) -> None:
     """The runner's boxes as a constant: they depend on the feature map's and the image's sizes only
     (never on the batch: Caffe's top has batch dim 1)."""
-    try:
-        setup = prior_box_setup(e.layer.fields.get("prior_box_param") or {})
-    except ValueError as problem:
-        raise Unexpressible(str(problem)) from None
+    setup = _checked(prior_box_setup, e.layer.fields.get("prior_box_param") or {})
     if len(e.inputs) != 2:
         raise Unexpressible(f"PriorBox takes 2 bottoms (a feature map and the image), got {len(e.inputs)}")
     layer_hw = (_legacy(e, 2), _legacy(e, 3))
@@ -87,10 +86,7 @@ def prior_box(e: Emit) -> None:
 # ---------------------------------------------------------------- DetectionOutput
 
 def _settings(e: Emit) -> dict:
-    try:
-        s = detection_settings(e.param("detection_output_param"))
-    except ValueError as problem:
-        raise Unexpressible(str(problem)) from None
+    s = _checked(detection_settings, e.param("detection_output_param"))
     if s["eta"] != 1:
         raise Unexpressible(f"nms_param.eta {s['eta']:g} lowers the NMS threshold after each kept box; ONNX "
                             "NonMaxSuppression keeps one threshold (export with eta 1)")
@@ -101,10 +97,7 @@ def _settings(e: Emit) -> dict:
 
 def _decoded(e: Emit, s: dict, loc: str, priors: str, variances: str) -> str:
     """The fork's DecodeBBox in the runner's float32 operations: (N, loc classes, P, 4) boxes."""
-    if s["variance_in_target"]:
-        scaled = loc
-    else:
-        scaled = e.node("Mul", [variances, loc])[0]
+    scaled = loc if s["variance_in_target"] else e.node("Mul", [variances, loc])[0]
     if s["code_type"] == "CORNER":
         return e.node("Add", [priors, scaled])[0]
     low, high = e.node("Split", [priors, e.ints("halves", [2, 2])], 2, axis=1)

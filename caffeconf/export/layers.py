@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..inspect.shapes import conv_geometry, pool_geometry
+from ..inspect.shapes import conv_geometry, count, pool_geometry
 from .emit import Emit, Unexpressible
 
 EMITTERS: dict[str, Callable[[Emit], None]] = {}
@@ -39,18 +39,13 @@ def _conv_attributes(e: Emit) -> dict:
             "dilations": list(geo.dilation), "group": e.param("convolution_param")["group"]}
 
 
-@emits("Convolution")
+@emits("Convolution", "Deconvolution")
 def convolution(e: Emit) -> None:
-    # Caffe's weights (out, in/group, k...) are ONNX's Conv layout; output sizes floor as Caffe's.
+    # Caffe's weights (out, in/group, k...) are ONNX's Conv layout, output sizes flooring as Caffe's; a
+    # Deconvolution's (in, out/group, k...) is ConvTranspose's, its size s(i-1)+d(k-1)+1-2p ONNX's too.
+    op = {"Convolution": "Conv", "Deconvolution": "ConvTranspose"}[e.layer.type]
     weights = [e.const(f"{i}", blob) for i, blob in enumerate(e.blobs)]
-    e.node("Conv", [e.inputs[0], *weights], e.out(), **_conv_attributes(e))
-
-
-@emits("Deconvolution")
-def deconvolution(e: Emit) -> None:
-    # Caffe's (in, out/group, k...) is ConvTranspose's layout; its size s(i-1)+d(k-1)+1-2p is ONNX's too.
-    weights = [e.const(f"{i}", blob) for i, blob in enumerate(e.blobs)]
-    e.node("ConvTranspose", [e.inputs[0], *weights], e.out(), **_conv_attributes(e))
+    e.node(op, [e.inputs[0], *weights], e.out(), **_conv_attributes(e))
 
 
 @emits("Pooling")
@@ -127,18 +122,15 @@ def inner_product(e: Emit) -> None:
         e.node("Gemm", operands, e.out(), transB=transposed)
         return
     flat = e.node("Gemm", operands, transB=transposed)
-    e.reshape(flat[0], (None if None in source[:axis] else math.prod(source[:axis]), p["num_output"]),
-              e.top_shapes[0], e.out())
+    e.reshape(flat[0], (count(source[:axis]), p["num_output"]), e.top_shapes[0], e.out())
 
 
 @emits("Embed")
 def embed(e: Emit) -> None:
     indices = e.node("Cast", [e.inputs[0]], to=7)  # INT64
-    if len(e.blobs) == 1:
-        e.node("Gather", [e.const("0", e.blobs[0]), *indices], e.out())
-        return
-    looked_up = e.node("Gather", [e.const("0", e.blobs[0]), *indices])
-    e.node("Add", [*looked_up, e.const("1", e.blobs[1])], e.out())
+    looked_up = e.node("Gather", [e.const("0", e.blobs[0]), *indices], e.out() if len(e.blobs) == 1 else 1)
+    if len(e.blobs) > 1:  # the bias
+        e.node("Add", [*looked_up, e.const("1", e.blobs[1])], e.out())
 
 
 # --------------------------------------------------------------- normalization
@@ -277,10 +269,6 @@ def _affine(e: Emit, x: str, scale: float, shift: float) -> str:
     return x
 
 
-def _last(e: Emit, op: str, inputs: list[str]) -> None:
-    e.node(op, inputs, e.out())
-
-
 @emits("Power")
 def power(e: Emit) -> None:
     p = e.param("power_param")
@@ -288,7 +276,7 @@ def power(e: Emit) -> None:
     if p["power"] == 1:
         e.node("Identity", [base], e.out())
     else:
-        _last(e, "Pow", [base, e.const("power", p["power"])])
+        e.node("Pow", [base, e.const("power", p["power"])], e.out())
 
 
 def _log_base(p, message: str) -> float:
@@ -314,7 +302,7 @@ def log(e: Emit) -> None:
     if inverse == 1:
         e.node("Identity", natural, e.out())
     else:
-        _last(e, "Mul", [*natural, e.const("inverse_log_base", inverse)])  # Caffe multiplies
+        e.node("Mul", [*natural, e.const("inverse_log_base", inverse)], e.out())  # Caffe multiplies
 
 
 @emits("Threshold")
@@ -328,7 +316,7 @@ def clip(e: Emit) -> None:
     p = e.param("clip_param")
     if not (p.has("min") and p.has("max")):
         raise Unexpressible("clip_param needs both min and max (they are required in caffe.proto)")
-    _last(e, "Clip", [e.inputs[0], e.const("min", p["min"]), e.const("max", p["max"])])
+    e.node("Clip", [e.inputs[0], e.const("min", p["min"]), e.const("max", p["max"])], e.out())
 
 
 @emits("PReLU")
@@ -336,7 +324,7 @@ def prelu(e: Emit) -> None:
     slope, rank = e.blobs[0], len(e.bottom_shapes[0])
     # one slope per channel (axis 1), lined up for ONNX's broadcasting; channel_shared: one for all
     shaped = slope.reshape(1) if slope.ndim == 0 else slope.reshape((-1,) + (1,) * (rank - 2))
-    _last(e, "PRelu", [e.inputs[0], e.const("slope", shaped)])
+    e.node("PRelu", [e.inputs[0], e.const("slope", shaped)], e.out())
 
 
 @emits("Eltwise")
@@ -354,7 +342,7 @@ def eltwise(e: Emit) -> None:
         terms = [x if c == 1 else e.node("Mul", [x, e.const(f"coeff{i}", c)])[0]
                  for i, (x, c) in enumerate(zip(e.inputs, coeff))]
     if operation == "MAX":
-        _last(e, "Max", terms)
+        e.node("Max", terms, e.out())
         return
     op = "Mul" if operation == "PROD" else "Add"
     total = terms[0]
@@ -368,16 +356,12 @@ def reduction(e: Emit) -> None:
     source = e.bottom_shapes[0]
     axis = e.axis(p["axis"], len(source)) if source else 0
     # Caffe reduces every axis from `axis` on: flatten them into one, reduce it.
-    rows = e.reshape(e.inputs[0], source, source[:axis] + (_count(source[axis:]),))
+    rows = e.reshape(e.inputs[0], source, source[:axis] + (count(source[axis:]),))
     op = {"SUM": "ReduceSum", "ASUM": "ReduceL1", "SUMSQ": "ReduceSumSquare", "MEAN": "ReduceMean"}[p["operation"]]
     if p["coeff"] == 1:
         e.reduce(op, rows[0], [axis], 0, e.out())
         return
-    _last(e, "Mul", [*e.reduce(op, rows[0], [axis], 0), e.const("coeff", p["coeff"])])
-
-
-def _count(dims) -> int | None:
-    return None if None in dims else math.prod(dims)
+    e.node("Mul", [*e.reduce(op, rows[0], [axis], 0), e.const("coeff", p["coeff"])], e.out())
 
 
 # ------------------------------------------------------------- blob shuffling
@@ -400,12 +384,7 @@ def slice_(e: Emit) -> None:
     e.node("Split", [e.inputs[0], e.ints("split", sizes)], e.tops, axis=axis)
 
 
-@emits("Flatten")
-def flatten(e: Emit) -> None:
-    e.reshape(e.inputs[0], e.bottom_shapes[0], e.top_shapes[0], e.out())
-
-
-@emits("Reshape")
+@emits("Flatten", "Reshape")
 def reshape(e: Emit) -> None:
     e.reshape(e.inputs[0], e.bottom_shapes[0], e.top_shapes[0], e.out())
 
@@ -428,7 +407,7 @@ def tile(e: Emit) -> None:
     rank = len(e.bottom_shapes[0])
     repeats = [1] * rank
     repeats[e.axis(p["axis"], rank)] = p["tiles"]
-    _last(e, "Tile", [e.inputs[0], e.ints("repeats", repeats)])
+    e.node("Tile", [e.inputs[0], e.ints("repeats", repeats)], e.out())
 
 
 @emits("ArgMax")
@@ -454,7 +433,7 @@ def argmax(e: Emit) -> None:
 
 @emits("BatchReindex")
 def batch_reindex(e: Emit) -> None:
-    _last(e, "Gather", [e.inputs[0], *e.node("Cast", [e.inputs[1]], to=7)])
+    e.node("Gather", [e.inputs[0], *e.node("Cast", [e.inputs[1]], to=7)], e.out())
 
 
 @emits("Parameter")

@@ -22,7 +22,9 @@ from typing import Any, Iterator, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
+from ..caffe import messages
 from ..ir import Layer, Net
+from .shapes import format_shape
 
 # Fields whose mere presence changes what Caffe does, even at their default value.
 PRESENCE_MATTERS = frozenset({
@@ -89,14 +91,10 @@ class Blobs:
 
     def __str__(self) -> str:
         count = f"{len(self.shapes)} blob{'' if len(self.shapes) == 1 else 's'}"
-        return f"{count} ({', '.join(map(_shape_text, self.shapes))})"
+        return f"{count} ({', '.join(map(format_shape, self.shapes))})"
 
     def as_json(self) -> dict:
         return {"count": len(self.shapes), "shapes": [list(shape) for shape in self.shapes], "sha256": self.sha256}
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(map(str, shape)) if shape else "scalar"
 
 
 def summarize_blobs(blobs: list[Mapping[str, Any]]) -> Blobs:
@@ -118,12 +116,6 @@ def _blob_shape(blob: Mapping[str, Any]) -> tuple[int, ...]:
 
 
 # ---------------------------------------------------------------- normalization
-
-def _descriptor(name: str):
-    from ..caffe import messages
-
-    return messages.descriptor(name)
-
 
 def normalize(fields: Mapping[str, Any], message) -> dict[str, Any]:
     """`fields` as Caffe reads them: defaults and empty sub-messages dropped, floats at float32."""
@@ -181,7 +173,7 @@ def normal_layer_fields(layer: Layer) -> dict[str, Any]:
     one would be slow, and printing them useless)."""
     fields = dict(layer.fields)
     blobs = fields.pop("blobs", [])
-    normal = normalize(fields, _descriptor("LayerParameter"))
+    normal = normalize(fields, messages.descriptor("LayerParameter"))
     if blobs:
         normal["blobs"] = summarize_blobs(blobs)
     return normal
@@ -243,13 +235,13 @@ def diff_solvers(a, b) -> list[Difference]:
     floats at float32); a net written in either compares as its fields."""
     from ..caffe.serde import message_to_data
 
-    message = _descriptor("SolverParameter")
+    message = messages.descriptor("SolverParameter")
     fields_a, fields_b = normalize(message_to_data(a), message), normalize(message_to_data(b), message)
     return [Difference("solver", "", path, old, new) for path, old, new in field_changes(fields_a, fields_b)]
 
 
 def _net_fields(a: Net, b: Net) -> Iterator[Difference]:
-    message = _descriptor("NetParameter")
+    message = messages.descriptor("NetParameter")
     fields_a, fields_b = normalize(a.fields, message), normalize(b.fields, message)
     if a.name != b.name:
         yield Difference("net", "", "name", a.name, b.name)

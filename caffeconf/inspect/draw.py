@@ -145,9 +145,8 @@ class _Drawing:
                  f"  graph [rankdir={rankdir}, fontname=\"Helvetica\", compound=true];",
                  "  node [fontname=\"Helvetica\", fontsize=10];",
                  "  edge [fontname=\"Helvetica\", fontsize=9];"]
-        edges = self.edges()
         lines += self._cluster_body(self.root, "  ")
-        lines += ["  " + line for line in edges]
+        lines += ["  " + line for line in self.edges()]
         return "\n".join(lines) + "\n}\n"
 
     def _cluster_body(self, cluster: Cluster, indent: str) -> list[str]:

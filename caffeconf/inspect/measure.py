@@ -121,15 +121,9 @@ def _owned_params(layer: Layer, shapes: Sequence[Shape], shared_seen: set[str]):
 
 def _new_bytes(entry: LayerShapes) -> int | None:
     layer = entry.layer
-    total = 0
-    for top, shape in zip(layer.tops, entry.tops):
-        if top in layer.bottoms or layer.type in VIEW_TYPES:
-            continue
-        values = None if shape is None else count(shape)
-        if values is None:
-            return None
-        total += values * BYTES_PER_VALUE
-    return total
+    values = _total(None if shape is None else count(shape) for top, shape in zip(layer.tops, entry.tops)
+                    if top not in layer.bottoms and layer.type not in VIEW_TYPES)
+    return None if values is None else values * BYTES_PER_VALUE
 
 
 def _macs(entry: LayerShapes) -> int | None:
@@ -137,9 +131,7 @@ def _macs(entry: LayerShapes) -> int | None:
     if entry.layer.type in ZERO_MAC_TYPES:
         return 0
     rule = MAC_RULES.get(entry.layer.type)
-    if rule is None:
-        return None
-    if any(shape is None for shape in entry.bottoms + entry.tops):
+    if rule is None or any(shape is None for shape in entry.bottoms + entry.tops):
         return None
     return rule(entry)
 
@@ -329,10 +321,7 @@ def _storages(costs: Sequence[LayerCost]) -> dict[str, _Storage]:
 
 
 def _distinct(storages: Iterable[_Storage]) -> list[_Storage]:
-    seen: dict[int, _Storage] = {}
-    for storage in storages:
-        seen.setdefault(id(storage), storage)
-    return list(seen.values())
+    return list({id(storage): storage for storage in storages}.values())
 
 
 def _inference_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage]) -> int:
@@ -362,14 +351,10 @@ def _backward_peak(costs: Sequence[LayerCost], storages: dict[str, _Storage], sa
     for index, cost in enumerate(costs):
         for bottom in cost.layer.bottoms:
             storage = storages.get(bottom)
-            if storage is not None and not _is_source(costs[storage.producer].layer):
+            if storage is not None and costs[storage.producer].layer.bottoms:  # a source's tops need no gradient
                 last_readers[id(storage)] = (storage, index)
     gradients = _running_sums(((s.producer, last, s.bytes) for s, last in last_readers.values()), len(costs))
     return max((forward + gradient for forward, gradient in zip(itertools.accumulate(saved), gradients)), default=0)
-
-
-def _is_source(layer: Layer) -> bool:
-    return not layer.bottoms
 
 
 def net_totals(costs: Sequence[LayerCost]) -> tuple[int | None, int | None, int | None]:

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
-from ..errors import CaffeconfError, Diagnostic, Note, did_you_mean
+from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
                            depthwise_output, filler_problem, fixed_blobs, interp_size, learnable_blobs, legacy_dim,
                            permute_order, pooling_rounds_up, prior_box_setup, proto_default, shuffle_group)
@@ -33,6 +33,14 @@ Shape = tuple[Dim, ...]
 
 class ShapeMismatch(Exception):
     """Raised by a rule; the driver turns it into a located diagnostic."""
+
+
+def _checked(rule, *args):
+    """`rule(*args)` of caffe.facts or the fork layers, its ValueError (what Caffe refuses) a ShapeMismatch."""
+    try:
+        return rule(*args)
+    except ValueError as problem:
+        raise ShapeMismatch(str(problem)) from None
 
 
 @dataclass(frozen=True)
@@ -84,10 +92,6 @@ def count(dims: Sequence[Dim]) -> int | None:
     if any(d is None for d in dims):
         return None
     return math.prod(dims)
-
-
-def _sum(dims: Sequence[Dim]) -> Dim:
-    return None if any(d is None for d in dims) else sum(dims)
 
 
 def _canonical_axis(axis: int, rank: int) -> int:
@@ -142,9 +146,7 @@ def _written_per_axis(param: Mapping, name: str, num_axes: int, default: int | N
     return values
 
 
-def _conv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> Dim:
-    if size is None:
-        return None
+def _conv_out(size: int, kernel: int, pad: int, stride: int, dilation: int) -> int:
     extent = dilation * (kernel - 1) + 1
     # Caffe's C++ division truncates toward zero, so a kernel a little larger than a strided
     # input still gives one output; only a non-positive size is refused.
@@ -154,9 +156,7 @@ def _conv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> D
     return out
 
 
-def _deconv_out(size: Dim, kernel: int, pad: int, stride: int, dilation: int) -> Dim:
-    if size is None:
-        return None
+def _deconv_out(size: int, kernel: int, pad: int, stride: int, dilation: int) -> int:
     out = stride * (size - 1) + dilation * (kernel - 1) + 1 - 2 * pad
     if out <= 0:
         raise ShapeMismatch(f"output size {out} is not positive")
@@ -207,13 +207,9 @@ def _grouped_channels(layer: Layer, channels: Dim) -> tuple[int, Dim]:
     if group <= 0:
         raise ShapeMismatch(f"convolution_param.group must be positive, got {group}")
     if num_output % group or (channels is not None and channels % group):
-        raise ShapeMismatch(f"input channels {_dim(channels)} and num_output {num_output} "
+        raise ShapeMismatch(f"input channels {'?' if channels is None else channels} and num_output {num_output} "
                             f"must be multiples of group {group}")
     return num_output, None if channels is None else channels // group
-
-
-def _dim(d: Dim) -> str:
-    return "?" if d is None else str(d)
 
 
 def _with_bias(layer: Layer, message: str, weight: Shape, bias: Shape) -> tuple[Shape, ...]:
@@ -245,7 +241,7 @@ def _deconvolution(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 def _conv_top(geo: ConvGeometry, bottom: Shape, channels: int, size_rule) -> Shape:
     spatial = bottom[geo.axis + 1:]
-    sizes = tuple(size_rule(s, k, p, st, d) for s, k, p, st, d in
+    sizes = tuple(None if s is None else size_rule(s, k, p, st, d) for s, k, p, st, d in
                   zip(spatial, geo.kernel, geo.pad, geo.stride, geo.dilation))
     return (*bottom[:geo.axis], channels, *sizes)
 
@@ -328,10 +324,6 @@ def _embed(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred(((*bottoms[0], num_output),), _with_bias(layer, "embed_param", weight, (num_output,)))
 
 
-def _channels(shape: Shape) -> Dim:
-    return shape[1] if len(shape) > 1 else 1
-
-
 def _prelu(layer: Layer, bottoms: list[Shape]) -> Inferred:
     if len(bottoms[0]) < 2:
         raise ShapeMismatch("PReLU needs an input with at least 2 axes")
@@ -340,7 +332,7 @@ def _prelu(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 
 def _batch_norm(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    channels = _channels(bottoms[0])
+    channels = bottoms[0][1] if len(bottoms[0]) > 1 else 1
     params = None if channels is None else ((channels,), (channels,), (1,))
     return Inferred((bottoms[0],), params)
 
@@ -373,8 +365,7 @@ def _scale(layer: Layer, bottoms: list[Shape]) -> Inferred:
         bias = (bottoms[1],) if layer_param(layer, "scale_param", "bias_term") else ()
         return Inferred((bottoms[0],), None if None in bottoms[1] else bias)
     shape = _scale_shape(layer, "scale_param", bottoms[0])
-    params = (shape, shape) if layer_param(layer, "scale_param", "bias_term") else (shape,)
-    return Inferred((bottoms[0],), None if None in shape else params)
+    return Inferred((bottoms[0],), None if None in shape else _with_bias(layer, "scale_param", shape, shape))
 
 
 def _bias(layer: Layer, bottoms: list[Shape]) -> Inferred:
@@ -430,7 +421,8 @@ def _concat(layer: Layer, bottoms: list[Shape]) -> Inferred:
         if disagree:
             raise ShapeMismatch(f"Concat inputs must agree on every axis but {axis}: "
                                 + ", ".join(format_shape(b) for b in bottoms))
-    merged = _sum([b[axis] for b in bottoms])
+    sizes = [b[axis] for b in bottoms]
+    merged = None if None in sizes else sum(sizes)
     return Inferred(((*first[:axis], merged, *first[axis + 1:]),))
 
 
@@ -617,10 +609,11 @@ def _lstm_unit(layer: Layer, bottoms: list[Shape]) -> Inferred:
 # ---------------------------------------------------------------- SSD's detection layers
 
 def _legacy_dim(shape: Shape, index: int) -> Dim:
-    try:
-        return legacy_dim(shape, index)
-    except ValueError as problem:
-        raise ShapeMismatch(str(problem)) from None
+    return _checked(legacy_dim, shape, index)
+
+
+def _legacy_shape(shape: Shape) -> Shape:
+    return tuple(_legacy_dim(shape, index) for index in range(4))
 
 
 def _normalize(layer: Layer, bottoms: list[Shape]) -> Inferred:
@@ -634,20 +627,14 @@ def _normalize(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 def _permute(layer: Layer, bottoms: list[Shape]) -> Inferred:
     bottom = bottoms[0]
-    try:
-        order = permute_order(list(layer_param(layer, "permute_param", "order")), len(bottom))
-    except ValueError as problem:
-        raise ShapeMismatch(str(problem)) from None
+    order = _checked(permute_order, list(layer_param(layer, "permute_param", "order")), len(bottom))
     return Inferred((tuple(bottom[axis] for axis in order),))
 
 
 def _prior_box(layer: Layer, bottoms: list[Shape]) -> Inferred:
     """(1, 2, H*W*priors*4): the boxes, then their variances; the image bottom's size is read at
     forward time only."""
-    try:
-        priors = prior_box_setup(layer.fields.get("prior_box_param") or {}).priors_per_cell
-    except ValueError as problem:
-        raise ShapeMismatch(str(problem)) from None
+    priors = _checked(prior_box_setup, layer.fields.get("prior_box_param") or {}).priors_per_cell
     if len(bottoms) != 2:
         raise ShapeMismatch(f"PriorBox takes 2 bottoms (a feature map and the image), got {len(bottoms)}")
     cells = count((_legacy_dim(bottoms[0], 2), _legacy_dim(bottoms[0], 3)))
@@ -677,43 +664,32 @@ def _detection_output(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 # ---------------------------------------------------------------- fork layers
 
-def _fork_fact(rule, *args):
-    try:
-        return rule(*args)
-    except ValueError as problem:
-        raise ShapeMismatch(str(problem)) from None
-
-
 def _convolution_depthwise(layer: Layer, bottoms: list[Shape]) -> Inferred:
     """One filter per bottom channel: num_output and group are not read (the forks' own layer)."""
-    geo = _fork_fact(depthwise_geometry, layer.fields.get("convolution_param") or {})
-    n, c, h, w = (_legacy_dim(bottoms[0], i) for i in range(4))
-    sizes = tuple(None if size is None else _fork_fact(depthwise_output, size, *args)
+    geo = _checked(depthwise_geometry, layer.fields.get("convolution_param") or {})
+    n, c, h, w = _legacy_shape(bottoms[0])
+    sizes = tuple(None if size is None else _checked(depthwise_output, size, *args)
                   for size, *args in zip((h, w), geo.kernel, geo.pad, geo.stride, geo.dilation))
     params = None if c is None else _with_bias(layer, "convolution_param", (c, 1, *geo.kernel), (c,))
     return Inferred(((n, c, *sizes),), params)
 
 
 def _shuffle_channel(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    legacy = tuple(_legacy_dim(bottoms[0], i) for i in range(4))
-    _fork_fact(shuffle_group, layer.fields.get("shuffle_channel_param") or {}, legacy[1])
+    legacy = _legacy_shape(bottoms[0])
+    _checked(shuffle_group, layer.fields.get("shuffle_channel_param") or {}, legacy[1])
     return Inferred((legacy,))
 
 
 def _interp(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    n, c, h, w = (_legacy_dim(bottoms[0], i) for i in range(4))
-    return Inferred(((n, c, *_fork_fact(interp_size, layer.fields.get("interp_param") or {}, h, w)),))
-
-
-def _legacy_shape(shape: Shape) -> Shape:
-    return tuple(_legacy_dim(shape, index) for index in range(4))
+    n, c, h, w = _legacy_shape(bottoms[0])
+    return Inferred(((n, c, *_checked(interp_size, layer.fields.get("interp_param") or {}, h, w)),))
 
 
 def _bn(layer: Layer, bottoms: list[Shape]) -> Inferred:
     """(num, channels, height, width) of the bottom, then (SegNet's) the batch mean and variance
     (1, C, 1, 1); a (1, C, 1, 1) blob for each learnable blob (SegNet's scale and shift, PSPNet's
     slope, bias, moving mean and variance)."""
-    _fork_fact(check_bn_tops, layer.fields.get("bn_param") or {}, len(layer.tops))
+    _checked(check_bn_tops, layer.fields.get("bn_param") or {}, len(layer.tops))
     top = _legacy_shape(bottoms[0])
     statistic = (1, top[1], 1, 1)
     blobs = len(learnable_blobs("BN", layer.fields, len(bottoms)))
@@ -726,13 +702,13 @@ def _upsample(layer: Layer, bottoms: list[Shape]) -> Inferred:
     data, mask = (_require_rank(b, 4, "Upsample") for b in bottoms)
     if not all(map(_same, data, mask)):
         raise ShapeMismatch(f"the mask {format_shape(mask)} differs in shape from the values {format_shape(data)}")
-    size = _fork_fact(upsample_size, layer.fields.get("upsample_param") or {}, data[2], data[3])
+    size = _checked(upsample_size, layer.fields.get("upsample_param") or {}, data[2], data[3])
     return Inferred(((*data[:2], *size),))
 
 
 def _roi_pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
     """(ROIs, channels, pooled_h, pooled_w); each ROI is (batch index, x1, y1, x2, y2)."""
-    pooled = _fork_fact(roi_pooled_size, layer.fields.get("roi_pooling_param") or {})
+    pooled = _checked(roi_pooled_size, layer.fields.get("roi_pooling_param") or {})
     if len(bottoms) != 2:
         raise ShapeMismatch(f"ROIPooling takes 2 bottoms (features, ROIs), got {len(bottoms)}")
     features, rois = _legacy_shape(bottoms[0]), bottoms[1]
@@ -743,8 +719,8 @@ def _roi_pooling(layer: Layer, bottoms: list[Shape]) -> Inferred:
 
 
 def _smooth_l1_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
-    _fork_fact(check_smooth_l1_bottoms, len(bottoms))
-    _fork_fact(check_smooth_l1_shapes, bottoms)
+    _checked(check_smooth_l1_bottoms, len(bottoms))
+    _checked(check_smooth_l1_shapes, bottoms)
     return _scalar_loss(layer, bottoms)
 
 

@@ -38,13 +38,8 @@ class SourceShapes:
 
 def read_source_shapes(net: Net) -> list[SourceShapes]:
     """What each data layer whose source can be read gives its tops."""
-    found = []
-    for layer in net.layers:
-        reader = _READERS.get(layer.type)
-        read = reader(layer) if reader else None
-        if read is not None:
-            found.append(read)
-    return found
+    read = [_READERS[layer.type](layer) for layer in net.layers if layer.type in _READERS]
+    return [found for found in read if found is not None]
 
 
 def source_inputs(found: list[SourceShapes]) -> dict[str, Shape]:
@@ -122,9 +117,8 @@ def _image_data(layer: Layer) -> SourceShapes | None:
 
 def _hdf5_data(layer: Layer) -> SourceShapes | None:
     source = layer_param(layer, "hdf5_data_param", "source")
-    lines = _first_lines(source)
-    first = next((line.strip() for line in lines or () if line.strip()), None)
-    if first is None or not _is_file(Path(first)):
+    first = (_first_line(source) or "").strip()
+    if not first or not _is_file(Path(first)):
         return None
     try:
         import h5py
@@ -143,16 +137,18 @@ def _hdf5_data(layer: Layer) -> SourceShapes | None:
 
 
 def _first_entry(source: str) -> str | None:
-    lines = _first_lines(source)
+    line = _first_line(source)
+    if line is None:
+        return None
     try:
-        entries = parse_list([next(line for line in lines or () if line.strip())], source)
-    except (StopIteration, CaffeconfError):
+        entries = parse_list([line], source)
+    except CaffeconfError:
         return None
     return entries[0][0]
 
 
-def _first_lines(source: str) -> list[str] | None:
-    """The complete lines at the head of a list file (a bounded read), or None."""
+def _first_line(source: str) -> str | None:
+    """The first line with text of a list file (a bounded read), or None."""
     if not _is_file(Path(source)):
         return None
     try:
@@ -162,7 +158,7 @@ def _first_lines(source: str) -> list[str] | None:
         return None
     if len(head) == LIST_HEAD_BYTES:
         head = head[:head.rfind(b"\n") + 1]  # the last line may be cut
-    return head.decode("utf-8", errors="replace").splitlines()
+    return next((line for line in head.decode("utf-8", errors="replace").splitlines() if line.strip()), None)
 
 
 def _is_file(path: Path) -> bool:

@@ -16,7 +16,7 @@ import re
 from importlib import resources
 from typing import Any
 
-from ..ir import Layer, Net, Use
+from ..ir import Layer, Net
 from .draw import (FILL, GROUP_FILL, IN_PLACE_FILL, OTHER_FILL, blob_edges, layer_label, net_outputs,
                    shared_weights)
 from .measure import layer_costs
@@ -53,14 +53,10 @@ def _use_ids(layer: Layer, uses: dict[tuple[str, ...], int], rows: list[dict[str
         key = tuple(u.instance for u in chain[:depth + 1])
         if key not in uses:
             uses[key] = len(rows)
-            rows.append(_use_row(use, "/".join(key), ids[-1] if ids else None, depth + 1))
+            rows.append({"instance": use.instance, "module": use.module, "path": "/".join(key),
+                         "parent": ids[-1] if ids else None, "depth": depth + 1, "span": str(use.span)})
         ids.append(uses[key])
     return ids
-
-
-def _use_row(use: Use, path: str, parent: int | None, depth: int) -> dict[str, Any]:
-    return {"instance": use.instance, "module": use.module, "path": path, "parent": parent,
-            "depth": depth, "span": str(use.span)}
 
 
 def _layer_row(entry, cost, use_ids: list[int]) -> dict[str, Any]:
