@@ -8,7 +8,8 @@ import re
 import pytest
 
 from caffeconf.cli import main
-from caffeconf.inspect.diff import diff_nets, float32
+from caffeconf.caffe.facts import shortest_float32
+from caffeconf.inspect.diff import diff_nets
 from caffeconf.ir import Layer, Net
 
 from conftest import ROOT, require_models
@@ -74,7 +75,7 @@ def test_layers_sharing_a_name_pair_in_order():
 
 
 def test_float32_shortest_form():
-    assert [float32(v) for v in (0.1, 0.10000000149011612, 1e-4, 0.0039215684)] == \
+    assert [shortest_float32(v) for v in (0.1, 0.10000000149011612, 1e-4, 0.0039215684)] == \
         [0.1, 0.1, 1e-4, 0.0039215684]
 
 

@@ -232,6 +232,17 @@ def as_float32(value: float) -> float:
     return struct.unpack("<f", struct.pack("<f", value))[0]
 
 
+def shortest_float32(value: float) -> float:
+    """The float with the fewest significant digits that rounds to the same float32 (0.1, not
+    0.10000000149011612; 0.0001, not 9.999999747378752e-05): how a float field reads and writes."""
+    target = as_float32(value)
+    for digits in range(1, 10):  # nine significant digits always round-trip a float32
+        candidate = float(f"{value:.{digits}g}")
+        if as_float32(candidate) == target:
+            return candidate
+    return target  # NaN, which equals nothing
+
+
 def prior_aspect_ratios(ratios: Sequence[float], flip: bool) -> list[float]:
     """SSD's PriorBox: 1, then each written ratio not already there (within 1e-6), each followed by
     its inverse with `flip` (rounded to float, as the fork keeps them in a vector<float>)."""

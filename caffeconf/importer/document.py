@@ -10,7 +10,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from ..caffe import messages
-from ..caffe.facts import SOURCE_TYPES, as_float32
+from ..caffe.facts import SOURCE_TYPES, shortest_float32
 from ..ir import Layer
 
 FORMAT_VERSION = 1
@@ -50,19 +50,6 @@ def _value(field: FieldDescriptor, value: Any) -> Any:
         return shortest_float32(value)
     if kind == FieldDescriptor.TYPE_STRING:
         return literal(value)
-    return value
-
-
-def shortest_float32(value: float) -> float:
-    """The float with the fewest significant digits that rounds to the same float32 (0.0001,
-    not 9.999999747378752e-05)."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return value
-    target = as_float32(value)
-    for digits in range(1, 10):
-        candidate = float(f"{value:.{digits}g}")
-        if as_float32(candidate) == target:
-            return candidate
     return value
 
 

@@ -16,13 +16,13 @@ from __future__ import annotations
 import array
 import hashlib
 import json
-import struct
 from dataclasses import dataclass
 from typing import Any, Iterator, Mapping
 
 from google.protobuf.descriptor import FieldDescriptor
 
 from ..caffe import messages
+from ..caffe.facts import shortest_float32
 from ..ir import Layer, Net
 from .shapes import format_shape
 
@@ -139,18 +139,8 @@ def _normal_scalar(value: Any, field: FieldDescriptor) -> Any:
     if field.message_type is not None and isinstance(value, Mapping):
         return normalize(value, field.message_type)
     if field.type == FieldDescriptor.TYPE_FLOAT and isinstance(value, (int, float)):
-        return float32(value)
+        return shortest_float32(value)
     return value
-
-
-def float32(value: float) -> float:
-    """The shortest decimal that reads back as the same float32: 0.1, not 0.10000000149011612."""
-    single = struct.unpack("f", struct.pack("f", value))[0]
-    for digits in range(1, 10):
-        short = float(f"{single:.{digits}g}")
-        if struct.unpack("f", struct.pack("f", short))[0] == single:
-            return short
-    return single
 
 
 def _is_default(value: Any, field: FieldDescriptor, message) -> bool:
@@ -164,7 +154,7 @@ def _is_default(value: Any, field: FieldDescriptor, message) -> bool:
     if field.enum_type is not None:
         default = field.enum_type.values_by_number[default].name
     if field.type == FieldDescriptor.TYPE_FLOAT:
-        default = float32(default)  # as the value it is compared with (delta's 1e-8 is stored as a float32)
+        default = shortest_float32(default)  # as the value it is compared with (delta's 1e-8 is stored as a float32)
     return value == default
 
 
