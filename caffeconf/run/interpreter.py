@@ -11,7 +11,7 @@ in-place layers overwrite their bottom when nothing else still holds it.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -41,7 +41,7 @@ class Step:
     ready: bool = False
     in_place: bool = False
     # blob names to drop from the environment after this step (inference only)
-    dead_after: tuple[str, ...] = field(default=())
+    dead_after: tuple[str, ...] = ()
 
 
 def check_supported(net: Net, allow_python_layers: bool = False) -> None:
@@ -180,8 +180,6 @@ class CaffeNet(nn.Module):
                 tops = step.op.forward_fused(bottoms, blobs, *fused)
             else:
                 tops = (step.op.forward_in_place if in_place else step.op.forward)(bottoms, blobs)
-        except CaffeconfError:
-            raise
         except (RuntimeError, ValueError, IndexError) as error:
             shapes = ", ".join(str(tuple(b.shape)) for b in bottoms)
             raise step.ctx.error(f"{error} (bottom shapes: {shapes})") from error
