@@ -125,16 +125,10 @@ class CaffeNet(nn.Module):
             produced.update(step.layer.tops)
 
     def _plan_lifetimes(self) -> None:
-        last_read: dict[str, int] = {}
-        for position, step in enumerate(self.steps):
-            for bottom in step.layer.bottoms:
-                last_read[bottom] = position
-        dead: dict[int, list[str]] = {}
-        for name, position in last_read.items():
-            if name not in self.steps[position].layer.tops and name not in self.outputs:
-                dead.setdefault(position, []).append(name)
-        for position, step in enumerate(self.steps):
-            step.dead_after = tuple(dead.get(position, ()))
+        last_read = {bottom: step for step in self.steps for bottom in step.layer.bottoms}
+        for name, step in last_read.items():
+            if name not in step.layer.tops and name not in self.outputs:
+                step.dead_after += (name,)
 
     # ------------------------------------------------------------- running
 
@@ -214,10 +208,8 @@ class CaffeNet(nn.Module):
     def _exclusive(env: Mapping[str, Tensor], name: str, protected: set[int]) -> bool:
         """True when no other live blob, input or parameter shares `name`'s memory."""
         storage = env[name].untyped_storage().data_ptr()
-        if storage in protected:
-            return False
-        return not any(other != name and x.untyped_storage().data_ptr() == storage
-                       for other, x in env.items())
+        return storage not in protected and not any(other != name and x.untyped_storage().data_ptr() == storage
+                                                    for other, x in env.items())
 
     # ------------------------------------------------------------- weights
 
@@ -295,19 +287,14 @@ class CaffeNet(nn.Module):
 
     def loss(self, blobs: Mapping[str, Tensor]) -> Tensor | None:
         """Caffe's total loss: the sum of loss_weight x top over weighted tops."""
-        total = None
-        for step in self.steps:
-            for top, weight in zip(step.layer.tops, loss_weights(step.layer)):
-                if weight and top in blobs:
-                    term = blobs[top].sum() * weight
-                    total = term if total is None else total + term
-        return total
+        terms = [blobs[top].sum() * weight for step in self.steps
+                 for top, weight in zip(step.layer.tops, loss_weights(step.layer)) if weight and top in blobs]
+        return sum(terms[1:], terms[0]) if terms else None
 
 
 def loss_weights(layer: Layer) -> list[float]:
     """A layer's per-top loss weights: as written, else 1 for a *Loss layer's first top."""
     written = list(layer.fields.get("loss_weight", ()))
-    if written:
-        return written + [0.0] * (len(layer.tops) - len(written))
-    default = 1.0 if layer.type.endswith("Loss") else 0.0
-    return [default] + [0.0] * (len(layer.tops) - 1) if layer.tops else []
+    if not written and layer.tops:
+        written = [1.0 if layer.type.endswith("Loss") else 0.0]
+    return written + [0.0] * (len(layer.tops) - len(written))

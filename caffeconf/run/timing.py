@@ -63,11 +63,9 @@ def time_net(model: CaffeNet, inputs: Mapping[str, torch.Tensor], iterations: in
             record.forward_ms += counted * forward_ms
             record.backward_ms += counted * backward_ms
         model.zero_grad(set_to_none=True)
-    for record in timing.layers:
+    for record in (*timing.layers, timing):
         record.forward_ms /= iterations
         record.backward_ms /= iterations
-    timing.forward_ms /= iterations
-    timing.backward_ms /= iterations
     return timing
 
 
