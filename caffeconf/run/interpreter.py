@@ -231,10 +231,9 @@ class CaffeNet(nn.Module):
         if stored is not None and len(stored) != len(specs):
             raise step.ctx.error(f"the weights file has {len(stored)} blobs for it, "
                                  f"but it has {len(specs)}")
-        names = [p.get("name", "") for p in step.layer.params]
+        names = [p.get("name", "") for p in step.layer.params] + [""] * len(specs)
         blobs = self.layer_blobs[step.index]
-        for position, spec in enumerate(specs):
-            name = names[position] if position < len(names) else ""
+        for position, (spec, name) in enumerate(zip(specs, names)):
             initial = self._initial_value(step, position, spec, stored)
             blobs.append(self._share_or_create(step, position, name, spec, initial, device))
         step.ready = True

@@ -70,8 +70,7 @@ def permute(ctx: LayerContext) -> Op:
 
     def forward(bottoms, blobs):
         x = bottoms[0]
-        axes = ctx.checked(permute_order, order, x.dim())
-        return [x.permute(axes)]
+        return [x.permute(ctx.checked(permute_order, order, x.dim()))]
 
     return Op(forward=forward)
 

@@ -47,8 +47,7 @@ def bn(ctx: LayerContext) -> Op:
         mean, variance = batch_statistics(x)
         std = torch.sqrt(variance + BN_EPS).reshape(1, -1, 1, 1)
         top = (x - mean.reshape(1, -1, 1, 1)) / std * scale + shift
-        statistics = [mean.detach().reshape(1, -1, 1, 1), variance.detach().reshape(1, -1, 1, 1)]
-        return [top, *statistics][:len(ctx.layer.tops)]
+        return [top, mean.detach().reshape(1, -1, 1, 1), variance.detach().reshape(1, -1, 1, 1)][:len(ctx.layer.tops)]
 
     return Op(forward=forward, blob_specs=specs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -160,14 +161,8 @@ def _onednn_conv(x, weight, bias, geo: ConvGeometry, group: int, residual, relu:
 
 
 # yonghenglh6's DepthwiseConvolution is BaseConvolutionLayer on the CPU: Caffe's Convolution.
-@register("Convolution", "DepthwiseConvolution")
-def convolution(ctx: LayerContext) -> Op:
-    return _convolution(ctx, transposed=False)
-
-
-@register("Deconvolution")
-def deconvolution(ctx: LayerContext) -> Op:
-    return _convolution(ctx, transposed=True)
+register("Convolution", "DepthwiseConvolution")(partial(_convolution, transposed=False))
+register("Deconvolution")(partial(_convolution, transposed=True))
 
 
 @register("Im2col")
