@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -67,11 +67,6 @@ def _closest_type(name: str) -> str | None:
     return f"did you mean '{by_lower[match[0]]}'?" if match else None
 
 
-def fed_names(layers: Iterable[Layer]) -> list[str]:
-    """Blobs the caller feeds: tops of Input and database layers."""
-    return [top for layer in layers if layer.type in FED_TYPES for top in layer.tops]
-
-
 class CaffeNet(nn.Module):
     """A flat Caffe net as a module: `forward({blob: tensor}) -> {output blob: tensor}`."""
 
@@ -91,7 +86,7 @@ class CaffeNet(nn.Module):
         self.steps = self._build_steps(net.layers)
         self.layer_blobs = nn.ModuleList(nn.ParameterList() for _ in self.steps)
         self.shared: dict[str, nn.Parameter] = {}
-        self.inputs = fed_names(net.layers)
+        self.inputs = [top for layer in net.layers if layer.type in FED_TYPES for top in layer.tops]
         self.outputs = output_names(net.layers)
         self.folds: dict[int, Folded] = {}
         self._check_bottoms()

@@ -88,5 +88,4 @@ def _interp_axis(size_in: int, size_out: int, x: torch.Tensor):
     first = position.astype(np.int64)
     second = first + (first < size_in - 1)
     weight = torch.from_numpy(position - first.astype(np.float32)).to(device=x.device, dtype=x.dtype)
-    index = [torch.from_numpy(i).to(x.device) for i in (first, second)]
-    return index[0], index[1], weight
+    return torch.from_numpy(first).to(x.device), torch.from_numpy(second).to(x.device), weight

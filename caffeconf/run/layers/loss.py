@@ -37,8 +37,7 @@ def _ignore_label(p) -> int | None:
 
 def _class_layout(ctx: LayerContext, x: torch.Tensor, axis_param: int):
     axis = ctx.axis(axis_param, x.dim())
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
-    return axis, outer, inner
+    return axis, math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
 
 
 def _labels(ctx: LayerContext, label: torch.Tensor, outer: int, inner: int) -> torch.Tensor:
@@ -155,10 +154,8 @@ def contrastive_loss(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         a, b, similar = bottoms
         squared = ((a - b) ** 2).reshape(a.shape[0], -1).sum(dim=1)
-        if legacy:
-            dissimilar = torch.clamp(margin - squared, min=0)
-        else:
-            dissimilar = torch.clamp(margin - torch.sqrt(squared), min=0) ** 2
+        dissimilar = (torch.clamp(margin - squared, min=0) if legacy
+                      else torch.clamp(margin - torch.sqrt(squared), min=0) ** 2)
         same = similar.reshape(-1) != 0
         return [torch.where(same, squared, dissimilar).sum() / a.shape[0] / 2]
 
