@@ -203,8 +203,8 @@ class CaffeNet(nn.Module):
     def _exclusive(env: Mapping[str, Tensor], name: str, protected: set[int]) -> bool:
         """True when no other live blob, input or parameter shares `name`'s memory."""
         storage = env[name].untyped_storage().data_ptr()
-        return storage not in protected and not any(other != name and x.untyped_storage().data_ptr() == storage
-                                                    for other, x in env.items())
+        return storage not in protected and not any(
+            other != name and x.untyped_storage().data_ptr() == storage for other, x in env.items())
 
     # ------------------------------------------------------------- weights
 

@@ -241,7 +241,7 @@ def eltwise(ctx: LayerContext) -> Op:
         shapes = {tuple(x.shape) for x in bottoms}
         if len(shapes) > 1:
             raise ctx.error(f"bottoms must have equal shapes, got {sorted(shapes)}")
-        if not coeff:  # (coeff is SUM's only)
+        if not coeff:  # coeff comes only with SUM (checked above)
             return [reduce(combine, bottoms)]
         total = bottoms[0] * coeff[0]
         for factor, x in zip(coeff[1:], bottoms[1:]):
