@@ -41,9 +41,7 @@ def describe(device: torch.device) -> str:
 def autocast(device: torch.device, precision: str):
     """fp32 runs as is; bf16/fp16 run under autocast (weights stay fp32, like mixed precision)."""
     dtype = PRECISIONS[precision]
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device_type=device.type, dtype=dtype)
 
 
 def synchronize(device: torch.device) -> None:

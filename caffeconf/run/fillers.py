@@ -62,12 +62,7 @@ def _fans(shape: Shape) -> tuple[int, int]:
 
 def _variance_norm(shape: Shape, spec: Params) -> float:
     fan_in, fan_out = _fans(shape)
-    mode = spec["variance_norm"]
-    if mode == "FAN_OUT":
-        return fan_out
-    if mode == "AVERAGE":
-        return (fan_in + fan_out) / 2
-    return fan_in
+    return {"FAN_OUT": fan_out, "AVERAGE": (fan_in + fan_out) / 2}.get(spec["variance_norm"], fan_in)
 
 
 def _xavier(shape, spec, generator):

@@ -97,14 +97,12 @@ def _relu(steps, position: int, name: str, outputs):
     step = _next(steps, position)
     if step is None or step.layer.type != "ReLU" or step.layer.bottoms != (name,):
         return None
-    if layer_params(step.layer.fields, "relu_param")["negative_slope"] != 0:
-        return None
-    return step if _consumed_only_by(steps, step, name, outputs) else None
+    slope = layer_params(step.layer.fields, "relu_param")["negative_slope"]
+    return step if slope == 0 and _consumed_only_by(steps, step, name, outputs) else None
 
 
 def _read_later(steps, after, name: str) -> bool:
-    later = steps[steps.index(after) + 1:]
-    return any(name in step.layer.bottoms for step in later)
+    return any(name in step.layer.bottoms for step in steps[steps.index(after) + 1:])
 
 
 def _is_channel_affine(layer: Layer, phase: str) -> bool:

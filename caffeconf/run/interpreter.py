@@ -11,8 +11,8 @@ in-place layers overwrite their bottom when nothing else still holds it.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -41,7 +41,7 @@ class Step:
     ready: bool = False
     in_place: bool = False
     # blob names to drop from the environment after this step (inference only)
-    dead_after: tuple[str, ...] = field(default=())
+    dead_after: tuple[str, ...] = ()
 
 
 def check_supported(net: Net, allow_python_layers: bool = False) -> None:
@@ -67,11 +67,6 @@ def _closest_type(name: str) -> str | None:
     return f"did you mean '{by_lower[match[0]]}'?" if match else None
 
 
-def fed_names(layers: Iterable[Layer]) -> list[str]:
-    """Blobs the caller feeds: tops of Input and database layers."""
-    return [top for layer in layers if layer.type in FED_TYPES for top in layer.tops]
-
-
 class CaffeNet(nn.Module):
     """A flat Caffe net as a module: `forward({blob: tensor}) -> {output blob: tensor}`."""
 
@@ -91,7 +86,7 @@ class CaffeNet(nn.Module):
         self.steps = self._build_steps(net.layers)
         self.layer_blobs = nn.ModuleList(nn.ParameterList() for _ in self.steps)
         self.shared: dict[str, nn.Parameter] = {}
-        self.inputs = fed_names(net.layers)
+        self.inputs = [top for layer in net.layers if layer.type in FED_TYPES for top in layer.tops]
         self.outputs = output_names(net.layers)
         self.folds: dict[int, Folded] = {}
         self._check_bottoms()
@@ -125,16 +120,10 @@ class CaffeNet(nn.Module):
             produced.update(step.layer.tops)
 
     def _plan_lifetimes(self) -> None:
-        last_read: dict[str, int] = {}
-        for position, step in enumerate(self.steps):
-            for bottom in step.layer.bottoms:
-                last_read[bottom] = position
-        dead: dict[int, list[str]] = {}
-        for name, position in last_read.items():
-            if name not in self.steps[position].layer.tops and name not in self.outputs:
-                dead.setdefault(position, []).append(name)
-        for position, step in enumerate(self.steps):
-            step.dead_after = tuple(dead.get(position, ()))
+        last_read = {bottom: step for step in self.steps for bottom in step.layer.bottoms}
+        for name, step in last_read.items():
+            if name not in step.layer.tops and name not in self.outputs:
+                step.dead_after += (name,)
 
     # ------------------------------------------------------------- running
 
@@ -180,8 +169,6 @@ class CaffeNet(nn.Module):
                 tops = step.op.forward_fused(bottoms, blobs, *fused)
             else:
                 tops = (step.op.forward_in_place if in_place else step.op.forward)(bottoms, blobs)
-        except CaffeconfError:
-            raise
         except (RuntimeError, ValueError, IndexError) as error:
             shapes = ", ".join(str(tuple(b.shape)) for b in bottoms)
             raise step.ctx.error(f"{error} (bottom shapes: {shapes})") from error
@@ -216,10 +203,8 @@ class CaffeNet(nn.Module):
     def _exclusive(env: Mapping[str, Tensor], name: str, protected: set[int]) -> bool:
         """True when no other live blob, input or parameter shares `name`'s memory."""
         storage = env[name].untyped_storage().data_ptr()
-        if storage in protected:
-            return False
-        return not any(other != name and x.untyped_storage().data_ptr() == storage
-                       for other, x in env.items())
+        return storage not in protected and not any(
+            other != name and x.untyped_storage().data_ptr() == storage for other, x in env.items())
 
     # ------------------------------------------------------------- weights
 
@@ -241,10 +226,9 @@ class CaffeNet(nn.Module):
         if stored is not None and len(stored) != len(specs):
             raise step.ctx.error(f"the weights file has {len(stored)} blobs for it, "
                                  f"but it has {len(specs)}")
-        names = [p.get("name", "") for p in step.layer.params]
+        names = [p.get("name", "") for p in step.layer.params] + [""] * len(specs)
         blobs = self.layer_blobs[step.index]
-        for position, spec in enumerate(specs):
-            name = names[position] if position < len(names) else ""
+        for position, (spec, name) in enumerate(zip(specs, names)):
             initial = self._initial_value(step, position, spec, stored)
             blobs.append(self._share_or_create(step, position, name, spec, initial, device))
         step.ready = True
@@ -297,19 +281,14 @@ class CaffeNet(nn.Module):
 
     def loss(self, blobs: Mapping[str, Tensor]) -> Tensor | None:
         """Caffe's total loss: the sum of loss_weight x top over weighted tops."""
-        total = None
-        for step in self.steps:
-            for top, weight in zip(step.layer.tops, loss_weights(step.layer)):
-                if weight and top in blobs:
-                    term = blobs[top].sum() * weight
-                    total = term if total is None else total + term
-        return total
+        terms = [blobs[top].sum() * weight for step in self.steps
+                 for top, weight in zip(step.layer.tops, loss_weights(step.layer)) if weight and top in blobs]
+        return sum(terms[1:], terms[0]) if terms else None
 
 
 def loss_weights(layer: Layer) -> list[float]:
     """A layer's per-top loss weights: as written, else 1 for a *Loss layer's first top."""
     written = list(layer.fields.get("loss_weight", ()))
-    if written:
-        return written + [0.0] * (len(layer.tops) - len(written))
-    default = 1.0 if layer.type.endswith("Loss") else 0.0
-    return [default] + [0.0] * (len(layer.tops) - 1) if layer.tops else []
+    if not written and layer.tops:
+        written = [1.0 if layer.type.endswith("Loss") else 0.0]
+    return written + [0.0] * (len(layer.tops) - len(written))

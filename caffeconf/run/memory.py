@@ -7,6 +7,7 @@ net's parameters and the inputs, allocated before the pass, are added.
 
 from __future__ import annotations
 
+from itertools import accumulate
 from typing import Mapping
 
 import torch
@@ -52,8 +53,5 @@ def run_pass(model: CaffeNet, inputs: Mapping[str, torch.Tensor], train: bool) -
 def running_peak(profiler) -> int:
     """The highest running sum of the allocations and frees a memory-profiling run recorded."""
     allocations = [event for event in profiler.profiler.kineto_results.events() if event.name() == "[memory]"]
-    current = peak = 0
-    for event in sorted(allocations, key=lambda e: e.start_ns()):
-        current += event.nbytes()
-        peak = max(peak, current)
-    return peak
+    ordered = sorted(allocations, key=lambda e: e.start_ns())
+    return max(accumulate((event.nbytes() for event in ordered), initial=0))

@@ -32,8 +32,7 @@ class Params:
     def has(self, name: str) -> bool:
         """True when the field was written (proto2 `has_` semantics; lists: non-empty)."""
         self._field(name)
-        value = self._values.get(name)
-        return value not in (None, [], ())
+        return self._values.get(name) not in (None, [], ())
 
     def __getitem__(self, name: str) -> Any:
         field = self._field(name)

@@ -53,14 +53,13 @@ def load_images(paths: Sequence[str], shape: Sequence[int], transform: Transform
 
 
 def _read(cv2, path: str, channels: int) -> np.ndarray:
-    flag = cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR
     try:
         check_regular_file(path)
     except OSError as error:
         raise CaffeconfError.at(None, f"cannot read image '{path}': {error.strerror}") from None
     check_image_size(path)
     try:
-        image = cv2.imread(path, flag)
+        image = cv2.imread(path, cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
     except cv2.error:  # OpenCV's own limits and broken files: its text names its source lines, not ours
         image = None
     if image is None:

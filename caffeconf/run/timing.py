@@ -63,11 +63,9 @@ def time_net(model: CaffeNet, inputs: Mapping[str, torch.Tensor], iterations: in
             record.forward_ms += counted * forward_ms
             record.backward_ms += counted * backward_ms
         model.zero_grad(set_to_none=True)
-    for record in timing.layers:
+    for record in (*timing.layers, timing):
         record.forward_ms /= iterations
         record.backward_ms /= iterations
-    timing.forward_ms /= iterations
-    timing.backward_ms /= iterations
     return timing
 
 
@@ -115,15 +113,12 @@ def format_timing(timing: Timing) -> str:
     for record in timing.layers:
         lines.append(f"  {record.name:>{width}}  {record.type:<12} forward: {record.forward_ms:9.3f} ms."
                      + (f"  backward: {record.backward_ms:9.3f} ms." if timing.backward else ""))
+    lines.append(f"Average Forward pass: {timing.forward_ms:.3f} ms.")
     if not timing.backward:
-        lines += [f"Average Forward pass: {timing.forward_ms:.3f} ms.",
-                  "No backward pass: the engine runs inference only.",
+        lines += ["No backward pass: the engine runs inference only.",
                   f"Total Time: {timing.forward_ms * timing.iterations:.3f} ms."]
-        return "\n".join(lines) + "\n"
-    lines += [
-        f"Average Forward pass: {timing.forward_ms:.3f} ms.",
-        f"Average Backward pass: {timing.backward_ms:.3f} ms.",
-        f"Average Forward-Backward: {timing.forward_ms + timing.backward_ms:.3f} ms.",
-        f"Total Time: {(timing.forward_ms + timing.backward_ms) * timing.iterations:.3f} ms.",
-    ]
+    else:
+        lines += [f"Average Backward pass: {timing.backward_ms:.3f} ms.",
+                  f"Average Forward-Backward: {timing.forward_ms + timing.backward_ms:.3f} ms.",
+                  f"Total Time: {(timing.forward_ms + timing.backward_ms) * timing.iterations:.3f} ms."]
     return "\n".join(lines) + "\n"

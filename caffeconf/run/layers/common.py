@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import math
+from functools import reduce
 
 import torch
 import torch.nn.functional as F
 
 from .registry import BlobSpec, LayerContext, Op, filler, filler_or, register
-
-
-def _count(shape) -> int:
-    return math.prod(shape)
 
 
 # ------------------------------------------------------------ learned layers
@@ -25,7 +22,7 @@ def inner_product(ctx: LayerContext) -> Op:
 
     def specs(shapes):
         axis = ctx.axis(axis_param, len(shapes[0]))
-        inputs = _count(shapes[0][axis:])
+        inputs = math.prod(shapes[0][axis:])
         weight = (inputs, outputs) if transpose else (outputs, inputs)
         blobs = [BlobSpec(weight, p["weight_filler"])]
         return blobs + ([BlobSpec((outputs,), p["bias_filler"], "bias")] if bias else [])
@@ -34,8 +31,7 @@ def inner_product(ctx: LayerContext) -> Op:
         x = bottoms[0]
         axis = ctx.axis(axis_param, x.dim())
         weight = blobs[0].t() if transpose else blobs[0]
-        y = F.linear(x.flatten(axis) if axis < x.dim() - 1 else x, weight, blobs[1] if bias else None)
-        return [y]
+        return [F.linear(x.flatten(axis) if axis < x.dim() - 1 else x, weight, blobs[1] if bias else None)]
 
     return Op(forward=forward, blob_specs=specs)
 
@@ -162,12 +158,12 @@ def _factor_axes(ctx: LayerContext, p, shape) -> tuple[int, tuple[int, ...]]:
     return axis, tuple(shape[axis:end])
 
 
-def _second_bottom_axis(ctx: LayerContext, p, x: torch.Tensor, factor: torch.Tensor) -> int:
-    """With the factor as a bottom, Caffe ignores `axis` for a scalar factor."""
+def _factor_axis(ctx: LayerContext, p, x: torch.Tensor, factor: torch.Tensor, is_bottom: bool) -> int:
+    """The axis of x where `factor` (a bottom or a blob) starts; Caffe ignores `axis` for a scalar factor."""
     if factor.dim() == 0:
         return 0
     axis = ctx.axis(p["axis"], x.dim())
-    if tuple(x.shape[axis:axis + factor.dim()]) != tuple(factor.shape):
+    if is_bottom and tuple(x.shape[axis:axis + factor.dim()]) != tuple(factor.shape):
         raise ctx.error(f"bottom[1] shape {tuple(factor.shape)} does not match bottom[0] shape "
                         f"{tuple(x.shape)} from axis {axis}")
     return axis
@@ -187,8 +183,7 @@ def scale(ctx: LayerContext) -> Op:
     def operands(bottoms, blobs):
         x = bottoms[0]
         factor = bottoms[1] if two_bottoms else blobs[0]
-        axis = (_second_bottom_axis(ctx, p, x, factor) if two_bottoms
-                else ctx.axis(p["axis"], x.dim()) if factor.dim() else 0)
+        axis = _factor_axis(ctx, p, x, factor, two_bottoms)
         shift = blobs[-1] if bias else None
         return x, _broadcast(x, factor, axis), (_broadcast(x, shift, axis) if bias else None)
 
@@ -214,8 +209,7 @@ def bias(ctx: LayerContext) -> Op:
     def operands(bottoms, blobs):
         x = bottoms[0]
         shift = bottoms[1] if two_bottoms else blobs[0]
-        axis = (_second_bottom_axis(ctx, p, x, shift) if two_bottoms
-                else ctx.axis(p["axis"], x.dim()) if shift.dim() else 0)
+        axis = _factor_axis(ctx, p, x, shift, two_bottoms)
         return x, _broadcast(x, shift, axis)
 
     def forward(bottoms, blobs):
@@ -241,15 +235,14 @@ def eltwise(ctx: LayerContext) -> Op:
     if coeff and (operation != "SUM" or len(coeff) != count):
         raise ctx.error(f"eltwise_param.coeff needs operation SUM and one value per bottom "
                         f"({count}), got {len(coeff)}")
+    combine = {"PROD": torch.mul, "MAX": torch.maximum}.get(operation, torch.add)
 
     def forward(bottoms, blobs):
-        _check_same_shapes(ctx, bottoms)
-        if operation == "PROD":
-            return [_fold(bottoms, torch.mul)]
-        if operation == "MAX":
-            return [_fold(bottoms, torch.maximum)]
-        if not coeff:
-            return [_fold(bottoms, torch.add)]
+        shapes = {tuple(x.shape) for x in bottoms}
+        if len(shapes) > 1:
+            raise ctx.error(f"bottoms must have equal shapes, got {sorted(shapes)}")
+        if not coeff:  # coeff comes only with SUM (checked above)
+            return [reduce(combine, bottoms)]
         total = bottoms[0] * coeff[0]
         for factor, x in zip(coeff[1:], bottoms[1:]):
             total = total.add(x, alpha=factor)
@@ -258,36 +251,22 @@ def eltwise(ctx: LayerContext) -> Op:
     return Op(forward=forward)
 
 
-def _fold(tensors, combine):
-    result = combine(tensors[0], tensors[1])
-    for x in tensors[2:]:
-        result = combine(result, x)
-    return result
-
-
-def _check_same_shapes(ctx: LayerContext, bottoms) -> None:
-    shapes = {tuple(x.shape) for x in bottoms}
-    if len(shapes) > 1:
-        raise ctx.error(f"bottoms must have equal shapes, got {sorted(shapes)}")
-
-
 @register("Reduction")
 def reduction(ctx: LayerContext) -> Op:
     p = ctx.param("reduction_param")
     operation, coeff, axis_param = p["operation"], p["coeff"], p["axis"]
-    reducers = {
+    reduce_last = {
         "SUM": lambda x: x.sum(dim=-1),
         "ASUM": lambda x: x.abs().sum(dim=-1),
         "SUMSQ": lambda x: (x * x).sum(dim=-1),
         "MEAN": lambda x: x.mean(dim=-1),
-    }
-    reduce = reducers[operation]
+    }[operation]
 
     def forward(bottoms, blobs):
         x = bottoms[0]
         axis = ctx.axis(axis_param, x.dim()) if x.dim() else 0
         # Caffe reduces every axis from `axis` to the end.
-        return [reduce(x.reshape(tuple(x.shape[:axis]) + (-1,))) * coeff]
+        return [reduce_last(x.reshape(tuple(x.shape[:axis]) + (-1,))) * coeff]
 
     return Op(forward=forward)
 
@@ -374,11 +353,11 @@ def reshaped(ctx: LayerContext, shape, spec, axis_param: int, num_axes: int) -> 
     middle = [shape[start + i] if dim == 0 else dim for i, dim in enumerate(spec)]
     new = list(shape[:start]) + middle + list(shape[end:])
     if -1 in new:
-        known = _count(d for d in new if d != -1)
-        if known == 0 or _count(shape) % known:
+        known = math.prod(d for d in new if d != -1)
+        if known == 0 or math.prod(shape) % known:
             raise ctx.error(f"cannot infer the -1 in {list(spec)} for a bottom of shape {tuple(shape)}")
-        new[new.index(-1)] = _count(shape) // known
-    if _count(new) != _count(shape):
+        new[new.index(-1)] = math.prod(shape) // known
+    if math.prod(new) != math.prod(shape):
         raise ctx.error(f"reshape to {tuple(new)} changes the count of a bottom of shape {tuple(shape)}")
     return tuple(new)
 

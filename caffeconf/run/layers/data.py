@@ -13,10 +13,8 @@ from ..fillers import fill
 from ..params import Params
 from .registry import LayerContext, Op, register
 
-# Layers whose tops come from outside the net when caffeconf runs it.
-
-
 def _fed(ctx: LayerContext) -> Op:
+    """A layer whose tops come from outside the net when caffeconf runs it."""
     def forward(bottoms, blobs):
         raise ctx.error("its tops must be fed as inputs")  # the interpreter feeds them instead
 
@@ -56,8 +54,7 @@ def dummy_data(ctx: LayerContext) -> Op:
     fillers = list(p["data_filler"])
     if len(fillers) not in (0, 1, tops):
         raise ctx.error(f"dummy_data_param has {len(fillers)} data_filler entries; give 0, 1 or {tops}")
-    if not fillers:
-        fillers = [Params.of("FillerParameter", None)]
+    fillers = fillers or [Params.of("FillerParameter", None)]
     fillers = fillers * tops if len(fillers) == 1 else fillers
 
     def forward(bottoms, blobs):

@@ -70,8 +70,7 @@ def permute(ctx: LayerContext) -> Op:
 
     def forward(bottoms, blobs):
         x = bottoms[0]
-        axes = ctx.checked(permute_order, order, x.dim())
-        return [x.permute(axes)]
+        return [x.permute(ctx.checked(permute_order, order, x.dim()))]
 
     return Op(forward=forward)
 
@@ -156,10 +155,6 @@ def nms_fast(boxes: np.ndarray, scores: np.ndarray, threshold: float, nms_thresh
     return candidates[kept].tolist()
 
 
-def _detection_settings(ctx: LayerContext) -> dict:
-    return ctx.checked(detection_settings, ctx.param("detection_output_param"))
-
-
 def _split_bottoms(ctx: LayerContext, bottoms, s: dict):
     """(loc [N, loc classes, P, 4], conf [N, P, classes], priors [P, 4], variances [P, 4])."""
     if len(bottoms) != 3:
@@ -202,7 +197,7 @@ def _kept_per_class(boxes: np.ndarray, scores: np.ndarray, s: dict) -> dict[int,
 
 @register("DetectionOutput")
 def detection_output(ctx: LayerContext) -> Op:
-    s = _detection_settings(ctx)
+    s = ctx.checked(detection_settings, ctx.param("detection_output_param"))
 
     def forward(bottoms, blobs):
         loc, conf, priors, variances = _split_bottoms(ctx, bottoms, s)

@@ -11,13 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ...caffe.facts import depthwise_geometry, depthwise_output, interp_crop, interp_size, legacy_dim, shuffle_group
-from .registry import BlobSpec, LayerContext, Op, register
-
-
-def _legacy_4d(ctx: LayerContext, x: torch.Tensor) -> torch.Tensor:
-    """The bottom as the fork reads it: num, channels, height, width (Blob::LegacyShape)."""
-    shape = tuple(x.shape)
-    return x.reshape([ctx.checked(legacy_dim, shape, axis) for axis in range(4)])
+from .registry import BlobSpec, LayerContext, Op, legacy_4d, register
 
 
 @register("ConvolutionDepthwise")
@@ -33,7 +27,7 @@ def convolution_depthwise(ctx: LayerContext) -> Op:
         return weight + ([BlobSpec((channels,), p["bias_filler"], "bias")] if p["bias_term"] else [])
 
     def forward(bottoms, blobs):
-        x = _legacy_4d(ctx, bottoms[0])
+        x = legacy_4d(ctx, bottoms[0])
         for axis in range(2):
             ctx.checked(depthwise_output, x.shape[2 + axis], geo.kernel[axis], geo.pad[axis], geo.stride[axis],
                   geo.dilation[axis])
@@ -49,7 +43,7 @@ def shuffle_channel(ctx: LayerContext) -> Op:
     written = ctx.layer.fields.get("shuffle_channel_param") or {}
 
     def forward(bottoms, blobs):
-        x = _legacy_4d(ctx, bottoms[0])
+        x = legacy_4d(ctx, bottoms[0])
         n, channels, height, width = x.shape
         group = ctx.checked(shuffle_group, written, channels)
         rows = x.reshape(n, group, channels // group, height * width)
@@ -64,7 +58,7 @@ def interp(ctx: LayerContext) -> Op:
     pad_beg, pad_end = ctx.checked(interp_crop, written)
 
     def forward(bottoms, blobs):
-        x = _legacy_4d(ctx, bottoms[0])
+        x = legacy_4d(ctx, bottoms[0])
         height, width = ctx.checked(interp_size, written, x.shape[2], x.shape[3])
         cropped = [x.shape[2] + pad_beg + pad_end, x.shape[3] + pad_beg + pad_end]
         crop = x[:, :, -pad_beg:-pad_beg + cropped[0], -pad_beg:-pad_beg + cropped[1]]
@@ -94,5 +88,4 @@ def _interp_axis(size_in: int, size_out: int, x: torch.Tensor):
     first = position.astype(np.int64)
     second = first + (first < size_in - 1)
     weight = torch.from_numpy(position - first.astype(np.float32)).to(device=x.device, dtype=x.dtype)
-    index = [torch.from_numpy(i).to(x.device) for i in (first, second)]
-    return index[0], index[1], weight
+    return torch.from_numpy(first).to(x.device), torch.from_numpy(second).to(x.device), weight

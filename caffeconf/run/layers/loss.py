@@ -31,15 +31,13 @@ def _normalizer(mode: str, outer: int, inner: int, valid: torch.Tensor) -> torch
     return torch.clamp(value, min=1.0)
 
 
-def _ignore_label(ctx: LayerContext) -> int | None:
-    p = ctx.param("loss_param")
+def _ignore_label(p) -> int | None:
     return p["ignore_label"] if p.has("ignore_label") else None
 
 
 def _class_layout(ctx: LayerContext, x: torch.Tensor, axis_param: int):
     axis = ctx.axis(axis_param, x.dim())
-    outer, inner = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
-    return axis, outer, inner
+    return axis, math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
 
 
 def _labels(ctx: LayerContext, label: torch.Tensor, outer: int, inner: int) -> torch.Tensor:
@@ -62,7 +60,7 @@ def _log_prob_at_labels(ctx, prob, labels, ignore):
 @register("SoftmaxWithLoss")
 def softmax_with_loss(ctx: LayerContext) -> Op:
     axis_param = ctx.param("softmax_param")["axis"]
-    mode, ignore = _normalization(ctx, "VALID"), _ignore_label(ctx)
+    mode, ignore = _normalization(ctx, "VALID"), _ignore_label(ctx.param("loss_param"))
 
     def forward(bottoms, blobs):
         x, label = bottoms[0], bottoms[1]
@@ -78,9 +76,9 @@ def softmax_with_loss(ctx: LayerContext) -> Op:
 
 @register("InfogainLoss")
 def infogain_loss(ctx: LayerContext) -> Op:
-    axis_param = ctx.param("infogain_loss_param")["axis"]
-    source = ctx.param("infogain_loss_param")["source"]
-    mode, ignore = _normalization(ctx, "VALID"), _ignore_label(ctx)
+    p = ctx.param("infogain_loss_param")
+    axis_param, source = p["axis"], p["source"]
+    mode, ignore = _normalization(ctx, "VALID"), _ignore_label(ctx.param("loss_param"))
     stored = None
     if len(ctx.layer.bottoms) < 3:
         if not source:
@@ -133,7 +131,7 @@ def euclidean_loss(ctx: LayerContext) -> Op:
 @register("SigmoidCrossEntropyLoss")
 def sigmoid_cross_entropy_loss(ctx: LayerContext) -> Op:
     # Without normalization settings Caffe keeps its historical division by the batch size.
-    mode, ignore = _normalization(ctx, "BATCH_SIZE"), _ignore_label(ctx)
+    mode, ignore = _normalization(ctx, "BATCH_SIZE"), _ignore_label(ctx.param("loss_param"))
 
     def forward(bottoms, blobs):
         x, target = bottoms[0], bottoms[1].reshape(bottoms[0].shape)
@@ -156,10 +154,8 @@ def contrastive_loss(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         a, b, similar = bottoms
         squared = ((a - b) ** 2).reshape(a.shape[0], -1).sum(dim=1)
-        if legacy:
-            dissimilar = torch.clamp(margin - squared, min=0)
-        else:
-            dissimilar = torch.clamp(margin - torch.sqrt(squared), min=0) ** 2
+        dissimilar = (torch.clamp(margin - squared, min=0) if legacy
+                      else torch.clamp(margin - torch.sqrt(squared), min=0) ** 2)
         same = similar.reshape(-1) != 0
         return [torch.where(same, squared, dissimilar).sum() / a.shape[0] / 2]
 
@@ -184,8 +180,7 @@ def hinge_loss(ctx: LayerContext) -> Op:
 @register("Accuracy")
 def accuracy(ctx: LayerContext) -> Op:
     p = ctx.param("accuracy_param")
-    top_k, axis_param = p["top_k"], p["axis"]
-    ignore = p["ignore_label"] if p.has("ignore_label") else None
+    top_k, axis_param, ignore = p["top_k"], p["axis"], _ignore_label(p)
 
     def forward(bottoms, blobs):
         x, label = bottoms[0], bottoms[1]

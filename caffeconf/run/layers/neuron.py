@@ -23,19 +23,10 @@ def relu(ctx: LayerContext) -> Op:
     return _unary(lambda x: F.leaky_relu(x, slope), lambda x: F.leaky_relu_(x, slope))
 
 
-@register("Sigmoid")
-def sigmoid(ctx: LayerContext) -> Op:
-    return _unary(torch.sigmoid, torch.sigmoid_)
-
-
-@register("TanH")
-def tanh(ctx: LayerContext) -> Op:
-    return _unary(torch.tanh, torch.tanh_)
-
-
-@register("AbsVal")
-def absval(ctx: LayerContext) -> Op:
-    return _unary(torch.abs, torch.abs_)
+# The layers without parameters: type -> (function, its in-place form).
+for _type, (_function, _in_place) in {"Sigmoid": (torch.sigmoid, torch.sigmoid_), "TanH": (torch.tanh, torch.tanh_),
+                                      "AbsVal": (torch.abs, torch.abs_)}.items():
+    register(_type)(lambda ctx, function=_function, in_place=_in_place: _unary(function, in_place))
 
 
 @register("BNLL")

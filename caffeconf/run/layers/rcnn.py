@@ -12,7 +12,7 @@ import torch
 
 from ...caffe.facts import legacy_dim
 from ...caffe.fork_layers import check_smooth_l1_bottoms, check_smooth_l1_shapes, roi_pooled_size
-from .registry import LayerContext, Op, register
+from .registry import LayerContext, Op, legacy_4d, register
 
 FLT_MAX = float(np.finfo(np.float32).max)
 # Values gathered at once (ROIs x channels x bins x bin cells): bounds memory for many large ROIs.
@@ -135,17 +135,16 @@ def roi_pooling(ctx: LayerContext) -> Op:
     def forward(bottoms, blobs):
         if len(bottoms) != 2:
             raise ctx.error(f"ROIPooling takes 2 bottoms (features, ROIs), got {len(bottoms)}")
-        features, rois = bottoms
-        shape = [ctx.checked(legacy_dim, tuple(features.shape), index) for index in range(4)]
+        features, rois = legacy_4d(ctx, bottoms[0]), bottoms[1]
         count = legacy_dim(tuple(rois.shape), 0) if rois.dim() <= 4 else rois.shape[0]
         rois = rois.detach().reshape(count, -1)
         if rois.shape[1] < 5:
             raise ctx.error(f"ROIs {tuple(bottoms[1].shape)} need 5 values each (batch index, x1, y1, x2, y2)")
         rois = rois[:, :5].to(features.device)
         batch = rois[:, 0].float().trunc().long()
-        if count and bool(((batch < 0) | (batch >= shape[0])).any()):
-            raise ctx.error(f"an ROI's batch index lies outside the {shape[0]} images of the features")
-        return [_ROIPool.apply(features.reshape(shape), rois, spatial_scale, pooled)]
+        if count and bool(((batch < 0) | (batch >= features.shape[0])).any()):
+            raise ctx.error(f"an ROI's batch index lies outside the {features.shape[0]} images of the features")
+        return [_ROIPool.apply(features, rois, spatial_scale, pooled)]
 
     return Op(forward=forward)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -73,16 +74,6 @@ def _check_unit_shapes(ctx: LayerContext, c_prev, gate_input, cont) -> None:
 
 
 # ------------------------------------------------------------- LSTM and RNN
-
-@register("LSTM")
-def lstm(ctx: LayerContext) -> Op:
-    return _recurrent_op(ctx, LSTM, _lstm_steps)
-
-
-@register("RNN")
-def rnn(ctx: LayerContext) -> Op:
-    return _recurrent_op(ctx, RNN, _rnn_steps)
-
 
 def _recurrent_op(ctx: LayerContext, kind: _Recurrence, steps) -> Op:
     p = ctx.param("recurrent_param")
@@ -203,3 +194,7 @@ def _rnn_steps(gate_x, cont, initial, blobs):
         h = torch.tanh(F.linear(h * cont[t].unsqueeze(-1), hidden_weight) + gate_x[t])
         states.append(h)
     return torch.tanh(F.linear(torch.stack(states), output_weight, output_bias)), [h]
+
+
+register("LSTM")(partial(_recurrent_op, kind=LSTM, steps=_lstm_steps))
+register("RNN")(partial(_recurrent_op, kind=RNN, steps=_rnn_steps))

@@ -9,11 +9,12 @@ layer's fields once, so the forward closures do only tensor work.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
 
+from ...caffe.facts import legacy_dim
 from ...errors import CaffeconfError
 from ...ir import Layer
 from ..params import Params, layer_params
@@ -52,7 +53,6 @@ class LayerContext:
     phase: str
     generator: torch.Generator
     device: torch.device = torch.device("cpu")  # where the net runs (for tops made from no bottom)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def param(self, name: str) -> Params:
         return layer_params(self.layer.fields, name)
@@ -89,6 +89,11 @@ def register(*types: str) -> Callable[[Builder], Builder]:
             LAYERS[type_name] = builder
         return builder
     return add
+
+
+def legacy_4d(ctx: LayerContext, x: Tensor) -> Tensor:
+    """The bottom as the forks read it: num, channels, height, width (Blob::LegacyShape)."""
+    return x.reshape([ctx.checked(legacy_dim, tuple(x.shape), axis) for axis in range(4)])
 
 
 def filler(type_name: str, **values: Any) -> Params:

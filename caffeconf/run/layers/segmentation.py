@@ -6,14 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from ...caffe.facts import bn_is_pspnets, legacy_dim
+from ...caffe.facts import bn_is_pspnets
 from ...caffe.fork_layers import BN_EPS, bn_mode, check_bn_tops, upsample_size
-from .registry import BlobSpec, LayerContext, Op, filler, register
-
-
-def _legacy_4d(ctx: LayerContext, x: torch.Tensor) -> torch.Tensor:
-    """The bottom as (num, channels, height, width), as the forks read it."""
-    return x.reshape([ctx.checked(legacy_dim, tuple(x.shape), index) for index in range(4)])
+from .registry import BlobSpec, LayerContext, Op, filler, legacy_4d, register
 
 
 def batch_statistics(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,15 +40,14 @@ def bn(ctx: LayerContext) -> Op:
                 BlobSpec((1, channels, 1, 1), p["shift_filler"], "bias")]
 
     def forward(bottoms, blobs):
-        x = _legacy_4d(ctx, bottoms[0])
+        x = legacy_4d(ctx, bottoms[0])
         scale, shift = blobs[0].reshape(1, -1, 1, 1), blobs[1].reshape(1, -1, 1, 1)
         if not learn:
             return [x * scale + shift]
         mean, variance = batch_statistics(x)
         std = torch.sqrt(variance + BN_EPS).reshape(1, -1, 1, 1)
         top = (x - mean.reshape(1, -1, 1, 1)) / std * scale + shift
-        statistics = [mean.detach().reshape(1, -1, 1, 1), variance.detach().reshape(1, -1, 1, 1)]
-        return [top, *statistics][:len(ctx.layer.tops)]
+        return [top, mean.detach().reshape(1, -1, 1, 1), variance.detach().reshape(1, -1, 1, 1)][:len(ctx.layer.tops)]
 
     return Op(forward=forward, blob_specs=specs)
 
@@ -74,7 +68,7 @@ def _pspnet_bn(ctx: LayerContext, p) -> Op:
                 BlobSpec(statistic, filler("constant", value=1.0 if frozen else 0.0), "variance")]
 
     def forward(bottoms, blobs):
-        x = _legacy_4d(ctx, bottoms[0])
+        x = legacy_4d(ctx, bottoms[0])
         slope, bias, stored_mean, stored_variance = (blob.reshape(1, -1, 1, 1) for blob in blobs)
         if use_stored:
             mean, variance = stored_mean.detach(), stored_variance.detach()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -130,26 +131,24 @@ def _onednn_fusable(x: torch.Tensor, weight: torch.Tensor) -> bool:
             and ONEDNN_POINTWISE is not None)
 
 
-def _onednn_pointwise():
-    """oneDNN's convolution with post-ops (what torch.compile's CPU fusions call), when this build has it."""
-    if not torch.backends.mkldnn.is_available():
-        return None
+def _mkldnn_op(name: str):
+    """torch.ops.mkldnn's `name`, when this build has it."""
     try:
-        return torch.ops.mkldnn._convolution_pointwise
+        return getattr(torch.ops.mkldnn, name)
     except (AttributeError, RuntimeError):
         return None
 
 
-ONEDNN_POINTWISE = _onednn_pointwise()
+# oneDNN's convolution with post-ops (what torch.compile's CPU fusions call).
+ONEDNN_POINTWISE = _mkldnn_op("_convolution_pointwise") if torch.backends.mkldnn.is_available() else None
+_ONEDNN_REORDER = _mkldnn_op("_reorder_convolution_weight")
 
 
 def _onednn_weight(weight: torch.Tensor, geo: ConvGeometry, group: int, input_shape) -> torch.Tensor:
     """The weights in the blocked layout oneDNN picks for this input shape."""
-    try:
-        reorder = torch.ops.mkldnn._reorder_convolution_weight
-    except (AttributeError, RuntimeError):
+    if _ONEDNN_REORDER is None:
         return weight
-    return reorder(weight, list(geo.pad), list(geo.stride), list(geo.dilation), group, list(input_shape))
+    return _ONEDNN_REORDER(weight, list(geo.pad), list(geo.stride), list(geo.dilation), group, list(input_shape))
 
 
 def _onednn_conv(x, weight, bias, geo: ConvGeometry, group: int, residual, relu: bool) -> torch.Tensor:
@@ -162,14 +161,8 @@ def _onednn_conv(x, weight, bias, geo: ConvGeometry, group: int, residual, relu:
 
 
 # yonghenglh6's DepthwiseConvolution is BaseConvolutionLayer on the CPU: Caffe's Convolution.
-@register("Convolution", "DepthwiseConvolution")
-def convolution(ctx: LayerContext) -> Op:
-    return _convolution(ctx, transposed=False)
-
-
-@register("Deconvolution")
-def deconvolution(ctx: LayerContext) -> Op:
-    return _convolution(ctx, transposed=True)
+register("Convolution", "DepthwiseConvolution")(partial(_convolution, transposed=False))
+register("Deconvolution")(partial(_convolution, transposed=True))
 
 
 @register("Im2col")
