@@ -14,12 +14,9 @@ from .syntax import Entry, ModuleDecl, ModuleUse
 
 def _uses(entries: tuple[Entry, ...]) -> list[tuple[str, Span]]:
     """Module names used by plain `use: name` entries (templated names are checked per instance)."""
-    found = []
-    for entry in entries:
-        node = entry.use if isinstance(entry, ModuleUse) else None
-        if isinstance(node, Scalar) and isinstance(node.value, str) and "${" not in node.value:
-            found.append((node.value, node.span))
-    return found
+    nodes = [entry.use for entry in entries if isinstance(entry, ModuleUse)]
+    return [(node.value, node.span) for node in nodes
+            if isinstance(node, Scalar) and isinstance(node.value, str) and "${" not in node.value]
 
 
 def type_hint(name: str) -> str | None:
