@@ -98,27 +98,15 @@ def conjoin(a: Rule, b: Rule) -> Rule | None:
     """One rule met exactly when both are, or None when no state meets both."""
     if "phase" in a and "phase" in b and a["phase"] != b["phase"]:
         return None
-    merged: dict[str, Any] = {}
-    phase = a.get("phase", b.get("phase"))
-    if phase is not None:
-        merged["phase"] = phase
     lows = [r["min_level"] for r in (a, b) if "min_level" in r]
     highs = [r["max_level"] for r in (a, b) if "max_level" in r]
-    if lows:
-        merged["min_level"] = max(lows)
-    if highs:
-        merged["max_level"] = min(highs)
-    if lows and highs and merged["min_level"] > merged["max_level"]:
-        return None
     stages = list(dict.fromkeys([*a.get("stage", ()), *b.get("stage", ())]))
     not_stages = list(dict.fromkeys([*a.get("not_stage", ()), *b.get("not_stage", ())]))
-    if set(stages) & set(not_stages):
+    if (lows and highs and max(lows) > min(highs)) or set(stages) & set(not_stages):
         return None
-    if stages:
-        merged["stage"] = stages
-    if not_stages:
-        merged["not_stage"] = not_stages
-    return merged
+    merged = {"phase": a.get("phase", b.get("phase")), "min_level": max(lows, default=None),
+              "max_level": min(highs, default=None), "stage": stages, "not_stage": not_stages}
+    return {key: value for key, value in merged.items() if value is not None and value != []}
 
 
 def negate(rule: Rule) -> list[Rule]:
@@ -165,13 +153,10 @@ def combine(levels: Iterable[RuleSet]) -> RuleSet | None:
 
 
 def _unique(rules: Iterable[Rule]) -> tuple[Rule, ...]:
-    seen, unique = set(), []
+    unique: dict[str, Rule] = {}
     for rule in rules:
-        key = repr(sorted(rule.items()))
-        if key not in seen:
-            seen.add(key)
-            unique.append(rule)
-    return tuple(unique)
+        unique.setdefault(repr(sorted(rule.items())), rule)
+    return tuple(unique.values())
 
 
 def settle_variants(rule_set: RuleSet | None, variants: frozenset[str],
