@@ -165,9 +165,7 @@ class FieldChecker:
         return converted
 
     def _value(self, node: Node) -> Any:
-        if not isinstance(node, Scalar):
-            return None
-        if node.value is None:
+        if not isinstance(node, Scalar) or node.value is None:
             return None
         try:
             return self.evaluate(node)

@@ -132,10 +132,6 @@ def _distinct_spans(layer: Layer, first: Layer):
     return _span(layer), _span(first)
 
 
-def _producers_elsewhere(net: Net, blob: str) -> list[Layer]:
-    return [layer for layer in net.layers if blob in layer.tops]
-
-
 def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList, reported: set[tuple],
                   blamed: dict[tuple, Layer]) -> None:
     names: dict[str, Layer] = {}
@@ -153,7 +149,7 @@ def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticLi
                               "that address layers by name see only one", notes=notes)
         for index, bottom in enumerate(layer.bottoms):
             if bottom not in producers and _first_time(reported, "bottom", id(layer), bottom):
-                others = _producers_elsewhere(net, bottom)
+                others = [other for other in net.layers if bottom in other.tops]
                 notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
                               f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
                 span = layer.origin.bottom_span(index) if layer.origin else None
