@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from ..errors import CaffeconfError, Span, did_you_mean
+from .tree import Sentinel
 
 MAX_EXPRESSION_CHARS = 1000
 MAX_NODES = 500
@@ -168,20 +169,17 @@ BINARY_OPERATORS: dict[type, tuple[str, Callable]] = {
 }
 
 
-def _negate(value: object) -> object:
-    if not _is_number(value):
-        raise _Refused(f"cannot negate '{_type_name(value)}'")
-    return -value
-
-
-def _plus(value: object) -> object:
-    if not _is_number(value):
-        raise _Refused(f"cannot apply unary '+' to '{_type_name(value)}'")
-    return value
+def _numeric_unary(refusal: str, function: Callable) -> Callable:
+    def apply(value: object) -> object:
+        if not _is_number(value):
+            raise _Refused(f"{refusal} '{_type_name(value)}'")
+        return function(value)
+    return apply
 
 
 UNARY_OPERATORS: dict[type, Callable] = {
-    ast.USub: _negate, ast.UAdd: _plus, ast.Not: operator.not_,
+    ast.USub: _numeric_unary("cannot negate", operator.neg),
+    ast.UAdd: _numeric_unary("cannot apply unary '+' to", operator.pos), ast.Not: operator.not_,
 }
 
 
@@ -410,14 +408,9 @@ def _walk(tree: ast.expr, expression: "_Expression") -> frozenset[str]:
 # Evaluation: one function per node type
 
 
-class _Unknown:
-    def __repr__(self) -> str:
-        return "<unknown>"
-
-
 # The value of a parameter whose declaration was refused (and reported): an expression that reads
 # it fails with no error of its own, since its one mistake is the declaration.
-UNKNOWN = _Unknown()
+UNKNOWN = Sentinel("unknown")
 
 
 def _eval_name(scope: Mapping[str, object], evaluate: Callable, node: ast.Name) -> object:
@@ -464,10 +457,6 @@ def _eval_compare(scope, evaluate, node: ast.Compare) -> bool:
     return True
 
 
-def _eval_if(scope, evaluate, node: ast.IfExp) -> object:
-    return evaluate(node.body) if evaluate(node.test) else evaluate(node.orelse)
-
-
 def _slice_bound(evaluate: Callable, node: ast.expr | None) -> int | None:
     value = None if node is None else evaluate(node)
     if value is not None and not _is_int(value):
@@ -505,7 +494,7 @@ _EVALUATORS: dict[type, Callable] = {
     ast.BinOp: _eval_binary,
     ast.BoolOp: _eval_bool,
     ast.Compare: _eval_compare,
-    ast.IfExp: _eval_if,
+    ast.IfExp: lambda scope, evaluate, node: evaluate(node.body) if evaluate(node.test) else evaluate(node.orelse),
     ast.Subscript: _eval_subscript,
     ast.Call: _eval_call,
 }

@@ -15,10 +15,9 @@ from typing import Any, Callable, Sequence
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..errors import CaffeconfError, DiagnosticList, did_you_mean
-from .tree import Map, Node, Scalar, Seq
+from .tree import Map, Node, Scalar, Sentinel, Seq
 from ..caffe import messages
 from ..caffe.facts import INT_RANGES, MAX_BLOB_AXES, fork_field_hint
-
 
 
 def layer_message() -> Descriptor:
@@ -187,12 +186,7 @@ def _is_null(node: Node) -> bool:
     return isinstance(node, Scalar) and (node.value is None or (isinstance(node.value, str) and "${" in node.value))
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
+_MISSING = Sentinel("missing")
 
 
 def param_message_of(layer_type: str | None) -> str | None:
