@@ -30,7 +30,6 @@ from .syntax import Document, parse_document
 from .verify import check_sharing, verify_net
 
 
-
 def net_field_names() -> frozenset[str]:
     """The NetParameter fields a document may set at its top level."""
     return frozenset(f.name for f in net_message().fields) - {"layer", "layers"}

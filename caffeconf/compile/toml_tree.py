@@ -244,12 +244,10 @@ class _Scanner:
         table = self._walk_header(segments[:-1], span)
         name, key_span = segments[-1]
         table += (name,)
+        self._record(self.keys, table, key_span, replace=not is_array)
+        self._record(self.values, table, span, replace=not is_array)
         if not is_array:
-            self._record(self.keys, table, key_span, replace=True)
-            self._record(self.values, table, span, replace=True)
             return table
-        self._record(self.keys, table, key_span)
-        self._record(self.values, table, span)
         index = self.array_tables.get(table, -1) + 1
         self.array_tables[table] = index
         self._record(self.values, table + (index,), span)
