@@ -33,15 +33,10 @@ class NetState:
 
 def state_meets_rule(state: NetState, rule: Mapping[str, Any]) -> bool:
     """A rule is met when every condition it sets holds for the state."""
-    if "phase" in rule and rule["phase"] != state.phase:
-        return False
-    if "min_level" in rule and state.level < rule["min_level"]:
-        return False
-    if "max_level" in rule and state.level > rule["max_level"]:
-        return False
-    if any(stage not in state.stages for stage in rule.get("stage", ())):
-        return False
-    return not any(stage in state.stages for stage in rule.get("not_stage", ()))
+    return (rule.get("phase", state.phase) == state.phase
+            and rule.get("min_level", state.level) <= state.level <= rule.get("max_level", state.level)
+            and all(stage in state.stages for stage in rule.get("stage", ()))
+            and not any(stage in state.stages for stage in rule.get("not_stage", ())))
 
 
 def both_rules_problem(layer: Layer) -> str | None:
@@ -135,9 +130,8 @@ def combine(levels: Iterable[RuleSet]) -> RuleSet | None:
         return RuleSet("exclude", _unique([rule for level in levels for rule in level.rules]))
     terms: list[Rule] = [{}]
     for level in levels:
-        alternatives = level.rules if level.kind == "include" else None
-        if alternatives is not None:
-            terms = [c for t in terms for r in alternatives if (c := conjoin(t, r)) is not None]
+        if level.kind == "include":
+            terms = [c for t in terms for r in level.rules if (c := conjoin(t, r)) is not None]
         else:
             for rule in level.rules:
                 terms = [c for t in terms for n in negate(rule) if (c := conjoin(t, n)) is not None]
