@@ -100,9 +100,7 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
                                     "(only a config has parameters)")
         whole, solver = _net_file(path, options.content).net(), None
         diagnostics = prototxt_diagnostics(whole) if options.verify else ()
-    if state is None:
-        return Loaded(whole, None, diagnostics, str(path), whole, solver)
-    net, chosen = for_state(whole, state)
+    net, chosen = (whole, None) if state is None else for_state(whole, state)
     return Loaded(net, chosen, diagnostics, str(path), whole, solver)
 
 

@@ -14,9 +14,9 @@ import dataclasses
 from typing import Iterator
 
 from ..caffe.facts import SOURCE_TYPES, learnable_blobs
-from ..errors import Diagnostic, DiagnosticList, Note
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Note, merge_spread
 from ..ir import Layer, Net
-from .rules import NetState, both_rules_problem, layer_is_kept
+from .rules import NetState, both_rules_problem, filter_net, layer_is_kept
 
 def candidate_states(net: Net) -> Iterator[NetState]:
     """The states a net is plausibly run in, as its rules name them."""
@@ -254,8 +254,6 @@ def _shape_mismatch(name: str, layer: Layer, owner: Layer, ours: tuple | None, t
 
 def _param_shapes(net: Net) -> dict[str, tuple]:
     """Learnable blob shapes by layer name, where inference can tell them (any phase)."""
-    from ..errors import CaffeconfError
-    from .rules import filter_net
     from ..inspect.shapes import infer_shapes
 
     found: dict[str, tuple] = {}
@@ -300,8 +298,6 @@ def shape_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
     the net, or read from its data layers' sources, which a note then names): a mismatch of one
     layer (in one module instance) in several states is one error, noted with the states it holds
     in when the net's rules make the states differ."""
-    from ..errors import CaffeconfError, merge_spread
-    from .rules import filter_net
     from ..inspect.shapes import infer_shapes
     from ..inspect.sources import read_source_shapes, source_inputs
 
