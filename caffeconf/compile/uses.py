@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ..errors import Note, closest, did_you_mean
-from .check import type_hint
+from .check import unknown_module
 from .entries import Scope, bottoms
 from .fields import layer_message
 from .library import Library
@@ -27,8 +27,7 @@ def module_for(evaluator: Evaluator, entry: ModuleUse, scope: Scope, library: Li
         return None
     module = library.lookup(name, scope.unit)
     if module is None:
-        evaluator.diags.error(node.span, f"unknown module '{name}'",
-                              hint=type_hint(name) or did_you_mean(name, library.visible(scope.unit)))
+        unknown_module(evaluator.diags, node.span, name, library, scope.unit)
     return module
 
 
