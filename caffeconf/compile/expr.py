@@ -636,36 +636,28 @@ def _compile_expression(text: str, dollar: int, span: Span) -> tuple[_Expression
 _TRAILING_OPERATOR = re.compile(r"(\*\*|//|==|!=|<=|>=|[-+*/%<>,]|\b(?:and|or|not|in|if|else))\s*$")
 
 
-def _explain(source: str, message: str) -> str:
-    """Python's generic 'invalid syntax', made specific where the cause is plain."""
-    trailing = _TRAILING_OPERATOR.search(source)
-    if message == "invalid syntax" and trailing:
-        return f"'{trailing.group(1)}' at the end needs something after it"
-    return message
-
-
-def _syntax_place(source: str, error: SyntaxError, placed: _Expression) -> Span:
-    """Where a syntax error is: a dangling operator itself, else the token Python stopped at;
-    the whole `${...}` when the columns are unknown."""
-    span, trailing = placed.span, _TRAILING_OPERATOR.search(source)
-    if placed.column is None or "\n" in source:
-        return span
-    if error.msg == "invalid syntax" and trailing:
+def _syntax_error(source: str, error: SyntaxError, placed: _Expression) -> CaffeconfError:
+    """Python's generic 'invalid syntax' made specific where the cause is plain (a dangling operator),
+    at that operator, else at the token Python stopped at; at the whole `${...}` when the columns are unknown."""
+    trailing = _TRAILING_OPERATOR.search(source) if error.msg == "invalid syntax" else None
+    message = f"'{trailing.group(1)}' at the end needs something after it" if trailing else error.msg
+    start = end = None
+    if trailing:
         start, end = trailing.start(1), trailing.end(1)
     elif (error.offset or 0) >= 1:
         start = error.offset - 1
         end = error.end_offset - 1 if (error.end_offset or 0) > error.offset else start + 1
-    else:
-        return span
-    return Span(span.path, span.line, placed.column + start, span.line, placed.column + end)
+    span = placed.span
+    if start is not None and placed.column is not None and "\n" not in source:
+        span = Span(span.path, span.line, placed.column + start, span.line, placed.column + end)
+    return CaffeconfError.at(span, f"invalid expression: {message}")
 
 
 def _parse(source: str, placed: _Expression) -> ast.expr:
     try:
         return ast.parse(source, mode="eval").body
     except SyntaxError as error:
-        raise CaffeconfError.at(_syntax_place(source, error, placed),
-                                f"invalid expression: {_explain(source, error.msg)}") from None
+        raise _syntax_error(source, error, placed) from None
     except (ValueError, RecursionError, MemoryError):
         raise CaffeconfError.at(placed.span, "invalid expression: too deeply nested or malformed") from None
 
