@@ -73,17 +73,14 @@ def layer_type(evaluator: Evaluator, entry: LayerEntry, scope: Scope, library: L
     problem = unknown_type_problem(written) if written is not None else None
     if problem:
         severity, message, hint = problem
-        hint = _module_hint(written, library, scope) or hint
+        if library.lookup(written, scope.unit):
+            hint = f"'{written}' is a module: write `use: {written}`"
         if severity == "warning":
             evaluator.diags.warning(node.span, message, hint=hint)
         else:
             evaluator.diags.error(node.span, message, hint=hint)
             return None
     return written
-
-
-def _module_hint(name: str, library: Library, scope: Scope) -> str | None:
-    return f"'{name}' is a module: write `use: {name}`" if library.lookup(name, scope.unit) else None
 
 
 def bottoms(evaluator: Evaluator, entry: Entry, prev: list[str] | None, is_source: bool, what: str,

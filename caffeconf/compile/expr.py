@@ -287,12 +287,11 @@ def _letter(index: object) -> str:
     _one_type("letter", index, _is_int, "an int")
     if index < 0:
         raise _Refused(f"letter() needs a non-negative int, got {index}")
-    letters = []
-    number = index + 1  # bijective base 26: digits 1..26
+    letters, number = "", index + 1  # bijective base 26: digits 1..26
     while number:
         number, digit = divmod(number - 1, 26)
-        letters.append(chr(ord("a") + digit))
-    return "".join(reversed(letters))
+        letters = chr(ord("a") + digit) + letters
+    return letters
 
 
 # name -> (function, fewest arguments, most arguments or None for any number)
@@ -554,7 +553,8 @@ class Template:
             part = piece if isinstance(piece, str) else _format_piece(piece, scope)
             size += len(part)
             if size > MAX_SEQUENCE_SIZE:  # "${p}${p}" nested in uses would double past any bound
-                where = piece if isinstance(piece, _Expression) else self._last_expression()
+                where = piece if isinstance(piece, _Expression) else \
+                    next(last for last in reversed(self._pieces) if isinstance(last, _Expression))
                 raise CaffeconfError.at(where.span, f"text is too long (more than {MAX_SEQUENCE_SIZE} characters)")
             parts.append(part)
         return "".join(parts)
@@ -562,9 +562,6 @@ class Template:
     def pattern(self) -> str:
         """A regular expression for every text the template can give, each `${...}` matching anything."""
         return "".join(".*" if isinstance(piece, _Expression) else re.escape(piece) for piece in self._pieces)
-
-    def _last_expression(self) -> _Expression:
-        return next(piece for piece in reversed(self._pieces) if isinstance(piece, _Expression))
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"

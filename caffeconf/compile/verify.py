@@ -44,7 +44,8 @@ def verify_net(net: Net, diags: DiagnosticList) -> None:
     reported: set[tuple] = set()  # a problem that holds in several states is reported for the first
     found, blamed = DiagnosticList(), {}
     for state, kept in run_states(net, diags):
-        _verify_state(kept, net, _describe(state, net), found, reported, blamed)
+        where = f" (in {describe_state(state)})" if has_rules(net) else ""
+        _verify_state(kept, net, where, found, reported, blamed)
     for diag in one_per_written_layer([(d, blamed.get(found.key(d))) for d in found.items], net):
         diags.add(diag)
 
@@ -87,10 +88,6 @@ def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
     if problem:
         diags.error(_span(layer), problem)
     return problem is not None
-
-
-def _describe(state: NetState, net: Net) -> str:
-    return f" (in {describe_state(state)})" if has_rules(net) else ""
 
 
 def has_rules(net: Net) -> bool:
@@ -211,16 +208,12 @@ def check_sharing(net: Net, diags: DiagnosticList) -> None:
 
 
 def _sharer_notes(layer: Layer, owner: Layer) -> list[Note]:
-    notes = [_owner_note(owner)]
+    where = f" ({owner.origin.describe()})" if owner.origin and owner.origin.uses else ""
+    notes = [Note(f"'{owner.name}' owns the shared blobs{where}", _span(owner))]
     if layer.origin and layer.origin.uses:
         notes.append(Note(f"'{layer.name}' comes from module {layer.origin.uses[-1].module}, used as "
                           f"{layer.origin.uses[-1].instance}", layer.origin.uses[-1].span))
     return notes
-
-
-def _owner_note(owner: Layer) -> Note:
-    where = f" ({owner.origin.describe()})" if owner.origin and owner.origin.uses else ""
-    return Note(f"'{owner.name}' owns the shared blobs{where}", _span(owner))
 
 
 def _check_sharer(name: str, layer: Layer, spec: dict, owner: Layer, owner_spec: dict,
