@@ -128,8 +128,7 @@ class FieldChecker:
                 self.diags.error(node.span, f"{path} has {len(items)} dims: a Caffe blob has at most "
                                  f"{MAX_BLOB_AXES} axes (kMaxBlobAxes)")
                 return _MISSING
-            values = [self._single(item, field, path) for item in items]
-            return [v for v in values if v is not _MISSING]
+            return [v for v in (self._single(item, field, path) for item in items) if v is not _MISSING]
         return self._single(node, field, path)
 
     def _items(self, node: Node) -> Sequence[Node] | None:
@@ -137,12 +136,10 @@ class FieldChecker:
             return node.items
         if isinstance(node, Scalar):
             value = self._value(node)
-            if value is _MISSING:
+            if value is _MISSING or value is None:
                 return None
             if isinstance(value, list):  # a `${...}` that produced a list
                 return [Scalar(v, node.span, evaluated=True) for v in value]
-            if value is None:
-                return None
         return [node]
 
     def _single(self, node: Node, field: FieldDescriptor, path: str) -> Any:

@@ -167,14 +167,9 @@ def settle_variants(rule_set: RuleSet | None, variants: frozenset[str],
         not_stages = [s for s in rule.get("not_stage", ()) if s in variants]
         if any(s not in selected for s in stages) or any(s in selected for s in not_stages):
             continue  # this rule can never be met in the chosen variant
-        settled = dict(rule)
-        for key in ("stage", "not_stage"):
-            kept = [s for s in rule.get(key, ()) if s not in variants]
-            if kept:
-                settled[key] = kept
-            else:
-                settled.pop(key, None)
-        remaining.append(settled)
+        settled = {key: [s for s in value if s not in variants] if key in ("stage", "not_stage") else value
+                   for key, value in rule.items()}
+        remaining.append({key: value for key, value in settled.items() if value != []})  # no stage left: no key
     always = any(not rule for rule in remaining)
     if rule_set.kind == "include":
         if not remaining:
