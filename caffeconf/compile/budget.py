@@ -51,8 +51,6 @@ def _text_size(value: Any) -> int:
     """Characters of the strings in a layer's field data (keys are caffe.proto's, not counted)."""
     if isinstance(value, (str, bytes)):
         return len(value)
-    if isinstance(value, dict):
-        return sum(_text_size(item) for item in value.values())
-    if isinstance(value, list):
-        return sum(_text_size(item) for item in value)
+    if isinstance(value, (dict, list)):
+        return sum(map(_text_size, value.values() if isinstance(value, dict) else value))
     return 0

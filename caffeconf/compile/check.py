@@ -14,16 +14,15 @@ from .syntax import Entry, ModuleDecl, ModuleUse
 
 def _uses(entries: tuple[Entry, ...]) -> list[tuple[str, Span]]:
     """Module names used by plain `use: name` entries (templated names are checked per instance)."""
-    found = []
-    for entry in entries:
-        node = entry.use if isinstance(entry, ModuleUse) else None
-        if isinstance(node, Scalar) and isinstance(node.value, str) and "${" not in node.value:
-            found.append((node.value, node.span))
-    return found
+    nodes = [entry.use for entry in entries if isinstance(entry, ModuleUse)]
+    return [(node.value, node.span) for node in nodes
+            if isinstance(node, Scalar) and isinstance(node.value, str) and "${" not in node.value]
 
 
-def type_hint(name: str) -> str | None:
-    return f"'{name}' is a Caffe layer type: write `type: {name}`" if name in layer_types() else None
+def unknown_module(diags: DiagnosticList, span: Span, name: str, library: Library, unit: str) -> None:
+    """A `use:` of a module not visible from `unit`, with the likeliest fix as the hint."""
+    hint = f"'{name}' is a Caffe layer type: write `type: {name}`" if name in layer_types() else None
+    diags.error(span, f"unknown module '{name}'", hint=hint or did_you_mean(name, library.visible(unit)))
 
 
 def check_modules(library: Library, main: str, top_entries: tuple[Entry, ...], diags: DiagnosticList) -> None:
@@ -32,8 +31,7 @@ def check_modules(library: Library, main: str, top_entries: tuple[Entry, ...], d
         for layers in layer_lists:
             for name, span in _uses(layers):
                 if library.lookup(name, key) is None:
-                    diags.error(span, f"unknown module '{name}'",
-                                hint=type_hint(name) or did_you_mean(name, library.visible(key)))
+                    unknown_module(diags, span, name, library, key)
     for cycle, span, first in find_cycles(library):
         diags.error(span, f"module '{cycle[0]}' uses itself: {' -> '.join(cycle)}",
                     notes=[Note(f"module '{cycle[0]}' declared here", first.span)])

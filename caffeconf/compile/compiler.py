@@ -30,7 +30,6 @@ from .syntax import Document, parse_document
 from .verify import check_sharing, verify_net
 
 
-
 def net_field_names() -> frozenset[str]:
     """The NetParameter fields a document may set at its top level."""
     return frozenset(f.name for f in net_message().fields) - {"layer", "layers"}
@@ -68,8 +67,7 @@ def build(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset
     `settings` the command line's `--set` overrides, `overrides` the Python API's. It is checked
     in the dialect in force, or the one its (or an import's) `caffe_proto:` names."""
     with use(None):
-        result = _build(path, limits, variants, settings, overrides)
-        return dataclasses.replace(result, dialect=current())
+        return dataclasses.replace(_build(path, limits, variants, settings, overrides), dialect=current())
 
 
 def load_sources(path: str | Path, limits: Limits, diags: DiagnosticList,

@@ -73,17 +73,14 @@ def layer_type(evaluator: Evaluator, entry: LayerEntry, scope: Scope, library: L
     problem = unknown_type_problem(written) if written is not None else None
     if problem:
         severity, message, hint = problem
-        hint = _module_hint(written, library, scope) or hint
+        if library.lookup(written, scope.unit):
+            hint = f"'{written}' is a module: write `use: {written}`"
         if severity == "warning":
             evaluator.diags.warning(node.span, message, hint=hint)
         else:
             evaluator.diags.error(node.span, message, hint=hint)
             return None
     return written
-
-
-def _module_hint(name: str, library: Library, scope: Scope) -> str | None:
-    return f"'{name}' is a module: write `use: {name}`" if library.lookup(name, scope.unit) else None
 
 
 def bottoms(evaluator: Evaluator, entry: Entry, prev: list[str] | None, is_source: bool, what: str,
@@ -125,16 +122,16 @@ def tops(evaluator: Evaluator, entry: LayerEntry, name: str | None, written_bott
 def flat_blob(evaluator: Evaluator, name: str, scope: Scope, entry: Entry) -> str:
     """The flat blob a bottom named `name` reads in this scope."""
     flat = scope.blobs.get(name)
-    if flat is None and scope.is_poisoned(name):
+    if flat is not None:
+        return flat
+    if scope.is_poisoned(name):
         return scope.qualify(name)  # its producer's errors are reported; reading it is no new mistake
-    if flat is None and name in scope.unbound:
+    if name in scope.unbound:
         evaluator.diags.error(getattr(name, "span", entry.span), f"input '{name}' is bound to null by this use "
                               f"of module '{scope.module.name}', so no layer can read it",
                               hint="leave this layer out with `when:` when the input is null")
-        return scope.qualify(name)
-    if flat is None:
+    else:
         evaluator.diags.error(getattr(name, "span", entry.span),
                               f"unknown blob '{name}': no layer before this one produces it",
                               hint=did_you_mean(name, scope.blobs))
-        return scope.qualify(name)
-    return flat
+    return scope.qualify(name)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping
 
 from ..errors import CaffeconfError, Span, did_you_mean
+from .tree import Sentinel
 
 MAX_EXPRESSION_CHARS = 1000
 MAX_NODES = 500
@@ -168,20 +169,17 @@ BINARY_OPERATORS: dict[type, tuple[str, Callable]] = {
 }
 
 
-def _negate(value: object) -> object:
-    if not _is_number(value):
-        raise _Refused(f"cannot negate '{_type_name(value)}'")
-    return -value
-
-
-def _plus(value: object) -> object:
-    if not _is_number(value):
-        raise _Refused(f"cannot apply unary '+' to '{_type_name(value)}'")
-    return value
+def _numeric_unary(refusal: str, function: Callable) -> Callable:
+    def apply(value: object) -> object:
+        if not _is_number(value):
+            raise _Refused(f"{refusal} '{_type_name(value)}'")
+        return function(value)
+    return apply
 
 
 UNARY_OPERATORS: dict[type, Callable] = {
-    ast.USub: _negate, ast.UAdd: _plus, ast.Not: operator.not_,
+    ast.USub: _numeric_unary("cannot negate", operator.neg),
+    ast.UAdd: _numeric_unary("cannot apply unary '+' to", operator.pos), ast.Not: operator.not_,
 }
 
 
@@ -289,12 +287,11 @@ def _letter(index: object) -> str:
     _one_type("letter", index, _is_int, "an int")
     if index < 0:
         raise _Refused(f"letter() needs a non-negative int, got {index}")
-    letters = []
-    number = index + 1  # bijective base 26: digits 1..26
+    letters, number = "", index + 1  # bijective base 26: digits 1..26
     while number:
         number, digit = divmod(number - 1, 26)
-        letters.append(chr(ord("a") + digit))
-    return "".join(reversed(letters))
+        letters = chr(ord("a") + digit) + letters
+    return letters
 
 
 # name -> (function, fewest arguments, most arguments or None for any number)
@@ -410,14 +407,9 @@ def _walk(tree: ast.expr, expression: "_Expression") -> frozenset[str]:
 # Evaluation: one function per node type
 
 
-class _Unknown:
-    def __repr__(self) -> str:
-        return "<unknown>"
-
-
 # The value of a parameter whose declaration was refused (and reported): an expression that reads
 # it fails with no error of its own, since its one mistake is the declaration.
-UNKNOWN = _Unknown()
+UNKNOWN = Sentinel("unknown")
 
 
 def _eval_name(scope: Mapping[str, object], evaluate: Callable, node: ast.Name) -> object:
@@ -464,10 +456,6 @@ def _eval_compare(scope, evaluate, node: ast.Compare) -> bool:
     return True
 
 
-def _eval_if(scope, evaluate, node: ast.IfExp) -> object:
-    return evaluate(node.body) if evaluate(node.test) else evaluate(node.orelse)
-
-
 def _slice_bound(evaluate: Callable, node: ast.expr | None) -> int | None:
     value = None if node is None else evaluate(node)
     if value is not None and not _is_int(value):
@@ -505,7 +493,7 @@ _EVALUATORS: dict[type, Callable] = {
     ast.BinOp: _eval_binary,
     ast.BoolOp: _eval_bool,
     ast.Compare: _eval_compare,
-    ast.IfExp: _eval_if,
+    ast.IfExp: lambda scope, evaluate, node: evaluate(node.body) if evaluate(node.test) else evaluate(node.orelse),
     ast.Subscript: _eval_subscript,
     ast.Call: _eval_call,
 }
@@ -565,7 +553,8 @@ class Template:
             part = piece if isinstance(piece, str) else _format_piece(piece, scope)
             size += len(part)
             if size > MAX_SEQUENCE_SIZE:  # "${p}${p}" nested in uses would double past any bound
-                where = piece if isinstance(piece, _Expression) else self._last_expression()
+                where = piece if isinstance(piece, _Expression) else \
+                    next(last for last in reversed(self._pieces) if isinstance(last, _Expression))
                 raise CaffeconfError.at(where.span, f"text is too long (more than {MAX_SEQUENCE_SIZE} characters)")
             parts.append(part)
         return "".join(parts)
@@ -573,9 +562,6 @@ class Template:
     def pattern(self) -> str:
         """A regular expression for every text the template can give, each `${...}` matching anything."""
         return "".join(".*" if isinstance(piece, _Expression) else re.escape(piece) for piece in self._pieces)
-
-    def _last_expression(self) -> _Expression:
-        return next(piece for piece in reversed(self._pieces) if isinstance(piece, _Expression))
 
     def __repr__(self) -> str:
         return f"Template({self.source!r})"
@@ -647,36 +633,28 @@ def _compile_expression(text: str, dollar: int, span: Span) -> tuple[_Expression
 _TRAILING_OPERATOR = re.compile(r"(\*\*|//|==|!=|<=|>=|[-+*/%<>,]|\b(?:and|or|not|in|if|else))\s*$")
 
 
-def _explain(source: str, message: str) -> str:
-    """Python's generic 'invalid syntax', made specific where the cause is plain."""
-    trailing = _TRAILING_OPERATOR.search(source)
-    if message == "invalid syntax" and trailing:
-        return f"'{trailing.group(1)}' at the end needs something after it"
-    return message
-
-
-def _syntax_place(source: str, error: SyntaxError, placed: _Expression) -> Span:
-    """Where a syntax error is: a dangling operator itself, else the token Python stopped at;
-    the whole `${...}` when the columns are unknown."""
-    span, trailing = placed.span, _TRAILING_OPERATOR.search(source)
-    if placed.column is None or "\n" in source:
-        return span
-    if error.msg == "invalid syntax" and trailing:
+def _syntax_error(source: str, error: SyntaxError, placed: _Expression) -> CaffeconfError:
+    """Python's generic 'invalid syntax' made specific where the cause is plain (a dangling operator),
+    at that operator, else at the token Python stopped at; at the whole `${...}` when the columns are unknown."""
+    trailing = _TRAILING_OPERATOR.search(source) if error.msg == "invalid syntax" else None
+    message = f"'{trailing.group(1)}' at the end needs something after it" if trailing else error.msg
+    start = end = None
+    if trailing:
         start, end = trailing.start(1), trailing.end(1)
     elif (error.offset or 0) >= 1:
         start = error.offset - 1
         end = error.end_offset - 1 if (error.end_offset or 0) > error.offset else start + 1
-    else:
-        return span
-    return Span(span.path, span.line, placed.column + start, span.line, placed.column + end)
+    span = placed.span
+    if start is not None and placed.column is not None and "\n" not in source:
+        span = Span(span.path, span.line, placed.column + start, span.line, placed.column + end)
+    return CaffeconfError.at(span, f"invalid expression: {message}")
 
 
 def _parse(source: str, placed: _Expression) -> ast.expr:
     try:
         return ast.parse(source, mode="eval").body
     except SyntaxError as error:
-        raise CaffeconfError.at(_syntax_place(source, error, placed),
-                                f"invalid expression: {_explain(source, error.msg)}") from None
+        raise _syntax_error(source, error, placed) from None
     except (ValueError, RecursionError, MemoryError):
         raise CaffeconfError.at(placed.span, "invalid expression: too deeply nested or malformed") from None
 

@@ -15,10 +15,9 @@ from typing import Any, Callable, Sequence
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from ..errors import CaffeconfError, DiagnosticList, did_you_mean
-from .tree import Map, Node, Scalar, Seq
+from .tree import Map, Node, Scalar, Sentinel, Seq
 from ..caffe import messages
 from ..caffe.facts import INT_RANGES, MAX_BLOB_AXES, fork_field_hint
-
 
 
 def layer_message() -> Descriptor:
@@ -129,8 +128,7 @@ class FieldChecker:
                 self.diags.error(node.span, f"{path} has {len(items)} dims: a Caffe blob has at most "
                                  f"{MAX_BLOB_AXES} axes (kMaxBlobAxes)")
                 return _MISSING
-            values = [self._single(item, field, path) for item in items]
-            return [v for v in values if v is not _MISSING]
+            return [v for v in (self._single(item, field, path) for item in items) if v is not _MISSING]
         return self._single(node, field, path)
 
     def _items(self, node: Node) -> Sequence[Node] | None:
@@ -138,12 +136,10 @@ class FieldChecker:
             return node.items
         if isinstance(node, Scalar):
             value = self._value(node)
-            if value is _MISSING:
+            if value is _MISSING or value is None:
                 return None
             if isinstance(value, list):  # a `${...}` that produced a list
                 return [Scalar(v, node.span, evaluated=True) for v in value]
-            if value is None:
-                return None
         return [node]
 
     def _single(self, node: Node, field: FieldDescriptor, path: str) -> Any:
@@ -165,9 +161,7 @@ class FieldChecker:
         return converted
 
     def _value(self, node: Node) -> Any:
-        if not isinstance(node, Scalar):
-            return None
-        if node.value is None:
+        if not isinstance(node, Scalar) or node.value is None:
             return None
         try:
             return self.evaluate(node)
@@ -189,12 +183,7 @@ def _is_null(node: Node) -> bool:
     return isinstance(node, Scalar) and (node.value is None or (isinstance(node.value, str) and "${" in node.value))
 
 
-class _Missing:
-    def __repr__(self) -> str:
-        return "<missing>"
-
-
-_MISSING = _Missing()
+_MISSING = Sentinel("missing")
 
 
 def param_message_of(layer_type: str | None) -> str | None:

@@ -17,8 +17,7 @@ from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Note, Span
 from ..ir import Net
 from ..limits import Limits
 from .tree import Map, Node, Scalar, Seq
-from .source import load_tree
-from .source import CONFIG_SUFFIXES, is_config
+from .source import CONFIG_SUFFIXES, is_config, load_tree
 from ..caffe.netfile import read_net_file
 from .syntax import Document, ModuleDecl, Port
 
@@ -167,15 +166,12 @@ def module_from_net(name: str, net: Net, path: str) -> ModuleDecl:
     consumed = {bottom for layer in body for bottom in layer.bottoms}
     outputs = list(dict.fromkeys(top for layer in body for top in layer.tops if top not in consumed))
     span = Span(path, 1, 1)
-    entries = []
-    for layer in body:
-        where = layer.origin.span if layer.origin else span
-        data = {"name": layer.name, "type": layer.type, "bottom": list(layer.bottoms), "top": list(layer.tops),
-                **layer.fields}
-        entries.append(located(data, where))
+    entries = tuple(located({"name": layer.name, "type": layer.type, "bottom": list(layer.bottoms),
+                             "top": list(layer.tops), **layer.fields}, layer.origin.span if layer.origin else span)
+                    for layer in body)
     return ModuleDecl(name=name, span=span, path=path, params={},
                       inputs=tuple(_port(n, span) for n in inputs), outputs=tuple(_port(n, span) for n in outputs),
-                      layers=tuple(entries))
+                      layers=entries)
 
 
 def _port(name: str, span: Span) -> Port:

@@ -101,9 +101,7 @@ def load(path: str | Path, state: StateChoice | None = None, options: LoadOption
         net_file, solver = _net_file(path, options.content), None
         whole = net_file.net()  # what Caffe's upgrade logs and goes past comes first: a cause, never a consequence
         diagnostics = tuple(net_file.report.warnings) + (prototxt_diagnostics(whole) if options.verify else ())
-    if state is None:
-        return Loaded(whole, None, diagnostics, str(path), whole, solver)
-    net, chosen = for_state(whole, state)
+    net, chosen = (whole, None) if state is None else for_state(whole, state)
     return Loaded(net, chosen, diagnostics, str(path), whole, solver)
 
 

@@ -43,8 +43,7 @@ def poison_undecided(evaluator: Evaluator, entry: Entry, scope: Scope) -> None:
 def iterations(evaluator: Evaluator, limits: Limits, entry: Entry, scope: Scope) -> tuple[list[Scope], str] | None:
     """One scope per `repeat` index and the index's name (`var`, default `i`); None when the
     repeat is refused."""
-    node = entry.repeat
-    count_node, var = _repeat_form(evaluator, node, scope)
+    count_node, var = _repeat_form(evaluator, entry.repeat, scope)
     if count_node is None:
         return None
     count = _repeat_count(evaluator, limits, count_node, scope)

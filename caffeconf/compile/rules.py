@@ -33,15 +33,10 @@ class NetState:
 
 def state_meets_rule(state: NetState, rule: Mapping[str, Any]) -> bool:
     """A rule is met when every condition it sets holds for the state."""
-    if "phase" in rule and rule["phase"] != state.phase:
-        return False
-    if "min_level" in rule and state.level < rule["min_level"]:
-        return False
-    if "max_level" in rule and state.level > rule["max_level"]:
-        return False
-    if any(stage not in state.stages for stage in rule.get("stage", ())):
-        return False
-    return not any(stage in state.stages for stage in rule.get("not_stage", ()))
+    return (rule.get("phase", state.phase) == state.phase
+            and rule.get("min_level", state.level) <= state.level <= rule.get("max_level", state.level)
+            and all(stage in state.stages for stage in rule.get("stage", ()))
+            and not any(stage in state.stages for stage in rule.get("not_stage", ())))
 
 
 def both_rules_problem(layer: Layer) -> str | None:
@@ -98,27 +93,15 @@ def conjoin(a: Rule, b: Rule) -> Rule | None:
     """One rule met exactly when both are, or None when no state meets both."""
     if "phase" in a and "phase" in b and a["phase"] != b["phase"]:
         return None
-    merged: dict[str, Any] = {}
-    phase = a.get("phase", b.get("phase"))
-    if phase is not None:
-        merged["phase"] = phase
     lows = [r["min_level"] for r in (a, b) if "min_level" in r]
     highs = [r["max_level"] for r in (a, b) if "max_level" in r]
-    if lows:
-        merged["min_level"] = max(lows)
-    if highs:
-        merged["max_level"] = min(highs)
-    if lows and highs and merged["min_level"] > merged["max_level"]:
-        return None
     stages = list(dict.fromkeys([*a.get("stage", ()), *b.get("stage", ())]))
     not_stages = list(dict.fromkeys([*a.get("not_stage", ()), *b.get("not_stage", ())]))
-    if set(stages) & set(not_stages):
+    if (lows and highs and max(lows) > min(highs)) or set(stages) & set(not_stages):
         return None
-    if stages:
-        merged["stage"] = stages
-    if not_stages:
-        merged["not_stage"] = not_stages
-    return merged
+    merged = {"phase": a.get("phase", b.get("phase")), "min_level": max(lows, default=None),
+              "max_level": min(highs, default=None), "stage": stages, "not_stage": not_stages}
+    return {key: value for key, value in merged.items() if value is not None and value != []}
 
 
 def negate(rule: Rule) -> list[Rule]:
@@ -147,9 +130,8 @@ def combine(levels: Iterable[RuleSet]) -> RuleSet | None:
         return RuleSet("exclude", _unique([rule for level in levels for rule in level.rules]))
     terms: list[Rule] = [{}]
     for level in levels:
-        alternatives = level.rules if level.kind == "include" else None
-        if alternatives is not None:
-            terms = [c for t in terms for r in alternatives if (c := conjoin(t, r)) is not None]
+        if level.kind == "include":
+            terms = [c for t in terms for r in level.rules if (c := conjoin(t, r)) is not None]
         else:
             for rule in level.rules:
                 terms = [c for t in terms for n in negate(rule) if (c := conjoin(t, n)) is not None]
@@ -165,13 +147,10 @@ def combine(levels: Iterable[RuleSet]) -> RuleSet | None:
 
 
 def _unique(rules: Iterable[Rule]) -> tuple[Rule, ...]:
-    seen, unique = set(), []
+    unique: dict[str, Rule] = {}
     for rule in rules:
-        key = repr(sorted(rule.items()))
-        if key not in seen:
-            seen.add(key)
-            unique.append(rule)
-    return tuple(unique)
+        unique.setdefault(repr(sorted(rule.items())), rule)
+    return tuple(unique.values())
 
 
 def settle_variants(rule_set: RuleSet | None, variants: frozenset[str],
@@ -188,14 +167,9 @@ def settle_variants(rule_set: RuleSet | None, variants: frozenset[str],
         not_stages = [s for s in rule.get("not_stage", ()) if s in variants]
         if any(s not in selected for s in stages) or any(s in selected for s in not_stages):
             continue  # this rule can never be met in the chosen variant
-        settled = dict(rule)
-        for key in ("stage", "not_stage"):
-            kept = [s for s in rule.get(key, ()) if s not in variants]
-            if kept:
-                settled[key] = kept
-            else:
-                settled.pop(key, None)
-        remaining.append(settled)
+        settled = {key: [s for s in value if s not in variants] if key in ("stage", "not_stage") else value
+                   for key, value in rule.items()}
+        remaining.append({key: value for key, value in settled.items() if value != []})  # no stage left: no key
     always = any(not rule for rule in remaining)
     if rule_set.kind == "include":
         if not remaining:

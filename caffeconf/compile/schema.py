@@ -142,12 +142,10 @@ def _default_text(field: FieldDescriptor) -> str:
 
 
 def message_schema(descriptor: Descriptor, skip: frozenset[str] = frozenset()) -> Schema:
-    schema: Schema = {"type": "object"}
-    if descriptor.name in descriptions.MESSAGES:
-        schema["description"] = descriptions.MESSAGES[descriptor.name]
-    schema["properties"] = {f.name: field_schema(f) for f in descriptor.fields if f.name not in skip}
-    schema["additionalProperties"] = False
-    return schema
+    text = descriptions.MESSAGES.get(descriptor.name)
+    return {"type": "object", **({"description": text} if text is not None else {}),
+            "properties": {f.name: field_schema(f) for f in descriptor.fields if f.name not in skip},
+            "additionalProperties": False}
 
 
 def reachable_messages(fields: list[FieldDescriptor]) -> list[Descriptor]:
@@ -205,11 +203,8 @@ def layer_properties(params: tuple[str, ...]) -> dict[str, Schema]:
 
 
 def layer_field_definitions() -> dict[str, Schema]:
-    definitions = {f"layer.{key}": schema for key, schema in layer_syntax().items()}
-    for field in layer_message().fields:
-        if field.name not in _LAYER_ONLY:
-            definitions[f"layer.{field.name}"] = field_schema(field)
-    return definitions
+    return {**{f"layer.{key}": schema for key, schema in layer_syntax().items()},
+            **{f"layer.{f.name}": field_schema(f) for f in layer_message().fields if f.name not in _LAYER_ONLY}}
 
 
 def type_branch(layer_type: str) -> Schema:

@@ -101,13 +101,11 @@ def train_net(solver: messages.SolverParameter, override: str | None, source: st
     """The training net: the command line's NET, else (as Caffe looks for them) train_net_param,
     train_net, net_param or net, in train_state."""
     state = solver.train_state
-    if override:
-        return NetChoice(override, "TRAIN", tuple(state.stage), state.level)
-    for field in ("train_net_param", "train_net", "net_param", "net"):
-        if solver.HasField(field):
-            path, inline = _net_source(solver, field, getattr(solver, field), source)
-            return NetChoice(path, "TRAIN", tuple(state.stage), state.level, inline)
-    raise CaffeconfError.at(None, "no net to train: give NET or set `net` in the solver")
+    fields = ("train_net_param", "train_net", "net_param", "net")
+    path, inline = (override, None) if override else _first_net(solver, fields, source)
+    if path is None:
+        raise CaffeconfError.at(None, "no net to train: give NET or set `net` in the solver")
+    return NetChoice(path, "TRAIN", tuple(state.stage), state.level, inline)
 
 
 def _net_source(solver, field: str, value, source: str) -> tuple[str, Net | None]:
@@ -126,23 +124,21 @@ def test_nets(solver: messages.SolverParameter, override: str | None, source: st
     sources = [_net_source(solver, "test_net_param", net, source) for net in solver.test_net_param]
     sources += [(path, None) for path in solver.test_net]
     if not sources:
-        general = (override, None) if override else _general_net(solver, source)
+        general = (override, None) if override else _first_net(solver, ("net_param", "net"), source)
         sources = [general] * len(solver.test_iter) if general[0] else []
-    paths = [path for path, _ in sources]
-    if len(paths) != len(solver.test_iter):
-        raise CaffeconfError.at(None, f"the solver has {len(paths)} test nets but {len(solver.test_iter)} "
+    if len(sources) != len(solver.test_iter):
+        raise CaffeconfError.at(None, f"the solver has {len(sources)} test nets but {len(solver.test_iter)} "
                                       "test_iter values: give one test_iter per test net")
-    if solver.test_state and len(solver.test_state) != len(paths):
-        raise CaffeconfError.at(None, f"{len(solver.test_state)} test_state entries for {len(paths)} test nets")
-    choices = []
-    for index, (path, inline) in enumerate(sources):
-        state = solver.test_state[index] if solver.test_state else messages.NetState()
-        choices.append(NetChoice(path, "TEST", tuple(state.stage), state.level, inline))
-    return choices
+    if solver.test_state and len(solver.test_state) != len(sources):
+        raise CaffeconfError.at(None, f"{len(solver.test_state)} test_state entries for {len(sources)} test nets")
+    states = solver.test_state or [messages.NetState()] * len(sources)
+    return [NetChoice(path, "TEST", tuple(state.stage), state.level, inline)
+            for (path, inline), state in zip(sources, states)]
 
 
-def _general_net(solver, source: str) -> tuple[str | None, Net | None]:
-    for field in ("net_param", "net"):
+def _first_net(solver, fields: tuple[str, ...], source: str) -> tuple[str | None, Net | None]:
+    """The first of `fields` the solver sets, as `_net_source` gives it; (None, None) for none."""
+    for field in fields:
         if solver.HasField(field):
             return _net_source(solver, field, getattr(solver, field), source)
     return None, None

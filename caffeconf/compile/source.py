@@ -33,7 +33,6 @@ def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     return text
 
 
-
 def load_tree(path: str | Path, limits: Limits = DEFAULT_LIMITS, text: str | None = None) -> Node:
     """Read and parse a config file (YAML, or TOML by its suffix); with `text`, that is the
     file's content (a config given as a string to the Python API) and nothing is read."""

@@ -175,13 +175,10 @@ def _layers(node: Node | None, what: str, diags: DiagnosticList) -> tuple[Map, .
     if not isinstance(node, Seq):
         diags.error(node.span, f"{what} must be a list of layers")
         return ()
-    entries = []
     for item in node.items:
-        if isinstance(item, Map):
-            entries.append(item)
-        else:
+        if not isinstance(item, Map):
             diags.error(item.span, "a layer must be a mapping (a Caffe layer or a `use:` of a module)")
-    return tuple(entries)
+    return tuple(item for item in node.items if isinstance(item, Map))
 
 
 def _ports(node: Node | None, what: str, diags: DiagnosticList) -> tuple[Port, ...]:
@@ -241,14 +238,13 @@ def parse_param(name: str, key_span: Span, node: Node, diags: DiagnosticList) ->
     values = _enum_values(name, node, diags) if kind == "enum" else ()
     if values is None:
         return None
-    doc_node = node.get("doc")
     return ParamDecl(
         name=name, kind=kind, is_list=bool(match.group(1)), span=key_span, default=node.get("default"),
         minimum=_number(node.get("min"), "`min`", diags) if kind in ("int", "float") else None,
         maximum=_number(node.get("max"), "`max`", diags) if kind in ("int", "float") else None,
         values=values, min_len=_number(node.get("min_len"), "`min_len`", diags, integer=True),
         max_len=_number(node.get("max_len"), "`max_len`", diags, integer=True),
-        doc=_text(doc_node, "`doc`", diags) or "",
+        doc=_text(node.get("doc"), "`doc`", diags) or "",
     )
 
 
@@ -279,12 +275,8 @@ def parse_params(node: Node | None, diags: DiagnosticList) -> dict[str, ParamDec
     if not isinstance(node, Map):
         diags.error(node.span, "`params` must map parameter names to their types")
         return {}
-    decls = {}
-    for name, value in node.values.items():
-        decl = parse_param(name, node.keys[name], value, diags)
-        if decl:
-            decls[name] = decl
-    return decls
+    return {name: decl for name, value in node.values.items()
+            if (decl := parse_param(name, node.keys[name], value, diags))}
 
 
 def _refused(node: Node | None, accepted: dict[str, ParamDecl]) -> frozenset[str]:
@@ -328,10 +320,8 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
     modules: dict[str, ModuleDecl] = {}
     modules_node = root.get("modules")
     if isinstance(modules_node, Map):
-        for name, node in modules_node.values.items():
-            module = parse_module(name, modules_node.keys[name], node, path, diags)
-            if module:
-                modules[name] = module
+        modules = {name: module for name, node in modules_node.values.items()
+                   if (module := parse_module(name, modules_node.keys[name], node, path, diags))}
     elif modules_node is not None:
         diags.error(modules_node.span, "`modules` must map module names to modules")
     separator = _text(root.get("separator"), "`separator`", diags) or "/"

@@ -25,7 +25,7 @@ import bisect
 import datetime
 import re
 import sys
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -57,14 +57,9 @@ def parse_toml(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> Node:
 
 def key_path_text(key_path: KeyPath) -> str:
     """`modules.inception.layers[2].convolution_param`; keys that are not bare are quoted."""
-    out = []
-    for part in key_path:
-        if isinstance(part, int):
-            out.append(f"[{part}]")
-        else:
-            name = part if _BARE_KEY.fullmatch(part) else _quote(part)
-            out.append(("." if out else "") + name)
-    return "".join(out)
+    text = "".join(f"[{part}]" if isinstance(part, int) else "." + (part if _BARE_KEY.fullmatch(part) else _quote(part))
+                   for part in key_path)
+    return text.removeprefix(".")
 
 
 def _quote(key: str) -> str:
@@ -249,12 +244,10 @@ class _Scanner:
         table = self._walk_header(segments[:-1], span)
         name, key_span = segments[-1]
         table += (name,)
+        self._record(self.keys, table, key_span, replace=not is_array)
+        self._record(self.values, table, span, replace=not is_array)
         if not is_array:
-            self._record(self.keys, table, key_span, replace=True)
-            self._record(self.values, table, span, replace=True)
             return table
-        self._record(self.keys, table, key_span)
-        self._record(self.values, table, span)
         index = self.array_tables.get(table, -1) + 1
         self.array_tables[table] = index
         self._record(self.values, table + (index,), span)
@@ -323,39 +316,29 @@ class _Scanner:
         start, char = self.at, self._char()
         if char == "{":
             self._check_depth(key_path, self._span(start, start + 1))  # before descending into it
-            self._inline_table(key_path)
+            self._items("{", "}", lambda index: self._key_value(key_path))
         elif char == "[":
             self._check_depth(key_path, self._span(start, start + 1))
-            self._array(key_path)
+            self._items("[", "]", lambda index: self._value(key_path + (index,)))
         elif char in ("\"", "'"):
             self.at = self._string_end(start)
         else:
             self.at = self._bare_value_end(start)
         self._record(self.values, key_path, self._span(start, self.at), replace=True)
 
-    def _inline_table(self, table: KeyPath) -> None:
-        self._expect("{")
-        self._skip(newlines=True)
-        while self._char() != "}":
-            self._key_value(table)
-            self._skip(newlines=True)
-            if self._char() == ",":
-                self.at += 1
-                self._skip(newlines=True)
-        self._expect("}")
-
-    def _array(self, key_path: KeyPath) -> None:
-        self._expect("[")
+    def _items(self, opening: str, closing: str, item: Callable[[int], None]) -> None:
+        """An inline table's key/value pairs or an array's values, comma-separated: `item(index)` each."""
+        self._expect(opening)
         self._skip(newlines=True)
         index = 0
-        while self._char() != "]":
-            self._value(key_path + (index,))
+        while self._char() != closing:
+            item(index)
             index += 1
             self._skip(newlines=True)
             if self._char() == ",":
                 self.at += 1
                 self._skip(newlines=True)
-        self._expect("]")
+        self._expect(closing)
 
     def _bare_value_end(self, start: int) -> int:
         """End of a number, boolean or date: up to a separator, trailing blanks dropped

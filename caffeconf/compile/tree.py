@@ -1,4 +1,5 @@
-"""The located tree that YAML and TOML sources both parse into: every node keeps its Span."""
+"""The located tree that YAML and TOML sources both parse into: every node keeps its Span (and the
+`Sentinel` markers later stages pass where there is no value)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ class Map:
 
 
 Node = Union[Scalar, Seq, Map]
+
+
+class Sentinel:
+    """A value that stands for no value (failed, missing, unknown): compared by identity, shown by name."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<{self.name}>"
 
 
 def opened_syntax_error(problem: str, opened: str, opener: Span, gave_up: Span, text: str) -> CaffeconfError:

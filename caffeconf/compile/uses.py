@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from ..errors import Note, closest, did_you_mean
-from .check import type_hint
+from .check import unknown_module
 from .entries import Scope, bottoms
 from .fields import layer_message
 from .library import Library
@@ -27,8 +27,7 @@ def module_for(evaluator: Evaluator, entry: ModuleUse, scope: Scope, library: Li
         return None
     module = library.lookup(name, scope.unit)
     if module is None:
-        evaluator.diags.error(node.span, f"unknown module '{name}'",
-                              hint=type_hint(name) or did_you_mean(name, library.visible(scope.unit)))
+        unknown_module(evaluator.diags, node.span, name, library, scope.unit)
     return module
 
 
@@ -104,22 +103,18 @@ def _ports_by_name(evaluator: Evaluator, node: Map, key: str, ports: tuple[Port,
 
 def use_rules(evaluator: Evaluator, entry: ModuleUse, env: Env) -> tuple[RuleSet, ...]:
     """The use's own include/exclude rules, which apply to every layer inside it."""
-    found = []
-    for kind, node in zip(RULE_KINDS, (entry.include, entry.exclude)):
-        field_descriptor = layer_message().fields_by_name[kind]
-        if node is not None:
-            rules = evaluator.fields(env).field(node, field_descriptor, kind)
-            if rules:
-                found.append(RuleSet(kind, tuple(rules)))
-    return tuple(found)
+    found = {kind: evaluator.fields(env).field(node, layer_message().fields_by_name[kind], kind)
+             for kind, node in zip(RULE_KINDS, (entry.include, entry.exclude)) if node is not None}
+    return tuple(RuleSet(kind, tuple(rules)) for kind, rules in found.items() if rules)
 
 
 def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Port, ...], callee: Scope,
                     scope: Scope, instance: str, written_tops: list[str] | None, entry: ModuleUse) -> list[str] | None:
     """Caller names for the outputs: its tops, else `<instance>/<output>` (the bare output name
     for a module with `qualify: false`, whose names are the caller's)."""
-    names = []
-    for index, port in enumerate(outputs):
+    names = written_tops or [f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
+                             for port in outputs]
+    for port, name in zip(outputs, names):
         flat = callee.blobs.get(port.name)
         if flat is None and callee.is_poisoned(port.name):
             return None  # its producer failed, with its own error
@@ -130,13 +125,8 @@ def collect_outputs(evaluator: Evaluator, module: ModuleDecl, outputs: tuple[Por
             evaluator.diags.error(port.span, f"output '{port.name}' of module '{module.name}' is never produced "
                                   "by its layers", hint=hint)  # the use is noted as for any error in its body
             return None
-        if written_tops:
-            name = written_tops[index]
-        else:
-            name = f"{instance}{scope.separator}{port.name}" if module.qualify else port.name
         scope.blobs[name] = flat
-        names.append(name)
-    return names
+    return list(names)
 
 
 def use_outputs(evaluator: Evaluator, entry: ModuleUse, scope: Scope, module: ModuleDecl | None, instance: str | None,

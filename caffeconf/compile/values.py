@@ -12,17 +12,10 @@ from typing import Any, Mapping
 from ..errors import CaffeconfError, DiagnosticList, Span
 from .expr import compile_template
 from .fields import FieldChecker, describe
-from .tree import Map, Node, Scalar, Seq
+from .tree import Map, Node, Scalar, Sentinel, Seq
 
 Env = Mapping[str, Any]
-
-
-class _Failed:
-    def __repr__(self) -> str:
-        return "<failed>"
-
-
-FAILED = _Failed()
+FAILED = Sentinel("failed")
 
 
 class BlobName(str):

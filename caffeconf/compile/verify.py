@@ -14,9 +14,9 @@ import dataclasses
 from typing import Iterator
 
 from ..caffe.facts import SOURCE_TYPES, learnable_blobs
-from ..errors import Diagnostic, DiagnosticList, Note
+from ..errors import CaffeconfError, Diagnostic, DiagnosticList, Note, merge_spread
 from ..ir import Layer, Net
-from .rules import NetState, both_rules_problem, layer_is_kept
+from .rules import NetState, both_rules_problem, filter_net, layer_is_kept
 
 def candidate_states(net: Net) -> Iterator[NetState]:
     """The states a net is plausibly run in, as its rules name them."""
@@ -44,7 +44,8 @@ def verify_net(net: Net, diags: DiagnosticList) -> None:
     reported: set[tuple] = set()  # a problem that holds in several states is reported for the first
     found, blamed = DiagnosticList(), {}
     for state, kept in run_states(net, diags):
-        _verify_state(kept, net, _describe(state, net), found, reported, blamed)
+        where = f" (in {describe_state(state)})" if has_rules(net) else ""
+        _verify_state(kept, net, where, found, reported, blamed)
     for diag in one_per_written_layer([(d, blamed.get(found.key(d))) for d in found.items], net):
         diags.add(diag)
 
@@ -89,10 +90,6 @@ def _both_rules(layer: Layer, diags: DiagnosticList) -> bool:
     return problem is not None
 
 
-def _describe(state: NetState, net: Net) -> str:
-    return f" (in {describe_state(state)})" if has_rules(net) else ""
-
-
 def has_rules(net: Net) -> bool:
     """Whether any layer has include/exclude rules (else every state keeps the same layers)."""
     return any(layer.fields.get("include") or layer.fields.get("exclude") for layer in net.layers)
@@ -132,10 +129,6 @@ def _distinct_spans(layer: Layer, first: Layer):
     return _span(layer), _span(first)
 
 
-def _producers_elsewhere(net: Net, blob: str) -> list[Layer]:
-    return [layer for layer in net.layers if blob in layer.tops]
-
-
 def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticList, reported: set[tuple],
                   blamed: dict[tuple, Layer]) -> None:
     names: dict[str, Layer] = {}
@@ -153,7 +146,7 @@ def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticLi
                               "that address layers by name see only one", notes=notes)
         for index, bottom in enumerate(layer.bottoms):
             if bottom not in producers and _first_time(reported, "bottom", id(layer), bottom):
-                others = _producers_elsewhere(net, bottom)
+                others = [other for other in net.layers if bottom in other.tops]
                 notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
                               f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
                 span = layer.origin.bottom_span(index) if layer.origin else None
@@ -215,16 +208,12 @@ def check_sharing(net: Net, diags: DiagnosticList) -> None:
 
 
 def _sharer_notes(layer: Layer, owner: Layer) -> list[Note]:
-    notes = [_owner_note(owner)]
+    where = f" ({owner.origin.describe()})" if owner.origin and owner.origin.uses else ""
+    notes = [Note(f"'{owner.name}' owns the shared blobs{where}", _span(owner))]
     if layer.origin and layer.origin.uses:
         notes.append(Note(f"'{layer.name}' comes from module {layer.origin.uses[-1].module}, used as "
                           f"{layer.origin.uses[-1].instance}", layer.origin.uses[-1].span))
     return notes
-
-
-def _owner_note(owner: Layer) -> Note:
-    where = f" ({owner.origin.describe()})" if owner.origin and owner.origin.uses else ""
-    return Note(f"'{owner.name}' owns the shared blobs{where}", _span(owner))
 
 
 def _check_sharer(name: str, layer: Layer, spec: dict, owner: Layer, owner_spec: dict,
@@ -258,8 +247,6 @@ def _shape_mismatch(name: str, layer: Layer, owner: Layer, ours: tuple | None, t
 
 def _param_shapes(net: Net) -> dict[str, tuple]:
     """Learnable blob shapes by layer name, where inference can tell them (any phase)."""
-    from ..errors import CaffeconfError
-    from .rules import filter_net
     from ..inspect.shapes import infer_shapes
 
     found: dict[str, tuple] = {}
@@ -304,8 +291,6 @@ def shape_diagnostics(net: Net) -> tuple[Diagnostic, ...]:
     the net, or read from its data layers' sources, which a note then names): a mismatch of one
     layer (in one module instance) in several states is one error, noted with the states it holds
     in when the net's rules make the states differ."""
-    from ..errors import CaffeconfError, merge_spread
-    from .rules import filter_net
     from ..inspect.shapes import infer_shapes
     from ..inspect.sources import read_source_shapes, source_inputs
 

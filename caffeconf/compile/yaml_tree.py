@@ -19,7 +19,6 @@ from ..limits import DEFAULT_LIMITS, Limits
 from .tree import Map, Node, Scalar, Seq, opened_syntax_error
 
 
-
 _BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _TAG = "tag:yaml.org,2002:"
 
