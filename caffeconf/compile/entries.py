@@ -107,7 +107,8 @@ def tops(evaluator: Evaluator, entry: LayerEntry, name: str | None, written_bott
     if in_place is not None:
         flag = evaluator.attempt(in_place, env)
         if not isinstance(flag, bool):
-            evaluator.diags.error(in_place.span, "`in_place` must be true or false")
+            if flag is not FAILED:  # a failed value has its own error: its one mistake
+                evaluator.diags.error(in_place.span, "`in_place` must be true or false")
             return None
         if flag:
             if entry.top is not None:
