@@ -58,7 +58,7 @@ def _python_note(layer) -> str:
             f"inspect does not run: its shapes, and those computed from them, are '?'\n")
 
 
-def _number(value: int | None) -> str:
+def format_count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
@@ -80,10 +80,10 @@ def _outputs(outputs: tuple[Shape | None, ...]) -> str:
 def render_table(table: list[Row], totals, memory: MemoryEstimate) -> str:
     lines = [COLUMNS]
     for row in table:
-        lines.append((row.name, row.type, _outputs(row.outputs), _number(row.params),
-                      _number(row.macs), format_bytes(row.activation_bytes)))
+        lines.append((row.name, row.type, _outputs(row.outputs), format_count(row.params),
+                      format_count(row.macs), format_bytes(row.activation_bytes)))
     params, macs, activations = totals
-    lines.append(("total", "", "", _number(params), _number(macs), format_bytes(activations)))
+    lines.append(("total", "", "", format_count(params), format_count(macs), format_bytes(activations)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = [_align(line, widths) for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))

@@ -20,7 +20,8 @@ from ..compile.source import is_config
 from ..compile.syntax import ModuleDecl, ParamDecl
 from ..compile.tree import Map, Scalar, Seq
 from ..errors import CaffeconfError, DiagnosticList, Span
-from ..inspect.measure import layer_costs
+from ..commands.inspect import format_count
+from ..inspect.measure import layer_costs, net_totals
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
 from .documents import Config, file_place, written_by
@@ -223,20 +224,11 @@ def _layer_section(root: str, own: str, span: Span, limits: Limits) -> str | Non
         return None
     lines = [f"`{cost.layer.name}` ({cost.layer.type}): " + ", ".join(
         f"{top} {format_shape(shape)}" for top, shape in zip(cost.layer.tops, cost.tops))
-        + f"; params {_count(cost.params)}; MACs {_count(cost.macs)}" for cost in mine[:MAX_INSTANCES]]
+        + f"; params {format_count(cost.params)}; MACs {format_count(cost.macs)}" for cost in mine[:MAX_INSTANCES]]
     if len(mine) > MAX_INSTANCES:
         lines.append(f"… and {len(mine) - MAX_INSTANCES} more")
     if len(mine) > 1:
-        lines.append(f"in all: {len(mine)} layers; params {_count(_total(c.params for c in mine))}; "
-                     f"MACs {_count(_total(c.macs for c in mine))}")
+        params, macs, _ = net_totals(mine)
+        lines.append(f"in all: {len(mine)} layers; params {format_count(params)}; MACs {format_count(macs)}")
     where = "deploy variant" if stages else "TEST phase"
     return f"In the {where}{of}:\n\n" + "\n".join(f"- {line}" for line in lines)
-
-
-def _total(values) -> int | None:
-    values = list(values)
-    return None if None in values else sum(values)
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
