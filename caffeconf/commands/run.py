@@ -11,8 +11,7 @@ from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
 from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, cached_measurement, \
     export_for_runtime, faster_for, format_differences, may_use_onnxruntime, measurement_key, report_choice
-from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
-    check_batch, check_threads, load_for_state, seed, warn
+from .net_options import add_runner_arguments, check_batch, check_threads, load_for_state, seed, warn
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -30,10 +29,7 @@ def add_arguments(parser) -> None:
                              "small biases, BatchNorm variances positive, Scale factors near 1")
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
-    add_state_arguments(parser)
-    add_python_layers_argument(parser)
-    add_threads_argument(parser)
-    add_device_argument(parser, "run")
+    add_runner_arguments(parser, "run")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="arithmetic of the forward pass: fp32 (Caffe's, default) or autocast to bf16/fp16")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..train.signals import EFFECTS
-from .net_options import add_config_arguments, add_device_argument, add_python_layers_argument, add_threads_argument, \
-    check_threads, load_options, warn
+from .net_options import add_runner_arguments, check_threads, load_options, warn
 from .optional_modules import required_modules
 
 
@@ -18,10 +17,7 @@ def add_arguments(parser) -> None:
     start.add_argument("--resume", metavar="STATE.solverstate", help="continue from a snapshot")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
-    add_config_arguments(parser)
-    add_python_layers_argument(parser)
-    add_threads_argument(parser)
-    add_device_argument(parser, "train")
+    add_runner_arguments(parser, "train", state=False)
     parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
                         help="what SIGINT (Ctrl-C) and SIGTERM do, as Caffe's -sigint_effect: stop after "
                              "the current iteration and snapshot (default), snapshot and go on, or nothing")
