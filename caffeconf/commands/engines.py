@@ -126,14 +126,10 @@ def faster_for(figures: dict, passes: int, setup_paid: bool) -> str:
 
 def report_choice(verbose: bool, engine: str, figures: dict | None, how: str) -> None:
     """With --verbose, the figures auto chose by (on stderr: the summary on stdout stays the same)."""
-    if not verbose:
-        return
-    if figures is None:
-        print(f"auto: {TITLES[engine]}: {how}", file=sys.stderr)
-        return
-    print(f"auto: {TITLES[engine]}: PyTorch {figures['pytorch_ms']:.2f} ms a pass, ONNX Runtime "
-          f"{figures['onnxruntime_ms']:.2f} ms a pass after {figures['setup_s']:.2f} s of setup ({how})",
-          file=sys.stderr)
+    if verbose:
+        print(f"auto: {TITLES[engine]}: " + (how if figures is None else
+              f"PyTorch {figures['pytorch_ms']:.2f} ms a pass, ONNX Runtime {figures['onnxruntime_ms']:.2f} ms a "
+              f"pass after {figures['setup_s']:.2f} s of setup ({how})"), file=sys.stderr)
 
 
 def blob_differences(reference: dict, other: dict, names) -> list[tuple[str, float, float, str]]:

@@ -109,14 +109,16 @@ def _blob_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _check_blobs(requested: list[str], net: Net) -> None:
-    """Every name given to --blobs is a blob of the net (a top of one of its layers)."""
+def _chosen_blobs(requested: list[str], net: Net) -> list[str]:
+    """The blobs given to --blobs (every blob for 'all'), each refused unless a blob of the net
+    (a top of one of its layers)."""
     known = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
     diagnostics = [Diagnostic(f"--blobs: the net has no blob '{name}'", None,
                               hint=did_you_mean(name, known) or _some_names(known))
                    for name in requested if name != "all" and name not in known]
     if diagnostics:
         raise CaffeconfError(diagnostics)
+    return known if "all" in requested else requested
 
 
 def _some_names(names: list[str], shown: int = 8) -> str:
@@ -136,8 +138,7 @@ def _run(args) -> int:
     net, phase = loaded.net, loaded.state.phase
     explicit_ort = "onnxruntime" in (args.engine, args.compare)
     device = torch.device("cpu") if explicit_ort else select_device(args.device)
-    requested = _blob_names(args.blobs) if args.blobs is not None else []
-    _check_blobs(requested, net)
+    chosen = _chosen_blobs(_blob_names(args.blobs) if args.blobs is not None else [], net)
     model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights,
                         allow_python_layers=args.allow_python_layers)
     overrides = {"mean_values": tuple(args.mean_value or ()), "mean_file": args.mean_file,
@@ -148,8 +149,6 @@ def _run(args) -> int:
         model = model.to(memory_format=memory_format)
     inputs = {name: _to_device(value, device, memory_format) for name, value in inputs.items()}
     model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
-    chosen = list(dict.fromkeys(top for layer in net.layers for top in layer.tops)) if "all" in requested \
-        else requested
     engine, exported = _choose_engine(args, net, model, inputs, chosen, device)
     blobs = _forward(engine, exported, model, inputs, chosen, device, args.precision)
     by = " (auto)" if args.engine == "auto" and not args.compare else ""

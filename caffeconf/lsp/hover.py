@@ -152,13 +152,10 @@ def _written_value(layer, keys: tuple):
     return _field_value(layer.fields, keys)
 
 
-def _field_value(fields, keys: tuple):
-    value = fields
+def _field_value(value, keys: tuple):
     for key in keys:
-        if isinstance(value, dict):
-            value = value.get(key)
-        else:
-            value = value[key] if isinstance(value, list) and isinstance(key, int) and key < len(value) else None
+        value = value.get(key) if isinstance(value, dict) else \
+            value[key] if isinstance(value, list) and isinstance(key, int) and key < len(value) else None
     return value
 
 

@@ -96,8 +96,7 @@ def spawn(nproc: int, worker: Callable[[int, int, tuple], int], payload: tuple) 
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    codes = [results.get() for _ in range(nproc)]
-    return max(codes, key=abs)
+    return max((results.get() for _ in range(nproc)), key=abs)
 
 
 def _run_worker(rank: int, nproc: int, worker, payload, results) -> None:
