@@ -34,13 +34,10 @@ def add_engine_argument(parser, default: str, what: str) -> None:
                         help="say how --engine auto chose (the measured figures)")
 
 
-def onnxruntime_installed() -> bool:
-    return find_spec("onnx") is not None and find_spec("onnxruntime") is not None
-
-
 def may_use_onnxruntime(device_type: str, precision: str = "fp32", channels_last: bool = False) -> bool:
     """Whether auto tries ONNX Runtime: a CPU pass in Caffe's fp32 with the onnx extra installed."""
-    return device_type == "cpu" and precision == "fp32" and not channels_last and onnxruntime_installed()
+    return device_type == "cpu" and precision == "fp32" and not channels_last \
+        and find_spec("onnx") is not None and find_spec("onnxruntime") is not None
 
 
 def export_for_runtime(net: Net, model, shapes: dict, extra_outputs=(), quiet: bool = False):

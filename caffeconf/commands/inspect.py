@@ -99,14 +99,10 @@ def _memory_text(memory: MemoryEstimate) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _shape_json(shape: Shape | None):
-    return None if shape is None else list(shape)
-
-
 def render_json(table: list[Row], totals, memory: MemoryEstimate) -> str:
     params, macs, activations = totals
     document = {
-        "rows": [{"name": r.name, "type": r.type, "outputs": [_shape_json(s) for s in r.outputs],
+        "rows": [{"name": r.name, "type": r.type, "outputs": [None if s is None else list(s) for s in r.outputs],
                   "params": r.params, "macs": r.macs, "activation_bytes": r.activation_bytes}
                  for r in table],
         "totals": {"params": params, "macs": macs, "activation_bytes": activations},
@@ -119,9 +115,8 @@ def render_csv(table: list[Row], totals, memory: MemoryEstimate) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("name", "type", "outputs", "params", "macs", "activation_bytes"))
-    for r in table:
-        writer.writerow((r.name, r.type, ";".join(format_shape(s) for s in r.outputs),
-                         _blank(r.params), _blank(r.macs), _blank(r.activation_bytes)))
+    writer.writerows((r.name, r.type, ";".join(format_shape(s) for s in r.outputs),
+                      _blank(r.params), _blank(r.macs), _blank(r.activation_bytes)) for r in table)
     return buffer.getvalue()
 
 
