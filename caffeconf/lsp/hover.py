@@ -145,11 +145,8 @@ def _node_at(node, keys: tuple):
 
 def _written_value(layer, keys: tuple):
     """The flat layer's value of the field at `keys`: its name, blobs (qualified) or a Caffe field."""
-    if keys[0] == "name":
-        return layer.name
-    if keys[0] in ("top", "bottom"):
-        return _field_value({keys[0]: list(layer.tops if keys[0] == "top" else layer.bottoms)}, keys)
-    return _field_value(layer.fields, keys)
+    return _field_value({**layer.fields, "name": layer.name, "top": list(layer.tops), "bottom": list(layer.bottoms)},
+                        keys)
 
 
 def _field_value(value, keys: tuple):
