@@ -34,13 +34,10 @@ def add_engine_argument(parser, default: str, what: str) -> None:
                         help="say how --engine auto chose (the measured figures)")
 
 
-def onnxruntime_installed() -> bool:
-    return find_spec("onnx") is not None and find_spec("onnxruntime") is not None
-
-
 def may_use_onnxruntime(device_type: str, precision: str = "fp32", channels_last: bool = False) -> bool:
     """Whether auto tries ONNX Runtime: a CPU pass in Caffe's fp32 with the onnx extra installed."""
-    return device_type == "cpu" and precision == "fp32" and not channels_last and onnxruntime_installed()
+    return device_type == "cpu" and precision == "fp32" and not channels_last \
+        and find_spec("onnx") is not None and find_spec("onnxruntime") is not None
 
 
 def export_for_runtime(net: Net, model, shapes: dict, extra_outputs=(), quiet: bool = False):
@@ -126,14 +123,10 @@ def faster_for(figures: dict, passes: int, setup_paid: bool) -> str:
 
 def report_choice(verbose: bool, engine: str, figures: dict | None, how: str) -> None:
     """With --verbose, the figures auto chose by (on stderr: the summary on stdout stays the same)."""
-    if not verbose:
-        return
-    if figures is None:
-        print(f"auto: {TITLES[engine]}: {how}", file=sys.stderr)
-        return
-    print(f"auto: {TITLES[engine]}: PyTorch {figures['pytorch_ms']:.2f} ms a pass, ONNX Runtime "
-          f"{figures['onnxruntime_ms']:.2f} ms a pass after {figures['setup_s']:.2f} s of setup ({how})",
-          file=sys.stderr)
+    if verbose:
+        print(f"auto: {TITLES[engine]}: " + (how if figures is None else
+              f"PyTorch {figures['pytorch_ms']:.2f} ms a pass, ONNX Runtime {figures['onnxruntime_ms']:.2f} ms a "
+              f"pass after {figures['setup_s']:.2f} s of setup ({how})"), file=sys.stderr)
 
 
 def blob_differences(reference: dict, other: dict, names) -> list[tuple[str, float, float, str]]:

@@ -43,10 +43,8 @@ def run(args) -> int:
              if given] if as_python else []
     if clash:
         raise CaffeconfError.at(None, f"--python writes a flat script for BVLC's caffe.proto: it takes no {clash[0]}")
-    if as_python:
-        result = import_python(args.input)
-    else:
-        result = import_config(args.input, modules=args.modules, as_toml=as_toml)
+    result = import_python(args.input) if as_python else \
+        import_config(args.input, modules=args.modules, as_toml=as_toml)
     text = with_proto_header(result.text, args.proto, args.output, as_toml) if args.proto else result.text
     if args.output == "-":
         sys.stdout.write(text)

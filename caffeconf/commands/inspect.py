@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import io
 import json
 import sys
@@ -39,16 +40,11 @@ def run(args: argparse.Namespace) -> int:
     read = [r for r in read_source_shapes(net) if not set(r.tops) <= set(given)]
     for source in read:
         sys.stderr.write(f"shapes read: {source.describe()}\n")
-    for layer in net.layers:
-        if layer.type == "Python":
-            sys.stderr.write(_python_note(layer))
+    sys.stderr.write("".join(_python_note(layer) for layer in net.layers if layer.type == "Python"))
     shapes = infer_shapes(net, {**source_inputs(read), **given}, args.batch)
     costs = layer_costs(shapes)
-    table = rows(costs, args.depth)
-    totals = net_totals(costs)
-    memory = estimate_memory(costs, args.solver)
     render = {"table": render_table, "json": render_json, "csv": render_csv}[args.format]
-    sys.stdout.write(render(table, totals, memory))
+    sys.stdout.write(render(rows(costs, args.depth), net_totals(costs), estimate_memory(costs, args.solver)))
     return 0
 
 
@@ -58,7 +54,7 @@ def _python_note(layer) -> str:
             f"inspect does not run: its shapes, and those computed from them, are '?'\n")
 
 
-def _number(value: int | None) -> str:
+def format_count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
 
 
@@ -78,12 +74,10 @@ def _outputs(outputs: tuple[Shape | None, ...]) -> str:
 
 
 def render_table(table: list[Row], totals, memory: MemoryEstimate) -> str:
-    lines = [COLUMNS]
-    for row in table:
-        lines.append((row.name, row.type, _outputs(row.outputs), _number(row.params),
-                      _number(row.macs), format_bytes(row.activation_bytes)))
     params, macs, activations = totals
-    lines.append(("total", "", "", _number(params), _number(macs), format_bytes(activations)))
+    lines = [COLUMNS, *((row.name, row.type, _outputs(row.outputs), format_count(row.params), format_count(row.macs),
+                         format_bytes(row.activation_bytes)) for row in table),
+             ("total", "", "", format_count(params), format_count(macs), format_bytes(activations))]
     widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
     text = [_align(line, widths) for line in lines]
     text.insert(1, "  ".join("-" * w for w in widths))
@@ -98,33 +92,21 @@ def _align(cells: tuple[str, ...], widths: list[int]) -> str:
 
 
 def _memory_text(memory: MemoryEstimate) -> str:
-    items = [
-        ("weights", memory.weights), ("weight gradients", memory.weight_gradients),
-        ("solver history", memory.solver_history), ("activations", memory.activations),
-        ("training peak", memory.training_peak), ("inference peak", memory.inference_peak),
-    ]
+    items = [(name.replace("_", " "), value) for name, value in dataclasses.asdict(memory).items()]
     width = max(len(name) for name, _ in items)
     lines = ["memory estimate (fp32; ? where shapes are unknown: give --input):"]
     lines += [f"  {name.ljust(width)}  {format_bytes(value).rjust(10)}" for name, value in items]
     return "\n".join(lines) + "\n"
 
 
-def _shape_json(shape: Shape | None):
-    return None if shape is None else list(shape)
-
-
 def render_json(table: list[Row], totals, memory: MemoryEstimate) -> str:
     params, macs, activations = totals
     document = {
-        "rows": [{"name": r.name, "type": r.type, "outputs": [_shape_json(s) for s in r.outputs],
+        "rows": [{"name": r.name, "type": r.type, "outputs": [None if s is None else list(s) for s in r.outputs],
                   "params": r.params, "macs": r.macs, "activation_bytes": r.activation_bytes}
                  for r in table],
         "totals": {"params": params, "macs": macs, "activation_bytes": activations},
-        "memory_bytes": {
-            "weights": memory.weights, "weight_gradients": memory.weight_gradients,
-            "solver_history": memory.solver_history, "activations": memory.activations,
-            "training_peak": memory.training_peak, "inference_peak": memory.inference_peak,
-        },
+        "memory_bytes": dataclasses.asdict(memory),
     }
     return json.dumps(document, indent=2) + "\n"
 
@@ -133,9 +115,8 @@ def render_csv(table: list[Row], totals, memory: MemoryEstimate) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(("name", "type", "outputs", "params", "macs", "activation_bytes"))
-    for r in table:
-        writer.writerow((r.name, r.type, ";".join(format_shape(s) for s in r.outputs),
-                         _blank(r.params), _blank(r.macs), _blank(r.activation_bytes)))
+    writer.writerows((r.name, r.type, ";".join(format_shape(s) for s in r.outputs),
+                      _blank(r.params), _blank(r.macs), _blank(r.activation_bytes)) for r in table)
     return buffer.getvalue()
 
 

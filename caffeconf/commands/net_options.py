@@ -46,21 +46,18 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the first dim of every input blob")
 
 
-def add_device_argument(parser: argparse.ArgumentParser, action: str) -> None:
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help=f"where to {action} (default auto: CUDA when available)")
-
-
-def add_python_layers_argument(parser: argparse.ArgumentParser) -> None:
+def add_runner_arguments(parser: argparse.ArgumentParser, action: str, state: bool = True) -> None:
+    """What the commands that run a net (to `action` it) take: the state to build it for (without
+    `state`, as train's solver gives it, only how its configs compile), its Python layers, threads, device."""
+    (add_state_arguments if state else add_config_arguments)(parser)
     parser.add_argument("--allow-python-layers", action="store_true",
                         help="run the net's Python layers (type: \"Python\"): import each one's python_param.module "
                              "(from sys.path, then the net's folder and the current directory) and run its "
                              "code; without this flag such a net is refused")
-
-
-def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads per process (default: the cores divided among the processes)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help=f"where to {action} (default auto: CUDA when available)")
 
 
 MAX_SEED = 2**63 - 1  # what a torch or NumPy generator takes

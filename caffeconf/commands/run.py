@@ -11,8 +11,7 @@ from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..ir import Net
 from .engines import ORT_ONLY, TITLES, add_engine_argument, blob_differences, cached_measurement, \
     export_for_runtime, faster_for, format_differences, may_use_onnxruntime, measurement_key, report_choice
-from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
-    check_batch, check_threads, load_for_state, seed, warn
+from .net_options import add_runner_arguments, check_batch, check_threads, load_for_state, seed, warn
 from .optional_modules import required_modules
 
 INTERMIXED = True  # images may come anywhere among the options, as README shows
@@ -30,10 +29,7 @@ def add_arguments(parser) -> None:
                              "small biases, BatchNorm variances positive, Scale factors near 1")
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
-    add_state_arguments(parser)
-    add_python_layers_argument(parser)
-    add_threads_argument(parser)
-    add_device_argument(parser, "run")
+    add_runner_arguments(parser, "run")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                         help="arithmetic of the forward pass: fp32 (Caffe's, default) or autocast to bf16/fp16")
     parser.add_argument("--channels-last", action="store_true", help="NHWC memory layout (CUDA)")
@@ -113,14 +109,16 @@ def _blob_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
-def _check_blobs(requested: list[str], net: Net) -> None:
-    """Every name given to --blobs is a blob of the net (a top of one of its layers)."""
+def _chosen_blobs(requested: list[str], net: Net) -> list[str]:
+    """The blobs given to --blobs (every blob for 'all'), each refused unless a blob of the net
+    (a top of one of its layers)."""
     known = list(dict.fromkeys(top for layer in net.layers for top in layer.tops))
     diagnostics = [Diagnostic(f"--blobs: the net has no blob '{name}'", None,
                               hint=did_you_mean(name, known) or _some_names(known))
                    for name in requested if name != "all" and name not in known]
     if diagnostics:
         raise CaffeconfError(diagnostics)
+    return known if "all" in requested else requested
 
 
 def _some_names(names: list[str], shown: int = 8) -> str:
@@ -140,8 +138,7 @@ def _run(args) -> int:
     net, phase = loaded.net, loaded.state.phase
     explicit_ort = "onnxruntime" in (args.engine, args.compare)
     device = torch.device("cpu") if explicit_ort else select_device(args.device)
-    requested = _blob_names(args.blobs) if args.blobs is not None else []
-    _check_blobs(requested, net)
+    chosen = _chosen_blobs(_blob_names(args.blobs) if args.blobs is not None else [], net)
     model = build_model(net, args.weights, phase, args.seed, device, random_weights=args.random_weights,
                         allow_python_layers=args.allow_python_layers)
     overrides = {"mean_values": tuple(args.mean_value or ()), "mean_file": args.mean_file,
@@ -152,8 +149,6 @@ def _run(args) -> int:
         model = model.to(memory_format=memory_format)
     inputs = {name: _to_device(value, device, memory_format) for name, value in inputs.items()}
     model.materialize({name: tuple(value.shape) for name, value in inputs.items()})
-    chosen = list(dict.fromkeys(top for layer in net.layers for top in layer.tops)) if "all" in requested \
-        else requested
     engine, exported = _choose_engine(args, net, model, inputs, chosen, device)
     blobs = _forward(engine, exported, model, inputs, chosen, device, args.precision)
     by = " (auto)" if args.engine == "auto" and not args.compare else ""

@@ -4,8 +4,7 @@ each output blob averaged over N batches of the net's (TEST-phase) data layers."
 from __future__ import annotations
 
 from ..errors import CaffeconfError
-from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
-    check_threads, load_options, seed, warn
+from .net_options import add_runner_arguments, check_threads, load_options, seed, warn
 from .optional_modules import required_modules
 
 
@@ -14,10 +13,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", required=True, metavar="W.caffemodel", help="the trained weights")
     parser.add_argument("--iterations", type=int, default=50, metavar="N",
                         help="batches to average over (default 50, as caffe test)")
-    add_state_arguments(parser)
-    add_python_layers_argument(parser)
-    add_threads_argument(parser)
-    add_device_argument(parser, "test")
+    add_runner_arguments(parser, "test")
     parser.add_argument("--seed", type=seed, default=0, help="seed for random transforms and Dropout")
 
 

@@ -9,8 +9,7 @@ from ..errors import CaffeconfError
 from .engines import MEASURED_PASSES, TITLES, WARM_UPS, add_engine_argument, cached_measurement, \
     export_for_runtime, faster_for, may_use_onnxruntime, measure_engines, measurement_key, report_choice, \
     store_measurement
-from .net_options import add_device_argument, add_python_layers_argument, add_state_arguments, add_threads_argument, \
-    check_batch, check_threads, load_for_state, seed, warn
+from .net_options import add_runner_arguments, check_batch, check_threads, load_for_state, seed, warn
 from .optional_modules import required_modules
 
 
@@ -20,10 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--weights", metavar="W.caffemodel", help="trained weights (else the fillers)")
     parser.add_argument("--input", action="append", default=[], metavar="BLOB=FILE.npy",
                         help="an input blob from a .npy file (repeatable); other inputs are random")
-    add_state_arguments(parser)
-    add_python_layers_argument(parser)
-    add_threads_argument(parser)
-    add_device_argument(parser, "time")
+    add_runner_arguments(parser, "time")
     parser.add_argument("--seed", type=seed, default=0, help="seed for fillers and random inputs")
     parser.add_argument("--batch", type=int, default=None, metavar="N", help="batch size of random inputs")
     add_engine_argument(parser, "pytorch", "runs the passes (ONNX Runtime: forward only; pytorch: forward and "

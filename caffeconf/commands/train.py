@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from ..train.signals import EFFECTS
-from .net_options import add_config_arguments, add_device_argument, add_python_layers_argument, add_threads_argument, \
-    check_threads, load_options, warn
+from .net_options import add_runner_arguments, check_threads, load_options, warn
 from .optional_modules import required_modules
 
 
@@ -18,10 +17,7 @@ def add_arguments(parser) -> None:
     start.add_argument("--resume", metavar="STATE.solverstate", help="continue from a snapshot")
     parser.add_argument("--nproc", type=int, default=1, metavar="N",
                         help="data-parallel processes (gloo on CPU, NCCL on GPUs)")
-    add_config_arguments(parser)
-    add_python_layers_argument(parser)
-    add_threads_argument(parser)
-    add_device_argument(parser, "train")
+    add_runner_arguments(parser, "train", state=False)
     parser.add_argument("--sigint-effect", choices=EFFECTS, default="stop",
                         help="what SIGINT (Ctrl-C) and SIGTERM do, as Caffe's -sigint_effect: stop after "
                              "the current iteration and snapshot (default), snapshot and go on, or nothing")
@@ -43,16 +39,12 @@ def run(args) -> int:
 
 
 def _start(args) -> int:
+    from ..train.distributed import spawn, under_launcher
+
     solver_path, net_path = _paths(args)
     if args.nproc > 1:
-        from ..train.distributed import spawn
-
         return spawn(args.nproc, _worker, (args, solver_path, net_path))
-    from ..train.distributed import under_launcher
-
-    if under_launcher():
-        return _train(args, solver_path, net_path, distributed=True)
-    return _train(args, solver_path, net_path)
+    return _train(args, solver_path, net_path, distributed=under_launcher())
 
 
 def _paths(args) -> tuple[str, str | None]:
@@ -113,7 +105,8 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
     device = select_device(args.device)
     options = TrainOptions(weights=read_caffemodel(args.weights) if args.weights else None,
                            resumed=read_snapshot(args.resume) if args.resume else None, device=device, load=how,
-                           allow_python_layers=args.allow_python_layers)
+                           allow_python_layers=args.allow_python_layers,
+                           requests=Requests(args.sigint_effect, args.sighup_effect, abort_on_repeat=not distributed))
     if distributed:
         if device.type == "cuda":
             device = torch.device("cuda", rank if rank is not None else int(os.environ.get("LOCAL_RANK", 0)))
@@ -122,15 +115,14 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         options.shard = group.join(device, rank, world)
         options.reduce_gradients = group.average_gradients
         options.leader = options.shard.rank == 0
-    options.requests = Requests(args.sigint_effect, args.sighup_effect, abort_on_repeat=not distributed)
-    if distributed:
         options.agree = group.strongest_request(device)
     prefix = solver.snapshot_prefix
     log_path = (args.log or f"{prefix}_log.csv") if options.leader else None
+    plot_path = args.plot or f"{prefix}_plot.png"
     training, testing = train_net(solver, net_path, solver_path), test_nets(solver, net_path, solver_path)
     if options.leader:
         nets = [choice.path for choice in (training, *testing) if choice.inline is None]
-        _check_outputs(prefix, log_path, args.plot or f"{prefix}_plot.png",
+        _check_outputs(prefix, log_path, plot_path,
                        (solver_path, *nets, *[path for path in (args.weights, args.resume) if path]))
     report = Report(log_path, solver.max_iter, quiet=args.quiet or not options.leader,
                     start_iteration=options.resumed.iteration if options.resumed else 0,
@@ -143,8 +135,7 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
         report.finish()
         group.leave()
     if options.leader:
-        note = report.plot(args.plot or f"{prefix}_plot.png")
-        report.line(note or f"log {report.csv_path}, plot {args.plot or prefix + '_plot.png'}")
+        report.line(report.plot(plot_path) or f"log {report.csv_path}, plot {plot_path}")
         if not finished:
             _tell_how_to_resume(args, trainer)
     return 0 if finished else exit_status(trainer.stopped_by)

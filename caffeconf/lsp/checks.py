@@ -93,8 +93,7 @@ class Checks:
 
     def diagnostics(self, path: str) -> list[Diagnostic]:
         """What to show in file `path`: the union of every open net's findings there, each once."""
-        found = {diag: None for check in self.results.values() for diag in check.by_file.get(path, ())}
-        return list(found)
+        return list(dict.fromkeys(diag for check in self.results.values() for diag in check.by_file.get(path, ())))
 
 
 def _parses(path: str, limits: Limits) -> bool:

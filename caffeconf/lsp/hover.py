@@ -20,7 +20,8 @@ from ..compile.source import is_config
 from ..compile.syntax import ModuleDecl, ParamDecl
 from ..compile.tree import Map, Scalar, Seq
 from ..errors import CaffeconfError, DiagnosticList, Span
-from ..inspect.measure import layer_costs
+from ..commands.inspect import format_count
+from ..inspect.measure import layer_costs, net_totals
 from ..inspect.shapes import format_shape, infer_shapes
 from ..limits import Limits
 from .documents import Config, file_place, written_by
@@ -144,20 +145,14 @@ def _node_at(node, keys: tuple):
 
 def _written_value(layer, keys: tuple):
     """The flat layer's value of the field at `keys`: its name, blobs (qualified) or a Caffe field."""
-    if keys[0] == "name":
-        return layer.name
-    if keys[0] in ("top", "bottom"):
-        return _field_value({keys[0]: list(layer.tops if keys[0] == "top" else layer.bottoms)}, keys)
-    return _field_value(layer.fields, keys)
+    return _field_value({**layer.fields, "name": layer.name, "top": list(layer.tops), "bottom": list(layer.bottoms)},
+                        keys)
 
 
-def _field_value(fields, keys: tuple):
-    value = fields
+def _field_value(value, keys: tuple):
     for key in keys:
-        if isinstance(value, dict):
-            value = value.get(key)
-        else:
-            value = value[key] if isinstance(value, list) and isinstance(key, int) and key < len(value) else None
+        value = value.get(key) if isinstance(value, dict) else \
+            value[key] if isinstance(value, list) and isinstance(key, int) and key < len(value) else None
     return value
 
 
@@ -223,20 +218,11 @@ def _layer_section(root: str, own: str, span: Span, limits: Limits) -> str | Non
         return None
     lines = [f"`{cost.layer.name}` ({cost.layer.type}): " + ", ".join(
         f"{top} {format_shape(shape)}" for top, shape in zip(cost.layer.tops, cost.tops))
-        + f"; params {_count(cost.params)}; MACs {_count(cost.macs)}" for cost in mine[:MAX_INSTANCES]]
+        + f"; params {format_count(cost.params)}; MACs {format_count(cost.macs)}" for cost in mine[:MAX_INSTANCES]]
     if len(mine) > MAX_INSTANCES:
         lines.append(f"… and {len(mine) - MAX_INSTANCES} more")
     if len(mine) > 1:
-        lines.append(f"in all: {len(mine)} layers; params {_count(_total(c.params for c in mine))}; "
-                     f"MACs {_count(_total(c.macs for c in mine))}")
+        params, macs, _ = net_totals(mine)
+        lines.append(f"in all: {len(mine)} layers; params {format_count(params)}; MACs {format_count(macs)}")
     where = "deploy variant" if stages else "TEST phase"
     return f"In the {where}{of}:\n\n" + "\n".join(f"- {line}" for line in lines)
-
-
-def _total(values) -> int | None:
-    values = list(values)
-    return None if None in values else sum(values)
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"

@@ -47,12 +47,9 @@ def _entries(layers: Node | None) -> list[Symbol]:
 
 def proto_outline(path: str, text: str) -> list[Symbol]:
     """A prototxt's layers by name (where each `layer {` block starts)."""
-    symbols = []
-    for field in outline_text(text).fields:
-        if field.name in ("layer", "layers"):
-            where = span_range(Span(path, field.line, field.col, field.line, field.col + len(field.name)))
-            symbols.append(Symbol(field.layer_name or "(no name)", types.SymbolKind.Function, where, where))
-    return symbols
+    return [Symbol(field.layer_name or "(no name)", types.SymbolKind.Function, where, where)
+            for field in outline_text(text).fields if field.name in ("layer", "layers")
+            for where in [span_range(Span(path, field.line, field.col, field.line, field.col + len(field.name)))]]
 
 
 def did_you_mean_fix(uri: str, written: str, diagnostic: types.Diagnostic) -> types.CodeAction | None:

@@ -50,7 +50,7 @@ class Transformer:
         self.phase = phase
         if p["mean_file"] and p["mean_value"]:
             raise _error(layer, "give transform_param.mean_file or mean_value, not both (Caffe refuses both)")
-        self.mean_image = _mean_image(p["mean_file"], layer) if p["mean_file"] else None
+        self.mean_image = _mean_image(p["mean_file"]) if p["mean_file"] else None
         self.mean_values = np.asarray(p["mean_value"], dtype=np.float32)
 
     def __call__(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -88,7 +88,7 @@ class Transformer:
         return np.broadcast_to(self.mean_values, (channels,))
 
 
-def _mean_image(path: str, layer: Layer) -> np.ndarray:
+def _mean_image(path: str) -> np.ndarray:
     blob = read_blob_file(path)
     return blob.reshape(blob.shape[-3:]).astype(np.float32)
 
@@ -172,8 +172,8 @@ def lmdb_source(layer: Layer, phase: str, seed: int, shard: Shard) -> Source:
     import lmdb
 
     environment, keys = open_lmdb(layer, p["source"])
-    transform = Transformer(layer_params(layer.fields, "transform_param"), phase, layer)
     t = layer_params(layer.fields, "transform_param")
+    transform = Transformer(t, phase, layer)
 
     def read(record, rng):
         try:
@@ -294,12 +294,8 @@ def array_source(layer: Layer, arrays: Mapping[str, np.ndarray], batch_size: int
     if len(counts) != 1:
         raise _error(layer, f"its arrays have different numbers of rows: {sorted(counts)}")
     columns = [np.asarray(arrays[top], dtype=np.float32) for top in layer.tops]
-
-    def read(record, rng):
-        return [column[record] for column in columns]
-
-    return Source(layer, layer.tops, batch_size, counts.pop(), read, seed, phase, shard, shuffle=shuffle,
-                  permute=permute)
+    return Source(layer, layer.tops, batch_size, counts.pop(), lambda record, _: [column[record] for column in columns],
+                  seed, phase, shard, shuffle=shuffle, permute=permute)
 
 
 READERS = {"Data": lmdb_source, "ImageData": image_data_source, "HDF5Data": hdf5_source}
@@ -309,8 +305,7 @@ def make_source(layer: Layer, phase: str, seed: int, shard: Shard = Shard(),
                 arrays: Mapping[str, Mapping[str, np.ndarray]] | None = None) -> Source:
     """The batch source for a data layer; `arrays` (by layer name) feeds a layer from Python."""
     if arrays and layer.name in arrays:
-        batch = _fed_batch_size(layer)
-        return array_source(layer, arrays[layer.name], batch, phase, seed, shard)
+        return array_source(layer, arrays[layer.name], _fed_batch_size(layer), phase, seed, shard)
     if layer.type not in READERS:
         raise _error(layer, "caffeconf cannot read data of this layer type",
                      hint="use a Data (LMDB), ImageData, HDF5Data or DummyData layer")

@@ -57,10 +57,8 @@ def average_gradients(params) -> None:
     flat = torch.cat([g.reshape(-1) for g in grads])
     dist.all_reduce(flat)
     flat /= dist.get_world_size()
-    offset = 0
-    for g in grads:
-        g.copy_(flat[offset:offset + g.numel()].view_as(g))
-        offset += g.numel()
+    for g, part in zip(grads, flat.split([g.numel() for g in grads])):
+        g.copy_(part.view_as(g))
 
 
 def strongest_request(device: torch.device) -> Callable[[int], int]:
@@ -98,8 +96,7 @@ def spawn(nproc: int, worker: Callable[[int, int, tuple], int], payload: tuple) 
     finally:
         for number, handler in previous.items():
             signal.signal(number, handler)
-    codes = [results.get() for _ in range(nproc)]
-    return max(codes, key=abs)
+    return max((results.get() for _ in range(nproc)), key=abs)
 
 
 def _run_worker(rank: int, nproc: int, worker, payload, results) -> None:

@@ -65,11 +65,8 @@ class Feeder:
         self.device = device
 
     def batch(self, number: int) -> dict[str, torch.Tensor]:
-        inputs = {}
-        for source in self.sources:
-            for top, array in source.batch(number).items():
-                inputs[top] = torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
-        return inputs
+        return {top: torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+                for source in self.sources for top, array in source.batch(number).items()}
 
 
 TRAIN_PASS, TEST_PASS = 0, 1
@@ -236,32 +233,28 @@ class Trainer:
 
     # ------------------------------------------------------------ test, snapshot
 
-    def test_all(self) -> list[dict[str, torch.Tensor]]:
+    def test_all(self) -> None:
         if not self.options.leader:
-            return []
+            return
         done = tests_before(self.settings, self.iteration)
-        results = []
         for test in self.tests:
             scores = test.run(self.model, done, self.initial)
-            results.append(scores)
             self.report.line(f"Iteration {self.iteration}, Testing net (#{test.index})")
             for name, value in scores.items():
                 for element in value.reshape(-1).tolist():
                     self.report.record(self.iteration, f"test{test.index}", name, element)
             for line in output_lines(test.net, "Test net", scores):
                 self.report.line("    " + line)
-        return results
 
-    def snapshot(self) -> tuple[str, str] | None:
+    def snapshot(self) -> None:
         if not self.options.leader:
-            return None
+            return
         history = [h.detach().cpu().numpy() for h in self.solver.history] if self.solver else []
         paths = write_snapshot(self.settings.snapshot_prefix, self.iteration, self.current_step,
                                self.net, self.model.blob_arrays(), history)
         self.snapshots.append(paths)
         self.snapshot_iteration = self.iteration
         self.report.line(f"Snapshotting to {paths[0]} and {paths[1]}")
-        return paths
 
 
 def stored_blobs(arrays: Mapping[str, list[np.ndarray]]) -> dict[str, list[StoredBlob]]:

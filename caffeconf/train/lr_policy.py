@@ -29,30 +29,18 @@ def advance_multistep(stepvalues, iteration: int, current_step: int) -> int:
     return current_step
 
 
-def _fixed(s, it):
-    return s.base_lr
-
-
 def _step(s, it):
     if s.stepsize <= 0:
         raise CaffeconfError.at(None, "lr_policy 'step' needs a positive stepsize")
     return s.base_lr * s.gamma ** (it // s.stepsize)
 
 
-def _exp(s, it):
-    return s.base_lr * s.gamma ** it
-
-
-def _inv(s, it):
-    return s.base_lr * (1 + s.gamma * it) ** (-s.power)
-
-
-def _poly(s, it):
-    return s.base_lr * (1 - it / s.max_iter) ** s.power
-
-
-def _sigmoid(s, it):
-    return s.base_lr * (1 / (1 + math.exp(-s.gamma * (it - s.stepsize))))
-
-
-POLICIES = {"fixed": _fixed, "step": _step, "exp": _exp, "inv": _inv, "poly": _poly, "sigmoid": _sigmoid}
+# Caffe's formulas, by lr_policy (multistep, stateful, is `learning_rate`'s own)
+POLICIES = {
+    "fixed": lambda s, it: s.base_lr,
+    "step": _step,
+    "exp": lambda s, it: s.base_lr * s.gamma ** it,
+    "inv": lambda s, it: s.base_lr * (1 + s.gamma * it) ** (-s.power),
+    "poly": lambda s, it: s.base_lr * (1 - it / s.max_iter) ** s.power,
+    "sigmoid": lambda s, it: s.base_lr * (1 / (1 + math.exp(-s.gamma * (it - s.stepsize)))),
+}

@@ -164,9 +164,7 @@ SOLVERS = {"SGD": Solver, "Nesterov": Nesterov, "AdaGrad": AdaGrad, "RMSProp": R
 
 
 def make_solver(settings, params: list[LearnableParam]) -> Solver:
-    try:
-        kind = SOLVERS[settings.type]
-    except KeyError:
+    if settings.type not in SOLVERS:
         raise CaffeconfError.at(None, f"unknown solver type '{settings.type}'",
-                                hint="use one of: " + ", ".join(SOLVERS)) from None
-    return kind(settings, params)
+                                hint="use one of: " + ", ".join(SOLVERS))
+    return SOLVERS[settings.type](settings, params)
