@@ -94,7 +94,7 @@ def _inline(net, source: str, field: str) -> tuple:
 
 def _placed(diagnostics: tuple, where: Span, note: Note | None = None) -> tuple:
     """Each diagnostic placed at `where` when it has no place, else with `note` saying how it was reached."""
-    return tuple(dataclasses.replace(d, notes=d.notes + (note,)) if d.span and note else
+    return tuple(d.with_note(note) if d.span and note else
                  d if d.span else dataclasses.replace(d, span=where) for d in diagnostics)
 
 

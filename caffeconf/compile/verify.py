@@ -72,7 +72,7 @@ def one_per_written_layer(found: list[tuple[Diagnostic, Layer | None]], net: Net
         total = len(instances[first.span])
         held = f"all {total}" if len(uses) == total else f"{len(uses)} of {total}"
         note = Note(f"in {held} uses of module {uses[0].module} ({', '.join(use.instance for use in uses)})")
-        merged.append(Diagnostic(first.message, first.span, first.severity, first.notes + (note,), first.hint))
+        merged.append(first.with_note(note))
     return merged
 
 
