@@ -160,3 +160,14 @@ def test_every_shared_model(capsys, path):
 def test_every_config(capsys, config):
     code, out = inspect(capsys, config, "--phase", "TEST", "--depth", "1")
     assert code == 0, out
+
+
+def test_layers_outside_modules_sharing_a_name_keep_a_row_each_at_any_depth(tmp_path, capsys):
+    net = tmp_path / "dup.prototxt"
+    net.write_text('name: "dup"\n'
+                   'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 } } }\n'
+                   'layer { name: "act" type: "ReLU" bottom: "data" top: "a" }\n'
+                   'layer { name: "act" type: "Sigmoid" bottom: "a" top: "b" }\n')
+    assert main(["inspect", str(net), "--depth", "1", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(row["name"], row["type"]) for row in rows] == [("data", "Input"), ("act", "ReLU"), ("act", "Sigmoid")]

@@ -203,16 +203,17 @@ def rows(costs: Sequence[LayerCost], depth: int | None) -> list[Row]:
         return [Row(c.layer.name, c.layer.type, c.tops, c.params, c.macs, c.activation_bytes)
                 for c in costs]
     groups: dict[tuple, list[LayerCost]] = {}
-    for cost in costs:
-        groups.setdefault(group_key(cost.layer, depth), []).append(cost)
+    for index, cost in enumerate(costs):
+        groups.setdefault(group_key(cost.layer, depth, index), []).append(cost)
     readers = _readers(c.layer for c in costs)
     return [_group_row(key, members, readers) for key, members in groups.items()]
 
 
-def group_key(layer: Layer, depth: int) -> tuple:
-    """The first `depth` module uses that produced the layer; the layer itself when outside any."""
+def group_key(layer: Layer, depth: int, index: int) -> tuple:
+    """The first `depth` module uses that produced the layer; outside any, the layer itself by its
+    place (Caffe lets two layers share a name)."""
     uses = layer.origin.uses[:depth] if layer.origin else ()
-    return tuple(use.instance for use in uses) if uses else ("", layer.name)
+    return tuple(use.instance for use in uses) if uses else ("", index)
 
 
 def _group_row(key: tuple, members: list[LayerCost], readers: dict[str, set[str]]) -> Row:
