@@ -149,6 +149,15 @@ def test_missing_database_is_a_located_error(tmp_path, monkeypatch, capsys):
     assert "lenet_digits.yaml:" in err and "layer 'digits' (Data): no LMDB at 'build/digits/digits_train_lmdb'" in err
 
 
+def test_a_refused_net_leaves_the_previous_log_as_it_was(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    solver = write_solver(tmp_path / "solver.prototxt", max_iter=2)
+    log = tmp_path / "snap_log.csv"
+    log.write_text("iteration,seconds,phase,output,value\n0,0.1,train,loss,2.3\n")
+    assert main(["train", "--solver", str(solver), "-q"]) == 1
+    assert "no LMDB at" in capsys.readouterr().err
+    assert log.read_text() == "iteration,seconds,phase,output,value\n0,0.1,train,loss,2.3\n"
+
 def test_resume_refuses_a_file_that_is_not_a_solver_state(tmp_path):
     from caffeconf.errors import CaffeconfError
     from caffeconf.caffe import caffe_pb2

@@ -129,6 +129,7 @@ def _train(args, solver_path, net_path, distributed=False, rank=None, world=None
                     resumed=options.resumed is not None)
     try:
         trainer = Trainer(solver, training, testing, options, report)
+        report.open_log()
         with options.requests.installed():
             finished = trainer.solve()
     finally:

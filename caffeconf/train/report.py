@@ -24,21 +24,24 @@ class Report:
     def __init__(self, csv_path: str | None, max_iter: int, quiet: bool = False, stream=None,
                  start_iteration: int = 0, resumed: bool = False):
         self.csv_path, self.max_iter, self.quiet = csv_path, max_iter, quiet
+        self.start_iteration, self.resumed = start_iteration, resumed
         self.stream = stream or sys.stdout
         self.start = time.perf_counter()
-        self.handle = self._open_log(start_iteration, resumed) if csv_path else None
-        self.writer = csv.writer(self.handle, lineterminator="\n") if self.handle else None
+        self.handle = self.writer = None
         self.bar = self._progress_bar(start_iteration) if not quiet and sys.stderr.isatty() else None
 
-    def _open_log(self, start_iteration: int, resumed: bool):
-        """Start the log (keeping, when resumed, the rows before `start_iteration`); an append handle."""
-        kept = _rows_before(self.csv_path, start_iteration) if resumed else []
-        if kept:
-            self.start -= float(kept[-1][1])
+    def open_log(self) -> None:
+        """Start the log (keeping, when resumed, the rows before the first iteration). Called once the
+        nets are built, so a refused net leaves an existing log as it was."""
+        if not self.csv_path:
+            return
+        kept = _rows_before(self.csv_path, self.start_iteration) if self.resumed else []
+        self.start = time.perf_counter() - (float(kept[-1][1]) if kept else 0.0)
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows([HEADER, *kept])
         write_atomic(self.csv_path, buffer.getvalue())
-        return open(self.csv_path, "a", newline="")
+        self.handle = open(self.csv_path, "a", newline="")
+        self.writer = csv.writer(self.handle, lineterminator="\n")
 
     def _progress_bar(self, start_iteration: int):
         from tqdm import tqdm
