@@ -122,6 +122,16 @@ def test_validate_import_and_diff_treat_python_layers_structurally(layers_on_pat
     assert "tiny_layers" not in sys.modules
 
 
+
+@pytest.mark.parametrize("written", ['layer: "Affine"', 'module: "tiny_layers"'])
+def test_validate_refuses_a_python_layer_that_names_no_module_or_no_class(written, tmp_path, capsys):
+    net = write(tmp_path / "net.prototxt", 'name: "n"\n'
+                'layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 } } }\n'
+                f'layer {{ name: "p" type: "Python" bottom: "data" top: "y" python_param {{ {written} }} }}\n')
+    assert main(["validate", str(net)]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{net}:3:1: error: layer 'p' (Python): python_param needs both `module` and `layer` (the class)")
+
 def test_inspect_shows_unknown_shapes_with_a_note(layers_on_path, tmp_path, capsys):
     net = write(tmp_path / "net.prototxt", AFFINE_NET % "Affine")
     assert main(["inspect", str(net)]) == 0

@@ -808,6 +808,18 @@ def _unknown_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return Inferred((None,) * len(layer.tops), None)
 
 
+def _python(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """Shapes come from the layer's code; pycaffe's factory imports `module` and calls its `layer`
+    class, so a net that names neither cannot be built."""
+    written = layer.fields.get("python_param") or {}
+    if not written.get("module") or not written.get("layer"):
+        raise ShapeMismatch(PYTHON_PARAM_NEEDED)
+    return _unknown_tops(layer, bottoms)
+
+
+PYTHON_PARAM_NEEDED = "python_param needs both `module` and `layer` (the class)"
+
+
 def python_module(layer: Layer) -> str:
     """The module a Python layer's python_param names ('?' when none is written)."""
     return (layer.fields.get("python_param") or {}).get("module") or "?"
@@ -825,7 +837,7 @@ def _no_tops(layer: Layer, bottoms: list[Shape]) -> Inferred:
 SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "Input": _input, "DummyData": _dummy_data, "Data": _data, "ImageData": _image_data,
     "WindowData": _window_data, "MemoryData": _memory_data, "HDF5Data": _hdf5_data,
-    "Python": _unknown_tops, "Parameter": _parameter,
+    "Python": _python, "Parameter": _parameter,
     "Convolution": _convolution, "Deconvolution": _deconvolution, "Im2col": _im2col,
     "Pooling": _pooling, "SPP": _spp, "InnerProduct": _inner_product, "Embed": _embed,
     "LRN": _lrn, "BatchNorm": _batch_norm, "Scale": _scale, "Bias": _bias, "PReLU": _prelu,

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ...errors import CaffeconfError, Diagnostic, Note, Span, did_you_mean
-from ...inspect.shapes import python_module
+from ...inspect.shapes import PYTHON_PARAM_NEEDED, python_module
 from ...ir import Net
 from .. import pycaffe
 from .registry import LayerContext, Op, register
@@ -55,7 +55,7 @@ def python_layer(ctx: LayerContext) -> Op:
     p = ctx.param("python_param")
     module_name, class_name = p["module"], p["layer"]
     if not module_name or not class_name:
-        raise ctx.error("python_param needs both `module` and `layer` (the class) to run")
+        raise ctx.error(f"{PYTHON_PARAM_NEEDED} to run")
     runner = _Runner(ctx, module_name, _import_class(ctx, module_name, class_name), p["param_str"])
     return Op(forward=lambda bottoms, blobs: runner.forward(bottoms))
 
