@@ -132,6 +132,21 @@ def test_a_negative_net_level_input_dim_is_refused_before_run_allocates(fork_pro
     assert "error: layer 'input' (Input): top 'data' has a negative size: 1x3x-5x5" in capsys.readouterr().err
 
 
+
+@pytest.mark.parametrize("written, message", [
+    ("input_dim: 1\ninput_dim: 3\ninput_dim: 5\n", "1 inputs need 4 input_dim values (4 per input), found 3"),
+    ("input_dim: 1\ninput_dim: 3\ninput_dim: 5\ninput_dim: 5\ninput_dim: 5\n",
+     "1 inputs need 4 input_dim values (4 per input), found 5"),
+    ("input_shape { dim: 1 }\ninput_dim: 1\ninput_dim: 3\ninput_dim: 5\ninput_dim: 5\n",
+     "net sets both input_shape and the deprecated input_dim")])
+def test_kept_net_level_inputs_are_checked_as_the_old_caffes_net_init_does(written, message, fork_proto, tmp_path,
+                                                                           capsys):
+    net = tmp_path / "net.prototxt"
+    net.write_text(f'name: "t"\ninput: "data"\n{written}layer {{ name: "r" type: "ReLU" bottom: "data" top: "r" }}\n')
+    assert main(["validate", "--proto", str(_older_proto(fork_proto, tmp_path)), str(net)]) == 1
+    line = written.splitlines().index(next(l for l in written.splitlines() if l.startswith("input_dim"))) + 3
+    assert capsys.readouterr().err.splitlines()[0] == f"{net}:{line}:1: error: {message}"
+
 def test_a_fork_older_than_a_bvlc_field_reads_bvlcs_default(fork_proto, tmp_path, capsys):
     """SegNet's and ENet's PoolingParameter has no round_mode, Faster R-CNN's LayerParameter no
     input_param: the runner and shapes take BVLC's default, net-level inputs stay as the fork has them

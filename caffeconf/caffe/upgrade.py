@@ -176,6 +176,7 @@ def upgrade_net_with_report(net: messages.NetParameter, source: str | None = Non
             description = step(upgraded, where, report)
             if upgraded != before:
                 report.steps.append(description)
+    _refuse_kept_input_dims(upgraded, where)
     return upgraded, report
 
 
@@ -365,6 +366,19 @@ def _needs_input_upgrade(net: messages.NetParameter) -> bool:
     """Net-level inputs, in a dialect with the Input layer (a fork from before it, PSPNet's,
     keeps them as they are, as its Caffe does)."""
     return len(net.input) > 0 and "input_param" in messages.descriptor("LayerParameter").fields_by_name
+
+
+def _refuse_kept_input_dims(net: messages.NetParameter, where: Locator) -> None:
+    """What the Net::Init of a Caffe from before the Input layer CHECKs of the net-level inputs
+    it keeps: input_dim or input_shape, not both, and input_dim four per input."""
+    if not len(net.input_dim):
+        return
+    if len(net.input_shape):
+        raise CaffeconfError.at(where.field("input_dim"), "net sets both input_shape and the deprecated "
+                                "input_dim", hint="keep one of them")
+    if len(net.input_dim) != 4 * len(net.input):
+        raise CaffeconfError.at(where.field("input_dim"), f"{len(net.input)} inputs need "
+                                f"{4 * len(net.input)} input_dim values (4 per input), found {len(net.input_dim)}")
 
 
 def _upgrade_input(net: messages.NetParameter, where: Locator, report: UpgradeReport) -> str:
