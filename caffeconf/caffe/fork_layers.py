@@ -135,7 +135,7 @@ def _set_together(get, prefix: str) -> tuple[int, int] | None:
 
 def _check_dense_image_setup(transform: Mapping[str, Any], batch: int, divide: int) -> None:
     if batch <= 0:  # the first batch's CHECK that its blob is not empty
-        raise ValueError("dense_image_data_param.batch_size must be greater than 0")
+        raise ValueError("dense_image_data_param.batch_size must be greater than 0 (its default is 0)")
     if divide <= 0:  # setup divides the new size by it
         raise ValueError("dense_image_data_param.label_divide_factor must be greater than 0")
     for name, verb, instead in (("crop_size", "crop", "crop_height and crop_width"), ("mirror", "mirror", "mirror")):
