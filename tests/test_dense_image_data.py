@@ -25,7 +25,9 @@ DENSE = ('layer {{ name: "data" type: "DenseImageData" top: "data" top: "label"\
 
 def dense(param=None, transform=None, tops=("data", "label")) -> Layer:
     fields = {"dense_image_data_param": {"source": "list.txt", "batch_size": 2, **(param or {})}}
-    return Layer("data", "DenseImageData", (), tops, {**fields, **({"transform_param": transform} if transform else {})})
+    if transform:
+        fields["transform_param"] = transform
+    return Layer("data", "DenseImageData", (), tops, fields)
 
 
 def tops_of(layer):
@@ -79,7 +81,8 @@ def test_enets_label_divide_factor_shrinks_the_label_and_its_transform_may_crop(
     enet.parent.mkdir()
     enet.write_text(fork_proto.read_text().replace(
         "  optional uint32 crop_height = 12 [default = 0];\n",
-        "  optional uint32 crop_height = 12 [default = 0];\n  optional uint32 label_divide_factor = 13 [default = 1];\n"))
+        "  optional uint32 crop_height = 12 [default = 0];\n"
+        "  optional uint32 label_divide_factor = 13 [default = 1];\n"))
     with dialect.use(dialect.load_dialect(enet)):
         assert tops_of(dense({"new_height": 512, "new_width": 1024, "label_divide_factor": 8}))[0] == \
             ((2, 3, 512, 1024), (2, 1, 64, 128))
@@ -99,8 +102,8 @@ def write_pairs(folder, *sizes):
     (folder / "list.txt").write_text("\n".join(lines) + "\n")
 
 
-def inspect_rows(capsys, fork_proto, net):
-    assert main(["inspect", "--proto", str(fork_proto), "--format", "json", str(net)]) == 0
+def inspect_rows(capsys, fork_proto, net, *options):
+    assert main(["inspect", "--proto", str(fork_proto), "--format", "json", str(net), *options]) == 0
     captured = capsys.readouterr()
     return {row["name"]: row["outputs"] for row in json.loads(captured.out)["rows"]}, captured.err
 
@@ -112,7 +115,9 @@ def test_the_size_is_read_from_the_first_image_of_the_list(fork_proto, tmp_path,
     net.write_text('name: "t"\n' + DENSE.format(param="batch_size: 2"))
     rows, said = inspect_rows(capsys, fork_proto, net)
     assert rows["data"] == [[2, 3, 6, 10], [2, 1, 6, 10]]
-    assert said == "shapes read: layer 'data': 'data' 2x3x6x10, 'label' 2x1x6x10 from image 'im0.png' (the first of 'list.txt')\n"
+    assert said == ("shapes read: layer 'data': 'data' 2x3x6x10, 'label' 2x1x6x10 from image 'im0.png' "
+                    "(the first of 'list.txt')\n")
+    assert inspect_rows(capsys, fork_proto, net, "--batch", "5")[0]["data"] == [[5, 3, 6, 10], [5, 1, 6, 10]]
     net.write_text('name: "t"\n' + DENSE.format(param="batch_size: 2 is_color: false crop_height: 4 crop_width: 5"))
     assert inspect_rows(capsys, fork_proto, net)[0]["data"] == [[2, 1, 4, 5], [2, 1, 4, 5]]
     (tmp_path / "list.txt").write_text("im0.png\n")  # no label image: nothing is read, nothing guessed
@@ -127,6 +132,7 @@ def test_segnet_train_inspects_with_every_shape_known(tmp_path, monkeypatch, cap
     original = require_models() / "segnet" / "segnet_train.prototxt"
     if not original.exists() or not SEGNET_PROTO.exists():
         pytest.skip("../shared/models/segnet/segnet_train.prototxt or ../shared/dialects/segnet/caffe.proto is absent")
+    monkeypatch.setenv("CAFFECONF_CACHE", str(tmp_path / "cache"))  # where the proto is compiled
     monkeypatch.chdir(tmp_path)
     write_pairs(tmp_path, (360, 480))  # CamVid's size
     net = tmp_path / "segnet_train.prototxt"

@@ -117,7 +117,8 @@ def dense_image_tops(written: Mapping[str, Any], transform: Mapping[str, Any],
     _check_dense_image_setup(transform, batch, divide)
     if crop:
         if size and (crop[0] > size[0] or crop[1] > size[1]):
-            raise ValueError(f"the crop {crop[0]}x{crop[1]} (height x width) is larger than the {size[0]}x{size[1]} image")
+            raise ValueError(f"the crop {crop[0]}x{crop[1]} (height x width) is larger than the "
+                             f"{size[0]}x{size[1]} image")
         return (batch, channels, *crop), (batch, 1, *crop)
     height, width = size or (None, None)
     label = tuple(None if extent is None else extent // divide for extent in (height, width))
