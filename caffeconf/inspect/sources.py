@@ -133,7 +133,7 @@ def _dense_image_data(layer: Layer) -> SourceShapes | None:
     try:
         data, label = dense_image_tops(layer.fields.get("dense_image_data_param") or {},
                                        layer.fields.get("transform_param") or {}, (height, width))
-    except ValueError:  # refused at setup: the layer's shape rule says why
+    except ValueError:  # refused: the shape rule says why, but for a crop larger than this image (unreported)
         return None
     return SourceShapes(layer.name, dict(zip(layer.tops, (data, label))), f"image '{path}' (the first of '{source}')")
 
