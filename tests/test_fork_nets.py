@@ -1,4 +1,4 @@
-"""Small SegNet-, ENet- and Faster R-CNN-like nets written against the tiny fork
+"""Small SegNet- (deploy and train), ENet- and Faster R-CNN-like nets written against the tiny fork
 (tests/dialects/tiny_fork.proto): validate, inspect with every shape known, import, and round-trip
 exactly; a net with a Python layer (Faster R-CNN's proposal) still validates and inspects, with `?`."""
 
@@ -37,8 +37,15 @@ FASTER_RCNN_LIKE = FAST_RCNN_LIKE.replace(
         python_param { module: "rpn.proposal_layer" layer: "ProposalLayer" param_str: "'feat_stride': 16" } }
 layer { name: "roi_pool"''')
 
-NETS = {"segnet_like": SEGNET_LIKE, "enet_like": ENET_LIKE, "fast_rcnn_like": FAST_RCNN_LIKE,
-        "faster_rcnn_like": FASTER_RCNN_LIKE}
+# SegNet's training nets start with DenseImageData: here with a new size, so no image is read.
+SEGNET_LIKE_TRAIN = SEGNET_LIKE.replace(
+    '''layer { name: "data" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 2 dim: 3 dim: 8 dim: 8 } shape { dim: 2 dim: 1 dim: 8 dim: 8 } } }''',
+    '''layer { name: "data" type: "DenseImageData" top: "data" top: "label"
+        dense_image_data_param { source: "train.txt" batch_size: 2 new_height: 8 new_width: 8 shuffle: true } }''')
+
+NETS = {"segnet_like": SEGNET_LIKE, "segnet_like_train": SEGNET_LIKE_TRAIN, "enet_like": ENET_LIKE,
+        "fast_rcnn_like": FAST_RCNN_LIKE, "faster_rcnn_like": FASTER_RCNN_LIKE}
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
@@ -55,7 +62,7 @@ def test_fork_net_validates_imports_and_round_trips(fork_proto, tmp_path, capsys
         assert main(["diff", *proto, str(net), str(back)]) == 0
 
 
-@pytest.mark.parametrize("name", ["segnet_like", "enet_like", "fast_rcnn_like"])
+@pytest.mark.parametrize("name", ["segnet_like", "segnet_like_train", "enet_like", "fast_rcnn_like"])
 def test_fork_net_inspects_with_every_shape_known(fork_proto, tmp_path, capsys, name):
     from caffeconf.caffe import dialect
     from caffeconf.compile.load import load
@@ -73,6 +80,15 @@ def test_fork_net_inspects_with_every_shape_known(fork_proto, tmp_path, capsys, 
     capsys.readouterr()
     assert main(["inspect", "--proto", str(fork_proto), str(net)]) == 0
     assert "?" not in capsys.readouterr().out.split("memory estimate")[0]
+
+
+def test_a_segnet_like_train_net_shapes_its_data_and_label(fork_proto, tmp_path, capsys):
+    net = tmp_path / "segnet_like_train.prototxt"
+    net.write_text(SEGNET_LIKE_TRAIN)
+    assert main(["inspect", "--proto", str(fork_proto), str(net)]) == 0
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines() if line.strip()}
+    assert rows["data"] == ["DenseImageData", "2x3x8x8,", "2x1x8x8", "0", "0", "2.0", "KiB"]  # 512 values
+    assert rows["conv1_D"][:2] == ["Convolution", "2x3x8x8"]
 
 
 def test_enet_like_shapes_and_parameters(fork_proto, tmp_path, capsys):

@@ -383,8 +383,8 @@ def test_layer_table_matches_the_shape_rules():
     from caffeconf.inspect.shapes import SHAPE_RULES
 
     assert set(LAYERS) <= set(SHAPE_RULES)
-    # Types with shapes the runner cannot execute: HDF5 writing.
-    assert set(SHAPE_RULES) - set(LAYERS) == {"HDF5Output"}
+    # Types with shapes the runner cannot execute: HDF5 writing, SegNet's image and label reader.
+    assert set(SHAPE_RULES) - set(LAYERS) == {"HDF5Output", "DenseImageData"}
 
 
 def test_command_modules_do_not_import_torch_until_run():

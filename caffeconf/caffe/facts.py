@@ -94,8 +94,9 @@ def unknown_type_problem(layer_type: str) -> tuple[str, str, str | None] | None:
 
 # Data the caller or a dataset provides, batch by batch.
 FED_TYPES = frozenset({"Input", "Data", "ImageData", "HDF5Data", "MemoryData", "WindowData"})
-# Layers whose tops are data (DummyData fills its own): their shapes are the net's input shapes.
-DATA_TYPES = FED_TYPES | {"DummyData"}
+# Layers whose tops are data (DummyData fills its own; SegNet's DenseImageData, which caffeconf does
+# not run, reads images and label images): their shapes are the net's input shapes.
+DATA_TYPES = FED_TYPES | {"DummyData", "DenseImageData"}
 # Types that take no bottom blob: an omitted `bottom` means none rather than the previous top.
 SOURCE_TYPES = DATA_TYPES | {"Parameter"}
 

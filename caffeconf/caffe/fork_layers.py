@@ -1,5 +1,5 @@
-"""Setup rules of SegNet/ENet's BN and Upsample and Fast R-CNN's ROIPooling and SmoothL1Loss, as
-the forks' LayerSetUp and Reshape check and compute them (alexgkendall/caffe-segnet,
+"""Setup rules of SegNet/ENet's BN, Upsample and DenseImageData and Fast R-CNN's ROIPooling and
+SmoothL1Loss, as the forks' LayerSetUp and Reshape check and compute them (alexgkendall/caffe-segnet,
 TimoSaemann/caffe-enet, rbgirshick/caffe-fast-rcnn): shape inference and the runner share them.
 Each takes the layer's parameter message as written and raises ValueError with what is wrong."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from . import dialect, messages
 from .facts import bn_is_pspnets, legacy_dim, proto_default
 
 # BNLayer's var_eps_, fixed in LayerSetUp (bn_param has no eps).
@@ -85,3 +86,60 @@ def check_smooth_l1_shapes(shapes: Sequence[Sequence[int | None]]) -> None:
 
 def _dims(shape: Sequence[int | None]) -> str:
     return "x".join("?" if d is None else str(d) for d in shape)
+
+
+def dense_image_data_defined() -> bool:
+    """Whether the dialect in force defines DenseImageData's message (BVLC's caffe.proto does not:
+    the layer's fields, and so its shapes, are then unknown)."""
+    return dialect.current().has_message("DenseImageDataParameter")
+
+
+def dense_image_is_enets() -> bool:
+    """ENet's DenseImageData (TimoSaemann/caffe-enet) has label_divide_factor and dropped SegNet's
+    refusal of the transformer's crop and mirror; the dialect's DenseImageDataParameter tells which."""
+    return "label_divide_factor" in messages.descriptor("DenseImageDataParameter").fields_by_name
+
+
+def dense_image_tops(written: Mapping[str, Any], transform: Mapping[str, Any],
+                     image: tuple[int, int] | None = None) -> tuple[tuple, tuple]:
+    """DenseImageData's data and label shapes, as DataLayerSetUp gives them: batch_size x 3 (is_color,
+    else 1) x the transformer's crop_size square, else crop_height x crop_width, else new_height x
+    new_width, else the first image's `image` (height, width; None where it is not read); the label
+    has 1 channel and the same size (ENet's divided by label_divide_factor when not cropped).
+    Refuses what setup CHECKs, the first batch's loading (in the thread setup starts) included."""
+    def get(name):
+        return written[name] if name in written else proto_default("dense_image_data_param", name)
+
+    batch, channels = get("batch_size"), 3 if get("is_color") else 1
+    size = _set_together(get, "new") or image  # the fork reads the image resized
+    crop = (transform["crop_size"],) * 2 if transform.get("crop_size") else _set_together(get, "crop")
+    divide = written.get("label_divide_factor", 1)  # ENet's; SegNet's proto lacks it
+    _check_dense_image_setup(transform, batch, divide)
+    if crop:
+        if size and (crop[0] > size[0] or crop[1] > size[1]):
+            raise ValueError(f"the crop {crop[0]}x{crop[1]} (height x width) is larger than the "
+                             f"{size[0]}x{size[1]} image")
+        return (batch, channels, *crop), (batch, 1, *crop)
+    height, width = size or (None, None)
+    label = tuple(None if extent is None else extent // divide for extent in (height, width))
+    return (batch, channels, height, width), (batch, 1, *label)
+
+
+def _set_together(get, prefix: str) -> tuple[int, int] | None:
+    """new_height/new_width or crop_height/crop_width: both positive (the size) or both 0 (None)."""
+    height, width = get(f"{prefix}_height"), get(f"{prefix}_width")
+    if (height > 0) != (width > 0):
+        raise ValueError(f"dense_image_data_param.{prefix}_height and {prefix}_width must be set together, "
+                         f"got {height} and {width}")
+    return (height, width) if height > 0 else None
+
+
+def _check_dense_image_setup(transform: Mapping[str, Any], batch: int, divide: int) -> None:
+    if batch <= 0:  # the first batch's CHECK that its blob is not empty
+        raise ValueError("dense_image_data_param.batch_size must be greater than 0 (its default is 0)")
+    if divide <= 0:  # setup divides the new size by it
+        raise ValueError("dense_image_data_param.label_divide_factor must be greater than 0")
+    for name, verb, instead in (("crop_size", "crop", "crop_height and crop_width"), ("mirror", "mirror", "mirror")):
+        if transform.get(name) and not dense_image_is_enets():  # its batch loader CHECKs neither is set
+            raise ValueError(f"SegNet's DenseImageData refuses transform_param.{name} (it would {verb} the image and "
+                             f"its label differently): use dense_image_data_param.{instead}")

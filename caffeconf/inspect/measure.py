@@ -191,7 +191,7 @@ ArgMax BatchReindex Concat Crop Embed Filter Flatten Im2col Reshape Slice Split 
 Accuracy ContrastiveLoss EuclideanLoss HingeLoss InfogainLoss MultinomialLogisticLoss
 SigmoidCrossEntropyLoss SoftmaxWithLoss
 Normalize Permute PriorBox DetectionOutput ShuffleChannel Interp
-BN Upsample ROIPooling SmoothL1Loss
+BN Upsample DenseImageData ROIPooling SmoothL1Loss
 """.split())
 
 

@@ -23,8 +23,8 @@ from ..errors import CaffeconfError, Diagnostic, did_you_mean
 from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
                            depthwise_output, filler_problem, fixed_blobs, interp_size, learnable_blobs, legacy_dim,
                            permute_order, pooling_rounds_up, prior_box_setup, proto_default, shuffle_group)
-from ..caffe.fork_layers import (check_bn_tops, check_smooth_l1_bottoms, check_smooth_l1_shapes, roi_pooled_size,
-                                 upsample_size)
+from ..caffe.fork_layers import (check_bn_tops, check_smooth_l1_bottoms, check_smooth_l1_shapes,
+                                 dense_image_data_defined, dense_image_tops, roi_pooled_size, upsample_size)
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -724,6 +724,16 @@ def _smooth_l1_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
     return _scalar_loss(layer, bottoms)
 
 
+def _dense_image_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
+    """SegNet's and ENet's images and label images; where neither a crop nor a new size gives their
+    size, it is the first image's (inspect/sources.py reads it). No learnable blobs."""
+    if not dense_image_data_defined():
+        return _unknown_tops(layer, bottoms)
+    tops = _checked(dense_image_tops, layer.fields.get("dense_image_data_param") or {},
+                    layer.fields.get("transform_param") or {})
+    return Inferred(tops, ())
+
+
 # ---------------------------------------------------------------- sources (no bottoms)
 
 def _blob_shape(message: Mapping) -> Shape:
@@ -852,6 +862,7 @@ SHAPE_RULES: dict[str, Callable[[Layer, list[Shape]], Inferred]] = {
     "ConvolutionDepthwise": _convolution_depthwise, "DepthwiseConvolution": _convolution,
     "ShuffleChannel": _shuffle_channel, "Interp": _interp,
     "BN": _bn, "Upsample": _upsample, "ROIPooling": _roi_pooling, "SmoothL1Loss": _smooth_l1_loss,
+    "DenseImageData": _dense_image_data,
     **{t: _same_as_bottom for t in (
         "ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold",
         "Clip", "Swish", "Dropout", "Split", "MVN")},

@@ -1,6 +1,7 @@
 """The shapes data layers give their tops, read from their sources where those exist, as Caffe's
 layers find them at setup: Data from its LMDB's first record, HDF5Data from the datasets of the
-first file its list names, ImageData from the first image of its list.
+first file its list names, ImageData and (SegNet's, ENet's) DenseImageData from the first image of
+their list.
 
 Paths are relative to the current directory, as Caffe opens them. A source that is absent,
 unreadable, or needs a library that is not installed (lmdb, h5py) gives nothing, and the shape
@@ -15,6 +16,7 @@ from pathlib import Path
 from google.protobuf.message import DecodeError
 
 from ..caffe import messages
+from ..caffe.fork_layers import dense_image_data_defined, dense_image_tops
 from ..caffe.image_list import parse_list
 from ..errors import CaffeconfError
 from ..files import check_regular_file, image_dimensions
@@ -115,6 +117,27 @@ def _image_data(layer: Layer) -> SourceShapes | None:
     return _tops(layer, (channels, height, width), batch, f"image '{path}' (the first of '{source}')")
 
 
+def _dense_image_data(layer: Layer) -> SourceShapes | None:
+    if not dense_image_data_defined():
+        return None
+    source = layer_param(layer, "dense_image_data_param", "source")
+    # The fork reads the list as whitespace-separated pairs: an image, then its label image.
+    first = (_first_line(source) or "").split()
+    if len(first) < 2:
+        return None
+    path = layer_param(layer, "dense_image_data_param", "root_folder") + first[0]
+    size = image_dimensions(path) if _is_file(Path(path)) else None
+    if size is None:
+        return None
+    width, height = size
+    try:
+        data, label = dense_image_tops(layer.fields.get("dense_image_data_param") or {},
+                                       layer.fields.get("transform_param") or {}, (height, width))
+    except ValueError:  # refused: the shape rule says why, but for a crop larger than this image (unreported)
+        return None
+    return SourceShapes(layer.name, dict(zip(layer.tops, (data, label))), f"image '{path}' (the first of '{source}')")
+
+
 def _hdf5_data(layer: Layer) -> SourceShapes | None:
     source = layer_param(layer, "hdf5_data_param", "source")
     first = (_first_line(source) or "").strip()
@@ -170,4 +193,4 @@ def _is_file(path: Path) -> bool:
     return True
 
 
-_READERS = {"Data": _lmdb, "ImageData": _image_data, "HDF5Data": _hdf5_data}
+_READERS = {"Data": _lmdb, "ImageData": _image_data, "HDF5Data": _hdf5_data, "DenseImageData": _dense_image_data}
