@@ -171,3 +171,31 @@ def test_layers_outside_modules_sharing_a_name_keep_a_row_each_at_any_depth(tmp_
     assert main(["inspect", str(net), "--depth", "1", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert [(row["name"], row["type"]) for row in rows] == [("data", "Input"), ("act", "ReLU"), ("act", "Sigmoid")]
+
+
+FORK_TYPE_NET = ('name: "t"\nlayer { name: "data" type: "Input" top: "data" '
+                 'input_param { shape { dim: 1 dim: 4 dim: 6 dim: 6 } } }\n'
+                 'layer { name: "f" type: "%s" bottom: "data" top: "y" }\n')
+
+
+@pytest.mark.parametrize("layer_type", ["BN", "PriorBox", "Normalize", "Permute", "DenseImageData"])
+def test_inspect_shows_a_fork_type_under_a_proto_without_its_fields_as_unknown(layer_type, tmp_path, capsys):
+    from caffeconf.cli import main
+    net = tmp_path / "net.prototxt"
+    net.write_text(FORK_TYPE_NET % layer_type)
+    assert main(["inspect", str(net), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [(row["name"], row["outputs"]) for row in rows] == [("data", [[1, 4, 6, 6]]), ("f", [None])]
+
+
+def test_run_refuses_a_fork_type_whose_fields_its_proto_lacks_at_the_layer(tmp_path, capsys):
+    pytest.importorskip("torch")
+    from caffeconf.caffe import dialect
+    from caffeconf.cli import main
+    other = tmp_path / "other.proto"  # a fork's proto without SegNet's bn_param
+    other.write_text(dialect.BVLC_PROTO.read_text() + "\n// another fork\n")
+    net = tmp_path / "net.prototxt"
+    net.write_text(FORK_TYPE_NET % "BN")
+    assert main(["run", "--proto", str(other), str(net), "--random-weights"]) == 1
+    assert capsys.readouterr().err.splitlines()[0] == (
+        f"{net}:3:1: error: layer 'f' (BN): {other} has no `bn_param`, which this layer type reads")

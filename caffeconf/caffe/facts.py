@@ -407,6 +407,11 @@ def _interp_resize(size: int, shrink: int | None, zoom: int | None) -> int:
     return size if zoom is None else size + (size - 1) * (zoom - 1)
 
 
+class NotInDialect(KeyError):
+    """A layer field that neither the dialect in force nor BVLC's defines (a fork layer's, read
+    under another proto): what depends on it is unknown."""
+
+
 def _layer_field(message: str, name: str) -> FieldDescriptor:
     """The field in the dialect in force, else BVLC's: a fork older than a BVLC field (Faster
     R-CNN's has no ConvolutionParameter.axis) behaves as BVLC's default for it."""
@@ -414,7 +419,7 @@ def _layer_field(message: str, name: str) -> FieldDescriptor:
         holder = layer.fields_by_name.get(message)
         if holder is not None and name in holder.message_type.fields_by_name:
             return holder.message_type.fields_by_name[name]
-    raise KeyError(f"{message}.{name}")
+    raise NotInDialect(f"{message}.{name}")
 
 
 def proto_default(message: str, name: str) -> Any:

@@ -20,11 +20,12 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
-from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, constructed_fillers, depthwise_geometry,
-                           depthwise_output, filler_problem, fixed_blobs, interp_size, learnable_blobs, legacy_dim,
-                           permute_order, pooling_rounds_up, prior_box_setup, proto_default, shuffle_group)
+from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, NotInDialect, constructed_fillers,
+                           depthwise_geometry, depthwise_output, filler_problem, fixed_blobs, interp_size,
+                           learnable_blobs, legacy_dim, permute_order, pooling_rounds_up, prior_box_setup,
+                           proto_default, shuffle_group)
 from ..caffe.fork_layers import (check_bn_tops, check_smooth_l1_bottoms, check_smooth_l1_shapes,
-                                 dense_image_data_defined, dense_image_tops, roi_pooled_size, upsample_size)
+                                 dense_image_tops, roi_pooled_size, upsample_size)
 from ..ir import Layer, Net
 
 Dim = int | None
@@ -727,8 +728,6 @@ def _smooth_l1_loss(layer: Layer, bottoms: list[Shape]) -> Inferred:
 def _dense_image_data(layer: Layer, bottoms: list[Shape]) -> Inferred:
     """SegNet's and ENet's images and label images; where neither a crop nor a new size gives their
     size, it is the first image's (inspect/sources.py reads it). No learnable blobs."""
-    if not dense_image_data_defined():
-        return _unknown_tops(layer, bottoms)
     tops = _checked(dense_image_tops, layer.fields.get("dense_image_data_param") or {},
                     layer.fields.get("transform_param") or {})
     return Inferred(tops, ())
@@ -929,7 +928,10 @@ def _infer_layer(layer: Layer, bottoms: tuple[Shape | None, ...]) -> Inferred:
         return _unknown_tops(layer, list(bottoms))
     if any(b is None for b in bottoms):
         return Inferred((None,) * len(layer.tops), None)
-    inferred = rule(layer, list(bottoms))
+    try:
+        inferred = rule(layer, list(bottoms))
+    except NotInDialect:  # a fork's layer under a proto without its fields (validate names the type)
+        return _unknown_tops(layer, list(bottoms))
     if len(inferred.tops) != len(layer.tops):
         raise ShapeMismatch(f"{layer.type} makes {len(inferred.tops)} top(s) here, "
                             f"but {len(layer.tops)} are named")

@@ -14,7 +14,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from ...caffe.facts import legacy_dim
+from ...caffe import messages
+from ...caffe.facts import fork_field_hint, legacy_dim
 from ...errors import CaffeconfError
 from ...ir import Layer
 from ..params import Params, layer_params
@@ -55,6 +56,9 @@ class LayerContext:
     device: torch.device = torch.device("cpu")  # where the net runs (for tops made from no bottom)
 
     def param(self, name: str) -> Params:
+        if name not in messages.descriptor("LayerParameter").fields_by_name:  # a fork's layer, another proto
+            raise self.error(f"{messages.dialect_name()} has no `{name}`, which this layer type reads",
+                             hint=fork_field_hint("LayerParameter", name))
         return layer_params(self.layer.fields, name)
 
     def error(self, message: str, hint: str | None = None) -> CaffeconfError:
