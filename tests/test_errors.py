@@ -168,3 +168,14 @@ def test_validate_exit_codes_without_tracebacks():
     assert broken.stderr.count(": error: ") >= len(cases)
     for path in cases:
         assert f"{path}:" in broken.stderr, f"{path} gave no diagnostic"
+
+
+def test_an_in_place_layer_on_a_blob_nothing_makes_is_not_noted_as_its_own_producer(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("net.prototxt").write_text('input: "data"\ninput_shape { dim: 1 }\n'
+                                    'layer { name: "relu" type: "ReLU" bottom: "feature" top: "feature" }\n')
+    assert cli.main(["validate", "net.prototxt"]) == 1
+    assert capsys.readouterr().err == (
+        "net.prototxt:3:1: error: layer 'relu' reads blob 'feature' that no earlier layer produces\n"
+        "    layer { name: \"relu\" type: \"ReLU\" bottom: \"feature\" top: \"feature\" }\n"
+        "    ^\n")

@@ -156,6 +156,18 @@ layers { name: "up" type: UPSAMPLE bottom: "pool" top: "up" }
 '''
 
 
+@pytest.mark.parametrize("text, headline", [
+    ('layer { name: "p" pooling_param pool: MAX } }\n', '1:33: expected "{".'),
+    ('layer { name: "c" convolution_param { num_output 3 } }\n', '1:50: expected ":".'),
+])
+def test_a_missing_brace_or_colon_is_reported_where_it_is_missing_not_as_an_unknown_name(tmp_path, text, headline):
+    source = tmp_path / "net.prototxt"
+    source.write_text(text)
+    with pytest.raises(CaffeconfError) as caught:
+        read_net(source)
+    assert [f"{d.span.line}:{d.span.col}: {d.message}" for d in caught.value.diagnostics] == [headline]
+
+
 def test_fork_net_lists_every_unknown_name(tmp_path):
     source = tmp_path / "fork.prototxt"
     source.write_text(FORK)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from caffeconf.caffe import facts
 from caffeconf.errors import CaffeconfError, Span, render_text
 from caffeconf.ir import Layer, Net, Origin, Use
 from caffeconf.inspect.shapes import SHAPE_RULES, format_shape, infer_shapes, over_blob_limit
@@ -289,6 +290,26 @@ def test_every_bad_layer_is_reported():
         infer_shapes(net)
     assert [d.message.split(":")[0] for d in caught.value.diagnostics] == \
         ["layer 'c1' (Convolution)", "layer 'c2' (Convolution)"]
+
+
+def test_bottom_and_top_counts_are_caffes():
+    """Layer::CheckBlobCounts: exact, least and most counts; losses make their missing tops; a
+    convolution one top per bottom; a recurrent layer's counts grow with expose_hidden."""
+    assert "takes at least 2 bottom blobs, but 1 is given" in error_text(Layer("e", "Eltwise", (), ("e",), {}), (2, 3))
+    assert "takes 1 bottom blob, but 2 are given" in error_text(Layer("r", "ReLU", (), ("r",), {}), (2,), (2,))
+    assert "makes 2 top blobs, but 1 is named" in error_text(
+        Layer("d", "ImageData", (), ("d",), {"image_data_param": {"batch_size": 2}}))
+    assert "makes at most 2 top blobs, but 3 are named" in error_text(
+        Layer("l", "SoftmaxWithLoss", (), ("l", "p", "q"), {}), (4, 10), (4,))
+    assert single(Layer("l", "SoftmaxWithLoss", (), (), {}), (4, 10), (4,)) == ()
+    assert "makes one top per bottom, but it has 2 bottom(s) and 1 top(s)" in error_text(
+        conv(num_output=1, kernel_size=[1]), (1, 1, 2, 2), (1, 1, 2, 2))
+    lstm = Layer("l", "LSTM", (), ("h",), {"recurrent_param": {"num_output": 2, "expose_hidden": True}})
+    assert "takes at least 4 bottom blobs, but 2 are given" in error_text(lstm, (3, 2, 5), (3, 2))
+
+
+def test_count_table_names_only_real_types():
+    assert set(facts.BLOB_COUNTS) <= facts.LAYER_TYPES | set(facts.FORK_LAYER_TYPES)
 
 
 def test_rule_table_covers_the_runner_layer_set():

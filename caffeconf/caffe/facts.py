@@ -100,6 +100,60 @@ DATA_TYPES = FED_TYPES | {"DummyData", "DenseImageData"}
 # Types that take no bottom blob: an omitted `bottom` means none rather than the previous top.
 SOURCE_TYPES = DATA_TYPES | {"Parameter"}
 
+# Caffe's Layer::CheckBlobCounts: ((least, most) bottoms, (least, most) tops) per type, None for no
+# bound (the Exact/Min/MaxNum...Blobs of include/caffe/layers/*.hpp; SSD's from weiliu89/caffe).
+_ONE, _ANY, _NONE, _SOME = (1, 1), (0, None), (0, 0), (1, None)
+BLOB_COUNTS = {
+    **dict.fromkeys(("AbsVal", "BNLL", "Clip", "Dropout", "ELU", "Exp", "Log", "Power", "PReLU", "ReLU",
+                     "Sigmoid", "Swish", "TanH", "Threshold", "ArgMax", "BatchNorm", "Embed", "Flatten",
+                     "Im2col", "InnerProduct", "LRN", "MVN", "Reduction", "Reshape", "Softmax", "SPP", "Tile",
+                     "Normalize", "Permute"), (_ONE, _ONE)),
+    **dict.fromkeys(("EuclideanLoss", "HingeLoss", "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss"),
+                    ((2, 2), _ONE)),
+    **dict.fromkeys(("Data", "AnnotatedData"), (_NONE, (1, 2))),
+    **dict.fromkeys(("ImageData", "MemoryData", "WindowData"), (_NONE, (2, 2))),
+    **dict.fromkeys(("Input", "DummyData", "HDF5Data", "VideoData"), (_NONE, _SOME)),
+    **dict.fromkeys(("Convolution", "Deconvolution"), (_SOME, _SOME)),
+    "Accuracy": ((2, 2), (1, 2)), "SoftmaxWithLoss": ((2, 2), (1, 2)), "InfogainLoss": ((2, 3), (1, 2)),
+    "ContrastiveLoss": ((3, 3), _ONE), "BatchReindex": ((2, 2), _ONE), "Crop": ((2, 2), _ONE),
+    "Bias": ((1, 2), _ONE), "Scale": ((1, 2), _ONE), "Concat": (_SOME, _ONE), "Eltwise": ((2, None), _ONE),
+    "Filter": ((2, None), _SOME), "Slice": (_ONE, _SOME), "Split": (_ONE, _SOME), "Pooling": (_ONE, (1, 2)),
+    "HDF5Output": ((2, 2), _NONE), "Silence": (_SOME, _NONE), "LSTMUnit": ((3, 3), (2, 2)),
+    "Parameter": (_NONE, _ONE), "DetectionOutput": ((3, 4), _ONE), "MultiBoxLoss": ((4, 4), _ONE),
+    # SSD's PriorBox and DetectionEvaluate misspell ExactNumBottomBlobs, but PriorBox reads both bottoms.
+    "PriorBox": ((2, 2), _ONE), "DetectionEvaluate": (_ANY, _ONE),
+}
+# Loss layers get unnamed tops for those missing (Net::Init, AutoTopBlobs): only their most applies.
+_AUTO_TOPS = frozenset(("EuclideanLoss", "HingeLoss", "MultinomialLogisticLoss", "SigmoidCrossEntropyLoss",
+                        "SoftmaxWithLoss", "InfogainLoss", "ContrastiveLoss", "MultiBoxLoss"))
+
+
+def blob_count_problem(layer_type: str, fields: Mapping[str, Any], bottoms: int, tops: int) -> str | None:
+    """What Caffe's CheckBlobCounts refuses about a layer's numbers of bottoms and tops, in words."""
+    if layer_type in _RECURRENT:  # x, cont, an optional x_static, then the exposed initial states
+        exposed = _RECURRENT[layer_type][2] if fields.get("recurrent_param", {}).get("expose_hidden") else 0
+        counts = ((2 + exposed, 3 + exposed), (1 + exposed,) * 2)
+    elif layer_type in BLOB_COUNTS and layer_type in layer_types():  # not a fork's type under BVLC's proto
+        counts = BLOB_COUNTS[layer_type]
+    else:
+        return None
+    (least, most), (top_least, top_most) = counts
+    if layer_type in _AUTO_TOPS:
+        top_least = 0
+    problem = _count_problem("takes", "bottom", "given", least, most, bottoms) \
+        or _count_problem("makes", "top", "named", top_least, top_most, tops)
+    if problem is None and layer_type in ("Convolution", "Deconvolution") and bottoms != tops:
+        problem = f"makes one top per bottom, but it has {bottoms} bottom(s) and {tops} top(s)"
+    return problem
+
+
+def _count_problem(verb: str, noun: str, done: str, least: int, most: int | None, count: int) -> str | None:
+    if least <= count and (most is None or count <= most):
+        return None
+    bound = least if count < least else most
+    need = f"{bound}" if least == most else f"at least {bound}" if count < least else f"at most {bound}"
+    return f"{verb} {need} {noun} blob{'s' * (bound != 1)}, but {count} {'is' if count == 1 else 'are'} {done}"
+
 # Blob::Reshape checks, axis by axis, that a blob's element count stays within INT_MAX.
 MAX_BLOB_ELEMENTS = 2**31 - 1
 # Blob::Reshape also refuses a shape of more than kMaxBlobAxes axes.

@@ -44,12 +44,19 @@ class _NameScan:
         self.field: FieldDescriptor | None = None  # the field whose value comes next
         self.after_colon = False
         self.problems: list[Diagnostic] = []
+        self.named: FieldDescriptor | None = None  # a known field just named, before its `:` or `{`
+        self.broken = False
 
     def token(self, kind: str, value: str, line: int, col: int) -> None:
+        named, self.named = self.named, None
+        if self.broken or named is not None and value != ":" and not (
+                named.type == FieldDescriptor.TYPE_MESSAGE and value in ("{", "<")):
+            self.broken = True  # protobuf's parser says where the text breaks; names past it would mislead
+            return
         frame = self.stack[-1]
         in_list = frame.list_field is not None
         if kind == "word" and not self.after_colon and not in_list:
-            self.field = self._field_named(frame.message, value, line, col)
+            self.field = self.named = self._field_named(frame.message, value, line, col)
         elif kind in ("word", "string") and (self.after_colon or in_list):
             self._check_value(frame.message, frame.list_field or self.field, kind, value, line, col)
         elif value in ("{", "<"):

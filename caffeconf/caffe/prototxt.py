@@ -156,11 +156,27 @@ def parse_text(text: str, source: str, message: Message) -> Message:
     """Parse prototxt `text` into `message` as Caffe's ReadProtoFromTextFile does; errors are
     located in `source`, whose lines they quote from `text`."""
     errors.SOURCES.register(source, text)
+    _check_escapes(text, source)
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as error:
         raise _located(error, text, source, message) from None
     return message
+
+
+# The escapes protobuf's C++ tokenizer takes in a string; Python's parser passes others through.
+_ESCAPE = re.compile(r"""\\(x[0-9a-fA-F]|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[abfnrtv\\?'"0-7])|\\.?""")
+
+
+def _check_escapes(text: str, source: str) -> None:
+    """Refuse a string escape that Caffe's parser (protobuf C++) refuses, where it is written."""
+    for kind, value, line, col in tokens(text) if "\\" in text else ():
+        for escape in _ESCAPE.finditer(value) if kind == "string" else ():
+            if escape.group(1) is None:
+                at = col + escape.start()
+                raise CaffeconfError.at(Span(source, line, at, line, at + len(escape.group())),
+                                        f"invalid escape '{escape.group()}' in a string: Caffe's parser refuses it",
+                                        hint="write a backslash as \\\\")
 
 
 def _located(error: text_format.ParseError, text: str, source: str,

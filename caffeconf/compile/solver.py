@@ -14,7 +14,7 @@ from pathlib import Path
 from .fields import set_solver_fields
 from .load import LoadOptions
 from .settings import SETTINGS_SOURCE, with_solver_settings
-from ..errors import CaffeconfError
+from ..errors import CaffeconfError, Span, did_you_mean
 from ..ir import Net
 from ..caffe import messages
 
@@ -45,7 +45,24 @@ def read_solver_file(path: str, how: LoadOptions = LoadOptions()) -> messages.So
             set_solver_fields(solver, how.settings.solver, "solver", SETTINGS_SOURCE)
     _default_snapshot_prefix(solver, path)
     check_iteration_counts(solver, path)
+    check_solver_names(solver, path, None if is_config(path) else upgrade.Locator.of(path))
     return solver
+
+
+LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")  # SGDSolver::GetLearningRate
+
+
+def check_solver_names(solver: messages.SolverParameter, path: str, where) -> None:
+    """Refuse a `type` that Caffe's solver registry lacks and an `lr_policy` that its first update
+    aborts on, at the field when `where` (a prototxt's Locator) has it."""
+    from ..caffe.upgrade import SOLVER_TYPES
+
+    for name, value, known in (("type", solver.type, tuple(SOLVER_TYPES.values())),
+                               ("lr_policy", solver.lr_policy, LR_POLICIES)):
+        if solver.HasField(name) and value not in known:
+            span = (where.field(name) if where else None) or Span(path, 1, 1)
+            raise CaffeconfError.at(span, f"unknown {name} '{value}'",
+                                    hint=did_you_mean(value, known) or "one of " + ", ".join(known))
 
 
 def check_iteration_counts(solver: messages.SolverParameter, path: str) -> None:

@@ -146,7 +146,7 @@ def _verify_state(layers: list[Layer], net: Net, where: str, diags: DiagnosticLi
                               "that address layers by name see only one", notes=notes)
         for index, bottom in enumerate(layer.bottoms):
             if bottom not in producers and _first_time(reported, "bottom", id(layer), bottom):
-                others = [other for other in net.layers if bottom in other.tops]
+                others = [other for other in net.layers if bottom in other.tops and other is not layer]
                 notes = [Note(f"'{bottom}' is produced by '{other.name}', which this state does not keep "
                               f"(or only after '{layer.name}')", _span(other)) for other in others[:2]]
                 span = layer.origin.bottom_span(index) if layer.origin else None

@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from typing import Callable, Mapping, Sequence
 
 from ..errors import CaffeconfError, Diagnostic, did_you_mean
-from ..caffe.facts import (DATA_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, NotInDialect, constructed_fillers,
+from ..caffe.facts import (DATA_TYPES, LAYER_TYPES, MAX_BLOB_AXES, MAX_BLOB_ELEMENTS, NotInDialect, blob_count_problem,
+                           constructed_fillers,
                            depthwise_geometry, depthwise_output, filler_problem, fixed_blobs, interp_size,
                            learnable_blobs, legacy_dim, permute_order, pooling_rounds_up, prior_box_setup,
                            proto_default, shuffle_group)
@@ -906,8 +907,16 @@ def infer_shapes(net: Net, inputs: Mapping[str, Sequence[int]] | None = None,
 
 
 def _check_setup(layer: Layer) -> None:
-    """What Caffe's Layer::SetUp aborts on before any shape: loss weights not one per top, fillers,
-    a learned BatchNorm statistic."""
+    """What Caffe's Layer::SetUp aborts on before any shape: the numbers of bottoms and tops, loss
+    weights not one per top, fillers, a learned BatchNorm statistic."""
+    count_problem = blob_count_problem(layer.type, layer.fields, len(layer.bottoms), len(layer.tops))
+    if count_problem:
+        raise ShapeMismatch(count_problem)
+    blobs = learnable_blobs(layer.type, layer.fields, len(layer.bottoms))
+    if layer.type in LAYER_TYPES - {"Python"} and len(layer.params) > len(blobs):  # Net::Init's CHECK
+        raise ShapeMismatch(f"{len(layer.params)} param entr{'y' if len(layer.params) == 1 else 'ies'}, but the "
+                            f"layer has {len(blobs)} learnable "
+                            f"blob(s){' (' + ', '.join(blobs) + ')' if blobs else ''}: Caffe refuses more")
     weights = layer.fields.get("loss_weight") or []
     if weights and len(weights) != len(layer.tops):
         raise ShapeMismatch(f"{len(weights)} loss_weight values for {len(layer.tops)} tops: give none or one per top")
