@@ -218,11 +218,13 @@ def _completion(ls: CaffeconfServer, params: types.CompletionParams) -> list[typ
 
 
 def _place(ls: CaffeconfServer, params: types.TextDocumentPositionParams) -> tuple[int, int]:
-    """The 1-based line and code point column of an LSP position."""
-    document = ls.workspace.get_text_document(params.text_document.uri)
+    """The 1-based line and code point column of an LSP position; past the last line, the end of
+    the document (as LSP reads a character past a line's end as that end)."""
+    lines = ls.workspace.get_text_document(params.text_document.uri).source.split("\n")
     line = params.position.line
-    text = document.lines[line] if line < len(document.lines) else ""
-    return line + 1, code_point_column(text, params.position.character)
+    if line >= len(lines):
+        return len(lines), len(lines[-1]) + 1
+    return line + 1, code_point_column(lines[line], params.position.character)
 
 
 def serve(tcp_port: int | None = None, limits: Limits = DEFAULT_LIMITS, debounce_ms: int | None = None) -> None:

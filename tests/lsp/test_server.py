@@ -412,6 +412,19 @@ def test_completion_offers_modules_after_use_and_the_modules_parameters_inside_w
         "use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc"]
 
 
+def test_a_position_past_the_last_line_is_read_as_the_end_of_the_document(server, net_open):
+    text = NET.read_text() + "  - {name: x, type: "
+    change(server, NET, text)
+    end = server.request("textDocument/completion", {"textDocument": {"uri": NET.as_uri()},
+                                                      "position": {"line": 8, "character": 20}})
+    past = [server.request(method, {"textDocument": {"uri": NET.as_uri()}, "position": {"line": 40, "character": 3},
+                                    **extra})
+            for method, extra in (("textDocument/completion", {}), ("textDocument/hover", {}),
+                                  ("textDocument/definition", {}),
+                                  ("textDocument/references", {"context": {"includeDeclaration": True}}))]
+    assert "Convolution" in labels(end) and past == [end, None, None, []]
+
+
 def test_completion_offers_caffe_fields_of_the_layer_and_its_messages_and_enum_values(server, net_open):
     net = NET.read_text()
     assert labels(complete(server, net.replace("pool: MAX", "pool: |"))) == ["MAX", "AVE", "STOCHASTIC"]
