@@ -72,12 +72,12 @@ def run(args) -> int:
     limits = limits_from(args)
     with traced(sys.stderr.write if args.debug_passes else None), reading_buffers({}) as read:
         result = compile_config(args.file, limits, frozenset(args.stage or ()), settings_from(args, limits))
-    _check_outputs(args, tuple(read))  # the files it imports are inputs too
     diagnostics = result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     if diagnostics:
         sys.stderr.write(render_text(diagnostics))
     if not result.ok or any(d.severity == "error" for d in diagnostics):  # as validate refuses it
         return 1
+    _check_outputs(args, tuple(read))  # the files it imports are inputs too
     net = result.net
     unknown = [stage for stage in args.stage or () if stage not in result.variants]
     if unknown and not (args.phase or args.level is not None):
