@@ -25,7 +25,7 @@ def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     name = str(path)
     try:
         data = read_bounded(path, limits.max_file_bytes)
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a BOM, as Windows editors write: tomllib refuses it
     except UnicodeDecodeError as error:
         SOURCES.register(name, data.decode("utf-8", errors="replace"))
         raise CaffeconfError.at(Span.after(name, data[:error.start].decode("utf-8")),
