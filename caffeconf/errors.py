@@ -31,6 +31,11 @@ class Span:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.col}"
 
+    @classmethod
+    def after(cls, path: str, prefix: str) -> "Span":
+        """The place just after the text `prefix` of the file `path`."""
+        return cls(path, prefix.count("\n") + 1, len(prefix) - (prefix.rfind("\n") + 1) + 1)
+
 
 @dataclass(frozen=True)
 class Note:

@@ -123,12 +123,12 @@ def _not_text_error(data: bytes, source: str, message: Message) -> CaffeconfErro
     errors.SOURCES.register(source, _CONTROL.sub("\N{REPLACEMENT CHARACTER}", text))
     # Not text, so there is a control byte or an invalid one: the first of them is reported.
     offset = min(control.start() if control else len(data), len(data) if invalid is None else invalid)
-    line, col = _line_col(data[:offset].decode("utf-8", errors="replace"))
+    place = Span.after(source, data[:offset].decode("utf-8", errors="replace"))
     if control is None:
         problem = f"not valid UTF-8 (byte 0x{data[offset]:02x}): a prototxt must be UTF-8 text"
     else:
         problem = f"binary data (byte 0x{data[offset]:02x}) that is not a valid {message.DESCRIPTOR.name}"
-    return CaffeconfError.at(Span(source, line, col), problem)
+    return CaffeconfError.at(place, problem)
 
 
 _CONTROL_BYTE = re.compile(rb"[\x00-\x08\x0b\x0e-\x1f\x7f]")
@@ -140,12 +140,6 @@ def _first_invalid_utf8(data: bytes) -> int | None:
     except UnicodeDecodeError as error:
         return error.start
     return None
-
-
-def _line_col(prefix: str) -> tuple[int, int]:
-    """1-based position just after `prefix`."""
-    line = prefix.count("\n") + 1
-    return line, len(prefix) - (prefix.rfind("\n") + 1) + 1
 
 
 # ---------------------------------------------------------------------------

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from ..compile.load import compile_config
 from ..compile.passes import after_net, traced
 from ..errors import CaffeconfError, did_you_mean, render_text
-from ..files import write_atomic
+from ..files import reading_buffers, write_atomic
 from ..ir import Net
 from ..limits import add_limit_arguments, limits_from
 from ..compile.source import is_config
@@ -46,26 +47,37 @@ def source_map(net: Net) -> dict:
     ]}
 
 
+def _check_outputs(args, inputs) -> None:
+    """-o and --source-map name two new or regular files, none of them one of `inputs`."""
+    from ..files import check_writable
+
+    if args.source_map == "-":
+        raise CaffeconfError.at(None, "--source-map -: the source map is written to a file, not to stdout")
+    outputs = [output for output in (args.output, args.source_map) if output and output != "-"]
+    for output in outputs:
+        check_writable(output, inputs)
+    if len({os.path.realpath(output) for output in outputs}) < len(outputs):
+        raise CaffeconfError.at(None, f"-o and --source-map both name {args.output}: give two files")
+
+
 def run(args) -> int:
     from ..caffe import prototxt, serde
-    from ..files import check_writable
     from ..compile.verify import shape_diagnostics
 
-    for output in (args.output, args.source_map):
-        if output and output != "-":
-            check_writable(output, inputs=(args.file,))  # before anything is written: never half the outputs
+    _check_outputs(args, (args.file,))  # before anything is written: never half the outputs
     if not is_config(args.file):
         raise CaffeconfError.at(None, f"{args.file}: compile takes a config (.yaml, .yml or .toml)",
                                 hint="to bring a prototxt to today's format use `caffeconf upgrade`; "
                                      "to turn it into a config, `caffeconf import`")
     limits = limits_from(args)
-    with traced(sys.stderr.write if args.debug_passes else None):
+    with traced(sys.stderr.write if args.debug_passes else None), reading_buffers({}) as read:
         result = compile_config(args.file, limits, frozenset(args.stage or ()), settings_from(args, limits))
     diagnostics = result.diagnostics + (shape_diagnostics(result.net) if result.ok else ())
     if diagnostics:
         sys.stderr.write(render_text(diagnostics))
     if not result.ok or any(d.severity == "error" for d in diagnostics):  # as validate refuses it
         return 1
+    _check_outputs(args, tuple(read))  # the files it imports are inputs too
     net = result.net
     unknown = [stage for stage in args.stage or () if stage not in result.variants]
     if unknown and not (args.phase or args.level is not None):

@@ -123,10 +123,10 @@ def _import(library: Library, namespace: str, key_span: Span, value: Node, docum
         return key
     except CaffeconfError as error:
         located = [d for d in error.diagnostics if d.span is not None]
-        for diag in located:  # problems inside the imported file, at their own places
-            diags.add(diag)
-        diags.error(value.span, f"cannot import '{value.value}'",
-                    notes=[] if located else [Note(d.message) for d in error.diagnostics[:1]])
+        for diag in located:  # problems inside the imported file, at their own places: the cause, once
+            diags.add(diag.with_note(Note(f"in '{value.value}', imported here", value.span)))
+        if not located:
+            diags.error(value.span, f"cannot import '{value.value}'", notes=[Note(error.diagnostics[0].message)])
         return None
 
 

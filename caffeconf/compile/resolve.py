@@ -147,7 +147,8 @@ class Resolver:
         if entry.name is None:
             self.diags.error(entry.span, "a layer needs a `name`")
         kind = layer_type(evaluator, entry, scope, self.library)
-        written_bottoms = bottoms(evaluator, entry, prev, kind in SOURCE_TYPES, "layer", env)
+        # A type that failed may be a misspelt data layer's: no bottom is asked of it (one mistake, one error).
+        written_bottoms = bottoms(evaluator, entry, prev, kind is None or kind in SOURCE_TYPES, "layer", env)
         written_tops = tops(evaluator, entry, name, written_bottoms, env)
         fields = evaluator.fields(env).message(entry.node, layer_message(), "", skip=LAYER_SYNTAX_KEYS, layer_type=kind)
         if name is None or kind is None or written_bottoms is None or written_tops is None:

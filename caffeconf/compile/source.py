@@ -24,9 +24,12 @@ def read_source(path: str | Path, limits: Limits = DEFAULT_LIMITS) -> str:
     """The text of a source file, size-checked and registered for diagnostics."""
     name = str(path)
     try:
-        text = read_bounded(path, limits.max_file_bytes).decode("utf-8")
+        data = read_bounded(path, limits.max_file_bytes)
+        text = data.decode("utf-8").removeprefix("\ufeff")  # a BOM, as Windows editors write: tomllib refuses it
     except UnicodeDecodeError as error:
-        raise CaffeconfError.at(Span(name, 1, 1), f"file is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        SOURCES.register(name, data.decode("utf-8", errors="replace"))
+        raise CaffeconfError.at(Span.after(name, data[:error.start].decode("utf-8")),
+                                f"file is not UTF-8 text ({error.reason} at byte {error.start})") from None
     except OSError as error:  # one wording for every file a command cannot read, as caffe/prototxt.py's
         raise CaffeconfError.at(None, f"cannot read {name}: {error.strerror or error}") from None
     SOURCES.register(name, text)

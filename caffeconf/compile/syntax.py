@@ -314,8 +314,10 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
     version = root.get("caffeconf")
     if version is None:
         diags.error(root.span, "missing format version: add `caffeconf: 1` at the top")
-    elif not (isinstance(version, Scalar) and version.value == FORMAT_VERSION):
-        diags.error(version.span, f"unsupported format version {getattr(version, 'value', '?')!r}; "
+    elif not (isinstance(version, Scalar) and type(version.value) is int):  # true and 1.0 equal 1 in Python
+        diags.error(version.span, f"the format version must be the integer {FORMAT_VERSION}")
+    elif version.value != FORMAT_VERSION:
+        diags.error(version.span, f"unsupported format version {version.value}; "
                     f"this caffeconf reads version {FORMAT_VERSION}")
     modules: dict[str, ModuleDecl] = {}
     modules_node = root.get("modules")
