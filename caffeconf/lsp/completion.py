@@ -27,6 +27,7 @@ from .checks import Checks
 from .documents import Config, read_config
 from .hover import param_line
 from ..compile.tree import Map, Scalar, Seq
+from ..importer.config_text import toml_value, yaml_scalar
 from .places import Place, caffe_field, caffe_message
 from .prototxt import proto_place
 
@@ -130,6 +131,9 @@ def _value_of(checks: Checks, path: str, text: str, cursor: tuple[int, int], key
     found = _items_at(checks, path, text, key_at, _values)
     if found is None and not typed:
         found = _items_at(checks, path, _insert(text, *cursor, "0"), key_at, _values)
+    written = toml_value if path.lower().endswith(".toml") else yaml_scalar
+    for item in found or ():  # a name inserted as the format reads it back: `"AbsVal"` in TOML, `"001"` in YAML
+        item.insert_text = item.label if item.kind == Kind.Value else written(item.label)
     return found
 
 

@@ -509,6 +509,29 @@ def test_toml_configs_get_hover_and_completion_too(server):
     close(server, toml)
 
 
+def test_completed_values_are_inserted_as_the_format_reads_them_back(server):
+    toml_head = 'caffeconf = 1\n\n[[layers]]\nname = "001"\ntype = "Input"\ninput_param = {shape = {dim = [1, 3, 4, 4]}}\n'
+    yaml_head = "caffeconf: 1\nlayers:\n- {name: '001', type: Input, input_param: {shape: {dim: [1, 3, 4, 4]}}}\n"
+    cases = {"toml type": toml_head + '\n[[layers]]\nname = "p"\ntype = |\n',
+             "toml bottom": toml_head + '\n[[layers]]\nname = "p"\nbottom = |\n',
+             "toml pool": toml_head + '\n[[layers]]\nname = "p"\ntype = "Pooling"\npooling_param = {pool = |}\n',
+             "yaml bottom": yaml_head + "- {name: p, bottom: |}\n",
+             "yaml pool": yaml_head + "- {name: p, type: Pooling, pooling_param: {pool: |}}\n"}
+    inserted = {}
+    for case, written in cases.items():
+        path = SERVED / ("typed." + case.split()[0])
+        text, position = cursor(written)
+        opened(server, path, text, case.split()[0])
+        items = server.request("textDocument/completion", {"textDocument": {"uri": path.as_uri()}, "position": position})
+        close(server, path)
+        inserted[case] = {item["label"]: item.get("insertText") for item in items}
+    assert inserted["toml type"]["AbsVal"] == '"AbsVal"'
+    assert inserted["toml bottom"] == {"001": '"001"'}
+    assert inserted["toml pool"] == {"MAX": '"MAX"', "AVE": '"AVE"', "STOCHASTIC": '"STOCHASTIC"'}
+    assert inserted["yaml bottom"] == {"001": '"001"'}  # plain 001 would read back as the number 1
+    assert inserted["yaml pool"] == {"MAX": "MAX", "AVE": "AVE", "STOCHASTIC": "STOCHASTIC"}
+
+
 def test_a_prototxt_gets_hover_on_fields_types_and_layers_and_definition_of_bottoms(server):
     prototxt = SERVED / "net.prototxt"
     assert opened(server, prototxt, language="prototxt") == []
