@@ -176,8 +176,14 @@ _OPENED = {"while parsing a flow mapping": "flow mapping", "while parsing a flow
 
 
 def _syntax_error(error: yaml.MarkedYAMLError, text: str, path: str) -> CaffeconfError:
-    def at(mark) -> Span:
-        return Span(path, mark.line + 1, mark.column + 1) if mark else Span(path, 1, 1)
+    lines = text.split("\n")
+
+    def at(mark) -> Span:  # libyaml's end of input is the line after a last line without its newline
+        if mark is None:
+            return Span(path, 1, 1)
+        if mark.line >= len(lines):
+            return Span(path, len(lines), len(lines[-1]) + 1)
+        return Span(path, mark.line + 1, mark.column + 1)
 
     problem = f"invalid YAML: {error.problem or error.context or 'invalid YAML'}"
     opened = _OPENED.get(error.context or "")

@@ -522,7 +522,8 @@ def test_completed_values_are_inserted_as_the_format_reads_them_back(server):
         path = SERVED / ("typed." + case.split()[0])
         text, position = cursor(written)
         opened(server, path, text, case.split()[0])
-        items = server.request("textDocument/completion", {"textDocument": {"uri": path.as_uri()}, "position": position})
+        items = server.request("textDocument/completion",
+                               {"textDocument": {"uri": path.as_uri()}, "position": position})
         close(server, path)
         inserted[case] = {item["label"]: item.get("insertText") for item in items}
     assert inserted["toml type"]["AbsVal"] == '"AbsVal"'
