@@ -117,7 +117,7 @@ def _build(path: str | Path, limits: Limits, variants: frozenset[str], settings:
         diags.extend(error)
         return Build(None, tuple(diags.sorted()))
     failed = diags.has_errors
-    return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, document.variants)
+    return Build(None if failed else net, tuple(diags.sorted()), None if failed else solver, tuple(document.variants))
 
 
 def is_solver_tree(tree) -> bool:

@@ -412,6 +412,9 @@ def _walk(tree: ast.expr, expression: "_Expression") -> frozenset[str]:
 UNKNOWN = Sentinel("unknown")
 
 
+UNDEFINED_NAME = re.compile(r"undefined name '(\w+)'")  # the message, read back by what merges its errors
+
+
 def _eval_name(scope: Mapping[str, object], evaluate: Callable, node: ast.Name) -> object:
     if node.id in NAME_ALIASES:
         return NAME_ALIASES[node.id]

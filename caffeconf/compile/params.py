@@ -5,10 +5,11 @@ the given ones evaluated in the caller's environment, then the defaults, in decl
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import Diagnostic, DiagnosticList, Note, Span, closest, did_you_mean
 from .fields import describe
+from .expr import UNDEFINED_NAME
 from .syntax import ParamDecl
 from .tree import Map, Node, Seq
 from .values import FAILED, Env, Evaluator
@@ -36,6 +37,26 @@ class ParamMisses:
             self.diags.error(decls[declared].span, f"parameter '{declared}' of {owner} is given as '{key}' by "
                              f"{len(uses)} uses", hint=f"did you mean '{key}'?",
                              notes=[Note(f"'{key}' given here (the first of {len(uses)})", next(iter(uses)))])
+
+
+def merge_misspelt_variants(diags: DiagnosticList, variants: dict[str, Span], read: Callable[[], set[str]]) -> None:
+    """One undefined name read by several expressions, close to a declared variant that none reads
+    (`read()`: the names any expression reads), is one mistake: the declaration's (a misspelt
+    variant), so their errors become one, there."""
+    readings: dict[str, list[Diagnostic]] = {}
+    for diag in diags.items:
+        if diag.severity == "error" and (undefined := UNDEFINED_NAME.fullmatch(diag.message)):
+            readings.setdefault(undefined.group(1), []).append(diag)
+    for name, found in readings.items():
+        declared = closest(name, variants)
+        if declared is None or len(found) < 2 or declared in read():
+            continue
+        for diag in found:
+            diags.remove(diags.key(diag))
+        first = min((diag.span for diag in found), key=lambda span: (span.line, span.col))
+        diags.error(variants[declared], f"variant '{declared}' is read as '{name}' by {len(found)} expressions",
+                    hint=f"did you mean '{name}'?",
+                    notes=[Note(f"'{name}' read here (the first of {len(found)})", first)])
 
 
 def bind_params(evaluator: Evaluator, decls: dict[str, ParamDecl], with_node: Node | None, env: Env,

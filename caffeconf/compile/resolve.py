@@ -23,7 +23,7 @@ from .entries import Scope, bottoms, flat_blob, layer_type, tops
 from .findings import UseFindings
 from .fields import describe, layer_message, net_message
 from .library import Library, unit_key
-from .params import ParamMisses, bind_params
+from .params import ParamMisses, bind_params, merge_misspelt_variants
 from .repeat import index_ranges, iterations, poison_undecided
 from .rules import RuleSet, combine, settle_variants
 from .sharing import Sharing
@@ -31,7 +31,7 @@ from .syntax import (INSTANCE, Document, Entry, LayerEntry, ModuleDecl, ModuleUs
                      written_keys)
 from .tree import Map, Node
 from .uses import bind_ports, collect_outputs, instance_ports, module_for, poison_use, use_outputs, use_rules
-from .values import FAILED, Evaluator
+from .values import FAILED, Evaluator, names_read
 
 LAYER_SYNTAX_KEYS = written_keys(LayerEntry)
 USE_KEYS = ("use", "name", "with", "bottom", "top", "include", "exclude", "repeat", "when", "share", "doc")
@@ -54,6 +54,13 @@ class Resolver:
         self.param_misses = ParamMisses(diags)
         self.document_values: dict[str, Any] = {}
 
+    def _names_read(self) -> set[str]:
+        """The names read by any expression of the document or the modules it sees."""
+        modules = [module for unit in self.library.units.values() for module in unit.modules.values()]
+        return names_read([*self.document.layers, *(decl.default for decl in self.document.params.values()),
+                           *(node for module in modules for node in module.layers),
+                           *(decl.default for module in modules for decl in module.params.values())])
+
     def run(self) -> Net | None:
         """The flat net, or None when the document's own parameters fail."""
         doc = self.document
@@ -71,6 +78,7 @@ class Resolver:
                       blobs={blob: blob for blob in net_fields.get("input", ())})
         self.expand(doc.entries, scope, prev=None)
         self.param_misses.report()
+        merge_misspelt_variants(self.diags, doc.variants, self._names_read)
         self.findings.annotate()
         return Net(name=name or "", layers=tuple(self.layers), fields=net_fields)
 

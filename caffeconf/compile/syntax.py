@@ -8,7 +8,7 @@ is evaluated per instance, which the resolver does.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache, cached_property
 from typing import Any, Union
 
@@ -146,7 +146,7 @@ class Document(_Declares):
     imports: Node | None
     layers: tuple[Map, ...]
     net_fields: dict[str, Node]  # other NetParameter fields (force_backward, state, ...)
-    variants: tuple[str, ...] = ()  # stages decided at compile time (`compile --stage NAME`)
+    variants: dict[str, Span] = field(default_factory=dict)  # stages decided at compile time (`compile --stage NAME`)
     solver: Node | None = None  # SolverParameter fields for training this net (`caffeconf train`)
     refused_params: frozenset[str] = frozenset()  # declared but refused: reported once, at the declaration
 
@@ -333,6 +333,6 @@ def parse_document(root: Node, path: str, diags: DiagnosticList, net_field_names
         params=params, refused_params=_refused(root.get("params"), params), modules=modules, imports=root.get("imports"),
         layers=_layers(root.get("layers"), "`layers`", diags),
         net_fields={k: v for k, v in root.values.items() if k in net_field_names and k != "name"},
-        variants=tuple(p.name for p in _ports(root.get("variants"), "`variants`", diags)),
+        variants={p.name: p.span for p in _ports(root.get("variants"), "`variants`", diags)},
         solver=root.get("solver"),
     )

@@ -7,7 +7,7 @@ every problem."""
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..errors import CaffeconfError, DiagnosticList, Span
 from .expr import compile_template
@@ -125,6 +125,17 @@ class Evaluator:
             patterns.extend(re.escape(name) for name in (value if isinstance(value, list) else [value])
                             if isinstance(name, str))
         return patterns
+
+
+def names_read(nodes: Iterable[Node | None]) -> set[str]:
+    """Every name the `${...}` expressions under `nodes` read, in all branches."""
+    read: set[str] = set()
+    for node in nodes:
+        if isinstance(node, (Map, Seq)):
+            read |= names_read(node.values.values() if isinstance(node, Map) else node.items)
+        elif (template := _quiet_template(node)) is not None:
+            read |= template.names
+    return read
 
 
 def _quiet_template(node: Node):
