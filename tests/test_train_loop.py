@@ -100,6 +100,25 @@ def test_resume_follows_the_uninterrupted_trajectory(in_digits, tmp_path):
     assert (tmp_path / "whole_iter_12.solverstate").read_bytes() != b""
 
 
+@pytest.mark.parametrize("start", ["resumed at max_iter", "max_iter 0"])
+def test_a_snapshot_before_any_iteration_keeps_the_history(in_digits, tmp_path, start):
+    from caffeconf.caffe.solverstate import read_snapshot
+
+    first = write_solver(tmp_path / "first.prototxt", max_iter=3, type='"Adam"', snapshot_prefix=f'"{tmp_path / "a"}"')
+    assert main(["train", "--solver", str(first), "-q"]) == 0
+    again = write_solver(tmp_path / "again.prototxt", max_iter=3 if start == "resumed at max_iter" else 0,
+                         type='"Adam"', snapshot_prefix=f'"{tmp_path / "b"}"')
+    resume = ["--resume", str(tmp_path / "a_iter_3.solverstate")] if start == "resumed at max_iter" else []
+    assert main(["train", "--solver", str(again), "-q", *resume]) == 0
+    written = read_snapshot(str(tmp_path / f"b_iter_{3 if resume else 0}.solverstate"))
+    assert len(written.history) == 16  # Adam's two sets for conv1, conv2, ip1, ip2 (weights, biases)
+    if resume:
+        original = read_snapshot(str(tmp_path / "a_iter_3.solverstate"))
+        assert all((mine == theirs).all() for mine, theirs in zip(written.history, original.history))
+    else:
+        assert not any(h.any() for h in written.history)
+
+
 def test_a_failed_snapshot_leaves_no_partial_file(in_digits, tmp_path, monkeypatch):
     import caffeconf.files
 
