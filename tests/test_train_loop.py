@@ -195,14 +195,18 @@ def test_an_iter_size_below_one_is_refused_before_training(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     solver = write_solver(tmp_path / "solver.prototxt", max_iter=2, iter_size=iter_size)
     assert main(["train", "--solver", str(solver), "-q"]) == 1
-    assert capsys.readouterr().err == f"error: {solver}: solver iter_size must be at least 1, got {iter_size}\n"
+    assert capsys.readouterr().err == (f"{solver}:15:1: error: iter_size must be at least 1, got {iter_size}\n"
+                                       f"    iter_size: {iter_size}\n    ^\n")
 
 
 def test_a_yaml_solver_given_as_net_is_read_as_the_solver(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "solver.yaml").write_text(f"net: {CONFIG}\nbase_lr: 0.01\nmax_iter: 2\niter_size: 0\n")
+    (tmp_path / "solver.yaml").write_text(f"net: {CONFIG}\nbase_lr: 0.01\nmax_iter: 2\niter_size: 0\nlr_policy: Step\n")
     assert main(["train", "solver.yaml", "-q"]) == 1
-    assert capsys.readouterr().err == "error: solver.yaml: solver iter_size must be at least 1, got 0\n"
+    assert capsys.readouterr().err == ("solver.yaml:4:1: error: iter_size must be at least 1, got 0\n"
+                                       "    iter_size: 0\n    ^~~~~~~~~\n"
+                                       "solver.yaml:5:1: error: unknown lr_policy 'Step'\n"
+                                       "    lr_policy: Step\n    ^~~~~~~~~\n  hint: did you mean 'step'?\n")
 
 
 @pytest.mark.parametrize("field, value", [("iter", -1), ("current_step", -2)])

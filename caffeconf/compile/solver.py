@@ -44,15 +44,41 @@ def read_solver_file(path: str, how: LoadOptions = LoadOptions()) -> messages.So
         if how.settings.solver is not None:
             set_solver_fields(solver, how.settings.solver, "solver", SETTINGS_SOURCE)
     _default_snapshot_prefix(solver, path)
-    check_iteration_counts(solver, path)
+    check_solver_values(solver, path, how)
     return solver
 
 
-def check_iteration_counts(solver: messages.SolverParameter, path: str) -> None:
-    """Refuse what Caffe would divide by or loop on forever: `iter_size` below 1 (its losses and
-    gradients are divided by it)."""
-    if solver.iter_size < 1:
-        raise CaffeconfError.at(None, f"{path}: solver iter_size must be at least 1, got {solver.iter_size}")
+def check_solver_values(solver: messages.SolverParameter, path: str, how: LoadOptions = LoadOptions()) -> None:
+    """Refuse, where each is written, the values Caffe's solver refuses (facts.solver_value_problems),
+    before a net is built or the log is touched."""
+    from ..caffe.facts import solver_value_problems
+    from ..errors import DiagnosticList
+
+    diags = DiagnosticList()
+    for fields, message, hint in solver_value_problems(solver):
+        span = _written_at(path, fields, how)
+        diags.error(span, message if span else f"{path}: {message}", hint=hint)
+    if diags.items:
+        raise CaffeconfError(diags.sorted())
+
+
+def _written_at(path: str, fields: tuple[str, ...], how: LoadOptions):
+    """The span of the first of `fields` written in a `--set solver.FIELD`, a YAML/TOML solver of
+    plain fields or a text solver prototxt (a config's section is checked as it compiles); None
+    when none is (a binary solver, a default value)."""
+    from .source import is_config, load_tree
+    from .tree import Map
+    from ..caffe.upgrade import Locator
+
+    tree = load_tree(path, how.limits) if is_config(path) else None
+    for field in fields:
+        if how.settings.solver is not None and field in how.settings.solver.keys:
+            return how.settings.solver.keys[field]
+        span = (tree.keys.get(field) if isinstance(tree, Map) else None) if tree is not None else \
+            Locator.of(path).field(field)
+        if span is not None:
+            return span
+    return None
 
 
 def config_solver(path: str, how: LoadOptions = LoadOptions()) -> messages.SolverParameter | None:
