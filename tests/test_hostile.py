@@ -168,7 +168,7 @@ def test_run_never_writes_over_its_net(tmp_path, option):
 def test_train_never_writes_its_log_over_its_solver(tmp_path):
     pytest.importorskip("torch")
     solver = tmp_path / "solver.prototxt"
-    solver.write_text(f'net: "{ROOT / "configs" / "lenet.yaml"}"\nbase_lr: 0.1\nmax_iter: 1\n')
+    solver.write_text(f'net: "{ROOT / "configs" / "lenet.yaml"}"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 1\n')
     before = solver.read_bytes()
     stderr = _refused(caffeconf("train", "--solver", str(solver), "--log", str(solver), "-q", cwd=tmp_path, timeout=60))
     assert f"{solver}: is one of this command's inputs: not overwritten" in stderr

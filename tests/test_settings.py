@@ -129,7 +129,7 @@ def test_solver_fields_override_a_config_s_section_and_a_solver_file(config, tmp
     solver = read_solver_file(str(config), how)
     assert (solver.max_iter, solver.lr_policy, solver.stepsize, solver.base_lr) == (3, "step", 2, pytest.approx(0.01))
     prototxt = tmp_path / "solver.prototxt"
-    prototxt.write_text('net: "tiny.yaml"\nbase_lr: 0.1\nmax_iter: 100\ntest_iter: 1\ntest_iter: 2\n')
+    prototxt.write_text('net: "tiny.yaml"\nbase_lr: 0.1\nlr_policy: "fixed"\nmax_iter: 100\ntest_iter: 1\ntest_iter: 2\n')
     how = LoadOptions(settings=parse_settings(["solver.max_iter=7", "solver.test_iter=[5]"]))
     solver = read_solver_file(str(prototxt), how)
     assert (solver.max_iter, list(solver.test_iter), solver.base_lr) == (7, [5], pytest.approx(0.1))

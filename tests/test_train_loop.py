@@ -100,6 +100,25 @@ def test_resume_follows_the_uninterrupted_trajectory(in_digits, tmp_path):
     assert (tmp_path / "whole_iter_12.solverstate").read_bytes() != b""
 
 
+@pytest.mark.parametrize("start", ["resumed at max_iter", "max_iter 0"])
+def test_a_snapshot_before_any_iteration_keeps_the_history(in_digits, tmp_path, start):
+    from caffeconf.caffe.solverstate import read_snapshot
+
+    first = write_solver(tmp_path / "first.prototxt", max_iter=3, type='"Adam"', snapshot_prefix=f'"{tmp_path / "a"}"')
+    assert main(["train", "--solver", str(first), "-q"]) == 0
+    again = write_solver(tmp_path / "again.prototxt", max_iter=3 if start == "resumed at max_iter" else 0,
+                         type='"Adam"', snapshot_prefix=f'"{tmp_path / "b"}"')
+    resume = ["--resume", str(tmp_path / "a_iter_3.solverstate")] if start == "resumed at max_iter" else []
+    assert main(["train", "--solver", str(again), "-q", *resume]) == 0
+    written = read_snapshot(str(tmp_path / f"b_iter_{3 if resume else 0}.solverstate"))
+    assert len(written.history) == 16  # Adam's two sets for conv1, conv2, ip1, ip2 (weights, biases)
+    if resume:
+        original = read_snapshot(str(tmp_path / "a_iter_3.solverstate"))
+        assert all((mine == theirs).all() for mine, theirs in zip(written.history, original.history))
+    else:
+        assert not any(h.any() for h in written.history)
+
+
 def test_a_failed_snapshot_leaves_no_partial_file(in_digits, tmp_path, monkeypatch):
     import caffeconf.files
 
@@ -176,14 +195,18 @@ def test_an_iter_size_below_one_is_refused_before_training(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     solver = write_solver(tmp_path / "solver.prototxt", max_iter=2, iter_size=iter_size)
     assert main(["train", "--solver", str(solver), "-q"]) == 1
-    assert capsys.readouterr().err == f"error: {solver}: solver iter_size must be at least 1, got {iter_size}\n"
+    assert capsys.readouterr().err == (f"{solver}:15:1: error: iter_size must be at least 1, got {iter_size}\n"
+                                       f"    iter_size: {iter_size}\n    ^\n")
 
 
 def test_a_yaml_solver_given_as_net_is_read_as_the_solver(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "solver.yaml").write_text(f"net: {CONFIG}\nbase_lr: 0.01\nmax_iter: 2\niter_size: 0\n")
+    (tmp_path / "solver.yaml").write_text(f"net: {CONFIG}\nbase_lr: 0.01\nmax_iter: 2\niter_size: 0\nlr_policy: Step\n")
     assert main(["train", "solver.yaml", "-q"]) == 1
-    assert capsys.readouterr().err == "error: solver.yaml: solver iter_size must be at least 1, got 0\n"
+    assert capsys.readouterr().err == ("solver.yaml:4:1: error: iter_size must be at least 1, got 0\n"
+                                       "    iter_size: 0\n    ^~~~~~~~~\n"
+                                       "solver.yaml:5:1: error: unknown lr_policy 'Step'\n"
+                                       "    lr_policy: Step\n    ^~~~~~~~~\n  hint: did you mean 'step'?\n")
 
 
 @pytest.mark.parametrize("field, value", [("iter", -1), ("current_step", -2)])

@@ -161,11 +161,13 @@ def test_batch_norm_statistics_are_never_learned_even_without_param_specs():
         assert torch.equal(param.tensor.detach(), before)
 
 
-def test_unknown_solver_type_names_the_choices():
-    from caffeconf.errors import CaffeconfError
+def test_the_solvers_and_policies_are_those_the_solver_check_accepts():
+    from caffeconf.caffe.facts import LR_POLICIES, SOLVER_TYPES
+    from caffeconf.train.lr_policy import POLICIES as FORMULAS
+    from caffeconf.train.solvers import SOLVERS
 
-    with pytest.raises(CaffeconfError, match="unknown solver type 'Adamm'.*"):
-        make_solver(solver_settings(type="Adamm"), [])
+    assert tuple(SOLVERS) == SOLVER_TYPES
+    assert sorted([*FORMULAS, "multistep"]) == sorted(LR_POLICIES)
 
 
 POLICIES = {

@@ -505,3 +505,33 @@ def looks_like_solver(top_level_names: set[str]) -> bool:
     net = set(messages.descriptor("NetParameter").fields_by_name)
     solver = set(messages.descriptor("SolverParameter").fields_by_name)
     return len(top_level_names & solver - net) > len(top_level_names & net - solver)
+
+
+# What Caffe's solvers know: SolverRegistry's types, SGDSolver's lr_policy and regularization_type.
+SOLVER_TYPES = ("SGD", "Nesterov", "AdaGrad", "RMSProp", "AdaDelta", "Adam")
+LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")
+REGULARIZATION_TYPES = ("L1", "L2")
+
+
+def solver_value_problems(solver) -> list[tuple[tuple[str, ...], str, str | None]]:
+    """(the fields to place it at, first written first; message; hint) for each value Caffe's solver
+    refuses: when it is made (type, average_loss) or once it trains (iter_size divides the gradients;
+    lr_policy and the stepsize and gamma GetLearningRate CHECKs; regularization_type)."""
+    found = []
+    for field in ("iter_size", "average_loss"):
+        if getattr(solver, field) < 1:
+            found.append(((field,), f"{field} must be at least 1, got {getattr(solver, field)}", None))
+    for field, known in (("type", SOLVER_TYPES), ("lr_policy", LR_POLICIES),
+                         ("regularization_type", REGULARIZATION_TYPES)):
+        value = getattr(solver, field)
+        if value not in known:
+            found.append(((field,), f"unknown {field} '{value}'" if value else f"no {field}: the solver needs one",
+                          did_you_mean(value, known) or "use one of: " + ", ".join(known)))
+    policy = solver.lr_policy
+    if policy in ("step", "sigmoid") and solver.stepsize <= 0:
+        found.append((("stepsize", "lr_policy"), f"lr_policy '{policy}' needs a positive stepsize, "
+                                                 f"got {solver.stepsize}", None))
+    if policy in LR_POLICIES and policy not in ("fixed", "poly") and solver.gamma < 0:
+        found.append((("gamma", "lr_policy"), f"lr_policy '{policy}' needs a gamma of at least 0, "
+                                              f"got {solver.gamma:g}", None))
+    return found

@@ -16,7 +16,7 @@ from typing import Callable
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from . import prototxt
+from . import facts, prototxt
 from ..errors import CaffeconfError, Diagnostic, Span, did_you_mean
 from . import messages
 
@@ -106,8 +106,8 @@ TRANSFORM_FIELDS = ("scale", "mean_file", "crop_size", "mirror")
 V1_CONVERTED_FIELDS = ("bottom", "top", "name", "include", "exclude", "type", "blobs", "param",
                        "blob_share_mode", "blobs_lr", "weight_decay", "loss_weight", "layer")
 
-SOLVER_TYPES = {"SGD": "SGD", "NESTEROV": "Nesterov", "ADAGRAD": "AdaGrad",
-                "RMSPROP": "RMSProp", "ADADELTA": "AdaDelta", "ADAM": "Adam"}
+# The old `solver_type` enum names: the types in capitals.
+SOLVER_TYPES = {name.upper(): name for name in facts.SOLVER_TYPES}
 
 
 @dataclass

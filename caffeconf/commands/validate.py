@@ -56,13 +56,11 @@ def solver_diagnostics(given: SolverGiven, limits) -> tuple:
     """A solver's problems (its fields were checked as it was read), then those of each net it
     names: a file (relative to the current directory, as Caffe opens it) or a net written in it.
     An error with no place of its own is placed at the field that names the net."""
-    from ..caffe.upgrade import Locator
-    from ..compile.solver import check_iteration_counts, check_solver_names, test_nets, train_net
+    from ..compile.solver import check_solver_values, test_nets, train_net
 
     source, solver = given.source, given.solver
     try:
-        check_iteration_counts(solver, source)
-        check_solver_names(solver, source, Locator(source, given.outline))
+        check_solver_values(solver, source)
         train_net(solver, None, source)  # for what Caffe refuses: no net, a test_iter per test net
         test_nets(solver, None, source)
     except CaffeconfError as error:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..caffe import messages, prototxt
 from ..caffe.dialect import Dialect, current, use
-from ..caffe.facts import looks_like_solver
+from ..caffe.facts import looks_like_solver, solver_value_problems
 from ..caffe.netfile import SolverGiven
 from .check import check_modules
 from .header import adopt_config_proto
@@ -144,7 +144,15 @@ def check_solver(node, resolver: Resolver, diags: DiagnosticList) -> dict | None
         for key in SOLVER_NET_FIELDS & set(node.values):
             diags.error(node.keys[key], f"`solver.{key}`: a config's solver trains the config's own net",
                         hint="remove it; to train another net, give that net to `caffeconf train`")
-    return resolver.document_message(node, solver_message(), "solver", SOLVER_NET_FIELDS)
+    start = len(diags.items)
+    data = resolver.document_message(node, solver_message(), "solver", SOLVER_NET_FIELDS)
+    if len(diags.items) == start:  # a refused field's default would only add a follow-on error
+        from ..caffe.serde import data_to_message
+
+        for fields, message, hint in solver_value_problems(data_to_message(data, messages.SolverParameter())):
+            written = [node.keys[field] for field in fields if isinstance(node, Map) and field in node.keys]
+            diags.error(written[0] if written else node.span, message, hint=hint)
+    return data
 
 
 def compile_file(path: str | Path, limits: Limits = DEFAULT_LIMITS, variants: frozenset[str] = frozenset(),

@@ -14,7 +14,7 @@ from pathlib import Path
 from .fields import set_solver_fields
 from .load import LoadOptions
 from .settings import SETTINGS_SOURCE, with_solver_settings
-from ..errors import CaffeconfError, Span, did_you_mean
+from ..errors import CaffeconfError, Span
 from ..ir import Net
 from ..caffe import messages
 
@@ -44,32 +44,41 @@ def read_solver_file(path: str, how: LoadOptions = LoadOptions()) -> messages.So
         if how.settings.solver is not None:
             set_solver_fields(solver, how.settings.solver, "solver", SETTINGS_SOURCE)
     _default_snapshot_prefix(solver, path)
-    check_iteration_counts(solver, path)
-    check_solver_names(solver, path, None if is_config(path) else upgrade.Locator.of(path))
+    check_solver_values(solver, path, how)
     return solver
 
 
-LR_POLICIES = ("fixed", "step", "exp", "inv", "multistep", "poly", "sigmoid")  # SGDSolver::GetLearningRate
+def check_solver_values(solver: messages.SolverParameter, path: str, how: LoadOptions = LoadOptions()) -> None:
+    """Refuse, where each is written, the values Caffe's solver refuses (facts.solver_value_problems),
+    before a net is built or the log is touched."""
+    from ..caffe.facts import solver_value_problems
+    from ..errors import DiagnosticList
+
+    diags = DiagnosticList()
+    for fields, message, hint in solver_value_problems(solver):
+        span = _written_at(path, fields, how)
+        diags.error(span or Span(path, 1, 1), message, hint=hint)  # a missing field: the file itself
+    if diags.items:
+        raise CaffeconfError(diags.sorted())
 
 
-def check_solver_names(solver: messages.SolverParameter, path: str, where) -> None:
-    """Refuse a `type` that Caffe's solver registry lacks and an `lr_policy` that its first update
-    aborts on, at the field when `where` (a prototxt's Locator) has it."""
-    from ..caffe.upgrade import SOLVER_TYPES
+def _written_at(path: str, fields: tuple[str, ...], how: LoadOptions):
+    """The span of the first of `fields` written in a `--set solver.FIELD`, a YAML/TOML solver of
+    plain fields or a text solver prototxt (a config's section is checked as it compiles); None
+    when none is (a binary solver, a default value)."""
+    from .source import is_config, load_tree
+    from .tree import Map
+    from ..caffe.upgrade import Locator
 
-    for name, value, known in (("type", solver.type, tuple(SOLVER_TYPES.values())),
-                               ("lr_policy", solver.lr_policy, LR_POLICIES)):
-        if solver.HasField(name) and value not in known:
-            span = (where.field(name) if where else None) or Span(path, 1, 1)
-            raise CaffeconfError.at(span, f"unknown {name} '{value}'",
-                                    hint=did_you_mean(value, known) or "one of " + ", ".join(known))
-
-
-def check_iteration_counts(solver: messages.SolverParameter, path: str) -> None:
-    """Refuse what Caffe would divide by or loop on forever: `iter_size` below 1 (its losses and
-    gradients are divided by it)."""
-    if solver.iter_size < 1:
-        raise CaffeconfError.at(None, f"{path}: solver iter_size must be at least 1, got {solver.iter_size}")
+    tree = load_tree(path, how.limits) if is_config(path) else None
+    for field in fields:
+        if how.settings.solver is not None and field in how.settings.solver.keys:
+            return how.settings.solver.keys[field]
+        span = (tree.keys.get(field) if isinstance(tree, Map) else None) if tree is not None else \
+            Locator.of(path).field(field)
+        if span is not None:
+            return span
+    return None
 
 
 def config_solver(path: str, how: LoadOptions = LoadOptions()) -> messages.SolverParameter | None:

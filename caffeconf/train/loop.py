@@ -194,17 +194,22 @@ class Trainer:
             if loss is not None:
                 loss.backward()
                 loss_sum += loss.item()
-        if self.solver is None:
-            self.solver = self._make_solver()
         if self.options.reduce_gradients:
-            self.options.reduce_gradients(self.solver.params)
+            self.options.reduce_gradients(self._solver().params)
         loss = loss_sum / s.iter_size
         self.losses.append(loss)
         rate, self.current_step = learning_rate(s, self.iteration, self.current_step)
         self._display(loss, rate, outputs)
-        self.solver.apply_update(rate, self.iteration)
+        self._solver().apply_update(rate, self.iteration)
         self.iteration += 1
         return loss
+
+    def _solver(self) -> Solver:
+        """The solver, made (with a resumed history) at the first update or snapshot: a snapshot
+        before any iteration, resumed at max_iter or trained with max_iter 0, still holds it."""
+        if self.solver is None:
+            self.solver = self._make_solver()
+        return self.solver
 
     def _make_solver(self) -> Solver:
         solver = make_solver(self.settings, learnable_params(self.model))
@@ -249,7 +254,7 @@ class Trainer:
     def snapshot(self) -> None:
         if not self.options.leader:
             return
-        history = [h.detach().cpu().numpy() for h in self.solver.history] if self.solver else []
+        history = [h.detach().cpu().numpy() for h in self._solver().history]
         paths = write_snapshot(self.settings.snapshot_prefix, self.iteration, self.current_step,
                                self.net, self.model.blob_arrays(), history)
         self.snapshots.append(paths)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import math
 
-from ..errors import CaffeconfError
-
 
 def learning_rate(solver, iteration: int, current_step: int = 0) -> tuple[float, int]:
     """The rate at `iteration` and the (possibly advanced) multistep position."""
@@ -17,10 +15,7 @@ def learning_rate(solver, iteration: int, current_step: int = 0) -> tuple[float,
     if policy == "multistep":
         current_step = advance_multistep(solver.stepvalue, iteration, current_step)
         return solver.base_lr * solver.gamma ** current_step, current_step
-    if policy not in POLICIES:
-        raise CaffeconfError.at(None, f"unknown lr_policy '{policy}'",
-                                hint="use one of: " + ", ".join(sorted([*POLICIES, "multistep"])))
-    return POLICIES[policy](solver, iteration), current_step
+    return POLICIES[policy](solver, iteration), current_step  # (policies checked as the solver was read)
 
 
 def advance_multistep(stepvalues, iteration: int, current_step: int) -> int:
@@ -29,16 +24,10 @@ def advance_multistep(stepvalues, iteration: int, current_step: int) -> int:
     return current_step
 
 
-def _step(s, it):
-    if s.stepsize <= 0:
-        raise CaffeconfError.at(None, "lr_policy 'step' needs a positive stepsize")
-    return s.base_lr * s.gamma ** (it // s.stepsize)
-
-
 # Caffe's formulas, by lr_policy (multistep, stateful, is `learning_rate`'s own)
 POLICIES = {
     "fixed": lambda s, it: s.base_lr,
-    "step": _step,
+    "step": lambda s, it: s.base_lr * s.gamma ** (it // s.stepsize),
     "exp": lambda s, it: s.base_lr * s.gamma ** it,
     "inv": lambda s, it: s.base_lr * (1 + s.gamma * it) ** (-s.power),
     "poly": lambda s, it: s.base_lr * (1 - it / s.max_iter) ** s.power,

@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from ..caffe.facts import fixed_blobs
-from ..errors import CaffeconfError
 
 Tensor = torch.Tensor
 
@@ -62,9 +61,6 @@ class Solver:
         self.params = params
         self.history = [torch.zeros_like(p.tensor, requires_grad=False)
                         for _ in range(self.history_sets) for p in params]
-        if settings.regularization_type not in ("L1", "L2"):
-            raise CaffeconfError.at(None, f"unknown regularization_type '{settings.regularization_type}'",
-                                    hint="use L1 or L2")
         for p in params:
             # Caffe sends no gradient to blobs with lr_mult 0 (param_propagate_down is false).
             p.tensor.requires_grad_(p.lr_mult != 0)
@@ -164,7 +160,5 @@ SOLVERS = {"SGD": Solver, "Nesterov": Nesterov, "AdaGrad": AdaGrad, "RMSProp": R
 
 
 def make_solver(settings, params: list[LearnableParam]) -> Solver:
-    if settings.type not in SOLVERS:
-        raise CaffeconfError.at(None, f"unknown solver type '{settings.type}'",
-                                hint="use one of: " + ", ".join(SOLVERS))
+    """The solver of `settings.type` (checked as the solver was read: compile.solver.check_solver_values)."""
     return SOLVERS[settings.type](settings, params)
