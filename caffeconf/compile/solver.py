@@ -54,31 +54,28 @@ def check_solver_values(solver: messages.SolverParameter, path: str, how: LoadOp
     from ..caffe.facts import solver_value_problems
     from ..errors import DiagnosticList
 
+    problems = solver_value_problems(solver)
+    where = _field_spans(path, how) if problems else None  # the file is read again only to place an error
     diags = DiagnosticList()
-    for fields, message, hint in solver_value_problems(solver):
-        span = _written_at(path, fields, how)
+    for fields, message, hint in problems:
+        span = next((found for field in fields if (found := where(field)) is not None), None)
         diags.error(span or Span(path, 1, 1), message, hint=hint)  # a missing field: the file itself
     if diags.items:
         raise CaffeconfError(diags.sorted())
 
 
-def _written_at(path: str, fields: tuple[str, ...], how: LoadOptions):
-    """The span of the first of `fields` written in a `--set solver.FIELD`, a YAML/TOML solver of
-    plain fields or a text solver prototxt (a config's section is checked as it compiles); None
-    when none is (a binary solver, a default value)."""
+def _field_spans(path: str, how: LoadOptions):
+    """field name -> the span where it is written: a `--set solver.FIELD`, else a YAML/TOML solver of
+    plain fields or a text solver prototxt (a config's section is checked as it compiles); None where
+    it is not (a binary solver, a default value)."""
     from .source import is_config, load_tree
     from .tree import Map
     from ..caffe.upgrade import Locator
 
+    given = how.settings.solver.keys if how.settings.solver is not None else {}
     tree = load_tree(path, how.limits) if is_config(path) else None
-    for field in fields:
-        if how.settings.solver is not None and field in how.settings.solver.keys:
-            return how.settings.solver.keys[field]
-        span = (tree.keys.get(field) if isinstance(tree, Map) else None) if tree is not None else \
-            Locator.of(path).field(field)
-        if span is not None:
-            return span
-    return None
+    written = (tree.keys if isinstance(tree, Map) else {}).get if tree is not None else Locator.of(path).field
+    return lambda field: given.get(field) or written(field)
 
 
 def config_solver(path: str, how: LoadOptions = LoadOptions()) -> messages.SolverParameter | None:
